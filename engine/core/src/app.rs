@@ -1,0 +1,104 @@
+//! An application's settings as the engine enforces them: identity, feature flags and the
+//! per-app limits of the Socket Rush option table (seed 003). Parsed and validated by the
+//! engine's configuration; read-only at run time and shared by every shard.
+
+/// One application (tenant). Field names follow the Socket Rush JSON keys without the `app_`
+/// prefix; units are in the name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppConfig {
+    /// `app_id`: used in REST paths `/apps/{id}/…`.
+    pub id: String,
+    /// `app_key`: used by clients in `/app/{key}` and in auth strings.
+    pub key: String,
+    /// `app_secret`: HMAC key for channel auth, sign-in and REST signatures.
+    pub secret: String,
+    /// When false the app refuses new connections with 4003.
+    pub enabled: bool,
+    /// Seconds of silence before the server pings a client (sent in `connection_established`).
+    pub activity_timeout_s: u32,
+    /// `app_max_presence_users` (kept from the seed; presence limits use the per-channel value).
+    pub max_presence_users: u32,
+    /// `app_require_channel_authorization`: connections must sign in or hold a private/presence
+    /// subscription within `authorization_timeout_s`, else close 4009.
+    pub require_channel_authorization: bool,
+    /// `app_authorization_timeout_seconds`.
+    pub authorization_timeout_s: u32,
+    /// `app_enable_client_messages`: allow `client-*` events.
+    pub enable_client_messages: bool,
+    /// `app_max_connections`, 0 = unlimited; over it a new connection gets 4004.
+    pub max_connections: u64,
+    /// `app_max_backend_events_per_second`, 0 = unlimited.
+    pub max_backend_events_per_second: u32,
+    /// `app_max_client_events_per_second`, 0 = unlimited (the seed's meaning, kept).
+    pub max_client_events_per_second: u32,
+    /// `app_max_read_requests_per_second`, 0 = unlimited.
+    pub max_read_requests_per_second: u32,
+    /// `app_max_presence_members_per_channel`.
+    pub max_presence_members_per_channel: u32,
+    /// `app_max_presence_member_size_in_kb`.
+    pub max_presence_member_size_kb: u32,
+    /// `app_max_channel_name_length`.
+    pub max_channel_name_length: u32,
+    /// `app_max_event_channels_at_once`.
+    pub max_event_channels_at_once: u32,
+    /// `app_max_event_name_length`.
+    pub max_event_name_length: u32,
+    /// `app_max_event_payload_in_kb`.
+    pub max_event_payload_kb: u32,
+    /// `app_max_event_batch_size`.
+    pub max_event_batch_size: u32,
+    /// Webhook switches (the bridge delivers them; kept here so one config describes the app).
+    pub webhooks: WebhookFlags,
+}
+
+/// The seed's webhook switches for one app.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookFlags {
+    /// `app_webhooks_enabled` (also `--app-webhook-enabled`).
+    pub enabled: bool,
+    /// Where to POST, when enabled.
+    pub url: Option<String>,
+    /// `app_has_client_event_webhooks`.
+    pub client_event: bool,
+    /// `app_has_channel_occupied_webhooks`.
+    pub channel_occupied: bool,
+    /// `app_has_channel_vacated_webhooks`.
+    pub channel_vacated: bool,
+    /// `app_has_member_added_webhooks`.
+    pub member_added: bool,
+    /// `app_has_member_removed_webhooks`.
+    pub member_removed: bool,
+    /// `app_has_cache_miss_webhooks`.
+    pub cache_miss: bool,
+    /// `app_has_webhook_batching_enabled`.
+    pub batching: bool,
+}
+
+impl AppConfig {
+    /// An app with the seed's defaults (ringcast: activity timeout 120 s, see specs/pusher.md).
+    pub fn with_credentials(id: &str, key: &str, secret: &str) -> Self {
+        AppConfig {
+            id: id.to_owned(),
+            key: key.to_owned(),
+            secret: secret.to_owned(),
+            enabled: true,
+            activity_timeout_s: 120,
+            max_presence_users: 100,
+            require_channel_authorization: false,
+            authorization_timeout_s: 5,
+            enable_client_messages: false,
+            max_connections: 0,
+            max_backend_events_per_second: 0,
+            max_client_events_per_second: 0,
+            max_read_requests_per_second: 0,
+            max_presence_members_per_channel: 100,
+            max_presence_member_size_kb: 10,
+            max_channel_name_length: 200,
+            max_event_channels_at_once: 10,
+            max_event_name_length: 200,
+            max_event_payload_kb: 10,
+            max_event_batch_size: 10,
+            webhooks: WebhookFlags::default(),
+        }
+    }
+}
