@@ -102,3 +102,92 @@ impl AppConfig {
         }
     }
 }
+
+/// The process-wide table of apps, shared read-only by every shard, plus the one cross-shard
+/// counter that admission needs: live connections per app (`app_max_connections`). A relaxed
+/// atomic add at connect time is cheaper and simpler than a round trip between shards, and
+/// connects are not on the fan-out path.
+#[derive(Debug)]
+pub struct AppTable {
+    apps: Vec<AppConfig>,
+    by_key: ahash::AHashMap<String, u32>,
+    by_id: ahash::AHashMap<String, u32>,
+    connections: Vec<std::sync::atomic::AtomicU64>,
+}
+
+impl AppTable {
+    /// Builds the table; the configuration has already rejected duplicate ids and keys.
+    pub fn new(apps: Vec<AppConfig>) -> Self {
+        let by_key = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.key.clone(), i as u32))
+            .collect();
+        let by_id = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), i as u32))
+            .collect();
+        let connections = apps
+            .iter()
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        AppTable {
+            apps,
+            by_key,
+            by_id,
+            connections,
+        }
+    }
+
+    /// Number of apps.
+    pub fn len(&self) -> usize {
+        self.apps.len()
+    }
+
+    /// True when no app is configured.
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+    }
+
+    /// An app by index.
+    pub fn get(&self, index: u32) -> &AppConfig {
+        &self.apps[index as usize]
+    }
+
+    /// An app index by key (WebSocket path `/app/{key}`).
+    pub fn index_by_key(&self, key: &str) -> Option<u32> {
+        self.by_key.get(key).copied()
+    }
+
+    /// An app index by id (REST path `/apps/{id}`).
+    pub fn index_by_id(&self, id: &str) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Counts a new connection unless the app is at `max_connections`; false = refuse (4004).
+    pub fn try_admit(&self, index: u32) -> bool {
+        use std::sync::atomic::Ordering;
+        let max = self.apps[index as usize].max_connections;
+        let counter = &self.connections[index as usize];
+        if max == 0 {
+            counter.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Releases a connection counted by `try_admit`.
+    pub fn release(&self, index: u32) {
+        self.connections[index as usize].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Live connections of an app on this node.
+    pub fn connection_count(&self, index: u32) -> u64 {
+        self.connections[index as usize].load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

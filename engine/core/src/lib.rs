@@ -8,4 +8,5 @@ pub mod app;
 pub mod http;
 pub mod limits;
 pub mod pusher;
+pub mod shard;
 pub mod ws;

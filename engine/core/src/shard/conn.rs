@@ -1,0 +1,141 @@
+//! One connection's state as the shard keeps it: protocol phase, read buffer, WebSocket decoder,
+//! bounded outbound queue, subscriptions and sign-in. Small at rest: no buffer is held while no
+//! frame is partial and nothing is queued.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::message::AppIndex;
+use crate::ws::frame::Decoder;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading an HTTP request (upgrade or REST/health); keep-alive returns here.
+    Http,
+    /// An upgraded WebSocket speaking the Pusher protocol.
+    Pusher,
+    /// An upgraded WebSocket on the echo path (Autobahn).
+    Echo,
+    /// The server sent a close frame and waits for the client's close until the deadline.
+    Closing {
+        /// Monotonic second after which the socket is dropped without waiting more.
+        deadline_s: u64,
+    },
+    /// Flush what is queued, then close the socket.
+    Finished,
+    /// Drop the socket now, without flushing (slow consumer past its deadline).
+    Abort,
+}
+
+/// Where one subscription is in the subscribe protocol (see `shard` module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubState {
+    /// Waiting for every other shard to acknowledge this shard's interest in the channel.
+    AwaitingAcks,
+    /// The join request is at the channel's owner shard (presence and cache channels).
+    AwaitingOwner,
+    /// Receiving the channel's events.
+    Active,
+}
+
+/// One channel a connection is subscribed to (or subscribing to).
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// Channel name.
+    pub channel: Arc<str>,
+    /// Protocol state.
+    pub state: SubState,
+    /// The presence member this connection is in the channel as.
+    pub member: Option<super::message::MemberData>,
+    /// Whether the channel is a cache channel.
+    pub cache: bool,
+}
+
+/// A signed-in user on a connection.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// `user_data.id`.
+    pub user_id: Arc<str>,
+    /// Users this connection watches.
+    pub watchlist: Vec<Arc<str>>,
+}
+
+/// A connection's state on its shard.
+#[derive(Debug)]
+pub struct Conn {
+    /// Unique on this shard; the part after the dot of the socket id.
+    pub serial: u64,
+    /// Current phase.
+    pub phase: Phase,
+    /// The connection's app once the Pusher handshake chose one.
+    pub app: Option<AppIndex>,
+    /// Whether this connection is counted in its app's connection total.
+    pub counted: bool,
+    /// Bytes received and not yet consumed (a partial request or frame). Emptied to no
+    /// allocation when nothing is partial.
+    pub read_buf: BytesMut,
+    /// WebSocket frame decoder (after the upgrade).
+    pub decoder: Decoder,
+    /// Frames waiting for the socket, shared with other subscribers.
+    pub outbound: VecDeque<Bytes>,
+    /// Sum of `outbound` lengths, bounded by the outbound cap.
+    pub outbound_bytes: usize,
+    /// Already on the shard's wake list.
+    pub wake_queued: bool,
+    /// Monotonic second the connection was accepted.
+    pub opened_s: u64,
+    /// Monotonic second of the last frame received.
+    pub last_seen_s: u64,
+    /// Monotonic second the server sent `pusher:ping`, 0 when none is outstanding.
+    pub ping_sent_s: u64,
+    /// Channels.
+    pub subscriptions: Vec<Subscription>,
+    /// Sign-in, if any.
+    pub signed_in: Option<Box<SignedIn>>,
+    /// Signed in or holding a private/presence subscription (authorised-connection timeout).
+    pub authorized: bool,
+    /// Second of the current client-event rate window.
+    pub client_event_window_s: u64,
+    /// Client events counted in the current window.
+    pub client_events_in_window: u32,
+}
+
+impl Conn {
+    /// A freshly accepted connection.
+    pub fn new(serial: u64, now_s: u64, max_message_size: usize) -> Self {
+        Conn {
+            serial,
+            phase: Phase::Http,
+            app: None,
+            counted: false,
+            read_buf: BytesMut::new(),
+            decoder: Decoder::new(max_message_size),
+            outbound: VecDeque::new(),
+            outbound_bytes: 0,
+            wake_queued: false,
+            opened_s: now_s,
+            last_seen_s: now_s,
+            ping_sent_s: 0,
+            subscriptions: Vec::new(),
+            signed_in: None,
+            authorized: false,
+            client_event_window_s: 0,
+            client_events_in_window: 0,
+        }
+    }
+
+    /// Whether the connection takes new frames (not closing or closed).
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Http | Phase::Pusher | Phase::Echo)
+    }
+
+    /// Index of a channel in `subscriptions`.
+    pub fn subscription_index(&self, channel: &str) -> Option<usize> {
+        self.subscriptions
+            .iter()
+            .position(|s| &*s.channel == channel)
+    }
+}

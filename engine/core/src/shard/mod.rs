@@ -1,0 +1,751 @@
+//! One shard's whole state machine, sans IO: its connections, channel registry, owned presence /
+//! cache / watchlist state and the messages it owes other shards.
+//!
+//! The runtime shell drives it with `handle_*` (bytes from a socket, a socket gone, a message
+//! from another shard, a once-a-second tick, drain) and drains it with `take_*` (bytes for a
+//! socket, connections to wake, messages for other shards). Time is an argument (monotonic
+//! seconds), so the same code runs under a simulated clock in tests.
+//!
+//! # Subscribe protocol across shards
+//! A shard tells every other shard when it gains its first local subscriber of a channel
+//! (`Interest { on }`) and waits for all acks before confirming the subscription, so that any
+//! publish that starts after `subscription_succeeded` reaches the new subscriber wherever it is
+//! published. Presence and cache channels then go to the channel's *owner* shard (a fixed hash),
+//! which keeps the member list (first join / last leave per user over all shards) and the cached
+//! event, and answers with the frames to send. Rings are FIFO per shard pair, so the owner's
+//! answer always precedes the `member_added` events that follow it.
+
+pub mod conn;
+pub mod message;
+pub mod owner;
+pub mod registry;
+
+mod http_routes;
+mod session;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use slab::Slab;
+
+use crate::app::AppTable;
+use crate::http::request::{self, ParseOutcome};
+use crate::http::response;
+use crate::limits;
+use crate::pusher::{close, server_message};
+use crate::ws::{frame, handshake};
+use conn::{Conn, Phase};
+use message::{AppIndex, ShardMessage};
+use owner::OwnerState;
+use registry::Registry;
+
+/// Seconds a server-initiated close waits for the client's close frame before dropping.
+pub const CLOSE_WAIT_S: u64 = 5;
+
+/// Settings a shard needs, fixed at start.
+#[derive(Debug, Clone)]
+pub struct ShardSettings {
+    /// This shard's index (0-based).
+    pub shard_index: u16,
+    /// Number of shards in the process (≤ 64: interest sets are a u64 bitmask).
+    pub shard_count: u16,
+    /// Process-wide random part of socket ids (same on every shard).
+    pub socket_id_base: u64,
+    /// Largest WebSocket message accepted (1009 above).
+    pub max_message_size: usize,
+    /// Queued outbound bytes per connection before it is cut as a slow consumer (4100).
+    pub outbound_bytes_max: usize,
+    /// Seconds to finish an HTTP request / upgrade.
+    pub handshake_timeout_s: u64,
+    /// Path of the echo endpoint, if mounted.
+    pub echo_path: Option<String>,
+}
+
+/// Counters a shard keeps (read by metrics).
+#[derive(Debug, Default, Clone)]
+pub struct ShardStats {
+    /// Connections accepted.
+    pub connections_opened: u64,
+    /// Connections removed.
+    pub connections_closed: u64,
+    /// WebSocket messages received.
+    pub messages_in: u64,
+    /// Frames queued to sockets.
+    pub frames_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Connections cut because their outbound queue passed the cap.
+    pub slow_consumer_disconnects: u64,
+    /// Pusher errors sent, by code (index = code - 4000, 0..400).
+    pub errors_by_code: Vec<u64>,
+}
+
+/// What the shell should do with a connection's socket after taking its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputState {
+    /// Keep reading and writing.
+    Open,
+    /// Write what was taken, then close the socket gracefully.
+    Finished,
+    /// Drop the socket now.
+    Abort,
+    /// No such connection.
+    Gone,
+}
+
+/// A shard's state.
+#[derive(Debug)]
+pub struct Shard {
+    settings: ShardSettings,
+    apps: Arc<AppTable>,
+    conns: Slab<Conn>,
+    registry: Registry,
+    owner: OwnerState,
+    outbox: Vec<(u16, ShardMessage)>,
+    wake: Vec<u32>,
+    detach_queue: Vec<u32>,
+    next_serial: u64,
+    draining: bool,
+    now_s: u64,
+    stats: ShardStats,
+}
+
+impl Shard {
+    /// A shard with no connections.
+    pub fn new(settings: ShardSettings, apps: Arc<AppTable>) -> Self {
+        assert!(settings.shard_count >= 1 && settings.shard_count <= 64);
+        assert!(settings.shard_index < settings.shard_count);
+        let app_count = apps.len();
+        Shard {
+            settings,
+            apps,
+            conns: Slab::new(),
+            registry: Registry::new(app_count),
+            owner: OwnerState::new(app_count),
+            outbox: Vec::new(),
+            wake: Vec::new(),
+            detach_queue: Vec::new(),
+            next_serial: 1,
+            draining: false,
+            now_s: 0,
+            stats: ShardStats {
+                errors_by_code: vec![0; 400],
+                ..ShardStats::default()
+            },
+        }
+    }
+
+    /// This shard's index.
+    pub fn index(&self) -> u16 {
+        self.settings.shard_index
+    }
+
+    /// Live connections on this shard.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ShardStats {
+        &self.stats
+    }
+
+    /// True once `handle_drain` ran.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// The socket id of a connection: `{base}{shard:02}.{serial}`; the two digits before the dot
+    /// are the shard index (documented; tests use it to place clients on different shards).
+    pub fn socket_id(&self, serial: u64) -> String {
+        format!(
+            "{}.{}",
+            self.settings.socket_id_base * 100 + u64::from(self.settings.shard_index),
+            serial
+        )
+    }
+
+    /// Splits a socket id of this process into (shard, serial); None for anything else.
+    pub fn parse_socket_id(&self, socket_id: &str) -> Option<(u16, u64)> {
+        let (prefix, serial) = socket_id.split_once('.')?;
+        let prefix: u64 = prefix.parse().ok()?;
+        let serial: u64 = serial.parse().ok()?;
+        if prefix / 100 != self.settings.socket_id_base {
+            return None;
+        }
+        let shard = u16::try_from(prefix % 100).ok()?;
+        (shard < self.settings.shard_count).then_some((shard, serial))
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    /// A socket was accepted; returns its key.
+    pub fn handle_accept(&mut self, now_s: u64) -> u32 {
+        self.now_s = now_s;
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        self.stats.connections_opened += 1;
+        let conn = Conn::new(serial, now_s, self.settings.max_message_size);
+        self.conns.insert(conn) as u32
+    }
+
+    /// Bytes arrived on a connection's socket.
+    pub fn handle_bytes(&mut self, key: u32, data: &[u8], now_s: u64) {
+        self.now_s = now_s;
+        self.stats.bytes_in += data.len() as u64;
+        let Some(conn) = self.conns.get_mut(key as usize) else {
+            return;
+        };
+        if matches!(conn.phase, Phase::Finished | Phase::Abort) {
+            return; // the server is done with this socket; discard
+        }
+        conn.read_buf.extend_from_slice(data);
+        self.process_input(key);
+        if let Some(conn) = self.conns.get_mut(key as usize) {
+            if conn.read_buf.is_empty() && conn.read_buf.capacity() > 0 {
+                // Nothing partial: give the memory back (idle connections hold no buffer).
+                conn.read_buf = BytesMut::new();
+            }
+        }
+        self.run_detach_queue();
+    }
+
+    /// The socket is gone (EOF, error, or closed by the shell after `Finished`/`Abort`).
+    pub fn handle_closed(&mut self, key: u32) {
+        if self.conns.contains(key as usize) {
+            self.detach(key);
+            self.conns.remove(key as usize);
+            self.stats.connections_closed += 1;
+        }
+        self.run_detach_queue();
+    }
+
+    /// Once-a-second sweep: handshake, activity, authorisation and close deadlines.
+    pub fn handle_tick(&mut self, now_s: u64) {
+        self.now_s = now_s;
+        let mut actions: Vec<(u32, TickAction)> = Vec::new();
+        for (key, conn) in self.conns.iter() {
+            let key = key as u32;
+            match conn.phase {
+                Phase::Http => {
+                    if now_s.saturating_sub(conn.last_seen_s) >= self.settings.handshake_timeout_s {
+                        actions.push((key, TickAction::Finish));
+                    }
+                }
+                Phase::Pusher => {
+                    let Some(app_index) = conn.app else { continue };
+                    let app = self.apps.get(app_index);
+                    if app.require_channel_authorization
+                        && !conn.authorized
+                        && now_s.saturating_sub(conn.opened_s)
+                            >= u64::from(app.authorization_timeout_s)
+                    {
+                        actions.push((key, TickAction::Unauthorized));
+                    } else if conn.ping_sent_s != 0 {
+                        if now_s.saturating_sub(conn.ping_sent_s) >= limits::PONG_GRACE_S {
+                            actions.push((key, TickAction::PongTimeout));
+                        }
+                    } else if now_s.saturating_sub(conn.last_seen_s)
+                        >= u64::from(app.activity_timeout_s)
+                    {
+                        actions.push((key, TickAction::Ping));
+                    }
+                }
+                Phase::Closing { deadline_s } if now_s >= deadline_s => {
+                    actions.push((key, TickAction::Abort));
+                }
+                _ => {}
+            }
+        }
+        for (key, action) in actions {
+            match action {
+                TickAction::Finish => self.set_phase(key, Phase::Finished),
+                TickAction::Abort => self.set_phase(key, Phase::Abort),
+                TickAction::Ping => {
+                    if let Some(conn) = self.conns.get_mut(key as usize) {
+                        conn.ping_sent_s = now_s;
+                    }
+                    self.send_text(key, &server_message::ping());
+                }
+                TickAction::PongTimeout => {
+                    self.close_pusher(key, close::PONG_NOT_RECEIVED, "Pong reply not received")
+                }
+                TickAction::Unauthorized => self.close_pusher(
+                    key,
+                    close::UNAUTHORIZED,
+                    "Connection not authorized within timeout",
+                ),
+            }
+        }
+        if now_s % 60 == 0 {
+            self.owner.cache_expire(now_s);
+        }
+        self.run_detach_queue();
+    }
+
+    /// Stop: every WebSocket gets 4200 (Pusher) or 1001 (echo); HTTP connections finish.
+    pub fn handle_drain(&mut self, now_s: u64) {
+        self.now_s = now_s;
+        self.draining = true;
+        let keys: Vec<(u32, Phase)> = self
+            .conns
+            .iter()
+            .map(|(k, c)| (k as u32, c.phase))
+            .collect();
+        for (key, phase) in keys {
+            match phase {
+                Phase::Pusher => {
+                    self.close_pusher(key, close::RECONNECT, "Server is shutting down")
+                }
+                Phase::Echo => self.close_ws(key, 1001, "Server is shutting down"),
+                Phase::Http => self.set_phase(key, Phase::Finished),
+                _ => {}
+            }
+        }
+        self.run_detach_queue();
+    }
+
+    // --------------------------------------------------------------- outputs
+
+    /// Moves queued frames of a connection into `out` (up to about `max_bytes`, at least one
+    /// frame) and says what to do with the socket afterwards.
+    pub fn take_output(&mut self, key: u32, out: &mut BytesMut, max_bytes: usize) -> OutputState {
+        let Some(conn) = self.conns.get_mut(key as usize) else {
+            return OutputState::Gone;
+        };
+        conn.wake_queued = false;
+        if conn.phase == Phase::Abort {
+            conn.outbound.clear();
+            conn.outbound_bytes = 0;
+            return OutputState::Abort;
+        }
+        while let Some(front) = conn.outbound.front() {
+            if !out.is_empty() && out.len() + front.len() > max_bytes {
+                break;
+            }
+            out.extend_from_slice(front);
+            conn.outbound_bytes -= front.len();
+            conn.outbound.pop_front();
+        }
+        if conn.phase == Phase::Finished && conn.outbound.is_empty() {
+            OutputState::Finished
+        } else {
+            OutputState::Open
+        }
+    }
+
+    /// Whether a connection has frames queued.
+    pub fn has_output(&self, key: u32) -> bool {
+        self.conns
+            .get(key as usize)
+            .is_some_and(|c| !c.outbound.is_empty() || matches!(c.phase, Phase::Abort))
+    }
+
+    /// Connections that got output or a phase change since the last call.
+    pub fn take_wakeups(&mut self, out: &mut Vec<u32>) {
+        out.append(&mut self.wake);
+    }
+
+    /// Messages for other shards, in order: `(target shard, message)`.
+    pub fn take_outbox(&mut self, out: &mut Vec<(u16, ShardMessage)>) {
+        out.append(&mut self.outbox);
+    }
+
+    // ------------------------------------------------------------- internals
+
+    fn process_input(&mut self, key: u32) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key as usize) else {
+                return;
+            };
+            match conn.phase {
+                Phase::Http => {
+                    if !self.process_http(key) {
+                        return;
+                    }
+                }
+                Phase::Pusher | Phase::Echo | Phase::Closing { .. } => {
+                    let result = conn.decoder.poll_message(&mut conn.read_buf);
+                    match result {
+                        Ok(Some(message)) => {
+                            conn.last_seen_s = self.now_s;
+                            conn.ping_sent_s = 0;
+                            self.stats.messages_in += 1;
+                            self.handle_ws_message(key, message);
+                        }
+                        Ok(None) => return,
+                        Err(violation) => {
+                            let conn = &mut self.conns[key as usize];
+                            conn.read_buf.clear();
+                            let frame = frame::encode_close(violation.close_code, violation.reason);
+                            self.push_control(key, frame);
+                            self.set_phase(key, Phase::Finished);
+                            return;
+                        }
+                    }
+                }
+                Phase::Finished | Phase::Abort => {
+                    conn.read_buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles one HTTP request if complete; false when more bytes are needed or the
+    /// connection changed phase in a way that stops input processing.
+    fn process_http(&mut self, key: u32) -> bool {
+        let conn = &mut self.conns[key as usize];
+        let parsed = request::parse_head(&conn.read_buf, limits::HTTP_HEAD_BYTES_MAX);
+        let (head, head_len) = match parsed {
+            Ok(ParseOutcome::Partial) => return false,
+            Ok(ParseOutcome::Complete { head, head_len }) => (head, head_len),
+            Err(err) => {
+                conn.read_buf.clear();
+                self.push_control(key, response::error_response(&err));
+                self.set_phase(key, Phase::Finished);
+                return false;
+            }
+        };
+        if handshake::is_upgrade_request(&head) {
+            conn.read_buf.advance(head_len);
+            self.handle_upgrade(key, &head);
+            return true;
+        }
+        let body_len = match head.content_length() {
+            Ok(n) if n <= limits::HTTP_BODY_BYTES_MAX => n,
+            Ok(_) => {
+                let err = request::HttpError {
+                    status: 413,
+                    reason: "request body too large",
+                };
+                conn.read_buf.clear();
+                self.push_control(key, response::error_response(&err));
+                self.set_phase(key, Phase::Finished);
+                return false;
+            }
+            Err(err) => {
+                conn.read_buf.clear();
+                self.push_control(key, response::error_response(&err));
+                self.set_phase(key, Phase::Finished);
+                return false;
+            }
+        };
+        if conn.read_buf.len() < head_len + body_len {
+            return false;
+        }
+        conn.read_buf.advance(head_len);
+        let body = conn.read_buf.split_to(body_len).freeze();
+        conn.last_seen_s = self.now_s;
+        let keep_alive = head.version_minor >= 1
+            && !head
+                .header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let reply = self.route_http(&head, &body, keep_alive);
+        self.push_control(key, reply);
+        if !keep_alive {
+            self.set_phase(key, Phase::Finished);
+            return false;
+        }
+        true
+    }
+
+    fn handle_upgrade(&mut self, key: u32, head: &request::RequestHead) {
+        let is_echo = self.settings.echo_path.as_deref() == Some(head.path.as_str());
+        let app_key = head
+            .path
+            .strip_prefix("/app/")
+            .filter(|k| !k.is_empty() && !k.contains('/'));
+        if !is_echo && app_key.is_none() {
+            let err = request::HttpError {
+                status: 404,
+                reason: "not found: WebSocket connections go to /app/{app_key}",
+            };
+            self.push_control(key, response::error_response(&err));
+            self.set_phase(key, Phase::Finished);
+            return;
+        }
+        let accept = match handshake::validate_upgrade(head) {
+            Ok(accept) => accept,
+            Err(err) => {
+                self.push_control(key, response::error_response(&err));
+                self.set_phase(key, Phase::Finished);
+                return;
+            }
+        };
+        self.push_control(key, handshake::accept_response(&accept));
+        if is_echo {
+            self.set_phase(key, Phase::Echo);
+            return;
+        }
+        self.set_phase(key, Phase::Pusher);
+        let app_key = app_key.unwrap_or_default();
+        self.open_pusher(key, app_key, head.query_param("protocol"));
+    }
+
+    fn handle_ws_message(&mut self, key: u32, message: frame::Message) {
+        let phase = self.conns[key as usize].phase;
+        match message {
+            frame::Message::Ping(payload) => {
+                if matches!(phase, Phase::Pusher | Phase::Echo) {
+                    self.push_control(key, frame::encode_pong(&payload));
+                }
+            }
+            frame::Message::Pong(_) => {}
+            frame::Message::Close { code, .. } => {
+                if matches!(phase, Phase::Pusher | Phase::Echo) {
+                    // Client-initiated close: echo the code, then close the socket.
+                    let reply = match code {
+                        Some(code) => frame::encode_close(code, ""),
+                        None => frame::encode_close_empty(),
+                    };
+                    self.push_control(key, reply);
+                }
+                self.set_phase(key, Phase::Finished);
+            }
+            frame::Message::Text(payload) => match phase {
+                Phase::Echo => self.push_control(key, frame::encode_text(&payload)),
+                Phase::Pusher => self.handle_pusher_text(key, &payload),
+                _ => {}
+            },
+            frame::Message::Binary(payload) => match phase {
+                Phase::Echo => self.push_control(key, frame::encode_binary(&payload)),
+                Phase::Pusher => self.send_error(
+                    key,
+                    close::CLIENT_EVENT_REJECTED,
+                    "Binary frames are not supported; send JSON text frames",
+                ),
+                _ => {}
+            },
+        }
+    }
+
+    /// Changes a connection's phase; leaving the open phases detaches it from channels and
+    /// users at once (not when the socket finally goes), so presence is exact.
+    fn set_phase(&mut self, key: u32, phase: Phase) {
+        let Some(conn) = self.conns.get_mut(key as usize) else {
+            return;
+        };
+        conn.phase = phase;
+        if !conn.is_open() {
+            self.detach_queue.push(key);
+        }
+        if !conn.wake_queued {
+            conn.wake_queued = true;
+            self.wake.push(key);
+        }
+    }
+
+    /// Queues a frame that must go out whatever the phase or the cap (handshake replies,
+    /// control frames, close frames): these are small and bounded by the protocol.
+    fn push_control(&mut self, key: u32, frame: Bytes) {
+        let Some(conn) = self.conns.get_mut(key as usize) else {
+            return;
+        };
+        conn.outbound_bytes += frame.len();
+        conn.outbound.push_back(frame);
+        self.stats.frames_out += 1;
+        if !conn.wake_queued {
+            conn.wake_queued = true;
+            self.wake.push(key);
+        }
+    }
+
+    /// Queues a data frame for an open connection, cutting it as a slow consumer past the cap.
+    fn push_data(&mut self, key: u32, frame: Bytes) {
+        push_frame(
+            &mut self.conns,
+            &mut self.wake,
+            &mut self.detach_queue,
+            &mut self.stats,
+            self.settings.outbound_bytes_max,
+            self.now_s,
+            key,
+            frame,
+        );
+    }
+
+    fn send_text(&mut self, key: u32, json: &str) {
+        self.push_data(key, frame::encode_text(json.as_bytes()));
+    }
+
+    /// `pusher:error` without closing.
+    fn send_error(&mut self, key: u32, code: u16, message: &str) {
+        self.count_error(code);
+        self.send_text(key, &server_message::error(Some(code), message));
+    }
+
+    fn count_error(&mut self, code: u16) {
+        if let Some(slot) = code
+            .checked_sub(4000)
+            .and_then(|i| self.stats.errors_by_code.get_mut(usize::from(i)))
+        {
+            *slot += 1;
+        }
+    }
+
+    /// `pusher:error` then a close frame with the same code; waits for the client's close.
+    fn close_pusher(&mut self, key: u32, code: u16, message: &str) {
+        let Some(conn) = self.conns.get(key as usize) else {
+            return;
+        };
+        if !conn.is_open() {
+            return;
+        }
+        self.count_error(code);
+        let text = server_message::error(Some(code), message);
+        self.push_control(key, frame::encode_text(text.as_bytes()));
+        self.close_ws(key, code, message);
+    }
+
+    /// A close frame; waits for the client's close until the deadline.
+    fn close_ws(&mut self, key: u32, code: u16, reason: &str) {
+        self.push_control(key, frame::encode_close(code, reason));
+        let deadline_s = self.now_s + CLOSE_WAIT_S;
+        self.set_phase(key, Phase::Closing { deadline_s });
+    }
+
+    fn run_detach_queue(&mut self) {
+        while let Some(key) = self.detach_queue.pop() {
+            self.detach(key);
+        }
+    }
+
+    /// Sends a message to a shard; to itself it is handled at once.
+    fn route(&mut self, target: u16, message: ShardMessage) {
+        if target == self.settings.shard_index {
+            self.handle_message_inner(message);
+        } else {
+            self.outbox.push((target, message));
+        }
+    }
+
+    /// Sends a message to every other shard.
+    fn broadcast(&mut self, message: ShardMessage) {
+        for target in 0..self.settings.shard_count {
+            if target != self.settings.shard_index {
+                self.outbox.push((target, message.clone()));
+            }
+        }
+    }
+
+    /// The owner shard of a name (channel or user id) of an app: the same on every shard.
+    fn owner_of(&self, app: AppIndex, name: &str) -> u16 {
+        let hasher = ahash::RandomState::with_seeds(0x72696e67, 0x63617374, 0x6f776e65, 0x72736864);
+        let hash = hasher.hash_one((app, name));
+        (hash % u64::from(self.settings.shard_count)) as u16
+    }
+
+    /// Delivers an encoded frame to a channel's subscribers on this shard and, when `remote`,
+    /// forwards it to every other interested shard. This is the fan-out hot path: one frame,
+    /// many refcount bumps.
+    fn deliver_channel(
+        &mut self,
+        app: AppIndex,
+        channel: &str,
+        frame: &Bytes,
+        except: Option<(u16, u64)>,
+        remote: bool,
+    ) {
+        let Some(entry) = self.registry.channel(app, channel) else {
+            return;
+        };
+        if remote && entry.remote_interest != 0 {
+            let mut bits = entry.remote_interest;
+            let channel: Arc<str> = Arc::from(channel);
+            while bits != 0 {
+                let target = bits.trailing_zeros() as u16;
+                bits &= bits - 1;
+                self.outbox.push((
+                    target,
+                    ShardMessage::Deliver {
+                        app,
+                        channel: channel.clone(),
+                        frame: frame.clone(),
+                        except,
+                    },
+                ));
+            }
+        }
+        let except_serial = except
+            .filter(|(shard, _)| *shard == self.settings.shard_index)
+            .map(|(_, serial)| serial);
+        for &key in entry.subscribers.iter() {
+            if let Some(serial) = except_serial {
+                if self
+                    .conns
+                    .get(key as usize)
+                    .is_some_and(|c| c.serial == serial)
+                {
+                    continue;
+                }
+            }
+            push_frame(
+                &mut self.conns,
+                &mut self.wake,
+                &mut self.detach_queue,
+                &mut self.stats,
+                self.settings.outbound_bytes_max,
+                self.now_s,
+                key,
+                frame.clone(),
+            );
+        }
+    }
+}
+
+enum TickAction {
+    Finish,
+    Abort,
+    Ping,
+    PongTimeout,
+    Unauthorized,
+}
+
+/// Appends a data frame to a connection's queue. Past the cap the queue is dropped and replaced
+/// by a 4100 close: the slow reader is cut loose and nobody else waits for it.
+#[allow(clippy::too_many_arguments)]
+fn push_frame(
+    conns: &mut Slab<Conn>,
+    wake: &mut Vec<u32>,
+    detach_queue: &mut Vec<u32>,
+    stats: &mut ShardStats,
+    outbound_bytes_max: usize,
+    now_s: u64,
+    key: u32,
+    frame: Bytes,
+) {
+    let Some(conn) = conns.get_mut(key as usize) else {
+        return;
+    };
+    if !conn.is_open() {
+        return;
+    }
+    if conn.outbound_bytes + frame.len() > outbound_bytes_max {
+        conn.outbound.clear();
+        let close_frame = frame::encode_close(close::OVER_CAPACITY, "Slow consumer");
+        conn.outbound_bytes = close_frame.len();
+        conn.outbound.push_back(close_frame);
+        conn.phase = Phase::Closing {
+            deadline_s: now_s + CLOSE_WAIT_S,
+        };
+        stats.slow_consumer_disconnects += 1;
+        if let Some(slot) = stats
+            .errors_by_code
+            .get_mut(usize::from(close::OVER_CAPACITY - 4000))
+        {
+            *slot += 1;
+        }
+        detach_queue.push(key);
+    } else {
+        conn.outbound_bytes += frame.len();
+        conn.outbound.push_back(frame);
+        stats.frames_out += 1;
+    }
+    if !conn.wake_queued {
+        conn.wake_queued = true;
+        wake.push(key);
+    }
+}

@@ -1,0 +1,124 @@
+//! A shard's channels → local subscribers, which other shards are interested in each channel,
+//! and the per-user index of signed-in local connections (server-to-user delivery, terminate).
+//!
+//! Keyed per app so lookups take `&str` without allocating. Subscribers live in an insertion-
+//! ordered set: iteration for fan-out is a dense walk, removal is O(1).
+
+use std::sync::Arc;
+
+use ahash::AHashMap;
+use indexmap::IndexSet;
+use smallvec::SmallVec;
+
+use super::message::AppIndex;
+
+/// One channel as this shard sees it.
+#[derive(Debug, Default)]
+pub struct LocalChannel {
+    /// Local connections (slab keys) receiving the channel's events.
+    pub subscribers: IndexSet<u32, ahash::RandomState>,
+    /// Local connections still in the subscribe protocol.
+    pub pending: Vec<u32>,
+    /// Bit i set: shard i has subscribers (learned from `Interest` messages).
+    pub remote_interest: u64,
+    /// This shard has told the others it is interested.
+    pub announced: bool,
+    /// Sequence of the latest announcement (acks of older ones are ignored).
+    pub interest_seq: u32,
+    /// Acks still missing for the latest `on` announcement.
+    pub acks_outstanding: u16,
+}
+
+impl LocalChannel {
+    /// Local subscribers or subscribers-to-be.
+    pub fn has_local(&self) -> bool {
+        !self.subscribers.is_empty() || !self.pending.is_empty()
+    }
+
+    /// Nothing refers to this entry any more.
+    pub fn is_unused(&self) -> bool {
+        !self.has_local() && self.remote_interest == 0 && !self.announced
+    }
+}
+
+/// The shard's channel and user tables.
+#[derive(Debug)]
+pub struct Registry {
+    channels: Vec<AHashMap<Arc<str>, LocalChannel>>,
+    users: Vec<AHashMap<Arc<str>, SmallVec<[u32; 1]>>>,
+}
+
+impl Registry {
+    /// Empty tables for `app_count` apps.
+    pub fn new(app_count: usize) -> Self {
+        Registry {
+            channels: (0..app_count).map(|_| AHashMap::new()).collect(),
+            users: (0..app_count).map(|_| AHashMap::new()).collect(),
+        }
+    }
+
+    /// A channel, if this shard knows it.
+    pub fn channel(&self, app: AppIndex, name: &str) -> Option<&LocalChannel> {
+        self.channels.get(app as usize)?.get(name)
+    }
+
+    /// A channel for update, if this shard knows it.
+    pub fn channel_mut(&mut self, app: AppIndex, name: &str) -> Option<&mut LocalChannel> {
+        self.channels.get_mut(app as usize)?.get_mut(name)
+    }
+
+    /// A channel, created when missing.
+    pub fn channel_entry(&mut self, app: AppIndex, name: &Arc<str>) -> &mut LocalChannel {
+        self.channels[app as usize].entry(name.clone()).or_default()
+    }
+
+    /// Drops a channel entry nothing refers to.
+    pub fn remove_if_unused(&mut self, app: AppIndex, name: &str) {
+        if let Some(map) = self.channels.get_mut(app as usize) {
+            if map.get(name).is_some_and(LocalChannel::is_unused) {
+                map.remove(name);
+            }
+        }
+    }
+
+    /// Channels of an app known to this shard (for listings).
+    pub fn channels_of(&self, app: AppIndex) -> impl Iterator<Item = (&Arc<str>, &LocalChannel)> {
+        self.channels
+            .get(app as usize)
+            .into_iter()
+            .flat_map(|m| m.iter())
+    }
+
+    /// Records a signed-in connection.
+    pub fn add_user_conn(&mut self, app: AppIndex, user_id: &Arc<str>, key: u32) {
+        let conns = self.users[app as usize].entry(user_id.clone()).or_default();
+        if !conns.contains(&key) {
+            conns.push(key);
+        }
+    }
+
+    /// Forgets a signed-in connection; true when it was the user's last one on this shard.
+    pub fn remove_user_conn(&mut self, app: AppIndex, user_id: &str, key: u32) -> bool {
+        let Some(map) = self.users.get_mut(app as usize) else {
+            return false;
+        };
+        let Some(conns) = map.get_mut(user_id) else {
+            return false;
+        };
+        conns.retain(|k| *k != key);
+        if conns.is_empty() {
+            map.remove(user_id);
+            return true;
+        }
+        false
+    }
+
+    /// Local connections signed in as a user.
+    pub fn user_conns(&self, app: AppIndex, user_id: &str) -> &[u32] {
+        self.users
+            .get(app as usize)
+            .and_then(|m| m.get(user_id))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+}

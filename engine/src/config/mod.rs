@@ -1,0 +1,914 @@
+//! Configuration: turns argv, the process environment, an optional `.env` file and an optional
+//! JSON file into one validated [`Config`], or one error line naming the option at fault.
+//!
+//! Owns precedence (flag > environment > JSON file; `--prefer-config-file` puts the file above
+//! the environment), the development-app fallback and every check on option values. The option
+//! table itself lives in `options`, the file readers in `env_file` and `json`.
+//!
+//! Rules worth knowing:
+//! - Environment variables come from the caller's lookup first, then from the env file
+//!   (`--env-file`, else `server.env_file` in the JSON file, else `./.env`). Empty values count
+//!   as unset, so `PORT=` in a compose file does not mean port "".
+//! - The app given by `--app-*` flags and `APP_*` variables is one app. If its id matches an
+//!   app of the JSON file (or it has no id and the file has exactly one app), the flags and
+//!   variables override that app's keys instead, so the precedence above holds for app
+//!   settings too. Apps are otherwise independent: duplicate ids or keys are errors.
+//! - With no app anywhere, the development app `app-id` / `app-key` / `app-secret` is used and
+//!   [`Config::dev_app`] is set so the caller can warn loudly.
+
+// Read by the shell as features land.
+#![allow(dead_code)]
+
+mod env_file;
+mod json;
+mod options;
+#[cfg(test)]
+mod tests;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use clap::error::ErrorKind;
+use clap::ArgMatches;
+use ringcast_core::app::AppConfig;
+use ringcast_core::limits;
+use serde_json::Value;
+
+use env_file::EnvFile;
+use options::{Key, Kind, Section, Spec};
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Server-wide and engine settings.
+    pub server: ServerConfig,
+    /// Every configured app, in order: the flag/env app (when it is not merged into a file
+    /// app), then the file's `applications`. Never empty.
+    pub apps: Vec<AppConfig>,
+    /// True when no app was configured and `apps` holds only the public development app.
+    pub dev_app: bool,
+}
+
+/// Server-wide settings: the seed's server options plus ringcast's engine options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// `--port`: TCP port of the WebSocket and HTTP API listener.
+    pub port: u16,
+    /// `--bind-address`.
+    pub bind_address: IpAddr,
+    /// `--cache-driver`.
+    pub cache_driver: Driver,
+    /// `--queue-driver`: where webhooks wait for delivery.
+    pub queue_driver: Driver,
+    /// `--adapter-driver`: `redis` links several nodes.
+    pub adapter_driver: Driver,
+    /// `--app-manager`: where apps come from; only `array` (the configuration) exists.
+    pub app_manager: String,
+    /// `--app-env`: free-form environment name, for logs.
+    pub app_env: String,
+    /// `--redis-prefix`: prefix of every Redis key and channel.
+    pub redis_prefix: String,
+    /// `--redis-url`.
+    pub redis_url: String,
+    /// `--redis-tls`.
+    pub redis_tls: bool,
+    /// `--redis-cluster` (JSON also `redis_cluster_mode`).
+    pub redis_cluster: bool,
+    /// `--log-level`.
+    pub log_level: LogLevel,
+    /// `--ignore-logger-middleware`: no per-request log lines.
+    pub ignore_logger_middleware: bool,
+    /// `--shards`: executors, one pinned thread each; defaults to the usable CPUs.
+    pub shards: usize,
+    /// `--listen-backlog`.
+    pub listen_backlog: u32,
+    /// `--max-message-size`: largest inbound WebSocket message in bytes.
+    pub max_message_size: usize,
+    /// `--max-outbound-bytes`: queued outbound bytes per connection before it is closed.
+    pub max_outbound_bytes: usize,
+    /// `--handshake-timeout` in seconds.
+    pub handshake_timeout_s: u64,
+    /// `--drain-timeout` in seconds.
+    pub drain_timeout_s: u64,
+    /// `--echo-path`: path of the plain WebSocket echo endpoint, if enabled.
+    pub echo_path: Option<String>,
+    /// `--metrics-port`: port of the metrics listener, if enabled.
+    pub metrics_port: Option<u16>,
+}
+
+/// A cache, queue or adapter driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// In this process only.
+    Local,
+    /// Through Redis (via the bridge), shared by every node.
+    Redis,
+}
+
+impl Driver {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Local => "local",
+            Driver::Redis => "redis",
+        }
+    }
+}
+
+/// `--log-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Problems the server survives.
+    Warn,
+    /// Failures.
+    Error,
+}
+
+impl LogLevel {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+
+    /// The matching `tracing` level.
+    pub fn to_tracing(self) -> tracing::Level {
+        match self {
+            LogLevel::Trace => tracing::Level::TRACE,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        }
+    }
+}
+
+/// A configuration error: one line naming the option, ready to print before exiting with 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The env file read when `--env-file` is not given.
+const DEFAULT_ENV_FILE: &str = "./.env";
+/// The development app used when nothing configures one.
+const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
+/// Upper bound of `--shards`: far above any CPU count, low enough to catch a typo.
+const SHARDS_MAX: usize = 1024;
+/// Bounds of `--max-message-size`: RFC 6455 control frames carry 125 bytes, so smaller
+/// messages would refuse protocol-legal frames; 16 MiB bounds per-connection memory.
+const MESSAGE_SIZE_MIN: usize = 125;
+const MESSAGE_SIZE_MAX: usize = 16 * 1024 * 1024;
+/// Lower bound of `--max-outbound-bytes`: one page, so a few normal events always fit.
+const OUTBOUND_BYTES_MIN: usize = 4096;
+/// Upper bound of the timeouts: an hour; longer is a typo (milliseconds given as seconds).
+const TIMEOUT_S_MAX: u64 = 3600;
+
+/// Parses and validates the configuration.
+///
+/// `args` is the full argv (`args[0]` is the program name); `env` looks up the real process
+/// environment. `--help` and `--version` print and exit the process with status 0.
+pub fn load(
+    args: Vec<OsString>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    load_with(args, env, Path::new(DEFAULT_ENV_FILE))
+}
+
+/// [`load`] with the default env-file path as a parameter, so tests do not depend on the
+/// working directory.
+fn load_with(
+    args: Vec<OsString>,
+    env: &dyn Fn(&str) -> Option<String>,
+    default_env_file: &Path,
+) -> Result<Config, ConfigError> {
+    let matches = match options::command().try_get_matches_from(args) {
+        Ok(matches) => matches,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => return Err(clap_error(&e)),
+    };
+
+    // The file comes first: it may name the env file. Paths are flag-only (or the file's
+    // `env_file`), since they decide where the other layers come from.
+    let doc = match flag_value(&matches, Key::ConfigFile) {
+        Some(path) => Some(json::read(Path::new(&path))?),
+        None => None,
+    };
+    let env_file_path = match flag_value(&matches, Key::EnvFile) {
+        Some(path) => Some(PathBuf::from(path)),
+        None => match doc.as_ref() {
+            Some(doc) => file_value(doc.server.as_ref(), &doc.path, Key::EnvFile)?
+                .map(|raw| PathBuf::from(raw.text)),
+            None => None,
+        },
+    };
+    let dotenv = match env_file_path {
+        Some(path) => env_file::load(&path, true)?,
+        None => env_file::load(default_env_file, false)?,
+    };
+
+    let mut layers = Layers {
+        matches: &matches,
+        env,
+        dotenv: dotenv.as_ref(),
+        doc: doc.as_ref(),
+        prefer_file: false,
+    };
+    // Decided before anything else is looked up, since it changes the order of the layers.
+    let prefer_file = server_lookup(&layers).bool(Key::PreferConfigFile)?;
+    layers.prefer_file = prefer_file.unwrap_or(false);
+
+    let server = server_config(&server_lookup(&layers))?;
+    let (apps, dev_app) = apps(&layers)?;
+    Ok(Config {
+        server,
+        apps,
+        dev_app,
+    })
+}
+
+fn server_lookup<'a>(layers: &'a Layers<'a>) -> Lookup<'a> {
+    Lookup {
+        layers,
+        cli_env: true,
+        section: layers.doc.and_then(|d| d.server.as_ref()),
+    }
+}
+
+/// Number of CPUs this process may run on: `available_parallelism` honours the affinity mask
+/// (taskset, cpusets) and cgroup quotas on Linux.
+pub(crate) fn default_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// clap's multi-line error, folded into one line without the usage footer.
+fn clap_error(e: &clap::Error) -> ConfigError {
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .collect();
+    let line = parts.join("; ");
+    ConfigError(line.strip_prefix("error: ").unwrap_or(&line).to_owned())
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    Flag,
+    Env(&'static str),
+    EnvFile(&'static str, PathBuf),
+    Json(String, PathBuf),
+}
+
+impl Origin {
+    fn suffix(&self) -> String {
+        match self {
+            Origin::Flag => String::new(),
+            Origin::Env(name) => format!(" (from environment variable {name})"),
+            Origin::EnvFile(name, path) => format!(" (from {name} in {})", path.display()),
+            Origin::Json(at, path) => format!(" (from {at} in {})", path.display()),
+        }
+    }
+}
+
+/// A value before interpretation.
+#[derive(Debug, Clone)]
+struct Raw {
+    text: String,
+    origin: Origin,
+}
+
+/// Everything a value can come from.
+struct Layers<'a> {
+    matches: &'a ArgMatches,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    dotenv: Option<&'a EnvFile>,
+    doc: Option<&'a json::Document>,
+    prefer_file: bool,
+}
+
+/// Looks settings up for one scope: the server, or one app.
+struct Lookup<'a> {
+    layers: &'a Layers<'a>,
+    /// Whether flags and environment apply (not for file apps the flag/env app is not merged
+    /// into).
+    cli_env: bool,
+    /// The JSON object of this scope, if any.
+    section: Option<&'a json::Section>,
+}
+
+fn flag_value(matches: &ArgMatches, key: Key) -> Option<String> {
+    matches.get_one::<String>(options::spec(key).flag).cloned()
+}
+
+/// The value of `key` in a JSON object; aliases that disagree are an error.
+fn file_value(
+    section: Option<&json::Section>,
+    path: &Path,
+    key: Key,
+) -> Result<Option<Raw>, ConfigError> {
+    let spec = options::spec(key);
+    let Some(section) = section else {
+        return Ok(None);
+    };
+    let mut found: Vec<Raw> = Vec::new();
+    for name in spec.json {
+        let Some(value) = section.get(name) else {
+            continue;
+        };
+        let at = format!("{}.{name}", section.label);
+        let origin = Origin::Json(at, path.to_owned());
+        let text = match value {
+            Value::Null => continue,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            Value::Array(_) | Value::Object(_) => {
+                let why = "expected a single value, not an array or object";
+                return Err(invalid(
+                    spec,
+                    &Raw {
+                        text: String::new(),
+                        origin,
+                    },
+                    why,
+                ));
+            }
+        };
+        found.push(Raw { text, origin });
+    }
+    agree(spec, found)
+}
+
+/// Picks the one value of several spellings (aliases), refusing a contradiction.
+fn agree(spec: &Spec, found: Vec<Raw>) -> Result<Option<Raw>, ConfigError> {
+    let mut found = found.into_iter();
+    let Some(first) = found.next() else {
+        return Ok(None);
+    };
+    for other in found {
+        if normalize(spec, &other.text) != normalize(spec, &first.text) {
+            return Err(ConfigError(format!(
+                "conflicting values for --{}: {:?}{} and {:?}{}",
+                spec.flag,
+                first.text,
+                first.origin.suffix(),
+                other.text,
+                other.origin.suffix()
+            )));
+        }
+    }
+    Ok(Some(first))
+}
+
+fn normalize(spec: &Spec, text: &str) -> String {
+    match spec.kind {
+        Kind::Bool => parse_bool(text).map_or_else(|_| text.trim().to_owned(), |b| b.to_string()),
+        Kind::Value(_) => text.trim().to_owned(),
+    }
+}
+
+impl Lookup<'_> {
+    /// The winning raw value of `key` in this scope, by precedence.
+    fn raw(&self, key: Key) -> Result<Option<Raw>, ConfigError> {
+        let env = if self.cli_env {
+            if let Some(text) = flag_value(self.layers.matches, key) {
+                return Ok(Some(Raw {
+                    text,
+                    origin: Origin::Flag,
+                }));
+            }
+            self.env_value(key)?
+        } else {
+            None
+        };
+        let file = match self.layers.doc {
+            Some(doc) => file_value(self.section, &doc.path, key)?,
+            None => None,
+        };
+        Ok(if self.layers.prefer_file {
+            file.or(env)
+        } else {
+            env.or(file)
+        })
+    }
+
+    /// The process environment first, then the env file; empty values are unset.
+    fn env_value(&self, key: Key) -> Result<Option<Raw>, ConfigError> {
+        let spec = options::spec(key);
+        let from_process: Vec<Raw> = spec
+            .env
+            .iter()
+            .filter_map(|name| {
+                let text = (self.layers.env)(name).filter(|v| !v.is_empty())?;
+                Some(Raw {
+                    text,
+                    origin: Origin::Env(name),
+                })
+            })
+            .collect();
+        if let Some(raw) = agree(spec, from_process)? {
+            return Ok(Some(raw));
+        }
+        let Some(dotenv) = self.layers.dotenv else {
+            return Ok(None);
+        };
+        let from_file: Vec<Raw> = spec
+            .env
+            .iter()
+            .filter_map(|name| {
+                let text = dotenv.vars.get(*name).filter(|v| !v.is_empty())?.clone();
+                Some(Raw {
+                    text,
+                    origin: Origin::EnvFile(name, dotenv.path.clone()),
+                })
+            })
+            .collect();
+        agree(spec, from_file)
+    }
+
+    /// The value of `key` interpreted by `parse`, whose error text explains what is wrong.
+    fn get<T>(
+        &self,
+        key: Key,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.raw(key)? {
+            None => Ok(None),
+            Some(raw) => parse(&raw.text)
+                .map(Some)
+                .map_err(|why| invalid(options::spec(key), &raw, &why)),
+        }
+    }
+
+    fn bool(&self, key: Key) -> Result<Option<bool>, ConfigError> {
+        self.get(key, parse_bool)
+    }
+
+    fn text(&self, key: Key) -> Result<Option<String>, ConfigError> {
+        self.get(key, |s| Ok(s.to_owned()))
+    }
+
+    fn num<T: Number>(&self, key: Key, min: T, max: T) -> Result<Option<T>, ConfigError> {
+        self.get(key, |s| parse_num(s, min, max))
+    }
+}
+
+fn invalid(spec: &Spec, raw: &Raw, why: &str) -> ConfigError {
+    ConfigError(format!(
+        "invalid value for --{}: {why}{}",
+        spec.flag,
+        raw.origin.suffix()
+    ))
+}
+
+/// The integer types options use.
+trait Number: Copy + PartialOrd + fmt::Display + std::str::FromStr {}
+impl Number for u16 {}
+impl Number for u32 {}
+impl Number for u64 {}
+impl Number for usize {}
+
+fn parse_num<T: Number>(s: &str, min: T, max: T) -> Result<T, String> {
+    let n: T = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{n} is out of range ({min}-{max})"));
+    }
+    Ok(n)
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("{s:?} is not a boolean (true/false, 1/0, yes/no)")),
+    }
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err(format!("{s:?} is not a port number (1-65535)")),
+    }
+}
+
+fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    let t = s.trim();
+    // "[::]" is how IPv6 addresses are often written next to a port.
+    let t = t
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(t);
+    t.parse()
+        .map_err(|_| format!("{s:?} is not an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)"))
+}
+
+fn parse_driver(s: &str) -> Result<Driver, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "local" => Ok(Driver::Local),
+        "redis" => Ok(Driver::Redis),
+        _ => Err(format!("{s:?} is not a driver (expected local or redis)")),
+    }
+}
+
+fn parse_log_level(s: &str) -> Result<LogLevel, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "trace" => Ok(LogLevel::Trace),
+        "debug" => Ok(LogLevel::Debug),
+        "info" => Ok(LogLevel::Info),
+        "warn" => Ok(LogLevel::Warn),
+        "error" => Ok(LogLevel::Error),
+        _ => Err(format!(
+            "{s:?} is not a log level (expected trace, debug, info, warn or error)"
+        )),
+    }
+}
+
+fn parse_app_manager(s: &str) -> Result<String, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "array" => Ok(String::from("array")),
+        _ => Err(format!("{s:?} is not an app manager (expected array)")),
+    }
+}
+
+fn parse_echo_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!("{s:?} must start with '/'"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#'))
+    {
+        return Err(format!(
+            "{s:?} contains {c:?}, which cannot be in a URL path"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn not_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err(String::from("must not be empty"))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// App ids and keys appear in URL paths (`/apps/{id}`, `/app/{key}`) and auth strings
+/// (`key:signature`), so characters that would split those are refused up front.
+fn parse_ident(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err(String::from("must not be empty"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | ':' | '%'))
+    {
+        return Err(format!(
+            "{s:?} contains {c:?}, which cannot be in a URL path or auth string"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    match rest {
+        Some(rest)
+            if !rest.is_empty() && !rest.starts_with('/') && !s.contains(char::is_whitespace) =>
+        {
+            Ok(s.to_owned())
+        }
+        _ => Err(format!("{s:?} is not an http:// or https:// URL")),
+    }
+}
+
+fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
+    let port = l.get(Key::Port, parse_port)?.unwrap_or(6001);
+    let metrics_port = l.get(Key::MetricsPort, parse_port)?;
+    if metrics_port == Some(port) {
+        return Err(ConfigError(format!(
+            "invalid value for --metrics-port: {port} is already the server's --port"
+        )));
+    }
+    Ok(ServerConfig {
+        port,
+        bind_address: l
+            .get(Key::BindAddress, parse_ip)?
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        cache_driver: l
+            .get(Key::CacheDriver, parse_driver)?
+            .unwrap_or(Driver::Local),
+        queue_driver: l
+            .get(Key::QueueDriver, parse_driver)?
+            .unwrap_or(Driver::Local),
+        adapter_driver: l
+            .get(Key::AdapterDriver, parse_driver)?
+            .unwrap_or(Driver::Local),
+        app_manager: l
+            .get(Key::AppManager, parse_app_manager)?
+            .unwrap_or_else(|| String::from("array")),
+        app_env: l
+            .text(Key::AppEnv)?
+            .unwrap_or_else(|| String::from("production")),
+        redis_prefix: l
+            .text(Key::RedisPrefix)?
+            .unwrap_or_else(|| String::from("pusher")),
+        redis_url: l
+            .get(Key::RedisUrl, not_empty)?
+            .unwrap_or_else(|| String::from("localhost:6379")),
+        redis_tls: l.bool(Key::RedisTls)?.unwrap_or(false),
+        redis_cluster: l.bool(Key::RedisCluster)?.unwrap_or(false),
+        log_level: l
+            .get(Key::LogLevel, parse_log_level)?
+            .unwrap_or(LogLevel::Info),
+        ignore_logger_middleware: l.bool(Key::IgnoreLoggerMiddleware)?.unwrap_or(false),
+        shards: l
+            .num(Key::Shards, 1, SHARDS_MAX)?
+            .unwrap_or_else(default_shards),
+        listen_backlog: l
+            .num(Key::ListenBacklog, 1, i32::MAX.unsigned_abs())?
+            .unwrap_or(4096),
+        max_message_size: l
+            .num(Key::MaxMessageSize, MESSAGE_SIZE_MIN, MESSAGE_SIZE_MAX)?
+            .unwrap_or(limits::WS_MESSAGE_BYTES_DEFAULT),
+        max_outbound_bytes: l
+            .num(Key::MaxOutboundBytes, OUTBOUND_BYTES_MIN, usize::MAX)?
+            .unwrap_or(limits::OUTBOUND_BYTES_DEFAULT),
+        handshake_timeout_s: l
+            .num(Key::HandshakeTimeout, 1, TIMEOUT_S_MAX)?
+            .unwrap_or(limits::HANDSHAKE_TIMEOUT_S_DEFAULT),
+        drain_timeout_s: l
+            .num(Key::DrainTimeout, 0, TIMEOUT_S_MAX)?
+            .unwrap_or(limits::DRAIN_TIMEOUT_S_DEFAULT),
+        echo_path: l.get(Key::EchoPath, parse_echo_path)?,
+        metrics_port,
+    })
+}
+
+/// Every app, and whether it is the development fallback.
+fn apps(layers: &Layers) -> Result<(Vec<AppConfig>, bool), ConfigError> {
+    let (file_apps, path): (&[json::Section], Option<&Path>) = match layers.doc {
+        Some(doc) => (&doc.applications, Some(&doc.path)),
+        None => (&[], None),
+    };
+    let file_label = |i: usize| match path {
+        Some(path) => format!("applications[{i}] in {}", path.display()),
+        None => format!("applications[{i}]"),
+    };
+    let cli = Lookup {
+        layers,
+        cli_env: true,
+        section: None,
+    };
+
+    // The first app setting given by a flag or variable, if any: it makes a flag/env app.
+    let mut first_given = None;
+    for spec in options::SPECS.iter().filter(|s| s.section == Section::App) {
+        if cli.raw(spec.key)?.is_some() {
+            first_given = Some(spec);
+            break;
+        }
+    }
+
+    let mut built: Vec<(AppConfig, String)> = Vec::new();
+    let mut merged_into = None;
+    if let Some(given) = first_given {
+        let id = cli.text(Key::AppId)?;
+        merged_into = match &id {
+            Some(id) => {
+                let mut found = None;
+                for (i, section) in file_apps.iter().enumerate() {
+                    let file_only = Lookup {
+                        layers,
+                        cli_env: false,
+                        section: Some(section),
+                    };
+                    if file_only.text(Key::AppId)?.as_deref() == Some(id.as_str()) {
+                        found = Some(i);
+                        break;
+                    }
+                }
+                found
+            }
+            None if file_apps.len() == 1 => Some(0),
+            None => return Err(no_app_id(given, file_apps.len())),
+        };
+        if merged_into.is_none() {
+            let label = String::from("the app given by flags/environment");
+            built.push((build_app(&cli, &label)?, label));
+        }
+    }
+    for (i, section) in file_apps.iter().enumerate() {
+        let lookup = Lookup {
+            layers,
+            cli_env: merged_into == Some(i),
+            section: Some(section),
+        };
+        let label = file_label(i);
+        built.push((build_app(&lookup, &label)?, label));
+    }
+
+    check_unique(&built, Key::AppId, |app| &app.id)?;
+    check_unique(&built, Key::AppKey, |app| &app.key)?;
+
+    if built.is_empty() {
+        let (id, key, secret) = DEV_APP;
+        return Ok((vec![AppConfig::with_credentials(id, key, secret)], true));
+    }
+    Ok((built.into_iter().map(|(app, _)| app).collect(), false))
+}
+
+fn no_app_id(given: &Spec, file_apps: usize) -> ConfigError {
+    let what = if given.key == Key::AppId {
+        String::new()
+    } else {
+        format!("--{} is set but ", given.flag)
+    };
+    if file_apps == 0 {
+        ConfigError(format!(
+            "missing --app-id: {what}no app is configured; set --app-id, --app-key and \
+             --app-secret (or APP_ID, APP_KEY, APP_SECRET), or give --config-file with \
+             \"applications\""
+        ))
+    } else {
+        ConfigError(format!(
+            "missing --app-id: {what}the config file has {file_apps} applications; set \
+             --app-id (or APP_ID) to say which one the flags and variables change"
+        ))
+    }
+}
+
+fn check_unique(
+    built: &[(AppConfig, String)],
+    key: Key,
+    field: impl Fn(&AppConfig) -> &String,
+) -> Result<(), ConfigError> {
+    for (i, (app, label)) in built.iter().enumerate() {
+        if let Some((_, first)) = built[..i].iter().find(|(a, _)| field(a) == field(app)) {
+            return Err(ConfigError(format!(
+                "duplicate value for --{}: {:?} is used by both {first} and {label}",
+                options::spec(key).flag,
+                field(app)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn build_app(l: &Lookup, label: &str) -> Result<AppConfig, ConfigError> {
+    let required = |key: Key, parse: fn(&str) -> Result<String, String>| {
+        l.get(key, parse)?.ok_or_else(|| {
+            let spec = options::spec(key);
+            ConfigError(format!(
+                "missing --{} for {label} (env {}, JSON key \"{}\")",
+                spec.flag, spec.env[0], spec.json[0]
+            ))
+        })
+    };
+    let id = required(Key::AppId, parse_ident)?;
+    let key = required(Key::AppKey, parse_ident)?;
+    let secret = required(Key::AppSecret, not_empty)?;
+    let mut app = AppConfig::with_credentials(&id, &key, &secret);
+
+    set(&mut app.enabled, l.bool(Key::AppEnabled)?);
+    set(
+        &mut app.activity_timeout_s,
+        l.num(Key::AppActivityTimeout, 1, u32::MAX)?,
+    );
+    set(
+        &mut app.max_presence_users,
+        l.num(Key::AppMaxPresenceUsers, 0, u32::MAX)?,
+    );
+    set(
+        &mut app.require_channel_authorization,
+        l.bool(Key::AppRequireChannelAuthorization)?,
+    );
+    set(
+        &mut app.authorization_timeout_s,
+        l.num(Key::AppAuthorizationTimeoutSeconds, 1, u32::MAX)?,
+    );
+    set(
+        &mut app.enable_client_messages,
+        l.bool(Key::AppEnableClientMessages)?,
+    );
+    // 0 means unlimited for these four (the seed's meaning).
+    set(
+        &mut app.max_connections,
+        l.num(Key::AppMaxConnections, 0, u64::MAX)?,
+    );
+    set(
+        &mut app.max_backend_events_per_second,
+        l.num(Key::AppMaxBackendEventsPerSecond, 0, u32::MAX)?,
+    );
+    set(
+        &mut app.max_client_events_per_second,
+        l.num(Key::AppMaxClientEventsPerSecond, 0, u32::MAX)?,
+    );
+    set(
+        &mut app.max_read_requests_per_second,
+        l.num(Key::AppMaxReadRequestsPerSecond, 0, u32::MAX)?,
+    );
+    // The rest have no "unlimited" spelling: 0 would make the feature unusable, so it is
+    // refused as the likely mistake it is.
+    set(
+        &mut app.max_presence_members_per_channel,
+        l.num(Key::AppMaxPresenceMembersPerChannel, 1, u32::MAX)?,
+    );
+    set(
+        &mut app.max_presence_member_size_kb,
+        l.num(Key::AppMaxPresenceMemberSizeInKb, 1, u32::MAX)?,
+    );
+    set(
+        &mut app.max_channel_name_length,
+        l.num(Key::AppMaxChannelNameLength, 1, u32::MAX)?,
+    );
+    set(
+        &mut app.max_event_channels_at_once,
+        l.num(Key::AppMaxEventChannelsAtOnce, 1, u32::MAX)?,
+    );
+    set(
+        &mut app.max_event_name_length,
+        l.num(Key::AppMaxEventNameLength, 1, u32::MAX)?,
+    );
+    set(
+        &mut app.max_event_payload_kb,
+        l.num(Key::AppMaxEventPayloadInKb, 1, u32::MAX)?,
+    );
+    set(
+        &mut app.max_event_batch_size,
+        l.num(Key::AppMaxEventBatchSize, 1, u32::MAX)?,
+    );
+
+    let hooks = &mut app.webhooks;
+    set(&mut hooks.enabled, l.bool(Key::AppWebhooksEnabled)?);
+    hooks.url = l.get(Key::AppWebhookUrl, parse_url)?;
+    set(
+        &mut hooks.client_event,
+        l.bool(Key::AppHasClientEventWebhooks)?,
+    );
+    set(
+        &mut hooks.channel_occupied,
+        l.bool(Key::AppHasChannelOccupiedWebhooks)?,
+    );
+    set(
+        &mut hooks.channel_vacated,
+        l.bool(Key::AppHasChannelVacatedWebhooks)?,
+    );
+    set(
+        &mut hooks.member_added,
+        l.bool(Key::AppHasMemberAddedWebhooks)?,
+    );
+    set(
+        &mut hooks.member_removed,
+        l.bool(Key::AppHasMemberRemovedWebhooks)?,
+    );
+    set(&mut hooks.cache_miss, l.bool(Key::AppHasCacheMissWebhooks)?);
+    set(
+        &mut hooks.batching,
+        l.bool(Key::AppHasWebhookBatchingEnabled)?,
+    );
+    if hooks.enabled && hooks.url.is_none() {
+        // Enabled webhooks with nowhere to send them would be dropped silently.
+        return Err(ConfigError(format!(
+            "missing --app-webhook-url for {label}: webhooks are enabled \
+             (--app-webhooks-enabled) but have no URL (env APP_WEBHOOK_URL, JSON key \
+             \"app_webhook_url\")"
+        )));
+    }
+    Ok(app)
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}

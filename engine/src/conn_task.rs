@@ -1,0 +1,135 @@
+//! One task per connection: moves bytes between its socket and the core. Reads go through the
+//! shard's shared scratch buffer (borrowed only inside a poll, so an idle connection holds no
+//! buffer); writes coalesce every queued frame into one `send` per turn; a partial write keeps
+//! only the unwritten tail.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
+use glommio::net::TcpStream;
+use ringcast_core::shard::OutputState;
+
+use crate::shard::ShardCtx;
+
+/// Bytes coalesced into one write. Large enough for dozens of frames per send.
+pub const WRITE_CHUNK_BYTES: usize = 64 * 1024;
+/// Reads handled in one poll before yielding to other tasks (fairness).
+const READS_PER_POLL: usize = 8;
+/// How long a finished connection waits for the client's FIN after ours.
+const LINGER: Duration = Duration::from_secs(2);
+
+enum End {
+    /// The core finished the connection: flush done, close gracefully.
+    Finished,
+    /// Drop at once (peer gone, error, abort).
+    Drop,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, key: u32) {
+    let mut pending: Option<Bytes> = None;
+    let end =
+        futures_lite::future::poll_fn(|cx| drive(&ctx, &mut stream, key, &mut pending, cx)).await;
+    ctx.clear_waker(key);
+    ctx.core.borrow_mut().handle_closed(key);
+    ctx.after_core();
+    if let End::Finished = end {
+        // Half-close, then wait briefly for the peer's FIN so our last frames are not
+        // destroyed by an RST (closing with unread input would send one).
+        let _ = stream.shutdown(std::net::Shutdown::Write).await;
+        let _ = stream.set_read_timeout(Some(LINGER));
+        let mut sink = [0u8; 512];
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+fn drive(
+    ctx: &ShardCtx,
+    stream: &mut TcpStream,
+    key: u32,
+    pending: &mut Option<Bytes>,
+    cx: &mut Context<'_>,
+) -> Poll<End> {
+    ctx.set_waker(key, cx.waker());
+    let mut reads = 0;
+    loop {
+        // 1. Write: the unwritten tail first, then everything the core has queued.
+        if let Some(tail) = pending.as_mut() {
+            match Pin::new(&mut *stream).poll_write(cx, tail) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(End::Drop),
+                Poll::Ready(Ok(n)) => {
+                    tail.advance(n);
+                    if tail.is_empty() {
+                        *pending = None;
+                    }
+                    continue;
+                }
+                Poll::Pending => {}
+            }
+        } else {
+            let state = {
+                let mut out = ctx.write_buf.borrow_mut();
+                out.clear();
+                let state = ctx
+                    .core
+                    .borrow_mut()
+                    .take_output(key, &mut out, WRITE_CHUNK_BYTES);
+                if !out.is_empty() {
+                    match Pin::new(&mut *stream).poll_write(cx, &out) {
+                        Poll::Ready(Ok(n)) if n > 0 => {
+                            if n < out.len() {
+                                *pending = Some(Bytes::copy_from_slice(&out[n..]));
+                            }
+                        }
+                        Poll::Ready(_) => return Poll::Ready(End::Drop),
+                        Poll::Pending => *pending = Some(Bytes::copy_from_slice(&out)),
+                    }
+                }
+                state
+            };
+            match state {
+                OutputState::Abort | OutputState::Gone => return Poll::Ready(End::Drop),
+                OutputState::Finished if pending.is_none() => return Poll::Ready(End::Finished),
+                _ => {}
+            }
+            if pending.is_none() && ctx.core.borrow().has_output(key) {
+                continue; // more than one chunk queued
+            }
+        }
+
+        // 2. Read, unless cross-shard rings are backed up.
+        if reads >= READS_PER_POLL {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if ctx.is_backpressured(cx.waker()) {
+            return Poll::Pending;
+        }
+        let mut buf = ctx.read_buf.borrow_mut();
+        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(End::Drop),
+            Poll::Ready(Ok(n)) => {
+                reads += 1;
+                let now_s = ctx.now_s();
+                ctx.core.borrow_mut().handle_bytes(key, &buf[..n], now_s);
+                drop(buf);
+                ctx.after_core();
+            }
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+// Keep the Future import used for the poll_fn type in some toolchains.
+#[allow(dead_code)]
+fn _assert_future<F: Future>(_: F) {}
