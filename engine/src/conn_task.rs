@@ -3,7 +3,6 @@
 //! buffer); writes coalesce every queued frame into one `send` per turn; a partial write keeps
 //! only the unwritten tail.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -129,7 +128,3 @@ fn drive(
         }
     }
 }
-
-// Keep the Future import used for the poll_fn type in some toolchains.
-#[allow(dead_code)]
-fn _assert_future<F: Future>(_: F) {}

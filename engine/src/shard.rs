@@ -280,7 +280,7 @@ async fn run_shard(
             drain_deadline = Some(Instant::now() + Duration::from_secs(settings.drain_timeout_s));
             info!(shard = shard_index, "draining");
         }
-        if quarter % 4 == 0 {
+        if quarter.is_multiple_of(4) {
             ctx.core.borrow_mut().handle_tick(now_s);
             ctx.after_core();
         }

@@ -3,12 +3,15 @@
 //!
 //! Owns precedence (flag > environment > JSON file; `--prefer-config-file` puts the file above
 //! the environment), the development-app fallback and every check on option values. The option
-//! table itself lives in `options`, the file readers in `env_file` and `json`.
+//! table itself lives in `options`, the file readers in `env_file` and `json`, the value
+//! parsers in `values`.
 //!
 //! Rules worth knowing:
 //! - Environment variables come from the caller's lookup first, then from the env file
-//!   (`--env-file`, else `server.env_file` in the JSON file, else `./.env`). Empty values count
-//!   as unset, so `PORT=` in a compose file does not mean port "".
+//!   (`--env-file`, else `server.env_file` in the JSON file, else `./.env`; relative paths are
+//!   relative to the working directory). A missing env file is an error only when a path other
+//!   than the default was named. Empty values count as unset, so `PORT=` in a compose file
+//!   does not mean port "".
 //! - The app given by `--app-*` flags and `APP_*` variables is one app. If its id matches an
 //!   app of the JSON file (or it has no id and the file has exactly one app), the flags and
 //!   variables override that app's keys instead, so the precedence above holds for app
@@ -24,6 +27,7 @@ mod json;
 mod options;
 #[cfg(test)]
 mod tests;
+mod values;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -38,6 +42,10 @@ use serde_json::Value;
 
 use env_file::EnvFile;
 use options::{Key, Kind, Section, Spec};
+use values::{
+    not_empty, parse_app_manager, parse_bool, parse_driver, parse_echo_path, parse_ident, parse_ip,
+    parse_log_level, parse_num, parse_port, parse_url, Number,
+};
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,17 +223,16 @@ fn load_with(
         Some(path) => Some(json::read(Path::new(&path))?),
         None => None,
     };
-    let env_file_path = match flag_value(&matches, Key::EnvFile) {
-        Some(path) => Some(PathBuf::from(path)),
-        None => match doc.as_ref() {
-            Some(doc) => file_value(doc.server.as_ref(), &doc.path, Key::EnvFile)?
-                .map(|raw| PathBuf::from(raw.text)),
-            None => None,
-        },
+    let from_file = match doc.as_ref() {
+        Some(doc) => file_value(doc.server.as_ref(), &doc.path, Key::EnvFile)?,
+        None => None,
     };
-    let dotenv = match env_file_path {
-        Some(path) => env_file::load(&path, true)?,
-        None => env_file::load(default_env_file, false)?,
+    let dotenv = match (flag_value(&matches, Key::EnvFile), from_file) {
+        (Some(path), _) => env_file::load(Path::new(&path), true)?,
+        (None, Some(raw)) => {
+            env_file::load(Path::new(&raw.text), !names_default_env_file(&raw.text))?
+        }
+        (None, None) => env_file::load(default_env_file, false)?,
     };
 
     let mut layers = Layers {
@@ -246,6 +253,13 @@ fn load_with(
         apps,
         dev_app,
     })
+}
+
+/// True when the file's `env_file` names the default location. The seed's example config
+/// does, and copying it must not demand a `.env`; any other path is a deliberate choice and
+/// must exist.
+fn names_default_env_file(path: &str) -> bool {
+    path == DEFAULT_ENV_FILE || path == ".env"
 }
 
 fn server_lookup<'a>(layers: &'a Layers<'a>) -> Lookup<'a> {
@@ -483,132 +497,6 @@ fn invalid(spec: &Spec, raw: &Raw, why: &str) -> ConfigError {
         spec.flag,
         raw.origin.suffix()
     ))
-}
-
-/// The integer types options use.
-trait Number: Copy + PartialOrd + fmt::Display + std::str::FromStr {}
-impl Number for u16 {}
-impl Number for u32 {}
-impl Number for u64 {}
-impl Number for usize {}
-
-fn parse_num<T: Number>(s: &str, min: T, max: T) -> Result<T, String> {
-    let n: T = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a whole number"))?;
-    if n < min || n > max {
-        return Err(format!("{n} is out of range ({min}-{max})"));
-    }
-    Ok(n)
-}
-
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(format!("{s:?} is not a boolean (true/false, 1/0, yes/no)")),
-    }
-}
-
-fn parse_port(s: &str) -> Result<u16, String> {
-    match s.trim().parse::<u16>() {
-        Ok(port) if port != 0 => Ok(port),
-        _ => Err(format!("{s:?} is not a port number (1-65535)")),
-    }
-}
-
-fn parse_ip(s: &str) -> Result<IpAddr, String> {
-    let t = s.trim();
-    // "[::]" is how IPv6 addresses are often written next to a port.
-    let t = t
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(t);
-    t.parse()
-        .map_err(|_| format!("{s:?} is not an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)"))
-}
-
-fn parse_driver(s: &str) -> Result<Driver, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "local" => Ok(Driver::Local),
-        "redis" => Ok(Driver::Redis),
-        _ => Err(format!("{s:?} is not a driver (expected local or redis)")),
-    }
-}
-
-fn parse_log_level(s: &str) -> Result<LogLevel, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "trace" => Ok(LogLevel::Trace),
-        "debug" => Ok(LogLevel::Debug),
-        "info" => Ok(LogLevel::Info),
-        "warn" => Ok(LogLevel::Warn),
-        "error" => Ok(LogLevel::Error),
-        _ => Err(format!(
-            "{s:?} is not a log level (expected trace, debug, info, warn or error)"
-        )),
-    }
-}
-
-fn parse_app_manager(s: &str) -> Result<String, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "array" => Ok(String::from("array")),
-        _ => Err(format!("{s:?} is not an app manager (expected array)")),
-    }
-}
-
-fn parse_echo_path(s: &str) -> Result<String, String> {
-    if !s.starts_with('/') {
-        return Err(format!("{s:?} must start with '/'"));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#'))
-    {
-        return Err(format!(
-            "{s:?} contains {c:?}, which cannot be in a URL path"
-        ));
-    }
-    Ok(s.to_owned())
-}
-
-fn not_empty(s: &str) -> Result<String, String> {
-    if s.trim().is_empty() {
-        Err(String::from("must not be empty"))
-    } else {
-        Ok(s.to_owned())
-    }
-}
-
-/// App ids and keys appear in URL paths (`/apps/{id}`, `/app/{key}`) and auth strings
-/// (`key:signature`), so characters that would split those are refused up front.
-fn parse_ident(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Err(String::from("must not be empty"));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | ':' | '%'))
-    {
-        return Err(format!(
-            "{s:?} contains {c:?}, which cannot be in a URL path or auth string"
-        ));
-    }
-    Ok(s.to_owned())
-}
-
-fn parse_url(s: &str) -> Result<String, String> {
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"));
-    match rest {
-        Some(rest)
-            if !rest.is_empty() && !rest.starts_with('/') && !s.contains(char::is_whitespace) =>
-        {
-            Ok(s.to_owned())
-        }
-        _ => Err(format!("{s:?} is not an http:// or https:// URL")),
-    }
 }
 
 fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {

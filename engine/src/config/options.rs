@@ -184,7 +184,7 @@ pub(crate) const SPECS: &[Spec] = &[
     ),
     row(Key::EnvFile, Files, "env-file", &[], &["env_file"], Value("PATH"), "./.env",
         "Path to a .env file of KEY=VALUE lines, read as environment variables that the real \
-         environment overrides; a missing default file is ignored"),
+         environment overrides; a missing ./.env is ignored"),
     row(Key::PreferConfigFile, Files, "prefer-config-file", &["PREFER_CONFIG_FILE"],
         &["prefer_config_file"], Bool, "false",
         "Let the JSON file override environment variables (flags still override both)"),
@@ -240,17 +240,17 @@ pub(crate) const SPECS: &[Spec] = &[
         Value("PORT"), "", "Serve Prometheus metrics on this port; off when unset"),
     with_hidden(
         row(Key::AppId, App, "app-id", &["APP_ID"], &["app_id"], Value("ID"), "",
-            "App ID for the default app"),
+            "App ID of the app given by flags/env (with no app anywhere: development app `app-id`)"),
         &["default-app-id"],
     ),
     with_hidden(
         row(Key::AppKey, App, "app-key", &["APP_KEY"], &["app_key"], Value("KEY"), "",
-            "App key for the default app"),
+            "App key of that app (development app: `app-key`)"),
         &["default-app-key"],
     ),
     with_hidden(
         row(Key::AppSecret, App, "app-secret", &["APP_SECRET"], &["app_secret"],
-            Value("SECRET"), "", "App secret for the default app"),
+            Value("SECRET"), "", "App secret of that app (development app: `app-secret`)"),
         &["default-app-secret"],
     ),
     row(Key::AppEnabled, App, "app-enabled", &["APP_ENABLED"], &["app_enabled"], Bool, "true",

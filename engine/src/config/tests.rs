@@ -660,6 +660,12 @@ fn clap_errors_become_one_line() {
 }
 
 #[test]
+fn only_the_default_env_file_may_be_missing() {
+    assert!(names_default_env_file("./.env") && names_default_env_file(".env"));
+    assert!(!names_default_env_file("./.env.prod"));
+}
+
+#[test]
 fn missing_default_env_file_is_fine_and_an_existing_one_is_read() {
     let dotenv = TempFile::new("env", "PORT=7100\n");
     let argv = vec![OsString::from("ringcast")];

@@ -229,10 +229,11 @@ impl Shard {
         for (key, conn) in self.conns.iter() {
             let key = key as u32;
             match conn.phase {
-                Phase::Http => {
-                    if now_s.saturating_sub(conn.last_seen_s) >= self.settings.handshake_timeout_s {
-                        actions.push((key, TickAction::Finish));
-                    }
+                Phase::Http
+                    if now_s.saturating_sub(conn.last_seen_s)
+                        >= self.settings.handshake_timeout_s =>
+                {
+                    actions.push((key, TickAction::Finish));
                 }
                 Phase::Pusher => {
                     let Some(app_index) = conn.app else { continue };
@@ -279,7 +280,7 @@ impl Shard {
                 ),
             }
         }
-        if now_s % 60 == 0 {
+        if now_s.is_multiple_of(60) {
             self.owner.cache_expire(now_s);
         }
         self.run_detach_queue();

@@ -35,10 +35,13 @@ pub enum JoinOutcome {
     Full,
 }
 
+/// Members of one presence channel in join order.
+pub type MemberList = IndexMap<Arc<str>, Member, ahash::RandomState>;
+
 /// Presence, cache and watchlist state owned by this shard.
 #[derive(Debug)]
 pub struct OwnerState {
-    presence: Vec<AHashMap<Arc<str>, IndexMap<Arc<str>, Member, ahash::RandomState>>>,
+    presence: Vec<AHashMap<Arc<str>, MemberList>>,
     cache: Vec<AHashMap<Arc<str>, (Bytes, u64)>>,
     users: Vec<AHashMap<Arc<str>, UserWatch>>,
 }
@@ -114,11 +117,7 @@ impl OwnerState {
     }
 
     /// Members of a presence channel in join order.
-    pub fn members(
-        &self,
-        app: AppIndex,
-        channel: &str,
-    ) -> Option<&IndexMap<Arc<str>, Member, ahash::RandomState>> {
+    pub fn members(&self, app: AppIndex, channel: &str) -> Option<&MemberList> {
         self.presence.get(app as usize)?.get(channel)
     }
 

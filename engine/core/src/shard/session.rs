@@ -191,6 +191,27 @@ impl Shard {
         auth_token: Option<String>,
         channel_data: Option<String>,
     ) {
+        if let Some(user_id) = channel::server_to_user_id(&channel_name) {
+            // pusher-js subscribes to its own server-to-user channel after sign-in. Delivery
+            // goes through the per-user index, never through channel subscribers, so this
+            // only confirms (or refuses) the name; a forged subscription receives nothing.
+            let signed_in_as = self.conns[key as usize]
+                .signed_in
+                .as_ref()
+                .map(|s| s.user_id.clone());
+            if signed_in_as.as_deref() == Some(user_id) {
+                self.send_text(key, &server_message::subscription_succeeded(&channel_name));
+            } else {
+                self.subscription_error(
+                    key,
+                    &channel_name,
+                    "AuthError",
+                    "Sign in as this user before subscribing to its server-to-user channel",
+                    403,
+                );
+            }
+            return;
+        }
         let app_config = self.apps.get(app);
         let max_channel_len = app_config.max_channel_name_length as usize;
         let member_bytes_max = app_config.max_presence_member_size_kb as usize * 1024;

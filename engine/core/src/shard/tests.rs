@@ -1,1 +1,654 @@
-//! tests
+//! Multi-shard simulation: several `Shard`s wired together by in-memory FIFO rings and a
+//! virtual clock, driven by scripted clients speaking real WebSocket bytes. Checks the
+//! cross-shard protocols (interest acks, owner-routed presence and cache, watchlists) and the
+//! timers without any runtime.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use serde_json::Value;
+
+use super::message::ShardMessage;
+use super::{OutputState, Shard, ShardSettings};
+use crate::app::{AppConfig, AppTable};
+use crate::pusher::auth;
+use crate::ws::frame;
+
+const SECRET: &str = "app-secret";
+const KEY: &str = "app-key";
+
+struct Sim {
+    shards: Vec<Shard>,
+    rings: VecDeque<(u16, ShardMessage)>,
+    now_s: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Client {
+    shard: usize,
+    key: u32,
+}
+
+/// A frame the server sent.
+#[derive(Debug)]
+enum Out {
+    Text(Value),
+    Close(u16),
+    Other,
+}
+
+impl Sim {
+    fn new(shard_count: u16, configure: impl Fn(&mut AppConfig)) -> Self {
+        let mut app = AppConfig::with_credentials("app-id", KEY, SECRET);
+        configure(&mut app);
+        let apps = Arc::new(AppTable::new(vec![app]));
+        let shards = (0..shard_count)
+            .map(|i| {
+                Shard::new(
+                    ShardSettings {
+                        shard_index: i,
+                        shard_count,
+                        socket_id_base: 4242,
+                        max_message_size: 65_536,
+                        outbound_bytes_max: 64 * 1024,
+                        handshake_timeout_s: 10,
+                        echo_path: Some("/echo".into()),
+                    },
+                    apps.clone(),
+                )
+            })
+            .collect();
+        Sim {
+            shards,
+            rings: VecDeque::new(),
+            now_s: 1,
+        }
+    }
+
+    /// Delivers every in-flight inter-shard message, FIFO, until quiet.
+    fn settle(&mut self) {
+        loop {
+            for shard in &mut self.shards {
+                let mut out = Vec::new();
+                shard.take_outbox(&mut out);
+                self.rings.extend(out);
+            }
+            let Some((target, message)) = self.rings.pop_front() else {
+                return;
+            };
+            self.shards[target as usize].handle_message(message, self.now_s);
+        }
+    }
+
+    fn connect(&mut self, shard: usize) -> (Client, String) {
+        let key = self.shards[shard].handle_accept(self.now_s);
+        let client = Client { shard, key };
+        let request = format!(
+            "GET /app/{KEY}?protocol=7&client=js&version=8.4.0 HTTP/1.1\r\nHost: x\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        self.shards[shard].handle_bytes(key, request.as_bytes(), self.now_s);
+        self.settle();
+        let raw = self.raw_output(client);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+        let head_end = text.find("\r\n\r\n").unwrap() + 4;
+        let frames = parse_frames(&raw[head_end..]);
+        let Out::Text(established) = &frames[0] else {
+            panic!("{frames:?}")
+        };
+        assert_eq!(established["event"], "pusher:connection_established");
+        let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+        (client, data["socket_id"].as_str().unwrap().to_owned())
+    }
+
+    fn send(&mut self, client: Client, json: Value) {
+        let payload = json.to_string();
+        let bytes = masked_frame(frame::opcode::TEXT, payload.as_bytes());
+        self.shards[client.shard].handle_bytes(client.key, &bytes, self.now_s);
+        self.settle();
+    }
+
+    fn raw_output(&mut self, client: Client) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        loop {
+            let before = out.len();
+            let state = self.shards[client.shard].take_output(client.key, &mut out, 1 << 20);
+            if out.len() == before || state != OutputState::Open {
+                break;
+            }
+        }
+        out.to_vec()
+    }
+
+    fn output(&mut self, client: Client) -> Vec<Out> {
+        parse_frames(&self.raw_output(client))
+    }
+
+    fn events(&mut self, client: Client) -> Vec<Value> {
+        self.output(client)
+            .into_iter()
+            .filter_map(|o| match o {
+                Out::Text(v) => Some(v),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn subscribe(
+        &mut self,
+        client: Client,
+        channel: &str,
+        auth: Option<String>,
+        data: Option<&str>,
+    ) {
+        let mut body = serde_json::json!({"channel": channel});
+        if let Some(auth) = auth {
+            body["auth"] = Value::String(auth);
+        }
+        if let Some(data) = data {
+            body["channel_data"] = Value::String(data.to_owned());
+        }
+        self.send(
+            client,
+            serde_json::json!({"event": "pusher:subscribe", "data": body}),
+        );
+    }
+
+    fn join_presence(
+        &mut self,
+        client: Client,
+        socket_id: &str,
+        channel: &str,
+        user: &str,
+    ) -> Vec<Value> {
+        let data = format!("{{\"user_id\":\"{user}\",\"user_info\":{{\"name\":\"{user}\"}}}}");
+        let token = auth::channel_auth_token(KEY, SECRET, socket_id, channel, Some(&data));
+        self.subscribe(client, channel, Some(token), Some(&data));
+        self.events(client)
+    }
+
+    fn tick(&mut self, seconds: u64) {
+        for _ in 0..seconds {
+            self.now_s += 1;
+            for shard in &mut self.shards {
+                shard.handle_tick(self.now_s);
+            }
+            self.settle();
+        }
+    }
+}
+
+fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut out = vec![0x80 | opcode];
+    if payload.len() < 126 {
+        out.push(0x80 | payload.len() as u8);
+    } else {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+fn parse_frames(mut bytes: &[u8]) -> Vec<Out> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 2 {
+        let opcode = bytes[0] & 0x0f;
+        let (len, header) = match bytes[1] & 0x7f {
+            126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        let payload = &bytes[header..header + len];
+        frames.push(match opcode {
+            1 => Out::Text(serde_json::from_slice(payload).unwrap()),
+            8 => Out::Close(u16::from_be_bytes([payload[0], payload[1]])),
+            _ => Out::Other,
+        });
+        bytes = &bytes[header + len..];
+    }
+    frames
+}
+
+fn data_of(event: &Value) -> Value {
+    match &event["data"] {
+        Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    }
+}
+
+fn names(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn socket_ids_name_their_shard() {
+    let mut sim = Sim::new(3, |_| {});
+    let (_, id) = sim.connect(2);
+    assert!(id.split('.').next().unwrap().ends_with("02"), "{id}");
+    assert_eq!(sim.shards[0].parse_socket_id(&id), Some((2, 1)));
+    assert_eq!(sim.shards[0].parse_socket_id("1.2"), None);
+}
+
+#[test]
+fn subscription_is_confirmed_after_every_shard_acked_interest() {
+    let mut sim = Sim::new(2, |_| {});
+    let (a, _) = sim.connect(0);
+    sim.send(
+        a,
+        serde_json::json!({"event":"pusher:subscribe","data":{"channel":"news"}}),
+    );
+    let events = sim.events(a);
+    assert_eq!(names(&events), ["pusher_internal:subscription_succeeded"]);
+    // Shard 1 learned the interest before the confirmation, so its publishes reach shard 0.
+    sim.shards[1].publish(
+        0,
+        "news",
+        frame::encode_text(br#"{"event":"x","channel":"news","data":"1"}"#),
+        None,
+        sim.now_s,
+    );
+    sim.settle();
+    assert_eq!(names(&sim.events(a)), ["x"]);
+}
+
+#[test]
+fn presence_across_shards_counts_users_not_connections() {
+    let mut sim = Sim::new(2, |_| {});
+    let (alice, alice_id) = sim.connect(0);
+    let (bob, bob_id) = sim.connect(1);
+    let (bob_tab2, bob_tab2_id) = sim.connect(0);
+    let channel = "presence-room";
+
+    let events = sim.join_presence(alice, &alice_id, channel, "alice");
+    let data = data_of(&events[0]);
+    assert_eq!(data["presence"]["count"], 1);
+
+    let events = sim.join_presence(bob, &bob_id, channel, "bob");
+    let data = data_of(&events[0]);
+    assert_eq!(data["presence"]["count"], 2);
+    assert_eq!(data["presence"]["hash"]["alice"]["name"], "alice");
+    let alice_saw = sim.events(alice);
+    assert_eq!(names(&alice_saw), ["pusher_internal:member_added"]);
+    assert_eq!(data_of(&alice_saw[0])["user_id"], "bob");
+
+    // Bob's second tab (other shard): no member_added for anyone.
+    let events = sim.join_presence(bob_tab2, &bob_tab2_id, channel, "bob");
+    assert_eq!(data_of(&events[0])["presence"]["count"], 2);
+    assert!(sim.events(alice).is_empty());
+    assert!(sim.events(bob).is_empty());
+
+    // Closing one of Bob's tabs is not a leave; closing the last one is, exactly once.
+    sim.shards[1].handle_closed(bob.key);
+    sim.settle();
+    assert!(sim.events(alice).is_empty());
+    sim.send(
+        bob_tab2,
+        serde_json::json!({"event":"pusher:unsubscribe","data":{"channel":channel}}),
+    );
+    let alice_saw = sim.events(alice);
+    assert_eq!(names(&alice_saw), ["pusher_internal:member_removed"]);
+    assert_eq!(data_of(&alice_saw[0])["user_id"], "bob");
+}
+
+#[test]
+fn presence_member_limit_refuses_new_users_only() {
+    let mut sim = Sim::new(2, |app| app.max_presence_members_per_channel = 1);
+    let (a, a_id) = sim.connect(0);
+    let (a2, a2_id) = sim.connect(1);
+    let (b, b_id) = sim.connect(1);
+    assert_eq!(
+        names(&sim.join_presence(a, &a_id, "presence-x", "a")),
+        ["pusher_internal:subscription_succeeded"]
+    );
+    assert_eq!(
+        names(&sim.join_presence(a2, &a2_id, "presence-x", "a")),
+        ["pusher_internal:subscription_succeeded"]
+    );
+    let refused = sim.join_presence(b, &b_id, "presence-x", "b");
+    assert_eq!(names(&refused), ["pusher:subscription_error"]);
+    assert_eq!(data_of(&refused[0])["status"], 4100);
+    // The refused user never counted: a leave of the real member still works.
+    sim.shards[1].handle_closed(a2.key);
+    sim.shards[0].handle_closed(a.key);
+    sim.settle();
+    let (c, c_id) = sim.connect(0);
+    assert_eq!(
+        names(&sim.join_presence(c, &c_id, "presence-x", "c")),
+        ["pusher_internal:subscription_succeeded"]
+    );
+}
+
+#[test]
+fn client_events_cross_shards_and_are_not_echoed() {
+    let mut sim = Sim::new(2, |app| app.enable_client_messages = true);
+    let (a, a_id) = sim.connect(0);
+    let (b, b_id) = sim.connect(1);
+    for (client, id) in [(a, &a_id), (b, &b_id)] {
+        let token = auth::channel_auth_token(KEY, SECRET, id, "private-chat", None);
+        sim.subscribe(client, "private-chat", Some(token), None);
+        assert_eq!(
+            names(&sim.events(client)),
+            ["pusher_internal:subscription_succeeded"]
+        );
+    }
+    sim.send(
+        a,
+        serde_json::json!({"event":"client-typing","channel":"private-chat","data":{"who":"a"}}),
+    );
+    assert!(sim.events(a).is_empty(), "never echoed to the sender");
+    let got = sim.events(b);
+    assert_eq!(names(&got), ["client-typing"]);
+    assert_eq!(got[0]["data"]["who"], "a");
+    assert!(got[0].get("user_id").is_none());
+}
+
+#[test]
+fn client_events_refused_without_flag_on_public_and_over_rate() {
+    let mut sim = Sim::new(1, |app| {
+        app.enable_client_messages = true;
+        app.max_client_events_per_second = 2;
+    });
+    let (a, a_id) = sim.connect(0);
+    sim.send(
+        a,
+        serde_json::json!({"event":"client-x","channel":"public","data":{}}),
+    );
+    let refused = sim.events(a);
+    assert_eq!(data_of(&refused[0])["code"], 4301);
+    let token = auth::channel_auth_token(KEY, SECRET, &a_id, "private-a", None);
+    sim.subscribe(a, "private-a", Some(token), None);
+    sim.events(a);
+    for _ in 0..2 {
+        sim.send(
+            a,
+            serde_json::json!({"event":"client-x","channel":"private-a","data":{}}),
+        );
+    }
+    assert!(sim.events(a).is_empty());
+    sim.send(
+        a,
+        serde_json::json!({"event":"client-x","channel":"private-a","data":{}}),
+    );
+    assert_eq!(data_of(&sim.events(a)[0])["code"], 4301);
+    sim.tick(1);
+    sim.send(
+        a,
+        serde_json::json!({"event":"client-x","channel":"private-a","data":{}}),
+    );
+    assert!(sim.events(a).is_empty(), "a new second opens a new window");
+
+    let mut sim = Sim::new(1, |_| {});
+    let (b, b_id) = sim.connect(0);
+    let token = auth::channel_auth_token(KEY, SECRET, &b_id, "private-a", None);
+    sim.subscribe(b, "private-a", Some(token), None);
+    sim.events(b);
+    sim.send(
+        b,
+        serde_json::json!({"event":"client-x","channel":"private-a","data":{}}),
+    );
+    assert_eq!(data_of(&sim.events(b)[0])["code"], 4301, "app flag off");
+}
+
+#[test]
+fn cache_channel_answers_miss_then_last_event() {
+    let mut sim = Sim::new(2, |_| {});
+    let (a, _) = sim.connect(0);
+    sim.subscribe(a, "cache-prices", None, None);
+    assert_eq!(
+        names(&sim.events(a)),
+        [
+            "pusher_internal:subscription_succeeded",
+            "pusher:cache_miss"
+        ]
+    );
+    let event = br#"{"event":"price","channel":"cache-prices","data":"42"}"#;
+    sim.shards[1].publish(
+        0,
+        "cache-prices",
+        frame::encode_text(event),
+        None,
+        sim.now_s,
+    );
+    sim.settle();
+    assert_eq!(names(&sim.events(a)), ["price"]);
+    let (b, _) = sim.connect(1);
+    sim.subscribe(b, "cache-prices", None, None);
+    let got = sim.events(b);
+    assert_eq!(
+        names(&got),
+        ["pusher_internal:subscription_succeeded", "price"]
+    );
+}
+
+#[test]
+fn publish_excludes_the_given_socket() {
+    let mut sim = Sim::new(2, |_| {});
+    let (a, a_id) = sim.connect(0);
+    let (b, _) = sim.connect(1);
+    for c in [a, b] {
+        sim.subscribe(c, "news", None, None);
+        sim.events(c);
+    }
+    sim.shards[1].publish(
+        0,
+        "news",
+        frame::encode_text(br#"{"event":"x","channel":"news","data":"1"}"#),
+        Some(&a_id),
+        sim.now_s,
+    );
+    sim.settle();
+    assert!(sim.events(a).is_empty());
+    assert_eq!(names(&sim.events(b)), ["x"]);
+}
+
+#[test]
+fn auth_failures_are_subscription_errors() {
+    let mut sim = Sim::new(1, |_| {});
+    let (a, a_id) = sim.connect(0);
+    sim.subscribe(
+        a,
+        "private-x",
+        Some(format!("{KEY}:{}", "0".repeat(64))),
+        None,
+    );
+    let got = sim.events(a);
+    assert_eq!(names(&got), ["pusher:subscription_error"]);
+    assert_eq!(data_of(&got[0])["status"], 401);
+    sim.subscribe(a, "private-x", None, None);
+    assert_eq!(data_of(&sim.events(a)[0])["status"], 401);
+    sim.subscribe(a, "bad#name", None, None);
+    assert_eq!(data_of(&sim.events(a)[0])["type"], "InvalidChannel");
+    // The same token for another socket is refused.
+    let token = auth::channel_auth_token(KEY, SECRET, "1.1", "private-x", None);
+    sim.subscribe(a, "private-x", Some(token), None);
+    assert_eq!(names(&sim.events(a)), ["pusher:subscription_error"]);
+    let token = auth::channel_auth_token(KEY, SECRET, &a_id, "private-encrypted-x", None);
+    sim.subscribe(a, "private-encrypted-x", Some(token), None);
+    assert_eq!(
+        names(&sim.events(a)),
+        ["pusher_internal:subscription_succeeded"]
+    );
+}
+
+#[test]
+fn slow_consumer_is_cut_with_4100_and_others_keep_receiving() {
+    let mut sim = Sim::new(1, |_| {});
+    let (slow, _) = sim.connect(0);
+    let (fast, _) = sim.connect(0);
+    for c in [slow, fast] {
+        sim.subscribe(c, "feed", None, None);
+        sim.events(c);
+    }
+    let payload = format!(
+        r#"{{"event":"x","channel":"feed","data":"{}"}}"#,
+        "y".repeat(1000)
+    );
+    let frame_bytes = frame::encode_text(payload.as_bytes());
+    let mut fast_got = 0;
+    for _ in 0..100 {
+        sim.shards[0].publish(0, "feed", frame_bytes.clone(), None, sim.now_s);
+        fast_got += sim.events(fast).len(); // the fast reader drains every time
+    }
+    assert_eq!(fast_got, 100);
+    let slow_out = sim.output(slow);
+    assert!(
+        matches!(slow_out.last(), Some(Out::Close(4100))),
+        "{slow_out:?}"
+    );
+    assert!(slow_out.len() < 100, "queue was dropped, not delivered");
+    assert_eq!(sim.shards[0].stats().slow_consumer_disconnects, 1);
+}
+
+#[test]
+fn server_pings_after_activity_timeout_and_closes_4201_without_reply() {
+    let mut sim = Sim::new(1, |app| app.activity_timeout_s = 5);
+    let (a, _) = sim.connect(0);
+    let (b, _) = sim.connect(0);
+    sim.tick(5);
+    assert_eq!(names(&sim.events(a)), ["pusher:ping"]);
+    assert_eq!(names(&sim.events(b)), ["pusher:ping"]);
+    sim.send(b, serde_json::json!({"event":"pusher:pong","data":{}}));
+    sim.tick(crate::limits::PONG_GRACE_S);
+    let out = sim.output(a);
+    assert!(matches!(out.last(), Some(Out::Close(4201))), "{out:?}");
+    let b_out = sim.output(b);
+    assert!(
+        !b_out.iter().any(|o| matches!(o, Out::Close(_))),
+        "{b_out:?}"
+    );
+}
+
+#[test]
+fn unauthorized_connections_close_4009_after_timeout() {
+    let mut sim = Sim::new(1, |app| {
+        app.require_channel_authorization = true;
+        app.authorization_timeout_s = 2;
+    });
+    let (idle, _) = sim.connect(0);
+    let (authed, authed_id) = sim.connect(0);
+    let token = auth::channel_auth_token(KEY, SECRET, &authed_id, "private-a", None);
+    sim.subscribe(authed, "private-a", Some(token), None);
+    sim.events(authed);
+    sim.tick(2);
+    let out = sim.output(idle);
+    assert!(matches!(out.last(), Some(Out::Close(4009))), "{out:?}");
+    assert!(sim.output(authed).is_empty());
+}
+
+#[test]
+fn signin_watchlist_and_server_to_user_across_shards() {
+    let mut sim = Sim::new(2, |_| {});
+    let (watcher, watcher_id) = sim.connect(0);
+    let user_data = r#"{"id":"w","watchlist":["u"]}"#;
+    let token = auth::signin_token(KEY, SECRET, &watcher_id, user_data);
+    sim.send(
+        watcher,
+        serde_json::json!({"event":"pusher:signin","data":{"auth":token,"user_data":user_data}}),
+    );
+    let got = sim.events(watcher);
+    assert_eq!(names(&got), ["pusher:signin_success"]);
+    assert_eq!(data_of(&got[0])["user_data"], user_data);
+
+    let (u, u_id) = sim.connect(1);
+    let u_data = r#"{"id":"u"}"#;
+    let token = auth::signin_token(KEY, SECRET, &u_id, u_data);
+    sim.send(
+        u,
+        serde_json::json!({"event":"pusher:signin","data":{"auth":token,"user_data":u_data}}),
+    );
+    let got = sim.events(watcher);
+    assert_eq!(names(&got), ["pusher_internal:watchlist_events"]);
+    assert_eq!(data_of(&got[0])["events"][0]["name"], "online");
+    assert_eq!(data_of(&got[0])["events"][0]["user_ids"][0], "u");
+
+    // pusher-js's own server-to-user subscription is confirmed; someone else's is refused.
+    sim.subscribe(u, "#server-to-user-u", None, None);
+    assert_eq!(
+        names(&sim.events(u)),
+        [
+            "pusher:signin_success",
+            "pusher_internal:subscription_succeeded"
+        ]
+    );
+    sim.subscribe(watcher, "#server-to-user-u", None, None);
+    assert_eq!(names(&sim.events(watcher)), ["pusher:subscription_error"]);
+
+    sim.shards[0].publish_to_user(
+        0,
+        "u",
+        frame::encode_text(br##"{"event":"hello","channel":"#server-to-user-u","data":"{}"}"##),
+        sim.now_s,
+    );
+    sim.settle();
+    assert_eq!(names(&sim.events(u)), ["hello"]);
+    assert!(sim.events(watcher).is_empty());
+
+    sim.shards[0].terminate_user(0, "u", sim.now_s);
+    sim.settle();
+    let out = sim.output(u);
+    assert!(matches!(out.last(), Some(Out::Close(4009))), "{out:?}");
+    let got = sim.events(watcher);
+    assert_eq!(data_of(&got[0])["events"][0]["name"], "offline");
+}
+
+#[test]
+fn bad_signin_closes_4009() {
+    let mut sim = Sim::new(1, |_| {});
+    let (a, _) = sim.connect(0);
+    sim.send(a, serde_json::json!({"event":"pusher:signin","data":{"auth":"app-key:00","user_data":"{\"id\":\"x\"}"}}));
+    let out = sim.output(a);
+    assert!(
+        matches!(out.first(), Some(Out::Text(v)) if v["data"]["code"] == 4009),
+        "{out:?}"
+    );
+    assert!(matches!(out.last(), Some(Out::Close(4009))), "{out:?}");
+}
+
+#[test]
+fn drain_sends_4200_to_everyone() {
+    let mut sim = Sim::new(2, |_| {});
+    let (a, _) = sim.connect(0);
+    let (b, _) = sim.connect(1);
+    for shard in &mut sim.shards {
+        shard.handle_drain(1);
+    }
+    for c in [a, b] {
+        let out = sim.output(c);
+        assert!(
+            matches!(&out[0], Out::Text(v) if v["data"]["code"] == 4200),
+            "{out:?}"
+        );
+        assert!(matches!(out.last(), Some(Out::Close(4200))), "{out:?}");
+    }
+    assert!(sim.shards[0].is_draining());
+}
+
+#[test]
+fn connection_quota_is_node_wide() {
+    let mut sim = Sim::new(2, |app| app.max_connections = 1);
+    let (a, _) = sim.connect(0);
+    let key = sim.shards[1].handle_accept(sim.now_s);
+    let request = format!(
+        "GET /app/{KEY} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    sim.shards[1].handle_bytes(key, request.as_bytes(), sim.now_s);
+    let raw = sim.raw_output(Client { shard: 1, key });
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.contains("4004"), "{text}");
+    sim.shards[0].handle_closed(a.key);
+    sim.connect(1); // admitted again once the first left
+}
