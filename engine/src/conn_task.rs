@@ -38,16 +38,22 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, key: u32) {
     ctx.core.borrow_mut().handle_closed(key);
     ctx.after_core();
     if let End::Finished = end {
-        // Half-close, then wait briefly for the peer's FIN so our last frames are not
-        // destroyed by an RST (closing with unread input would send one).
-        let _ = stream.shutdown(std::net::Shutdown::Write).await;
-        let _ = stream.set_read_timeout(Some(LINGER));
-        let mut sink = [0u8; 512];
-        loop {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
+        // Boxed so the linger state does not enlarge every connection's task while it is open.
+        Box::pin(linger(stream)).await;
+    }
+}
+
+/// Half-close, then wait briefly for the peer's FIN so our last frames are not destroyed by an
+/// RST (closing a socket with unread input sends one).
+async fn linger(stream: TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write).await;
+    let _ = stream.set_read_timeout(Some(LINGER));
+    let mut stream = stream;
+    let mut sink = vec![0u8; 512];
+    loop {
+        match stream.read(&mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
     }
 }

@@ -330,6 +330,11 @@ impl Shard {
             conn.outbound_bytes -= front.len();
             conn.outbound.pop_front();
         }
+        if conn.outbound.is_empty() && conn.outbound.capacity() > 0 {
+            // Idle connections keep no queue allocation; a busy one re-allocates per flush,
+            // which costs far less than the write it precedes.
+            conn.outbound = std::collections::VecDeque::new();
+        }
         if conn.phase == Phase::Finished && conn.outbound.is_empty() {
             OutputState::Finished
         } else {

@@ -302,6 +302,8 @@ impl Shard {
         if class.needs_auth() {
             conn.authorized = true;
         }
+        // Most connections hold one or two channels: grow one slot at a time, not by four.
+        conn.subscriptions.reserve_exact(1);
         conn.subscriptions.push(Subscription {
             channel: channel.clone(),
             state: SubState::AwaitingAcks,
