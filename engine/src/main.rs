@@ -61,11 +61,6 @@ fn run(config: config::Config) -> Result<(), String> {
         );
     }
     let shard_count = server.shards;
-    if shard_count > 64 {
-        return Err(format!(
-            "--shards {shard_count}: at most 64 shards are supported"
-        ));
-    }
     let plan = checks::run(shard_count)?;
     let cpus = checks::allowed_cpus();
     if cpus.is_empty() {

@@ -180,8 +180,8 @@ impl std::error::Error for ConfigError {}
 const DEFAULT_ENV_FILE: &str = "./.env";
 /// The development app used when nothing configures one.
 const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
-/// Upper bound of `--shards`: far above any CPU count, low enough to catch a typo.
-const SHARDS_MAX: usize = 1024;
+/// Upper bound of `--shards`: interest sets between shards are a u64 bitmask.
+const SHARDS_MAX: usize = 64;
 /// Bounds of `--max-message-size`: RFC 6455 control frames carry 125 bytes, so smaller
 /// messages would refuse protocol-legal frames; 16 MiB bounds per-connection memory.
 const MESSAGE_SIZE_MIN: usize = 125;

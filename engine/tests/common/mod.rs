@@ -473,27 +473,26 @@ impl WsClient {
     /// Opens a connection and performs the upgrade on `path`; panics unless the answer is a
     /// correct `101 Switching Protocols`.
     pub fn connect(addr: SocketAddr, path: &str) -> WsClient {
-        match WsClient::try_connect(addr, path) {
-            Ok(client) => client,
-            Err(response) => panic!(
-                "upgrade on {path} refused: {}\n{}",
-                response.head,
-                response.body_text()
-            ),
-        }
+        WsClient::upgrade(addr, path).unwrap_or_else(|e| panic!("upgrade on {path}: {e}"))
     }
 
-    /// Like [`WsClient::connect`], but a non-101 answer is returned as `Err`.
-    pub fn try_connect(addr: SocketAddr, path: &str) -> Result<WsClient, HttpResponse> {
-        let mut stream = tcp_connect(addr);
+    /// Like [`WsClient::connect`], but every failure (refused connection, reset, a non-101
+    /// answer) is returned as a description instead of panicking.
+    pub fn upgrade(addr: SocketAddr, path: &str) -> Result<WsClient, String> {
+        let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
         stream
             .write_all(upgrade_request(path, WS_KEY, "13").as_bytes())
-            .unwrap();
+            .map_err(|e| format!("sending the upgrade request: {e}"))?;
         let mut rest = Vec::new();
         let response = read_http_response(&mut stream, &mut rest)
-            .unwrap_or_else(|e| panic!("no answer to the upgrade on {path}: {e}"));
+            .map_err(|e| format!("no answer to the upgrade: {e}"))?;
         if response.status != 101 {
-            return Err(response);
+            return Err(format!(
+                "refused: {}\n{}",
+                response.head,
+                response.body_text()
+            ));
         }
         assert_eq!(
             response.header("sec-websocket-accept").as_deref(),

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the suites need, then runs everything — formatting,
+# clippy, unit + simulation + integration tests, the pusher-js compatibility suite against the
+# real binary, and the Autobahn|Testsuite fuzzing run against the echo endpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+# Debian packages the suites need, installed only when missing (CI machines start clean).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if command -v apt-get >/dev/null; then
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@"
+  else
+    echo "test.sh: please install: $*" >&2
+    exit 1
+  fi
+}
+command -v node >/dev/null && command -v npm >/dev/null || { step "installing Node.js"; apt_install nodejs npm; }
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "unit, simulation and integration tests"
+cargo test --workspace
+
+step "building the server for the external suites"
+cargo build -p ringcast
+bin="$PWD/target/debug/ringcast"
+
+step "pusher-js compatibility suite"
+(cd tests/compat && npm ci --no-audit --no-fund --loglevel=error && RINGCAST_BIN="$bin" npm test)
+
+step "Autobahn|Testsuite (RFC 6455)"
+scripts/autobahn.sh "$bin"
+
+step "all tests passed"
