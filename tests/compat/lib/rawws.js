@@ -94,6 +94,7 @@ class RawPusher {
     this.name = name;
     this.frames = new Recorder(`${name} frames`);
     this.bytesRead = 0;
+    this.replyToClose = true;
   }
 
   async open(urlPath = '/app/app-key?protocol=7&client=js&version=8.6.0&flash=false', ms = 5000) {
@@ -151,6 +152,11 @@ class RawPusher {
     } else if (f.opcode === OP.CLOSE) {
       rec.code = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : null;
       rec.reason = f.payload.subarray(2).toString('utf8');
+      // Answer like a browser would: echo the close code, once.
+      if (!this.closeSent && this.replyToClose) {
+        this.closeSent = true;
+        this.sendFrame(OP.CLOSE, f.payload.subarray(0, 2));
+      }
     } else if (f.opcode === OP.PING) {
       this.sendFrame(OP.PONG, f.payload);
     }

@@ -655,12 +655,12 @@ impl Shard {
         except: Option<(u16, u64)>,
         remote: bool,
     ) {
-        let Some(entry) = self.registry.channel(app, channel) else {
+        let Some((name, entry)) = self.registry.channel_with_name(app, channel) else {
             return;
         };
         if remote && entry.remote_interest != 0 {
             let mut bits = entry.remote_interest;
-            let channel: Arc<str> = Arc::from(channel);
+            let channel: &Arc<str> = name;
             while bits != 0 {
                 let target = bits.trailing_zeros() as u16;
                 bits &= bits - 1;

@@ -62,6 +62,15 @@ impl Registry {
         self.channels.get(app as usize)?.get(name)
     }
 
+    /// A channel with its interned name (shared by every cross-shard message about it).
+    pub fn channel_with_name(
+        &self,
+        app: AppIndex,
+        name: &str,
+    ) -> Option<(&Arc<str>, &LocalChannel)> {
+        self.channels.get(app as usize)?.get_key_value(name)
+    }
+
     /// A channel for update, if this shard knows it.
     pub fn channel_mut(&mut self, app: AppIndex, name: &str) -> Option<&mut LocalChannel> {
         self.channels.get_mut(app as usize)?.get_mut(name)
