@@ -125,8 +125,8 @@ fn drive(
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(End::Drop),
             Poll::Ready(Ok(n)) => {
                 reads += 1;
-                let now_s = ctx.now_s();
-                ctx.core.borrow_mut().handle_bytes(key, &buf[..n], now_s);
+                let now_ms = ctx.now_ms();
+                ctx.core.borrow_mut().handle_bytes(key, &buf[..n], now_ms);
                 drop(buf);
                 ctx.after_core();
             }

@@ -55,9 +55,9 @@ pub struct ShardCtx {
 }
 
 impl ShardCtx {
-    /// Monotonic seconds since start.
-    pub fn now_s(&self) -> u64 {
-        self.start.elapsed().as_secs()
+    /// Monotonic milliseconds since start, plus one so that 0 never names a real instant.
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64 + 1
     }
 
     /// After every call into the core: wake connections with new output and ship messages to
@@ -255,8 +255,8 @@ async fn run_shard(
         let ctx = ctx.clone();
         receiver_tasks.push(glommio::spawn_local(async move {
             while let Some(message) = stream.next().await {
-                let now_s = ctx.now_s();
-                ctx.core.borrow_mut().handle_message(message, now_s);
+                let now_ms = ctx.now_ms();
+                ctx.core.borrow_mut().handle_message(message, now_ms);
                 ctx.after_core();
             }
         }));
@@ -271,21 +271,21 @@ async fn run_shard(
     loop {
         glommio::timer::sleep(Duration::from_millis(250)).await;
         quarter += 1;
-        let now_s = ctx.now_s();
+        let now_ms = ctx.now_ms();
         if drain_deadline.is_none() && DRAIN_REQUESTED.load(Ordering::Relaxed) {
             // Stop accepting first (drops the listener), then tell every connection.
             drop(accept_task.take());
-            ctx.core.borrow_mut().handle_drain(now_s);
+            ctx.core.borrow_mut().handle_drain(now_ms);
             ctx.after_core();
             drain_deadline = Some(Instant::now() + Duration::from_secs(settings.drain_timeout_s));
             info!(shard = shard_index, "draining");
         }
         if quarter.is_multiple_of(4) {
-            ctx.core.borrow_mut().handle_tick(now_s);
+            ctx.core.borrow_mut().handle_tick(now_ms);
             ctx.after_core();
         }
         if let Some(deadline) = drain_deadline {
-            let left = ctx.core.borrow().connection_count();
+            let left = ctx.core.borrow().draining_connection_count();
             if left == 0 || Instant::now() >= deadline {
                 info!(shard = shard_index, connections_left = left, "drained");
                 break;
@@ -303,7 +303,7 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener) {
                 if let Err(err) = stream.set_nodelay(true) {
                     debug!(%err, "TCP_NODELAY failed");
                 }
-                let key = ctx.core.borrow_mut().handle_accept(ctx.now_s());
+                let key = ctx.core.borrow_mut().handle_accept(ctx.now_ms());
                 glommio::spawn_local(conn_task::serve(ctx.clone(), stream, key)).detach();
             }
             Err(err) => {

@@ -94,6 +94,28 @@ fn upgrade_with_bad_or_missing_key_is_400() {
 }
 
 #[test]
+fn websocket_handshake_without_upgrade_websocket_is_400() {
+    // The notes: a bad upgrade (… bad Upgrade/Connection headers) → 400. A request to the
+    // Pusher endpoint carrying a WebSocket key and version but no `Upgrade: websocket` is such
+    // a bad upgrade.
+    let server = Server::start(&[]);
+    let path = common::pusher_path(common::APP_KEY, Some("7"));
+    for upgrade_line in ["", "Upgrade: h2c\r\n"] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: t\r\n{upgrade_line}Connection: Upgrade\r\n\
+             Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            common::WS_KEY
+        );
+        let response = http_raw(server.addr, request.as_bytes());
+        assert_eq!(
+            response.status, 400,
+            "upgrade with {upgrade_line:?} instead of `Upgrade: websocket`: {}",
+            response.head
+        );
+    }
+}
+
+#[test]
 fn upgrade_with_version_8_is_426_advertising_13() {
     let server = Server::start(&[]);
     let path = common::pusher_path(common::APP_KEY, Some("7"));
@@ -128,6 +150,10 @@ fn oversized_request_headers_are_431() {
         1,
     );
     let response = http_raw(server.addr, upgrade.as_bytes());
+    assert_eq!(response.status, 431, "{}", response.head);
+    // A head that never ends is answered 431 once it passes the limit.
+    let endless = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}");
+    let response = http_raw(server.addr, endless.as_bytes());
     assert_eq!(response.status, 431, "{}", response.head);
     // Headers just under the limit are fine.
     let fine = format!(

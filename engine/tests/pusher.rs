@@ -279,6 +279,32 @@ fn presence_channel_reports_members_and_member_added() {
 }
 
 #[test]
+fn presence_member_events_only_for_a_users_first_and_last_connection() {
+    let server = Server::start(&[]);
+    let channel = "presence-tabs";
+    let mut ann = WsClient::pusher(server.addr);
+    ann.subscribe_ok(channel, Some(r#"{"user_id":"ann","user_info":{}}"#));
+    let bob_data = r#"{"user_id":"bob","user_info":{"tab":1}}"#;
+    let mut bob_tab1 = WsClient::pusher(server.addr);
+    bob_tab1.subscribe_ok(channel, Some(bob_data));
+    let added = ann.expect_event("pusher_internal:member_added");
+    assert_eq!(data_of(&added)["user_id"], "bob", "{added}");
+    // Bob's second tab, on the other shard than the first: no new member for anyone.
+    let mut bob_tab2 = pusher_on_other_shard(server.addr, bob_tab1.shard());
+    let ok = bob_tab2.subscribe_ok(channel, Some(bob_data));
+    assert_eq!(data_of(&ok)["presence"]["count"], 2, "{ok}");
+    ann.ping_pong();
+    bob_tab1.ping_pong();
+    // The first tab leaves: Bob is still there.
+    bob_tab1.close_cleanly();
+    ann.ping_pong();
+    // The last tab leaves: now Ann is told.
+    bob_tab2.send_json(&json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}));
+    let removed = ann.expect_event("pusher_internal:member_removed");
+    assert_eq!(data_of(&removed)["user_id"], "bob", "{removed}");
+}
+
+#[test]
 fn presence_without_channel_data_or_with_a_bad_signature_is_refused() {
     let server = Server::start(&[]);
     let channel = "presence-room";
@@ -374,6 +400,30 @@ fn client_event_on_a_public_channel_is_4301_and_the_connection_is_kept() {
         .send_json(&json!({"event": "client-typing", "channel": "private-elsewhere", "data": {}}));
     client.expect_pusher_error(Some(4301));
     client.ping_pong();
+}
+
+#[test]
+fn oversized_client_events_are_4301_and_the_connection_is_kept() {
+    let server = client_events_server(&[]);
+    let mut client = WsClient::pusher(server.addr);
+    let mut other = WsClient::pusher(server.addr);
+    client.subscribe_ok("private-big", None);
+    other.subscribe_ok("private-big", None);
+    // Payload over the default 10 KB.
+    let big = "x".repeat(11 * 1024);
+    client.send_json(&json!({"event": "client-big", "channel": "private-big", "data": big}));
+    client.expect_pusher_error(Some(4301));
+    // Event name over the default 200 characters.
+    let name = format!("client-{}", "n".repeat(200));
+    client.send_json(&json!({"event": name, "channel": "private-big", "data": {}}));
+    client.expect_pusher_error(Some(4301));
+    client.ping_pong();
+    // Nothing reached the other subscriber; a normal event still does.
+    client.send_json(
+        &json!({"event": "client-small", "channel": "private-big", "data": {"ok": true}}),
+    );
+    let got = other.expect_event("client-small");
+    assert_eq!(data_of(&got), json!({"ok": true}), "{got}");
 }
 
 #[test]
@@ -529,12 +579,16 @@ fn server_pings_after_the_activity_timeout_and_an_answer_keeps_the_connection() 
         1,
         "{established}"
     );
+    // Two rounds: the server pings, the client answers with pusher:pong; the connection stays
+    // (the second ping proves it survived the first).
     for round in 0..2 {
         let ping = client.wait_for_event("pusher:ping", Duration::from_secs(15));
         assert_eq!(data_of(&ping), json!({}), "round {round}: {ping}");
         client.send_json(&json!({"event": "pusher:pong", "data": {}}));
     }
-    client.ping_pong();
+    // Still served: our own ping is answered (a further server ping may come first).
+    client.send_json(&json!({"event": "pusher:ping", "data": {}}));
+    client.wait_for_event("pusher:pong", Duration::from_secs(15));
 }
 
 #[test]
@@ -546,15 +600,50 @@ fn connection_without_authorization_is_closed_4009_after_the_timeout() {
         "1",
     ]);
     let mut idle = WsClient::pusher(server.addr);
-    let mut authorized = WsClient::pusher(server.addr);
-    authorized.subscribe_ok("private-ok", None);
-    // A public subscription does not count as authorization.
-    idle.subscribe_ok("public-only", None);
     let error = idle.wait_for_event("pusher:error", Duration::from_secs(15));
     assert_eq!(error["data"]["code"], 4009, "{error}");
     idle.expect_close(4009);
     idle.send_close(4009, "");
     idle.expect_eof();
-    // The connection that subscribed to a private channel in time stays.
-    authorized.ping_pong();
+}
+
+#[test]
+fn authorized_connections_stay_and_public_subscriptions_do_not_count() {
+    // 2 s rather than 1: the server counts whole seconds, so a 1 s timeout may cut a
+    // connection a few milliseconds after it opened, before it could subscribe.
+    let server = Server::start(&[
+        "--app-require-channel-authorization",
+        "true",
+        "--app-authorization-timeout-seconds",
+        "2",
+    ]);
+    let mut public_only = WsClient::pusher(server.addr);
+    let mut private = WsClient::pusher(server.addr);
+    let mut presence = WsClient::pusher(server.addr);
+    let mut signed_in = WsClient::pusher(server.addr);
+    public_only.subscribe_ok("public-only", None);
+    private.subscribe_ok("private-ok", None);
+    presence.subscribe_ok("presence-ok", Some(r#"{"user_id":"p1","user_info":{}}"#));
+    let user_data = r#"{"id":"s1"}"#;
+    let auth = ringcast_core::pusher::auth::signin_token(
+        APP_KEY,
+        APP_SECRET,
+        &signed_in.socket_id,
+        user_data,
+    );
+    signed_in.send_json(
+        &json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
+    );
+    signed_in.expect_event("pusher:signin_success");
+    // A public subscription does not count as authorization.
+    let error = public_only.wait_for_event("pusher:error", Duration::from_secs(15));
+    assert_eq!(error["data"]["code"], 4009, "{error}");
+    public_only.expect_close(4009);
+    // The others stay; wait one more timeout period to be sure, by the server's own clock:
+    // a fresh idle connection is cut only after its full timeout, and ours outlive it.
+    let mut witness = WsClient::pusher(server.addr);
+    witness.wait_for_event("pusher:error", Duration::from_secs(15));
+    for client in [&mut private, &mut presence, &mut signed_in] {
+        client.ping_pong();
+    }
 }

@@ -329,3 +329,37 @@ fn invalid_close_code_is_closed_1002() {
         client.expect_eof();
     }
 }
+
+#[test]
+fn close_reason_that_is_not_utf8_is_closed_1007() {
+    let server = echo_server();
+    let mut client = WsClient::connect(server.addr, ECHO);
+    let mut payload = common::close_payload(1000, "");
+    payload.extend_from_slice(b"bad \xff reason");
+    client.send_frame(true, op::CLOSE, &payload);
+    expect_failed_with(&mut client, 1007);
+}
+
+#[test]
+fn ping_with_the_largest_control_payload_gets_the_same_pong() {
+    let server = echo_server();
+    for (name, mut client) in both_endpoints(&server) {
+        let payload: Vec<u8> = (0..125u8).collect();
+        client.send_frame(true, op::PING, &payload);
+        let pong = client.next_frame_for(&format!("pong on {name}"));
+        assert_eq!((pong.opcode, pong.payload), (op::PONG, payload), "{name}");
+        // An empty ping too.
+        client.send_frame(true, op::PING, b"");
+        let pong = client.next_frame();
+        assert_eq!((pong.opcode, pong.payload.len()), (op::PONG, 0), "{name}");
+        // Unsolicited pongs are ignored.
+        client.send_frame(true, op::PONG, b"unsolicited");
+        client.send_frame(true, op::PING, b"after");
+        let pong = client.next_frame();
+        assert_eq!(
+            (pong.opcode, pong.payload.as_slice()),
+            (op::PONG, &b"after"[..]),
+            "{name}"
+        );
+    }
+}

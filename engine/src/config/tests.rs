@@ -575,9 +575,9 @@ fn each_check_names_its_option() {
     );
     let cases: Vec<Case> = vec![
         (vec!["--port", "abc"], vec![], None,
-         "invalid value for --port: \"abc\" is not a port number (1-65535)"),
-        (vec![], vec![("PORT", "0")], None,
-         "invalid value for --port: \"0\" is not a port number (1-65535) (from environment variable PORT)"),
+         "invalid value for --port: \"abc\" is not a port number (0-65535, 0 = any free port)"),
+        (vec![], vec![("PORT", "-1")], None,
+         "invalid value for --port: \"-1\" is not a port number (0-65535, 0 = any free port) (from environment variable PORT)"),
         (vec![], vec![], Some(json!({"server": {"port": 70000}})), "invalid value for --port: \"70000\""),
         (vec![], vec![], Some(json!({"server": {"port": [1]}})), "invalid value for --port: expected a single value"),
         (vec!["--bind-address", "nope"], vec![], None, "invalid value for --bind-address"),

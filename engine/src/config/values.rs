@@ -33,11 +33,11 @@ pub(crate) fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A TCP port; 0 asks the kernel for any free port (the log says which one was bound).
 pub(crate) fn parse_port(s: &str) -> Result<u16, String> {
-    match s.trim().parse::<u16>() {
-        Ok(port) if port != 0 => Ok(port),
-        _ => Err(format!("{s:?} is not a port number (1-65535)")),
-    }
+    s.trim()
+        .parse::<u16>()
+        .map_err(|_| format!("{s:?} is not a port number (0-65535, 0 = any free port)"))
 }
 
 pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, String> {

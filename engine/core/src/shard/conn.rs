@@ -21,8 +21,8 @@ pub enum Phase {
     Echo,
     /// The server sent a close frame and waits for the client's close until the deadline.
     Closing {
-        /// Monotonic second after which the socket is dropped without waiting more.
-        deadline_s: u64,
+        /// Monotonic millisecond after which the socket is dropped without waiting more.
+        deadline_ms: u64,
     },
     /// Flush what is queued, then close the socket.
     Finished,
@@ -85,12 +85,13 @@ pub struct Conn {
     pub outbound_bytes: usize,
     /// Already on the shard's wake list.
     pub wake_queued: bool,
-    /// Monotonic second the connection was accepted.
-    pub opened_s: u64,
-    /// Monotonic second of the last frame received.
-    pub last_seen_s: u64,
-    /// Monotonic second the server sent `pusher:ping`, 0 when none is outstanding.
-    pub ping_sent_s: u64,
+    /// Monotonic millisecond the connection was accepted (or its Pusher session opened).
+    pub opened_ms: u64,
+    /// Monotonic millisecond of the last frame received.
+    pub last_seen_ms: u64,
+    /// Monotonic millisecond the server sent `pusher:ping`, 0 when none is outstanding (the
+    /// clock starts above 0).
+    pub ping_sent_ms: u64,
     /// Channels.
     pub subscriptions: Vec<Subscription>,
     /// Sign-in, if any.
@@ -105,7 +106,7 @@ pub struct Conn {
 
 impl Conn {
     /// A freshly accepted connection.
-    pub fn new(serial: u64, now_s: u64, max_message_size: usize) -> Self {
+    pub fn new(serial: u64, now_ms: u64, max_message_size: usize) -> Self {
         Conn {
             serial,
             phase: Phase::Http,
@@ -116,9 +117,9 @@ impl Conn {
             outbound: VecDeque::new(),
             outbound_bytes: 0,
             wake_queued: false,
-            opened_s: now_s,
-            last_seen_s: now_s,
-            ping_sent_s: 0,
+            opened_ms: now_ms,
+            last_seen_ms: now_ms,
+            ping_sent_ms: 0,
             subscriptions: Vec::new(),
             signed_in: None,
             authorized: false,

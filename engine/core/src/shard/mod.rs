@@ -4,7 +4,7 @@
 //! The runtime shell drives it with `handle_*` (bytes from a socket, a socket gone, a message
 //! from another shard, a once-a-second tick, drain) and drains it with `take_*` (bytes for a
 //! socket, connections to wake, messages for other shards). Time is an argument (monotonic
-//! seconds), so the same code runs under a simulated clock in tests.
+//! milliseconds, never 0), so the same code runs under a simulated clock in tests.
 //!
 //! # Subscribe protocol across shards
 //! A shard tells every other shard when it gains its first local subscriber of a channel
@@ -41,8 +41,8 @@ use message::{AppIndex, ShardMessage};
 use owner::OwnerState;
 use registry::Registry;
 
-/// Seconds a server-initiated close waits for the client's close frame before dropping.
-pub const CLOSE_WAIT_S: u64 = 5;
+/// Milliseconds a server-initiated close waits for the client's close frame before dropping.
+pub const CLOSE_WAIT_MS: u64 = 5_000;
 
 /// Settings a shard needs, fixed at start.
 #[derive(Debug, Clone)]
@@ -108,7 +108,8 @@ pub struct Shard {
     detach_queue: Vec<u32>,
     next_serial: u64,
     draining: bool,
-    now_s: u64,
+    now_ms: u64,
+    next_cache_sweep_ms: u64,
     stats: ShardStats,
 }
 
@@ -129,7 +130,8 @@ impl Shard {
             detach_queue: Vec::new(),
             next_serial: 1,
             draining: false,
-            now_s: 0,
+            now_ms: 0,
+            next_cache_sweep_ms: 0,
             stats: ShardStats {
                 errors_by_code: vec![0; 400],
                 ..ShardStats::default()
@@ -145,6 +147,15 @@ impl Shard {
     /// Live connections on this shard.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Connections that hold the drain open: every one but idle HTTP keep-alive connections,
+    /// which are closed when the process exits.
+    pub fn draining_connection_count(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|(_, c)| !(c.phase == Phase::Http && c.read_buf.is_empty()))
+            .count()
     }
 
     /// Counters.
@@ -182,18 +193,18 @@ impl Shard {
     // ---------------------------------------------------------------- inputs
 
     /// A socket was accepted; returns its key.
-    pub fn handle_accept(&mut self, now_s: u64) -> u32 {
-        self.now_s = now_s;
+    pub fn handle_accept(&mut self, now_ms: u64) -> u32 {
+        self.now_ms = now_ms;
         let serial = self.next_serial;
         self.next_serial += 1;
         self.stats.connections_opened += 1;
-        let conn = Conn::new(serial, now_s, self.settings.max_message_size);
+        let conn = Conn::new(serial, now_ms, self.settings.max_message_size);
         self.conns.insert(conn) as u32
     }
 
     /// Bytes arrived on a connection's socket.
-    pub fn handle_bytes(&mut self, key: u32, data: &[u8], now_s: u64) {
-        self.now_s = now_s;
+    pub fn handle_bytes(&mut self, key: u32, data: &[u8], now_ms: u64) {
+        self.now_ms = now_ms;
         self.stats.bytes_in += data.len() as u64;
         let Some(conn) = self.conns.get_mut(key as usize) else {
             return;
@@ -223,15 +234,15 @@ impl Shard {
     }
 
     /// Once-a-second sweep: handshake, activity, authorisation and close deadlines.
-    pub fn handle_tick(&mut self, now_s: u64) {
-        self.now_s = now_s;
+    pub fn handle_tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
         let mut actions: Vec<(u32, TickAction)> = Vec::new();
         for (key, conn) in self.conns.iter() {
             let key = key as u32;
             match conn.phase {
                 Phase::Http
-                    if now_s.saturating_sub(conn.last_seen_s)
-                        >= self.settings.handshake_timeout_s =>
+                    if now_ms.saturating_sub(conn.last_seen_ms)
+                        >= self.settings.handshake_timeout_s * 1000 =>
                 {
                     actions.push((key, TickAction::Finish));
                 }
@@ -240,21 +251,21 @@ impl Shard {
                     let app = self.apps.get(app_index);
                     if app.require_channel_authorization
                         && !conn.authorized
-                        && now_s.saturating_sub(conn.opened_s)
-                            >= u64::from(app.authorization_timeout_s)
+                        && now_ms.saturating_sub(conn.opened_ms)
+                            >= u64::from(app.authorization_timeout_s) * 1000
                     {
                         actions.push((key, TickAction::Unauthorized));
-                    } else if conn.ping_sent_s != 0 {
-                        if now_s.saturating_sub(conn.ping_sent_s) >= limits::PONG_GRACE_S {
+                    } else if conn.ping_sent_ms != 0 {
+                        if now_ms.saturating_sub(conn.ping_sent_ms) >= limits::PONG_GRACE_S * 1000 {
                             actions.push((key, TickAction::PongTimeout));
                         }
-                    } else if now_s.saturating_sub(conn.last_seen_s)
-                        >= u64::from(app.activity_timeout_s)
+                    } else if now_ms.saturating_sub(conn.last_seen_ms)
+                        >= u64::from(app.activity_timeout_s) * 1000
                     {
                         actions.push((key, TickAction::Ping));
                     }
                 }
-                Phase::Closing { deadline_s } if now_s >= deadline_s => {
+                Phase::Closing { deadline_ms } if now_ms >= deadline_ms => {
                     actions.push((key, TickAction::Abort));
                 }
                 _ => {}
@@ -266,7 +277,7 @@ impl Shard {
                 TickAction::Abort => self.set_phase(key, Phase::Abort),
                 TickAction::Ping => {
                     if let Some(conn) = self.conns.get_mut(key as usize) {
-                        conn.ping_sent_s = now_s;
+                        conn.ping_sent_ms = now_ms;
                     }
                     self.send_text(key, &server_message::ping());
                 }
@@ -280,15 +291,16 @@ impl Shard {
                 ),
             }
         }
-        if now_s.is_multiple_of(60) {
-            self.owner.cache_expire(now_s);
+        if now_ms >= self.next_cache_sweep_ms {
+            self.owner.cache_expire(now_ms / 1000);
+            self.next_cache_sweep_ms = now_ms + 60_000;
         }
         self.run_detach_queue();
     }
 
     /// Stop: every WebSocket gets 4200 (Pusher) or 1001 (echo); HTTP connections finish.
-    pub fn handle_drain(&mut self, now_s: u64) {
-        self.now_s = now_s;
+    pub fn handle_drain(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
         self.draining = true;
         let keys: Vec<(u32, Phase)> = self
             .conns
@@ -301,7 +313,8 @@ impl Shard {
                     self.close_pusher(key, close::RECONNECT, "Server is shutting down")
                 }
                 Phase::Echo => self.close_ws(key, 1001, "Server is shutting down"),
-                Phase::Http => self.set_phase(key, Phase::Finished),
+                // HTTP connections stay to answer what they are asked (`/ready` says 503), and
+                // close after that response.
                 _ => {}
             }
         }
@@ -376,8 +389,8 @@ impl Shard {
                     let result = conn.decoder.poll_message(&mut conn.read_buf);
                     match result {
                         Ok(Some(message)) => {
-                            conn.last_seen_s = self.now_s;
-                            conn.ping_sent_s = 0;
+                            conn.last_seen_ms = self.now_ms;
+                            conn.ping_sent_ms = 0;
                             self.stats.messages_in += 1;
                             self.handle_ws_message(key, message);
                         }
@@ -415,7 +428,9 @@ impl Shard {
                 return false;
             }
         };
-        if handshake::is_upgrade_request(&head) {
+        // A request that carries a WebSocket key is an upgrade attempt even when its Upgrade
+        // header is missing or wrong: it gets the handshake's 400, not a plain 404.
+        if handshake::is_upgrade_request(&head) || head.header("sec-websocket-key").is_some() {
             conn.read_buf.advance(head_len);
             self.handle_upgrade(key, &head);
             return true;
@@ -444,8 +459,9 @@ impl Shard {
         }
         conn.read_buf.advance(head_len);
         let body = conn.read_buf.split_to(body_len).freeze();
-        conn.last_seen_s = self.now_s;
-        let keep_alive = head.version_minor >= 1
+        conn.last_seen_ms = self.now_ms;
+        let keep_alive = !self.draining
+            && head.version_minor >= 1
             && !head
                 .header("connection")
                 .is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -567,7 +583,7 @@ impl Shard {
             &mut self.detach_queue,
             &mut self.stats,
             self.settings.outbound_bytes_max,
-            self.now_s,
+            self.now_ms,
             key,
             frame,
         );
@@ -609,8 +625,8 @@ impl Shard {
     /// A close frame; waits for the client's close until the deadline.
     fn close_ws(&mut self, key: u32, code: u16, reason: &str) {
         self.push_control(key, frame::encode_close(code, reason));
-        let deadline_s = self.now_s + CLOSE_WAIT_S;
-        self.set_phase(key, Phase::Closing { deadline_s });
+        let deadline_ms = self.now_ms + CLOSE_WAIT_MS;
+        self.set_phase(key, Phase::Closing { deadline_ms });
     }
 
     fn run_detach_queue(&mut self) {
@@ -694,7 +710,7 @@ impl Shard {
                 &mut self.detach_queue,
                 &mut self.stats,
                 self.settings.outbound_bytes_max,
-                self.now_s,
+                self.now_ms,
                 key,
                 frame.clone(),
             );
@@ -719,7 +735,7 @@ fn push_frame(
     detach_queue: &mut Vec<u32>,
     stats: &mut ShardStats,
     outbound_bytes_max: usize,
-    now_s: u64,
+    now_ms: u64,
     key: u32,
     frame: Bytes,
 ) {
@@ -735,7 +751,7 @@ fn push_frame(
         conn.outbound_bytes = close_frame.len();
         conn.outbound.push_back(close_frame);
         conn.phase = Phase::Closing {
-            deadline_s: now_s + CLOSE_WAIT_S,
+            deadline_ms: now_ms + CLOSE_WAIT_MS,
         };
         stats.slow_consumer_disconnects += 1;
         if let Some(slot) = stats

@@ -121,21 +121,21 @@ impl OwnerState {
         self.presence.get(app as usize)?.get(channel)
     }
 
-    /// Remembers the last event of a cache channel until `now_s + CACHE_TTL_S`.
-    pub fn cache_store(&mut self, app: AppIndex, channel: Arc<str>, frame: Bytes, now_s: u64) {
-        self.cache[app as usize].insert(channel, (frame, now_s + CACHE_TTL_S));
+    /// Remembers the last event of a cache channel until `now_ms + CACHE_TTL_S`.
+    pub fn cache_store(&mut self, app: AppIndex, channel: Arc<str>, frame: Bytes, now_ms: u64) {
+        self.cache[app as usize].insert(channel, (frame, now_ms + CACHE_TTL_S));
     }
 
     /// The cached event of a channel, if still fresh.
-    pub fn cache_lookup(&self, app: AppIndex, channel: &str, now_s: u64) -> Option<&Bytes> {
+    pub fn cache_lookup(&self, app: AppIndex, channel: &str, now_ms: u64) -> Option<&Bytes> {
         let (frame, expires_s) = self.cache.get(app as usize)?.get(channel)?;
-        (*expires_s > now_s).then_some(frame)
+        (*expires_s > now_ms).then_some(frame)
     }
 
     /// Drops expired cache entries (called from the shard's once-a-second sweep).
-    pub fn cache_expire(&mut self, now_s: u64) {
+    pub fn cache_expire(&mut self, now_ms: u64) {
         for map in &mut self.cache {
-            map.retain(|_, (_, expires_s)| *expires_s > now_s);
+            map.retain(|_, (_, expires_s)| *expires_s > now_ms);
         }
     }
 

@@ -23,8 +23,8 @@ fn text_frame(json: &str) -> Bytes {
 
 impl Shard {
     /// A message from another shard (or from this one, routed to itself).
-    pub fn handle_message(&mut self, message: ShardMessage, now_s: u64) {
-        self.now_s = now_s;
+    pub fn handle_message(&mut self, message: ShardMessage, now_ms: u64) {
+        self.now_ms = now_ms;
         self.handle_message_inner(message);
         self.run_detach_queue();
     }
@@ -38,9 +38,9 @@ impl Shard {
         channel_name: &str,
         frame: Bytes,
         except_socket_id: Option<&str>,
-        now_s: u64,
+        now_ms: u64,
     ) {
-        self.now_s = now_s;
+        self.now_ms = now_ms;
         let except = except_socket_id.and_then(|s| self.parse_socket_id(s));
         self.deliver_channel(app, channel_name, &frame, except, true);
         let max_len = self.apps.get(app).max_channel_name_length as usize;
@@ -59,8 +59,8 @@ impl Shard {
     }
 
     /// Delivers an encoded frame to every connection signed in as `user_id`, on every shard.
-    pub fn publish_to_user(&mut self, app: AppIndex, user_id: &str, frame: Bytes, now_s: u64) {
-        self.now_s = now_s;
+    pub fn publish_to_user(&mut self, app: AppIndex, user_id: &str, frame: Bytes, now_ms: u64) {
+        self.now_ms = now_ms;
         let message = ShardMessage::DeliverToUser {
             app,
             user_id: Arc::from(user_id),
@@ -72,8 +72,8 @@ impl Shard {
     }
 
     /// Closes every connection signed in as `user_id` with 4009, on every shard.
-    pub fn terminate_user(&mut self, app: AppIndex, user_id: &str, now_s: u64) {
-        self.now_s = now_s;
+    pub fn terminate_user(&mut self, app: AppIndex, user_id: &str, now_ms: u64) {
+        self.now_ms = now_ms;
         let message = ShardMessage::TerminateUser {
             app,
             user_id: Arc::from(user_id),
@@ -119,11 +119,11 @@ impl Shard {
             );
             return;
         }
-        let now_s = self.now_s;
+        let now_ms = self.now_ms;
         let conn = &mut self.conns[key as usize];
         conn.app = Some(app_index);
         conn.counted = true;
-        conn.opened_s = now_s;
+        conn.opened_ms = now_ms;
         let serial = conn.serial;
         let socket_id = self.socket_id(serial);
         let activity_timeout_s = self.apps.get(app_index).activity_timeout_s;
@@ -589,7 +589,7 @@ impl Shard {
             );
             return;
         }
-        let now_s = self.now_s;
+        let now_s = self.now_ms / 1000;
         let conn = &mut self.conns[key as usize];
         let Some(index) = conn.subscription_index(channel) else {
             self.send_error(
@@ -715,7 +715,9 @@ impl Shard {
                 app,
                 channel,
                 frame,
-            } => self.owner.cache_store(app, channel, frame, self.now_s),
+            } => self
+                .owner
+                .cache_store(app, channel, frame, self.now_ms / 1000),
             ShardMessage::UserOnline { app, user_id } => {
                 let watchers = self.owner.user_online(app, &user_id);
                 self.notify_watchers(app, &user_id, watchers, "online");
@@ -846,7 +848,10 @@ impl Shard {
             )));
         }
         if accepted && join.want_cache {
-            match self.owner.cache_lookup(join.app, &join.channel, self.now_s) {
+            match self
+                .owner
+                .cache_lookup(join.app, &join.channel, self.now_ms / 1000)
+            {
                 Some(frame) => frames.push(frame.clone()),
                 None => frames.push(text_frame(&server_message::cache_miss(&join.channel))),
             }

@@ -22,7 +22,7 @@ const KEY: &str = "app-key";
 struct Sim {
     shards: Vec<Shard>,
     rings: VecDeque<(u16, ShardMessage)>,
-    now_s: u64,
+    now_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -63,7 +63,7 @@ impl Sim {
         Sim {
             shards,
             rings: VecDeque::new(),
-            now_s: 1,
+            now_ms: 1_000,
         }
     }
 
@@ -78,19 +78,19 @@ impl Sim {
             let Some((target, message)) = self.rings.pop_front() else {
                 return;
             };
-            self.shards[target as usize].handle_message(message, self.now_s);
+            self.shards[target as usize].handle_message(message, self.now_ms);
         }
     }
 
     fn connect(&mut self, shard: usize) -> (Client, String) {
-        let key = self.shards[shard].handle_accept(self.now_s);
+        let key = self.shards[shard].handle_accept(self.now_ms);
         let client = Client { shard, key };
         let request = format!(
             "GET /app/{KEY}?protocol=7&client=js&version=8.4.0 HTTP/1.1\r\nHost: x\r\n\
              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
              Sec-WebSocket-Version: 13\r\n\r\n"
         );
-        self.shards[shard].handle_bytes(key, request.as_bytes(), self.now_s);
+        self.shards[shard].handle_bytes(key, request.as_bytes(), self.now_ms);
         self.settle();
         let raw = self.raw_output(client);
         let text = String::from_utf8_lossy(&raw);
@@ -108,7 +108,7 @@ impl Sim {
     fn send(&mut self, client: Client, json: Value) {
         let payload = json.to_string();
         let bytes = masked_frame(frame::opcode::TEXT, payload.as_bytes());
-        self.shards[client.shard].handle_bytes(client.key, &bytes, self.now_s);
+        self.shards[client.shard].handle_bytes(client.key, &bytes, self.now_ms);
         self.settle();
     }
 
@@ -173,9 +173,9 @@ impl Sim {
 
     fn tick(&mut self, seconds: u64) {
         for _ in 0..seconds {
-            self.now_s += 1;
+            self.now_ms += 1_000;
             for shard in &mut self.shards {
-                shard.handle_tick(self.now_s);
+                shard.handle_tick(self.now_ms);
             }
             self.settle();
         }
@@ -258,7 +258,7 @@ fn subscription_is_confirmed_after_every_shard_acked_interest() {
         "news",
         frame::encode_text(br#"{"event":"x","channel":"news","data":"1"}"#),
         None,
-        sim.now_s,
+        sim.now_ms,
     );
     sim.settle();
     assert_eq!(names(&sim.events(a)), ["x"]);
@@ -420,7 +420,7 @@ fn cache_channel_answers_miss_then_last_event() {
         "cache-prices",
         frame::encode_text(event),
         None,
-        sim.now_s,
+        sim.now_ms,
     );
     sim.settle();
     assert_eq!(names(&sim.events(a)), ["price"]);
@@ -447,7 +447,7 @@ fn publish_excludes_the_given_socket() {
         "news",
         frame::encode_text(br#"{"event":"x","channel":"news","data":"1"}"#),
         Some(&a_id),
-        sim.now_s,
+        sim.now_ms,
     );
     sim.settle();
     assert!(sim.events(a).is_empty());
@@ -499,7 +499,7 @@ fn slow_consumer_is_cut_with_4100_and_others_keep_receiving() {
     let frame_bytes = frame::encode_text(payload.as_bytes());
     let mut fast_got = 0;
     for _ in 0..100 {
-        sim.shards[0].publish(0, "feed", frame_bytes.clone(), None, sim.now_s);
+        sim.shards[0].publish(0, "feed", frame_bytes.clone(), None, sim.now_ms);
         fast_got += sim.events(fast).len(); // the fast reader drains every time
     }
     assert_eq!(fast_got, 100);
@@ -529,6 +529,21 @@ fn server_pings_after_activity_timeout_and_closes_4201_without_reply() {
         !b_out.iter().any(|o| matches!(o, Out::Close(_))),
         "{b_out:?}"
     );
+}
+
+#[test]
+fn timers_never_fire_early() {
+    let mut sim = Sim::new(1, |app| app.activity_timeout_s = 1);
+    sim.now_ms = 1_900; // connect late in a second
+    let (a, _) = sim.connect(0);
+    for shard in &mut sim.shards {
+        shard.handle_tick(2_100); // a tick 200 ms later: a whole-second clock would fire here
+    }
+    assert!(sim.events(a).is_empty(), "pinged 200 ms after connecting");
+    for shard in &mut sim.shards {
+        shard.handle_tick(2_900);
+    }
+    assert_eq!(names(&sim.events(a)), ["pusher:ping"]);
 }
 
 #[test]
@@ -590,13 +605,13 @@ fn signin_watchlist_and_server_to_user_across_shards() {
         0,
         "u",
         frame::encode_text(br##"{"event":"hello","channel":"#server-to-user-u","data":"{}"}"##),
-        sim.now_s,
+        sim.now_ms,
     );
     sim.settle();
     assert_eq!(names(&sim.events(u)), ["hello"]);
     assert!(sim.events(watcher).is_empty());
 
-    sim.shards[0].terminate_user(0, "u", sim.now_s);
+    sim.shards[0].terminate_user(0, "u", sim.now_ms);
     sim.settle();
     let out = sim.output(u);
     assert!(matches!(out.last(), Some(Out::Close(4009))), "{out:?}");
@@ -637,15 +652,39 @@ fn drain_sends_4200_to_everyone() {
 }
 
 #[test]
+fn ready_says_503_while_draining_on_open_http_connections() {
+    let mut sim = Sim::new(1, |_| {});
+    let key = sim.shards[0].handle_accept(sim.now_ms);
+    let http = Client { shard: 0, key };
+    let ask = b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n";
+    sim.shards[0].handle_bytes(key, ask, sim.now_ms);
+    let reply = String::from_utf8(sim.raw_output(http)).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    sim.shards[0].handle_drain(sim.now_ms);
+    assert_eq!(
+        sim.shards[0].draining_connection_count(),
+        0,
+        "idle keep-alive does not hold the drain"
+    );
+    sim.shards[0].handle_bytes(key, ask, sim.now_ms);
+    let reply = String::from_utf8(sim.raw_output(http)).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("connection: close"),
+        "{reply}"
+    );
+}
+
+#[test]
 fn connection_quota_is_node_wide() {
     let mut sim = Sim::new(2, |app| app.max_connections = 1);
     let (a, _) = sim.connect(0);
-    let key = sim.shards[1].handle_accept(sim.now_s);
+    let key = sim.shards[1].handle_accept(sim.now_ms);
     let request = format!(
         "GET /app/{KEY} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
-    sim.shards[1].handle_bytes(key, request.as_bytes(), sim.now_s);
+    sim.shards[1].handle_bytes(key, request.as_bytes(), sim.now_ms);
     let raw = sim.raw_output(Client { shard: 1, key });
     let text = String::from_utf8_lossy(&raw);
     assert!(text.contains("4004"), "{text}");
