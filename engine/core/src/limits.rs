@@ -25,6 +25,3 @@ pub const DRAIN_TIMEOUT_S_DEFAULT: u64 = 10;
 pub const PONG_GRACE_S: u64 = 30;
 /// Messages in flight on one inter-shard ring; a full ring makes the sender wait (backpressure).
 pub const SHARD_RING_CAPACITY: usize = 4_096;
-/// Bytes a connection may leave in its read buffer between frames (a partial frame plus the
-/// configured message size); anything beyond is refused by the frame codec with 1009.
-pub const READ_BUFFER_SLACK_BYTES: usize = 16;

@@ -11,12 +11,12 @@ use simd_json::BorrowedValue;
 use super::client_message::{encode_value, parse_json, MessageError};
 
 /// Longest accepted user id, in bytes.
-pub const MAX_USER_ID_BYTES: usize = 128;
+pub const MAX_USER_ID_BYTES: usize = crate::limits::USER_ID_BYTES_MAX;
 /// Longest accepted sign-in `user_data` document, in bytes.
-pub const MAX_USER_DATA_BYTES: usize = 16 * 1024;
+pub const MAX_USER_DATA_BYTES: usize = crate::limits::USER_DATA_BYTES_MAX;
 /// Watchlist entries kept from a sign-in; the rest are dropped and the client is told with
 /// [`super::close::WATCHLIST_OVER_LIMIT`].
-pub const MAX_WATCHLIST: usize = 100;
+pub const MAX_WATCHLIST: usize = crate::limits::WATCHLIST_IDS_MAX;
 
 /// A presence channel member, from the subscriber's `channel_data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
