@@ -70,6 +70,9 @@ fn drive(
     loop {
         // 1. Write: the unwritten tail first, then everything the core has queued.
         if let Some(tail) = pending.as_mut() {
+            if ctx.core.borrow().is_aborted(key) {
+                return Poll::Ready(End::Drop);
+            }
             match Pin::new(&mut *stream).poll_write(cx, tail) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(End::Drop),
                 Poll::Ready(Ok(n)) => {

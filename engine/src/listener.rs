@@ -25,7 +25,8 @@ pub fn bind_all(
     Ok((sockets, bound))
 }
 
-fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<Socket> {
+/// Binds one listener (the metrics port).
+pub fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;

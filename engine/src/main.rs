@@ -68,12 +68,25 @@ fn run(config: config::Config) -> Result<(), String> {
     }
     let addr = SocketAddr::new(server.bind_address, server.port);
     let (listeners, bound) = listener::bind_all(addr, shard_count, server.listen_backlog)?;
+    let mut metrics_listener = match server.metrics_port {
+        Some(port) => {
+            let metrics_addr = SocketAddr::new(server.bind_address, port);
+            let socket = listener::bind_one(metrics_addr, server.listen_backlog)
+                .map_err(|e| format!("cannot listen on {metrics_addr} (--metrics-port): {e}"))?;
+            if let Some(local) = socket.local_addr().ok().and_then(|a| a.as_socket()) {
+                info!("metrics on http://{local}/metrics");
+            }
+            Some(socket)
+        }
+        None => None,
+    };
     let starts = listeners
         .into_iter()
         .enumerate()
         .map(|(i, listener)| shard::ShardStart {
             listener,
             cpu: cpus[i % cpus.len()],
+            metrics_listener: metrics_listener.take(),
         })
         .collect();
     let apps = Arc::new(AppTable::new(config.apps.clone()));
@@ -86,6 +99,7 @@ fn run(config: config::Config) -> Result<(), String> {
         handshake_timeout_s: server.handshake_timeout_s,
         drain_timeout_s: server.drain_timeout_s,
         echo_path: server.echo_path.clone(),
+        metrics_port_separate: server.metrics_port.is_some(),
     };
     start_signal_thread()?;
     let handles = shard::spawn_all(starts, apps, settings)?;

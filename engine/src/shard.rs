@@ -144,6 +144,8 @@ pub struct ShardStart {
     pub listener: socket2::Socket,
     /// CPU to pin to.
     pub cpu: usize,
+    /// The `--metrics-port` listener (given to one shard only).
+    pub metrics_listener: Option<socket2::Socket>,
 }
 
 /// Engine settings every shard shares.
@@ -165,6 +167,8 @@ pub struct EngineSettings {
     pub drain_timeout_s: u64,
     /// Echo endpoint path.
     pub echo_path: Option<String>,
+    /// `/metrics` lives on its own port.
+    pub metrics_port_separate: bool,
 }
 
 /// Starts every shard on its own pinned executor thread; returns their join handles.
@@ -183,6 +187,7 @@ pub fn spawn_all(
         let apps = apps.clone();
         let settings = settings.clone();
         let fd = start.listener.into_raw_fd();
+        let metrics_fd = start.metrics_listener.map(IntoRawFd::into_raw_fd);
         let handle = LocalExecutorBuilder::new(Placement::Fixed(start.cpu))
             .name(&format!("shard-{ordinal}"))
             .io_memory(settings.io_memory_bytes)
@@ -190,7 +195,10 @@ pub fn spawn_all(
                 // SAFETY: fd is a listening TCP socket we own; ownership moves to glommio here.
                 #[allow(unsafe_code)]
                 let listener = unsafe { TcpListener::from_raw_fd(fd) };
-                run_shard(listener, mesh, apps, settings).await;
+                // SAFETY: as above, for the metrics listener this shard alone owns.
+                #[allow(unsafe_code)]
+                let metrics = metrics_fd.map(|fd| unsafe { TcpListener::from_raw_fd(fd) });
+                run_shard(listener, metrics, mesh, apps, settings).await;
             })
             .map_err(|e| {
                 format!(
@@ -206,6 +214,7 @@ pub fn spawn_all(
 
 async fn run_shard(
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     mesh: MeshBuilder<ShardMessage, Full>,
     apps: Arc<AppTable>,
     settings: EngineSettings,
@@ -229,6 +238,7 @@ async fn run_shard(
             outbound_bytes_max: settings.outbound_bytes_max,
             handshake_timeout_s: settings.handshake_timeout_s,
             echo_path: settings.echo_path.clone(),
+            metrics_port_separate: settings.metrics_port_separate,
         },
         apps,
     );
@@ -262,7 +272,10 @@ async fn run_shard(
         }));
     }
     let overflow_task = glommio::spawn_local(drain_overflow(ctx.clone()));
-    let accept_task = glommio::spawn_local(accept_loop(ctx.clone(), listener));
+    ctx.core.borrow_mut().set_unix_time(unix_now_s());
+    let accept_task = glommio::spawn_local(accept_loop(ctx.clone(), listener, false));
+    let _metrics_task = metrics_listener
+        .map(|listener| glommio::spawn_local(accept_loop(ctx.clone(), listener, true)));
 
     // The sweep: once a second for timeouts; the drain flag is checked four times a second.
     let mut quarter: u64 = 0;
@@ -281,7 +294,10 @@ async fn run_shard(
             info!(shard = shard_index, "draining");
         }
         if quarter.is_multiple_of(4) {
-            ctx.core.borrow_mut().handle_tick(now_ms);
+            let mut core = ctx.core.borrow_mut();
+            core.set_unix_time(unix_now_s());
+            core.handle_tick(now_ms);
+            drop(core);
             ctx.after_core();
         }
         if let Some(deadline) = drain_deadline {
@@ -296,14 +312,27 @@ async fn run_shard(
     drop(receiver_tasks);
 }
 
-async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener) {
+/// Seconds since the Unix epoch (REST signatures carry wall-clock timestamps).
+fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Accepts connections for the life of the shard; `metrics_only` marks the metrics port.
+async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, metrics_only: bool) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 if let Err(err) = stream.set_nodelay(true) {
                     debug!(%err, "TCP_NODELAY failed");
                 }
-                let key = ctx.core.borrow_mut().handle_accept(ctx.now_ms());
+                let now_ms = ctx.now_ms();
+                let key = if metrics_only {
+                    ctx.core.borrow_mut().handle_accept_metrics(now_ms)
+                } else {
+                    ctx.core.borrow_mut().handle_accept(now_ms)
+                };
                 glommio::spawn_local(conn_task::serve(ctx.clone(), stream, key)).detach();
             }
             Err(err) => {

@@ -113,6 +113,35 @@ pub struct AppTable {
     by_key: ahash::AHashMap<String, u32>,
     by_id: ahash::AHashMap<String, u32>,
     connections: Vec<std::sync::atomic::AtomicU64>,
+    backend_events: Vec<RateWindow>,
+    read_requests: Vec<RateWindow>,
+}
+
+/// A per-second budget shared by every shard: the current second in the high 32 bits and the
+/// count used in it in the low 32, updated with one compare-and-swap (REST calls are not the
+/// fan-out path, and limits are per node).
+#[derive(Debug, Default)]
+struct RateWindow(std::sync::atomic::AtomicU64);
+
+impl RateWindow {
+    /// Takes `n` from this second's budget of `limit` (0 = unlimited); false = over.
+    fn try_take(&self, n: u64, limit: u32, unix_s: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        if limit == 0 {
+            return true;
+        }
+        let second = unix_s & 0xffff_ffff;
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
+                let used = if packed >> 32 == second {
+                    packed & 0xffff_ffff
+                } else {
+                    0
+                };
+                (used + n <= u64::from(limit)).then_some((second << 32) | (used + n))
+            })
+            .is_ok()
+    }
 }
 
 impl AppTable {
@@ -132,11 +161,15 @@ impl AppTable {
             .iter()
             .map(|_| std::sync::atomic::AtomicU64::new(0))
             .collect();
+        let backend_events = apps.iter().map(|_| RateWindow::default()).collect();
+        let read_requests = apps.iter().map(|_| RateWindow::default()).collect();
         AppTable {
             apps,
             by_key,
             by_id,
             connections,
+            backend_events,
+            read_requests,
         }
     }
 
@@ -186,8 +219,38 @@ impl AppTable {
         self.connections[index as usize].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Takes `events` from the app's `max_backend_events_per_second`; false = 429.
+    pub fn try_take_backend_events(&self, index: u32, events: u64, unix_s: u64) -> bool {
+        let limit = self.apps[index as usize].max_backend_events_per_second;
+        self.backend_events[index as usize].try_take(events, limit, unix_s)
+    }
+
+    /// Takes one from the app's `max_read_requests_per_second`; false = 429.
+    pub fn try_take_read_request(&self, index: u32, unix_s: u64) -> bool {
+        let limit = self.apps[index as usize].max_read_requests_per_second;
+        self.read_requests[index as usize].try_take(1, limit, unix_s)
+    }
+
     /// Live connections of an app on this node.
     pub fn connection_count(&self, index: u32) -> u64 {
         self.connections[index as usize].load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_windows_reset_each_second() {
+        let mut app = AppConfig::with_credentials("1", "k", "s");
+        app.max_backend_events_per_second = 3;
+        let table = AppTable::new(vec![app]);
+        assert!(table.try_take_backend_events(0, 2, 100));
+        assert!(!table.try_take_backend_events(0, 2, 100), "would be 4 of 3");
+        assert!(table.try_take_backend_events(0, 1, 100));
+        assert!(!table.try_take_backend_events(0, 1, 100));
+        assert!(table.try_take_backend_events(0, 3, 101));
+        assert!(table.try_take_read_request(0, 101), "0 = unlimited");
     }
 }

@@ -7,6 +7,7 @@
 //! - [`client_message`]: parsing of client → server text frames (untrusted input).
 //! - [`server_message`]: the JSON text of server → client events.
 //! - [`user`]: presence `channel_data` and sign-in `user_data` parsing.
+//! - [`rest`]: the HTTP REST API's request signing and request bodies.
 //!
 //! Nothing here keeps state; the connection state machine and the registry decide what to do
 //! with the values these functions return.
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod channel;
 pub mod client_message;
 pub mod close;
+pub mod rest;
 pub mod server_message;
 pub mod user;
 

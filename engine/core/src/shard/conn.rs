@@ -15,6 +15,8 @@ use crate::ws::frame::Decoder;
 pub enum Phase {
     /// Reading an HTTP request (upgrade or REST/health); keep-alive returns here.
     Http,
+    /// An HTTP request waits for answers from other shards; further input waits too.
+    HttpWaiting,
     /// An upgraded WebSocket speaking the Pusher protocol.
     Pusher,
     /// An upgraded WebSocket on the echo path (Autobahn).
@@ -74,6 +76,8 @@ pub struct Conn {
     pub app: Option<AppIndex>,
     /// Whether this connection is counted in its app's connection total.
     pub counted: bool,
+    /// Accepted on the metrics port: only `/metrics` is served.
+    pub metrics_only: bool,
     /// Bytes received and not yet consumed (a partial request or frame). Emptied to no
     /// allocation when nothing is partial.
     pub read_buf: BytesMut,
@@ -112,6 +116,7 @@ impl Conn {
             phase: Phase::Http,
             app: None,
             counted: false,
+            metrics_only: false,
             read_buf: BytesMut::new(),
             decoder: Decoder::new(max_message_size),
             outbound: VecDeque::new(),
@@ -130,7 +135,10 @@ impl Conn {
 
     /// Whether the connection takes new frames (not closing or closed).
     pub fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::Http | Phase::Pusher | Phase::Echo)
+        matches!(
+            self.phase,
+            Phase::Http | Phase::HttpWaiting | Phase::Pusher | Phase::Echo
+        )
     }
 
     /// Index of a channel in `subscriptions`.

@@ -1,39 +1,103 @@
-//! Plain HTTP requests on the engine port (not upgrades): health and readiness. The Pusher REST
-//! API mounts here too.
+//! Plain HTTP requests on the engine port (not upgrades): health, readiness, metrics, and the
+//! Pusher REST API under `/apps/`. A request is answered at once or parked while other shards
+//! answer a question (see `query`).
 
 use bytes::Bytes;
 
+use super::message::Query;
+use super::query::Purpose;
 use super::Shard;
 use crate::http::request::RequestHead;
-use crate::http::response;
+
+/// An answer ready to send.
+pub struct Reply {
+    /// Route label for metrics.
+    pub route: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// Content type.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// What routing a request produced.
+pub enum HttpOutcome {
+    /// Send this now.
+    Reply(Reply),
+    /// The connection waits for other shards; the answer comes later.
+    Waiting,
+}
+
+/// A JSON reply.
+pub fn json(route: &'static str, status: u16, body: impl Into<Vec<u8>>) -> HttpOutcome {
+    HttpOutcome::Reply(Reply {
+        route,
+        status,
+        content_type: "application/json",
+        body: body.into(),
+    })
+}
 
 impl Shard {
-    /// Answers one HTTP request.
+    /// Answers one HTTP request (or parks it).
     pub(super) fn route_http(
         &mut self,
+        key: u32,
         head: &RequestHead,
-        _body: &Bytes,
+        body: &Bytes,
         keep_alive: bool,
-    ) -> Bytes {
-        let json = "application/json";
-        match (head.method.as_str(), head.path.as_str()) {
-            ("GET" | "HEAD", "/") => {
-                response::response(200, "text/plain", b"OK\n", &[], keep_alive)
+    ) -> HttpOutcome {
+        let metrics_only = self.conns[key as usize].metrics_only;
+        let method = head.method.as_str();
+        let path = head.path.as_str();
+        if path == "/metrics" && (metrics_only || !self.settings.metrics_port_separate) {
+            if method != "GET" {
+                return json("metrics", 405, &b"{\"error\":\"Method not allowed\"}"[..]);
             }
+            if !self.start_query(
+                key,
+                Query::Stats,
+                None,
+                Purpose::Metrics,
+                keep_alive,
+                "metrics",
+            ) {
+                return json(
+                    "metrics",
+                    503,
+                    &b"{\"error\":\"Too many requests in flight\"}"[..],
+                );
+            }
+            return HttpOutcome::Waiting;
+        }
+        if metrics_only {
+            return json(
+                "other",
+                404,
+                &b"{\"error\":\"Only /metrics is served on this port\"}"[..],
+            );
+        }
+        match (method, path) {
+            ("GET" | "HEAD", "/") => HttpOutcome::Reply(Reply {
+                route: "health",
+                status: 200,
+                content_type: "text/plain",
+                body: b"OK\n".to_vec(),
+            }),
             ("GET" | "HEAD", "/ready") => {
                 if self.draining {
-                    response::response(
+                    json(
+                        "ready",
                         503,
-                        json,
-                        b"{\"ready\":false,\"reason\":\"draining\"}",
-                        &[],
-                        keep_alive,
+                        &b"{\"ready\":false,\"reason\":\"draining\"}"[..],
                     )
                 } else {
-                    response::response(200, json, b"{\"ready\":true}", &[], keep_alive)
+                    json("ready", 200, &b"{\"ready\":true}"[..])
                 }
             }
-            _ => response::response(404, json, b"{\"error\":\"Not found\"}", &[], keep_alive),
+            _ if path.starts_with("/apps/") => self.route_rest(key, head, body, keep_alive),
+            _ => json("other", 404, &b"{\"error\":\"Not found\"}"[..]),
         }
     }
 }

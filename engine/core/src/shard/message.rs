@@ -47,6 +47,59 @@ pub struct OwnerJoin {
     pub want_cache: bool,
 }
 
+/// A question every shard (or one owner) answers about its part of the node's state, for the
+/// REST API and metrics. The asking shard merges the parts.
+#[derive(Debug)]
+pub enum Query {
+    /// Occupied channels of an app, optionally by name prefix.
+    Channels {
+        /// Application.
+        app: AppIndex,
+        /// `filter_by_prefix`.
+        prefix: Option<Arc<str>>,
+    },
+    /// Some channels by name.
+    Named {
+        /// Application.
+        app: AppIndex,
+        /// Channel names.
+        names: Vec<Arc<str>>,
+    },
+    /// Members of a presence channel (asked of its owner only).
+    Users {
+        /// Application.
+        app: AppIndex,
+        /// Channel name.
+        channel: Arc<str>,
+    },
+    /// Counters for `/metrics`.
+    Stats,
+}
+
+/// One channel as one shard sees it.
+#[derive(Debug, Clone)]
+pub struct ChannelStat {
+    /// Channel name.
+    pub name: Arc<str>,
+    /// Local subscriptions on the answering shard.
+    pub subscriptions: u64,
+    /// Presence users, from the channel's owner.
+    pub users: Option<u64>,
+    /// The cached event's frame and its remaining seconds, from the channel's owner.
+    pub cache: Option<(Bytes, u64)>,
+}
+
+/// One shard's answer to a [`Query`].
+#[derive(Debug, Default, Clone)]
+pub struct QueryPart {
+    /// Channels.
+    pub channels: Vec<ChannelStat>,
+    /// Presence member ids (for `Users`).
+    pub users: Vec<Arc<str>>,
+    /// Counters (for `Stats`).
+    pub stats: Option<Box<super::stats::StatsSnapshot>>,
+}
+
 /// One message between shards.
 #[derive(Debug, Clone)]
 pub enum ShardMessage {
@@ -163,6 +216,22 @@ pub enum ShardMessage {
         watcher: Arc<str>,
         /// A user on the watchlist.
         watched: Arc<str>,
+    },
+    /// A question from shard `from`; answered with `QueryReply`.
+    Query {
+        /// Id at the asking shard.
+        id: u64,
+        /// Asking shard.
+        from: u16,
+        /// The question (shared by every shard it went to).
+        query: Arc<Query>,
+    },
+    /// One shard's answer.
+    QueryReply {
+        /// Id at the asking shard.
+        id: u64,
+        /// The answer.
+        part: Box<QueryPart>,
     },
     /// Close every local connection signed in as this user with 4009.
     TerminateUser {

@@ -19,8 +19,11 @@ pub mod conn;
 pub mod message;
 pub mod owner;
 pub mod registry;
+pub mod stats;
 
 mod http_routes;
+mod query;
+mod rest_api;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -40,6 +43,7 @@ use conn::{Conn, Phase};
 use message::{AppIndex, ShardMessage};
 use owner::OwnerState;
 use registry::Registry;
+pub use stats::ShardStats;
 
 /// Milliseconds a server-initiated close waits for the client's close frame before dropping.
 pub const CLOSE_WAIT_MS: u64 = 5_000;
@@ -61,25 +65,8 @@ pub struct ShardSettings {
     pub handshake_timeout_s: u64,
     /// Path of the echo endpoint, if mounted.
     pub echo_path: Option<String>,
-}
-
-/// Counters a shard keeps (read by metrics).
-#[derive(Debug, Default, Clone)]
-pub struct ShardStats {
-    /// Connections accepted.
-    pub connections_opened: u64,
-    /// Connections removed.
-    pub connections_closed: u64,
-    /// WebSocket messages received.
-    pub messages_in: u64,
-    /// Frames queued to sockets.
-    pub frames_out: u64,
-    /// Bytes received.
-    pub bytes_in: u64,
-    /// Connections cut because their outbound queue passed the cap.
-    pub slow_consumer_disconnects: u64,
-    /// Pusher errors sent, by code (index = code - 4000, 0..400).
-    pub errors_by_code: Vec<u64>,
+    /// `/metrics` is served on a separate port (not on the main one).
+    pub metrics_port_separate: bool,
 }
 
 /// What the shell should do with a connection's socket after taking its output.
@@ -106,10 +93,13 @@ pub struct Shard {
     outbox: Vec<(u16, ShardMessage)>,
     wake: Vec<u32>,
     detach_queue: Vec<u32>,
+    loopback: std::collections::VecDeque<ShardMessage>,
     next_serial: u64,
     draining: bool,
     now_ms: u64,
     next_cache_sweep_ms: u64,
+    unix_s: u64,
+    queries: query::PendingQueries,
     stats: ShardStats,
 }
 
@@ -128,14 +118,14 @@ impl Shard {
             outbox: Vec::new(),
             wake: Vec::new(),
             detach_queue: Vec::new(),
+            loopback: std::collections::VecDeque::new(),
             next_serial: 1,
             draining: false,
             now_ms: 0,
             next_cache_sweep_ms: 0,
-            stats: ShardStats {
-                errors_by_code: vec![0; 400],
-                ..ShardStats::default()
-            },
+            unix_s: 0,
+            queries: slab::Slab::new(),
+            stats: ShardStats::default(),
         }
     }
 
@@ -202,6 +192,18 @@ impl Shard {
         self.conns.insert(conn) as u32
     }
 
+    /// A socket was accepted on the metrics port; returns its key.
+    pub fn handle_accept_metrics(&mut self, now_ms: u64) -> u32 {
+        let key = self.handle_accept(now_ms);
+        self.conns[key as usize].metrics_only = true;
+        key
+    }
+
+    /// Wall-clock time (REST signatures carry Unix timestamps); the shell sets it every tick.
+    pub fn set_unix_time(&mut self, unix_s: u64) {
+        self.unix_s = unix_s;
+    }
+
     /// Bytes arrived on a connection's socket.
     pub fn handle_bytes(&mut self, key: u32, data: &[u8], now_ms: u64) {
         self.now_ms = now_ms;
@@ -240,7 +242,7 @@ impl Shard {
         for (key, conn) in self.conns.iter() {
             let key = key as u32;
             match conn.phase {
-                Phase::Http
+                Phase::Http | Phase::HttpWaiting
                     if now_ms.saturating_sub(conn.last_seen_ms)
                         >= self.settings.handshake_timeout_s * 1000 =>
                 {
@@ -335,6 +337,8 @@ impl Shard {
             conn.outbound_bytes = 0;
             return OutputState::Abort;
         }
+        let start_len = out.len();
+        let mut frames = 0u64;
         while let Some(front) = conn.outbound.front() {
             if !out.is_empty() && out.len() + front.len() > max_bytes {
                 break;
@@ -342,6 +346,11 @@ impl Shard {
             out.extend_from_slice(front);
             conn.outbound_bytes -= front.len();
             conn.outbound.pop_front();
+            frames += 1;
+        }
+        if frames > 0 {
+            self.stats
+                .record_write(frames, (out.len() - start_len) as u64);
         }
         if conn.outbound.is_empty() && conn.outbound.capacity() > 0 {
             // Idle connections keep no queue allocation; a busy one re-allocates per flush,
@@ -353,6 +362,14 @@ impl Shard {
         } else {
             OutputState::Open
         }
+    }
+
+    /// Whether the core gave up on a connection (drop it without flushing): a blocked writer
+    /// must check this, or a slow consumer past its close deadline would never be dropped.
+    pub fn is_aborted(&self, key: u32) -> bool {
+        self.conns
+            .get(key as usize)
+            .is_none_or(|c| c.phase == Phase::Abort)
     }
 
     /// Whether a connection has frames queued.
@@ -385,6 +402,7 @@ impl Shard {
                         return;
                     }
                 }
+                Phase::HttpWaiting => return,
                 Phase::Pusher | Phase::Echo | Phase::Closing { .. } => {
                     let result = conn.decoder.poll_message(&mut conn.read_buf);
                     match result {
@@ -396,6 +414,11 @@ impl Shard {
                         }
                         Ok(None) => return,
                         Err(violation) => {
+                            *self
+                                .stats
+                                .protocol_closes
+                                .entry(violation.close_code)
+                                .or_default() += 1;
                             let conn = &mut self.conns[key as usize];
                             conn.read_buf.clear();
                             let frame = frame::encode_close(violation.close_code, violation.reason);
@@ -465,13 +488,45 @@ impl Shard {
             && !head
                 .header("connection")
                 .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let reply = self.route_http(&head, &body, keep_alive);
-        self.push_control(key, reply);
-        if !keep_alive {
-            self.set_phase(key, Phase::Finished);
-            return false;
+        match self.route_http(key, &head, &body, keep_alive) {
+            http_routes::HttpOutcome::Reply(reply) => {
+                self.finish_http(
+                    key,
+                    reply.route,
+                    reply.status,
+                    reply.content_type,
+                    &reply.body,
+                    keep_alive,
+                );
+                keep_alive
+            }
+            http_routes::HttpOutcome::Waiting => false,
         }
-        true
+    }
+
+    /// Sends an HTTP response and returns the connection to reading requests (or finishes it).
+    fn finish_http(
+        &mut self,
+        key: u32,
+        route: &'static str,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+        keep_alive: bool,
+    ) {
+        self.stats.record_http(route, status);
+        let keep_alive = keep_alive && !self.draining;
+        self.push_control(
+            key,
+            response::response(status, content_type, body, &[], keep_alive),
+        );
+        if keep_alive {
+            if let Some(conn) = self.conns.get_mut(key as usize) {
+                conn.phase = Phase::Http;
+            }
+        } else {
+            self.set_phase(key, Phase::Finished);
+        }
     }
 
     fn handle_upgrade(&mut self, key: u32, head: &request::RequestHead) {
@@ -498,6 +553,9 @@ impl Shard {
             }
         };
         self.push_control(key, handshake::accept_response(&accept));
+        let opened_ms = self.conns[key as usize].opened_ms;
+        self.stats
+            .record_handshake(self.now_ms.saturating_sub(opened_ms));
         if is_echo {
             self.set_phase(key, Phase::Echo);
             return;
@@ -629,16 +687,25 @@ impl Shard {
         self.set_phase(key, Phase::Closing { deadline_ms });
     }
 
+    /// End of every public call: messages this shard sent itself, then connections that left
+    /// the open phases, until both are empty.
     fn run_detach_queue(&mut self) {
-        while let Some(key) = self.detach_queue.pop() {
-            self.detach(key);
+        loop {
+            if let Some(message) = self.loopback.pop_front() {
+                self.handle_message_inner(message);
+            } else if let Some(key) = self.detach_queue.pop() {
+                self.detach(key);
+            } else {
+                return;
+            }
         }
     }
 
-    /// Sends a message to a shard; to itself it is handled at once.
+    /// Sends a message to a shard; to itself it is queued and handled at the end of the
+    /// current call, in order, as if it had gone round a ring (no re-entrancy).
     fn route(&mut self, target: u16, message: ShardMessage) {
         if target == self.settings.shard_index {
-            self.handle_message_inner(message);
+            self.loopback.push_back(message);
         } else {
             self.outbox.push((target, message));
         }

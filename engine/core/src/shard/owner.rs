@@ -121,6 +121,20 @@ impl OwnerState {
         self.presence.get(app as usize)?.get(channel)
     }
 
+    /// Presence channels of an app owned here, with their member counts.
+    pub fn presence_channels(&self, app: AppIndex) -> impl Iterator<Item = (&Arc<str>, usize)> {
+        self.presence
+            .get(app as usize)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(name, members)| (name, members.len())))
+    }
+
+    /// The cached event of a channel with its remaining seconds, if still fresh.
+    pub fn cache_entry(&self, app: AppIndex, channel: &str, now_s: u64) -> Option<(Bytes, u64)> {
+        let (frame, expires_s) = self.cache.get(app as usize)?.get(channel)?;
+        (*expires_s > now_s).then(|| (frame.clone(), expires_s - now_s))
+    }
+
     /// Remembers the last event of a cache channel until `now_ms + CACHE_TTL_S`.
     pub fn cache_store(&mut self, app: AppIndex, channel: Arc<str>, frame: Bytes, now_ms: u64) {
         self.cache[app as usize].insert(channel, (frame, now_ms + CACHE_TTL_S));

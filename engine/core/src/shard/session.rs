@@ -749,6 +749,30 @@ impl Shard {
                 watcher,
                 watched,
             } => self.owner.unwatch(app, &watcher, &watched),
+            ShardMessage::Query { id, from, query } => {
+                let part = self.answer_query(&query);
+                self.route(
+                    from,
+                    ShardMessage::QueryReply {
+                        id,
+                        part: Box::new(part),
+                    },
+                );
+            }
+            ShardMessage::QueryReply { id, part } => {
+                let key = self.queries.get(id as usize).map(|q| q.conn_key);
+                self.handle_query_reply(id, *part);
+                // Pipelined requests behind the answered one.
+                if let Some(key) = key {
+                    if self
+                        .conns
+                        .get(key as usize)
+                        .is_some_and(|c| c.phase == Phase::Http)
+                    {
+                        self.process_input(key);
+                    }
+                }
+            }
             ShardMessage::TerminateUser { app, user_id } => {
                 let keys: Vec<u32> = self.registry.user_conns(app, &user_id).to_vec();
                 for key in keys {

@@ -1,0 +1,367 @@
+//! A shard's counters and their Prometheus text form. Each shard counts on its own (no shared
+//! atomics on the hot path); `/metrics` gathers a snapshot from every shard over the rings and
+//! renders them together, labelled by shard.
+
+use std::fmt::Write;
+
+use ahash::AHashMap;
+
+/// Upper bounds of the frames-per-write histogram buckets (+Inf implied).
+pub const FRAMES_PER_WRITE_BUCKETS: [u64; 7] = [1, 2, 4, 8, 16, 32, 64];
+/// Upper bounds of the handshake-latency histogram buckets, in milliseconds (+Inf implied).
+pub const HANDSHAKE_MS_BUCKETS: [u64; 9] = [1, 2, 5, 10, 25, 50, 100, 500, 1000];
+
+/// Counters one shard keeps.
+#[derive(Debug, Clone)]
+pub struct ShardStats {
+    /// Connections accepted.
+    pub connections_opened: u64,
+    /// Connections removed.
+    pub connections_closed: u64,
+    /// WebSocket messages received.
+    pub messages_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Frames queued to sockets (deliveries, replies and control frames).
+    pub frames_out: u64,
+    /// Bytes handed to sockets.
+    pub bytes_out: u64,
+    /// Socket writes (each carries one or more frames).
+    pub socket_writes: u64,
+    /// Histogram of frames per socket write (`FRAMES_PER_WRITE_BUCKETS` + one for +Inf).
+    pub frames_per_write: [u64; 8],
+    /// Connections cut because their outbound queue passed the cap.
+    pub slow_consumer_disconnects: u64,
+    /// Pusher errors sent, by code (index = code - 4000).
+    pub errors_by_code: Vec<u64>,
+    /// WebSocket close frames sent for protocol violations, by RFC 6455 code.
+    pub protocol_closes: AHashMap<u16, u64>,
+    /// Histogram of accept → upgrade latency (`HANDSHAKE_MS_BUCKETS` + one for +Inf).
+    pub handshake_ms: [u64; 10],
+    /// Sum of handshake latencies in milliseconds.
+    pub handshake_ms_sum: u64,
+    /// HTTP requests answered, by (route, status).
+    pub http_requests: AHashMap<(&'static str, u16), u64>,
+}
+
+impl Default for ShardStats {
+    fn default() -> Self {
+        ShardStats {
+            connections_opened: 0,
+            connections_closed: 0,
+            messages_in: 0,
+            bytes_in: 0,
+            frames_out: 0,
+            bytes_out: 0,
+            socket_writes: 0,
+            frames_per_write: [0; 8],
+            slow_consumer_disconnects: 0,
+            errors_by_code: vec![0; 400],
+            protocol_closes: AHashMap::new(),
+            handshake_ms: [0; 10],
+            handshake_ms_sum: 0,
+            http_requests: AHashMap::new(),
+        }
+    }
+}
+
+impl ShardStats {
+    /// Counts one socket write of `frames` frames and `bytes` bytes.
+    pub fn record_write(&mut self, frames: u64, bytes: u64) {
+        self.socket_writes += 1;
+        self.bytes_out += bytes;
+        let bucket = FRAMES_PER_WRITE_BUCKETS
+            .iter()
+            .position(|upper| frames <= *upper)
+            .unwrap_or(FRAMES_PER_WRITE_BUCKETS.len());
+        self.frames_per_write[bucket] += 1;
+    }
+
+    /// Counts one finished handshake.
+    pub fn record_handshake(&mut self, elapsed_ms: u64) {
+        self.handshake_ms_sum += elapsed_ms;
+        let bucket = HANDSHAKE_MS_BUCKETS
+            .iter()
+            .position(|upper| elapsed_ms <= *upper)
+            .unwrap_or(HANDSHAKE_MS_BUCKETS.len());
+        self.handshake_ms[bucket] += 1;
+    }
+
+    /// Counts one HTTP response.
+    pub fn record_http(&mut self, route: &'static str, status: u16) {
+        *self.http_requests.entry((route, status)).or_default() += 1;
+    }
+}
+
+/// One shard's counters plus its gauges, as sent to the shard rendering `/metrics`.
+#[derive(Debug, Clone)]
+pub struct StatsSnapshot {
+    /// Shard index.
+    pub shard: u16,
+    /// Counters.
+    pub stats: ShardStats,
+    /// Open Pusher connections per app index.
+    pub connections_by_app: Vec<u64>,
+    /// All sockets (any phase).
+    pub sockets: u64,
+    /// Channels with local subscribers.
+    pub channels: u64,
+}
+
+/// Renders snapshots in the Prometheus text exposition format (version 0.0.4).
+pub fn render_prometheus(snapshots: &[StatsSnapshot], app_ids: &[&str]) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let counter = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&ShardStats) -> u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for snap in snapshots {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{}\"}} {}",
+                snap.shard,
+                value(&snap.stats)
+            );
+        }
+    };
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_connections Open Pusher connections.\n# TYPE ringcast_connections gauge"
+    );
+    for snap in snapshots {
+        for (app, count) in snap.connections_by_app.iter().enumerate() {
+            let app_id = app_ids.get(app).copied().unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "ringcast_connections{{shard=\"{}\",app=\"{}\"}} {count}",
+                snap.shard,
+                escape_label(app_id)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_sockets Open sockets in any phase (HTTP, WebSocket, closing).\n# TYPE ringcast_sockets gauge"
+    );
+    for snap in snapshots {
+        let _ = writeln!(
+            out,
+            "ringcast_sockets{{shard=\"{}\"}} {}",
+            snap.shard, snap.sockets
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_channels Channels with subscribers on the shard.\n# TYPE ringcast_channels gauge"
+    );
+    for snap in snapshots {
+        let _ = writeln!(
+            out,
+            "ringcast_channels{{shard=\"{}\"}} {}",
+            snap.shard, snap.channels
+        );
+    }
+    counter(
+        &mut out,
+        "ringcast_connections_opened_total",
+        "Sockets accepted.",
+        &|s| s.connections_opened,
+    );
+    counter(
+        &mut out,
+        "ringcast_connections_closed_total",
+        "Sockets closed.",
+        &|s| s.connections_closed,
+    );
+    counter(
+        &mut out,
+        "ringcast_messages_in_total",
+        "WebSocket messages received.",
+        &|s| s.messages_in,
+    );
+    counter(
+        &mut out,
+        "ringcast_bytes_in_total",
+        "Bytes received.",
+        &|s| s.bytes_in,
+    );
+    counter(
+        &mut out,
+        "ringcast_frames_out_total",
+        "Frames queued to sockets (deliveries included).",
+        &|s| s.frames_out,
+    );
+    counter(
+        &mut out,
+        "ringcast_bytes_out_total",
+        "Bytes written to sockets.",
+        &|s| s.bytes_out,
+    );
+    counter(
+        &mut out,
+        "ringcast_socket_writes_total",
+        "Socket writes.",
+        &|s| s.socket_writes,
+    );
+    counter(
+        &mut out,
+        "ringcast_slow_consumer_disconnects_total",
+        "Connections closed with 4100 because their outbound queue passed the cap.",
+        &|s| s.slow_consumer_disconnects,
+    );
+    render_histogram(
+        &mut out,
+        "ringcast_frames_per_write",
+        "Frames coalesced into one socket write.",
+        snapshots,
+        &FRAMES_PER_WRITE_BUCKETS.map(|b| b.to_string()),
+        |s| &s.frames_per_write,
+        |_| None,
+    );
+    render_histogram(
+        &mut out,
+        "ringcast_handshake_seconds",
+        "Time from accept to the WebSocket upgrade.",
+        snapshots,
+        &HANDSHAKE_MS_BUCKETS.map(|b| format!("{}", b as f64 / 1000.0)),
+        |s| &s.handshake_ms,
+        |s| Some(s.handshake_ms_sum as f64 / 1000.0),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_pusher_errors_total pusher:error events and Pusher close codes sent, by code.\n# TYPE ringcast_pusher_errors_total counter"
+    );
+    for snap in snapshots {
+        for (index, count) in snap.stats.errors_by_code.iter().enumerate() {
+            if *count > 0 {
+                let _ = writeln!(
+                    out,
+                    "ringcast_pusher_errors_total{{shard=\"{}\",code=\"{}\"}} {count}",
+                    snap.shard,
+                    4000 + index
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_websocket_protocol_closes_total Connections closed for RFC 6455 violations, by close code.\n# TYPE ringcast_websocket_protocol_closes_total counter"
+    );
+    for snap in snapshots {
+        let mut codes: Vec<_> = snap.stats.protocol_closes.iter().collect();
+        codes.sort();
+        for (code, count) in codes {
+            let _ = writeln!(
+                out,
+                "ringcast_websocket_protocol_closes_total{{shard=\"{}\",code=\"{code}\"}} {count}",
+                snap.shard
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_http_requests_total HTTP requests answered, by route and status.\n# TYPE ringcast_http_requests_total counter"
+    );
+    for snap in snapshots {
+        let mut rows: Vec<_> = snap.stats.http_requests.iter().collect();
+        rows.sort();
+        for ((route, status), count) in rows {
+            let _ = writeln!(
+                out,
+                "ringcast_http_requests_total{{shard=\"{}\",route=\"{route}\",status=\"{status}\"}} {count}",
+                snap.shard
+            );
+        }
+    }
+    out
+}
+
+fn render_histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    snapshots: &[StatsSnapshot],
+    bounds: &[String],
+    buckets: impl Fn(&ShardStats) -> &[u64],
+    sum: impl Fn(&ShardStats) -> Option<f64>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for snap in snapshots {
+        let counts = buckets(&snap.stats);
+        let mut cumulative = 0;
+        for (bound, count) in bounds.iter().zip(counts) {
+            cumulative += count;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{shard=\"{}\",le=\"{bound}\"}} {cumulative}",
+                snap.shard
+            );
+        }
+        let total: u64 = counts.iter().sum();
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{shard=\"{}\",le=\"+Inf\"}} {total}",
+            snap.shard
+        );
+        let _ = writeln!(out, "{name}_count{{shard=\"{}\"}} {total}", snap.shard);
+        if let Some(sum) = sum(&snap.stats) {
+            let _ = writeln!(out, "{name}_sum{{shard=\"{}\"}} {sum}", snap.shard);
+        }
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_complete() {
+        let mut stats = ShardStats::default();
+        for frames in [1, 1, 3, 8, 100] {
+            stats.record_write(frames, 10);
+        }
+        stats.record_http("events", 200);
+        let snap = StatsSnapshot {
+            shard: 1,
+            stats,
+            connections_by_app: vec![7],
+            sockets: 9,
+            channels: 2,
+        };
+        let text = render_prometheus(&[snap], &["app-1"]);
+        assert!(
+            text.contains("ringcast_frames_per_write_bucket{shard=\"1\",le=\"1\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringcast_frames_per_write_bucket{shard=\"1\",le=\"4\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringcast_frames_per_write_bucket{shard=\"1\",le=\"8\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringcast_frames_per_write_bucket{shard=\"1\",le=\"+Inf\"} 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringcast_connections{shard=\"1\",app=\"app-1\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "ringcast_http_requests_total{shard=\"1\",route=\"events\",status=\"200\"} 1"
+        ));
+        assert!(text.contains("ringcast_bytes_out_total{shard=\"1\"} 50"));
+        // Every sample line is `name{labels} value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap_or_default();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
