@@ -19,6 +19,7 @@ apt_install() {
   fi
 }
 command -v node >/dev/null && command -v npm >/dev/null || { step "installing Node.js"; apt_install nodejs npm; }
+python3 -c 'import venv, ensurepip' 2>/dev/null || { step "installing python3-venv"; apt_install python3-venv; }
 
 step "formatting"
 cargo fmt --all -- --check
@@ -35,6 +36,9 @@ bin="$PWD/target/debug/ringcast"
 
 step "pusher-js compatibility suite"
 (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error && RINGCAST_BIN="$bin" npm test)
+
+step "Python SDK + pysher compatibility suite"
+RINGCAST_BIN="$bin" tests/compat-python/run.sh -q
 
 step "Autobahn|Testsuite (RFC 6455)"
 scripts/autobahn.sh "$bin"

@@ -79,6 +79,7 @@ fn drive(
                     tail.advance(n);
                     if tail.is_empty() {
                         *pending = None;
+                        ctx.core.borrow_mut().set_write_blocked(key, false);
                     }
                     continue;
                 }
@@ -101,6 +102,10 @@ fn drive(
                         }
                         Poll::Ready(_) => return Poll::Ready(End::Drop),
                         Poll::Pending => *pending = Some(Bytes::copy_from_slice(&out)),
+                    }
+                    if pending.is_some() {
+                        // The kernel's send buffer is full: from now on the queue is a backlog.
+                        ctx.core.borrow_mut().set_write_blocked(key, true);
                     }
                 }
                 state

@@ -2,7 +2,6 @@
 // Starts and stops the real ringcast binary for one test file.
 const { spawn } = require('node:child_process');
 const http = require('node:http');
-const net = require('node:net');
 const path = require('node:path');
 const fs = require('node:fs');
 
@@ -22,19 +21,6 @@ process.on('exit', () => {
   }
 });
 
-// Opt-in escape hatch for servers that do not support `--port 0`: the harness picks a free
-// port itself. Off by default: the notes promise `--port 0` works.
-async function pickFreePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Start ringcast with the base flags plus `extraArgs`. Resolves once stderr shows
  * `listening on 127.0.0.1:PORT`.
@@ -45,9 +31,6 @@ async function startServer(extraArgs = [], { startTimeoutMs = 15000 } = {}) {
       '`cargo build -p ringcast` or set RINGCAST_BIN');
   }
   const args = [...BASE_ARGS, ...extraArgs];
-  if (process.env.RINGCAST_COMPAT_PICK_PORT === '1') {
-    args[1] = String(await pickFreePort());
-  }
   // No RUST_LOG override: the default `info` level logs the listening line.
   const child = spawn(BIN, args, {
     cwd: COMPAT_DIR, // no ./.env in here

@@ -89,6 +89,8 @@ pub struct Conn {
     pub outbound_bytes: usize,
     /// Already on the shard's wake list.
     pub wake_queued: bool,
+    /// The socket refused part of the last write: queued bytes now count against the cap.
+    pub write_blocked: bool,
     /// Monotonic millisecond the connection was accepted (or its Pusher session opened).
     pub opened_ms: u64,
     /// Monotonic millisecond of the last frame received.
@@ -122,6 +124,7 @@ impl Conn {
             outbound: VecDeque::new(),
             outbound_bytes: 0,
             wake_queued: false,
+            write_blocked: false,
             opened_ms: now_ms,
             last_seen_ms: now_ms,
             ping_sent_ms: 0,

@@ -96,7 +96,9 @@ impl Shard {
                     json("ready", 200, &b"{\"ready\":true}"[..])
                 }
             }
-            _ if path.starts_with("/apps/") => self.route_rest(key, head, body, keep_alive),
+            _ if path.starts_with("/apps/") || path.starts_with("/users/") => {
+                self.route_rest(key, head, body, keep_alive)
+            }
             _ => json("other", 404, &b"{\"error\":\"Not found\"}"[..]),
         }
     }

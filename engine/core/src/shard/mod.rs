@@ -372,6 +372,15 @@ impl Shard {
             .is_none_or(|c| c.phase == Phase::Abort)
     }
 
+    /// The shell tells whether the socket took everything it was given (`false`) or left bytes
+    /// pending (`true`). Only a connection whose socket is full is measured against the
+    /// outbound cap: frames queued within one turn for a reader that keeps up are not a backlog.
+    pub fn set_write_blocked(&mut self, key: u32, blocked: bool) {
+        if let Some(conn) = self.conns.get_mut(key as usize) {
+            conn.write_blocked = blocked;
+        }
+    }
+
     /// Whether a connection has frames queued.
     pub fn has_output(&self, key: u32) -> bool {
         self.conns
@@ -793,8 +802,9 @@ enum TickAction {
     Unauthorized,
 }
 
-/// Appends a data frame to a connection's queue. Past the cap the queue is dropped and replaced
-/// by a 4100 close: the slow reader is cut loose and nobody else waits for it.
+/// Appends a data frame to a connection's queue. When the socket is full and the queue passes
+/// the cap, the queue is dropped and replaced by a 4100 close: the slow reader is cut loose and
+/// nobody else waits for it.
 #[allow(clippy::too_many_arguments)]
 fn push_frame(
     conns: &mut Slab<Conn>,
@@ -812,7 +822,7 @@ fn push_frame(
     if !conn.is_open() {
         return;
     }
-    if conn.outbound_bytes + frame.len() > outbound_bytes_max {
+    if conn.write_blocked && conn.outbound_bytes + frame.len() > outbound_bytes_max {
         conn.outbound.clear();
         let close_frame = frame::encode_close(close::OVER_CAPACITY, "Slow consumer");
         conn.outbound_bytes = close_frame.len();

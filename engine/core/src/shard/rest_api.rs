@@ -46,8 +46,17 @@ impl Route {
     }
 }
 
-/// Splits `/apps/{id}/…` into the app id and the route.
-fn parse_path(path: &str) -> Option<(&str, Route)> {
+/// Splits `/apps/{id}/…` into the app id and the route. The Python SDK (pusher 3.3.x) sends
+/// `terminate_connections` as `/users/{uid}/…` without the app prefix; that path is accepted
+/// with no app id (the caller finds the app by the signed key).
+fn parse_path(path: &str) -> Option<(Option<&str>, Route)> {
+    if let Some(user) = path
+        .strip_prefix("/users/")
+        .and_then(|p| p.strip_suffix("/terminate_connections"))
+        .filter(|u| !u.is_empty() && !u.contains('/'))
+    {
+        return Some((None, Route::Terminate(percent_decode(user))));
+    }
     let rest = path.strip_prefix("/apps/")?;
     let (app_id, tail) = rest.split_once('/')?;
     let parts: Vec<&str> = tail.split('/').collect();
@@ -62,7 +71,7 @@ fn parse_path(path: &str) -> Option<(&str, Route)> {
         }
         _ => return None,
     };
-    Some((app_id, route))
+    Some((Some(app_id), route))
 }
 
 fn error(route: &'static str, err: &RestError) -> HttpOutcome {
@@ -82,7 +91,15 @@ impl Shard {
             return error("other", &RestError::new(404, "Unknown API route"));
         };
         let label = route.label();
-        let Some(app) = self.apps.index_by_id(app_id) else {
+        let app = match app_id {
+            Some(app_id) => self.apps.index_by_id(app_id),
+            // The path carries no app id: the signed `auth_key` names the app.
+            None => head
+                .query_param("auth_key")
+                .and_then(|key| self.apps.index_by_key(&key)),
+        };
+        let Some(app) = app else {
+            let app_id = app_id.unwrap_or("(by auth_key)");
             return error(label, &RestError::new(404, format!("Unknown app {app_id}")));
         };
         if head.method != route.method() {

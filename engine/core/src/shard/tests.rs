@@ -498,6 +498,8 @@ fn slow_consumer_is_cut_with_4100_and_others_keep_receiving() {
         "y".repeat(1000)
     );
     let frame_bytes = frame::encode_text(payload.as_bytes());
+    // The slow reader's socket is full (the shell reports a partial write); the fast one's is not.
+    sim.shards[0].set_write_blocked(slow.key, true);
     let mut fast_got = 0;
     for _ in 0..100 {
         sim.shards[0].publish(0, "feed", frame_bytes.clone(), None, sim.now_ms);
@@ -511,6 +513,33 @@ fn slow_consumer_is_cut_with_4100_and_others_keep_receiving() {
     );
     assert!(slow_out.len() < 100, "queue was dropped, not delivered");
     assert_eq!(sim.shards[0].stats().slow_consumer_disconnects, 1);
+}
+
+#[test]
+fn a_reader_that_keeps_up_is_never_cut_whatever_the_burst() {
+    let mut sim = Sim::new(1, |_| {});
+    let (reader, _) = sim.connect(0);
+    sim.subscribe(reader, "feed", None, None);
+    sim.events(reader);
+    // 64 KiB cap; one frame bigger than it and a burst of many in one turn, socket not full.
+    let big = format!(
+        r#"{{"event":"big","channel":"feed","data":"{}"}}"#,
+        "y".repeat(100_000)
+    );
+    sim.shards[0].publish(
+        0,
+        "feed",
+        frame::encode_text(big.as_bytes()),
+        None,
+        sim.now_ms,
+    );
+    let small = frame::encode_text(br#"{"event":"small","channel":"feed","data":"z"}"#);
+    for _ in 0..5_000 {
+        sim.shards[0].publish(0, "feed", small.clone(), None, sim.now_ms);
+    }
+    let got = sim.events(reader);
+    assert_eq!(got.len(), 5_001);
+    assert_eq!(sim.shards[0].stats().slow_consumer_disconnects, 0);
 }
 
 #[test]
@@ -989,6 +1018,9 @@ fn rest_terminate_and_server_to_user() {
         &[],
         "{}",
     );
+    assert_eq!(status, 200);
+    // The Python SDK's path (no /apps/{id}: the signed key names the app) works too.
+    let (status, _) = sim.rest(1, "POST", "/users/u7/terminate_connections", &[], "{}");
     assert_eq!(status, 200);
     let out = sim.output(u);
     assert!(matches!(out.last(), Some(Out::Close(4009))), "{out:?}");
