@@ -770,6 +770,7 @@ impl Shard {
         let except_serial = except
             .filter(|(shard, _)| *shard == self.settings.shard_index)
             .map(|(_, serial)| serial);
+        self.stats.deliveries += entry.subscribers.len() as u64;
         for &key in entry.subscribers.iter() {
             if let Some(serial) = except_serial {
                 if self

@@ -685,6 +685,7 @@ impl Shard {
                 frame,
             } => {
                 let keys: Vec<u32> = self.registry.user_conns(app, &user_id).to_vec();
+                self.stats.deliveries += keys.len() as u64;
                 for key in keys {
                     self.push_data(key, frame.clone());
                 }

@@ -24,6 +24,9 @@ pub struct ShardStats {
     pub bytes_in: u64,
     /// Frames queued to sockets (deliveries, replies and control frames).
     pub frames_out: u64,
+    /// Published events handed to subscribers (one per subscriber per event; the excluded
+    /// publisher and slow consumers being cut count too: they were attempted).
+    pub deliveries: u64,
     /// Bytes handed to sockets.
     pub bytes_out: u64,
     /// Socket writes (each carries one or more frames).
@@ -52,6 +55,7 @@ impl Default for ShardStats {
             messages_in: 0,
             bytes_in: 0,
             frames_out: 0,
+            deliveries: 0,
             bytes_out: 0,
             socket_writes: 0,
             frames_per_write: [0; 8],
@@ -188,6 +192,12 @@ pub fn render_prometheus(snapshots: &[StatsSnapshot], app_ids: &[&str]) -> Strin
         "ringcast_frames_out_total",
         "Frames queued to sockets (deliveries included).",
         &|s| s.frames_out,
+    );
+    counter(
+        &mut out,
+        "ringcast_deliveries_total",
+        "Published events handed to subscribers (one per subscriber per event).",
+        &|s| s.deliveries,
     );
     counter(
         &mut out,
