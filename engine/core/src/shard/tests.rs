@@ -787,6 +787,8 @@ fn rest_publish_reaches_every_shard_and_honours_socket_exclusion() {
             "data relayed as the same string"
         );
     }
+    let deliveries: u64 = sim.shards.iter().map(|s| s.stats().deliveries).sum();
+    assert_eq!(deliveries, 2, "one delivery per subscriber, on each shard");
     let body = format!(r#"{{"name":"x","channel":"news","data":"d","socket_id":"{a_id}"}}"#);
     sim.rest(0, "POST", "/apps/app-id/events", &[], &body);
     assert!(sim.events(a).is_empty(), "excluded socket");
