@@ -273,27 +273,14 @@ impl Shard {
             }
             Purpose::ChannelList { user_count } => {
                 let totals = merge(&pending.parts);
-                let mut names: Vec<&Arc<str>> = totals
-                    .iter()
-                    .filter(|(_, t)| t.subscriptions > 0)
-                    .map(|(n, _)| n)
-                    .collect();
-                names.sort();
-                let mut body = String::from("{\"channels\":{");
-                for (i, name) in names.iter().enumerate() {
-                    if i > 0 {
-                        body.push(',');
-                    }
-                    body.push_str(&crate::pusher::server_message::json_string(name));
-                    body.push(':');
-                    let t = &totals[*name];
+                let occupied = totals.iter().filter(|(_, t)| t.subscriptions > 0);
+                let body = channels_object(occupied.map(|(n, _)| n), |name| {
                     if *user_count {
-                        body.push_str(&format!("{{\"user_count\":{}}}", t.users.unwrap_or(0)));
+                        format!("{{\"user_count\":{}}}", totals[name].users.unwrap_or(0))
                     } else {
-                        body.push_str("{}");
+                        "{}".to_owned()
                     }
-                }
-                body.push_str("}}");
+                });
                 (200, json, body)
             }
             Purpose::ChannelInfo { name, attributes } => {
@@ -303,18 +290,9 @@ impl Shard {
             }
             Purpose::EventInfo { attributes } => {
                 let totals = merge(&pending.parts);
-                let mut names: Vec<&Arc<str>> = totals.keys().collect();
-                names.sort();
-                let mut body = String::from("{\"channels\":{");
-                for (i, name) in names.iter().enumerate() {
-                    if i > 0 {
-                        body.push(',');
-                    }
-                    body.push_str(&crate::pusher::server_message::json_string(name));
-                    body.push(':');
-                    body.push_str(&channel_info_json(name, &totals[*name], attributes, false));
-                }
-                body.push_str("}}");
+                let body = channels_object(totals.keys(), |name| {
+                    channel_info_json(name, &totals[name], attributes, false)
+                });
                 (200, json, body)
             }
             Purpose::BatchInfo { events } => {
@@ -332,6 +310,26 @@ impl Shard {
             }
         }
     }
+}
+
+/// `{"channels":{name:<render(name)>,…}}` with names sorted (stable output for clients and tests).
+fn channels_object<'a>(
+    names: impl Iterator<Item = &'a Arc<str>>,
+    render: impl Fn(&Arc<str>) -> String,
+) -> String {
+    let mut names: Vec<&Arc<str>> = names.collect();
+    names.sort();
+    let mut body = String::from("{\"channels\":{");
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&crate::pusher::server_message::json_string(name));
+        body.push(':');
+        body.push_str(&render(name));
+    }
+    body.push_str("}}");
+    body
 }
 
 /// Sums the parts per channel: subscriptions add up, users and cache come from the owner.

@@ -252,11 +252,8 @@ impl Shard {
         head: &RequestHead,
         keep_alive: bool,
     ) -> HttpOutcome {
-        if !self.apps.try_take_read_request(app, self.unix_s) {
-            return error(
-                "channels",
-                &RestError::new(429, "Over the app's read requests per second"),
-            );
+        if let Err(refused) = self.take_read_request(app, "channels") {
+            return refused;
         }
         let prefix = head
             .query_param("filter_by_prefix")
@@ -305,11 +302,8 @@ impl Shard {
         name: String,
         keep_alive: bool,
     ) -> HttpOutcome {
-        if !self.apps.try_take_read_request(app, self.unix_s) {
-            return error(
-                "channel",
-                &RestError::new(429, "Over the app's read requests per second"),
-            );
+        if let Err(refused) = self.take_read_request(app, "channel") {
+            return refused;
         }
         let max_len = self.apps.get(app).max_channel_name_length as usize;
         let class = match channel::classify(&name, max_len) {
@@ -353,11 +347,8 @@ impl Shard {
         name: String,
         keep_alive: bool,
     ) -> HttpOutcome {
-        if !self.apps.try_take_read_request(app, self.unix_s) {
-            return error(
-                "users",
-                &RestError::new(429, "Over the app's read requests per second"),
-            );
+        if let Err(refused) = self.take_read_request(app, "users") {
+            return refused;
         }
         let max_len = self.apps.get(app).max_channel_name_length as usize;
         match channel::classify(&name, max_len) {
@@ -382,6 +373,18 @@ impl Shard {
             keep_alive,
             "users",
         )
+    }
+
+    /// Counts one read request against the app's per-second budget; 429 when over.
+    fn take_read_request(&self, app: AppIndex, route: &'static str) -> Result<(), HttpOutcome> {
+        if self.apps.try_take_read_request(app, self.unix_s) {
+            Ok(())
+        } else {
+            Err(error(
+                route,
+                &RestError::new(429, "Over the app's read requests per second"),
+            ))
+        }
     }
 
     /// Starts a question and parks the connection, or answers 503 when too many are in flight.
