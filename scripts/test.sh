@@ -43,4 +43,7 @@ RINGCAST_BIN="$bin" tests/compat-python/run.sh -q
 step "Autobahn|Testsuite (RFC 6455)"
 scripts/autobahn.sh "$bin"
 
+step "host tuning check script"
+tuning/tests/check_test.sh
+
 step "all tests passed"
