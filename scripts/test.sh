@@ -30,6 +30,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "unit, simulation and integration tests"
 cargo test --workspace
 
+step "benches build (cargo bench --no-run)"
+cargo bench --workspace --no-run
+
 step "building the server for the external suites"
 cargo build -p ringcast
 bin="$PWD/target/debug/ringcast"
