@@ -1,0 +1,561 @@
+//! The native subscriber: one tokio task per WebSocket connection on a worker's single thread.
+//! Owns connecting (bound to a source address), the HTTP upgrade, the Pusher handshake and
+//! subscriptions, a minimal frame reader (server frames are unmasked: text, continuation,
+//! ping → pong, close), and turning each load event into a latency sample and a sequence
+//! observation in the worker's shared [`WorkerStats`].
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::profile::{ChannelType, Plan};
+use crate::stats::{SeqOutcome, SeqTracker, WorkerStats};
+
+/// Largest upgrade response header block accepted, bytes.
+const UPGRADE_RESPONSE_MAX: usize = 16 * 1024;
+/// Largest WebSocket message accepted from the server, bytes.
+const MESSAGE_MAX: usize = 16 * 1024 * 1024;
+/// Read buffer headroom kept before each read, bytes.
+const READ_RESERVE: usize = 4096;
+/// Streams one subscriber tracks at most (publisher connections × channels it is on).
+const STREAMS_PER_CONNECTION_MAX: usize = 1024;
+
+/// The marker of a measured load event inside the wire text: `\"lt\":\"`.
+const MEASURED_MARKER: &[u8] = br#"\"lt\":\""#;
+/// The marker of a warm-up load event: `\"lw\":\"`.
+const WARMUP_MARKER: &[u8] = br#"\"lw\":\""#;
+
+/// What all connection tasks of one worker share (single thread, so `RefCell`).
+pub struct Shared {
+    /// The run's plan.
+    pub plan: Plan,
+    /// Counters and histograms.
+    pub stats: RefCell<WorkerStats>,
+    /// Bounds connection attempts in flight.
+    pub connect_slots: Semaphore,
+    /// Time one connection gets to connect, upgrade and subscribe.
+    pub connect_timeout: Duration,
+    /// Connections this worker opens.
+    pub share_len: u64,
+    /// Signalled when every connection has either subscribed or failed.
+    pub all_attempted: Notify,
+}
+
+impl Shared {
+    fn attempt_finished(&self) {
+        let c = &self.stats.borrow().counters;
+        if c.subscribed + c.connect_errors == self.share_len {
+            self.all_attempted.notify_one();
+        }
+    }
+}
+
+/// Runs connection `index` (global index) until the server closes it or the process exits.
+pub async fn run_connection(shared: Rc<Shared>, index: u64) {
+    let established = {
+        let _permit = shared.connect_slots.acquire().await;
+        tokio::time::timeout(shared.connect_timeout, establish(&shared.plan, index)).await
+    };
+    let mut conn = match established {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(kind)) => {
+            shared.stats.borrow_mut().connect_error(&kind);
+            shared.attempt_finished();
+            return;
+        }
+        Err(_) => {
+            shared.stats.borrow_mut().connect_error("timeout");
+            shared.attempt_finished();
+            return;
+        }
+    };
+    shared.stats.borrow_mut().counters.subscribed += 1;
+    shared.attempt_finished();
+    if conn.receive_loop(&shared).await.is_err() {
+        shared.stats.borrow_mut().counters.disconnects += 1;
+    }
+}
+
+/// One open, subscribed connection.
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    fragments: Option<(u8, Vec<u8>)>,
+    streams: Vec<(u32, SeqTracker)>,
+    mask_seed: u32,
+}
+
+/// A complete WebSocket message from the server.
+enum Message {
+    Text(Vec<u8>),
+    Ping(Vec<u8>),
+    Close,
+    Other,
+}
+
+/// Result of looking for one frame in the read buffer.
+enum FrameParse {
+    Incomplete,
+    Frame {
+        fin: bool,
+        opcode: u8,
+        header_len: usize,
+        payload_len: usize,
+    },
+}
+
+async fn establish(plan: &Plan, index: u64) -> Result<Conn, String> {
+    let stream = connect_tcp(plan.ws_addr, plan.source_ip(index).map(IpAddr::V4)).await?;
+    let mut conn = Conn {
+        stream,
+        buf: BytesMut::with_capacity(READ_RESERVE),
+        fragments: None,
+        streams: Vec::new(),
+        mask_seed: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
+    };
+    conn.upgrade(plan).await?;
+    let socket_id = conn.await_established().await?;
+    let channels = plan.channels_of(index);
+    for channel in &channels {
+        let msg = subscribe_message(plan, channel, &socket_id, index);
+        conn.send_text(msg.as_bytes())
+            .await
+            .map_err(|e| format!("subscribe write: {}", e.kind()))?;
+    }
+    conn.await_subscribed(channels.len()).await?;
+    Ok(conn)
+}
+
+async fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream, String> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| format!("socket: {}", e.kind()))?;
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| format!("bind {ip}: {}", e.kind()))?;
+    }
+    let stream = socket
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect: {}", e.kind()))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("nodelay: {}", e.kind()))?;
+    Ok(stream)
+}
+
+fn subscribe_message(plan: &Plan, channel: &str, socket_id: &str, index: u64) -> String {
+    use ringcast_core::pusher::auth::channel_auth_token;
+    let data = match plan.channel_type {
+        ChannelType::Public => serde_json::json!({ "channel": channel }),
+        ChannelType::Private => serde_json::json!({
+            "channel": channel,
+            "auth": channel_auth_token(&plan.key, &plan.secret, socket_id, channel, None),
+        }),
+        ChannelType::Presence => {
+            let channel_data = serde_json::json!({
+                "user_id": format!("u{index}"),
+                "user_info": {},
+            })
+            .to_string();
+            serde_json::json!({
+                "channel": channel,
+                "auth": channel_auth_token(
+                    &plan.key, &plan.secret, socket_id, channel, Some(&channel_data)),
+                "channel_data": channel_data,
+            })
+        }
+    };
+    serde_json::json!({ "event": "pusher:subscribe", "data": data }).to_string()
+}
+
+/// A Pusher envelope, for everything but the fast path.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    event: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+impl Envelope {
+    /// `data` as a string (Pusher sends most `data` fields as JSON in a string).
+    fn data_text(&self) -> String {
+        match &self.data {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Conn {
+    async fn upgrade(&mut self, plan: &Plan) -> Result<(), String> {
+        let key = tungstenite::handshake::client::generate_key();
+        let request = format!(
+            "GET /app/{}?protocol=7&client=ringcast-loadtest&version=0.1 HTTP/1.1\r\n\
+             Host: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            plan.key, plan.ws_host
+        );
+        self.stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("upgrade write: {}", e.kind()))?;
+        let expected_accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            match response.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    if response.code != Some(101) {
+                        return Err(format!("upgrade: HTTP {}", response.code.unwrap_or(0)));
+                    }
+                    let accept_ok = response.headers.iter().any(|h| {
+                        h.name.eq_ignore_ascii_case("sec-websocket-accept")
+                            && h.value == expected_accept.as_bytes()
+                    });
+                    if !accept_ok {
+                        return Err("upgrade: bad Sec-WebSocket-Accept".into());
+                    }
+                    self.buf.advance(len);
+                    return Ok(());
+                }
+                Ok(httparse::Status::Partial) if self.buf.len() < UPGRADE_RESPONSE_MAX => {}
+                Ok(httparse::Status::Partial) => return Err("upgrade: response too long".into()),
+                Err(e) => return Err(format!("upgrade: {e}")),
+            }
+            self.fill()
+                .await
+                .map_err(|e| format!("upgrade read: {e}"))?;
+        }
+    }
+
+    /// Reads Pusher messages until `pusher:connection_established`; returns the socket id.
+    async fn await_established(&mut self) -> Result<String, String> {
+        loop {
+            let Message::Text(text) = self.next_message().await? else {
+                continue;
+            };
+            let env: Envelope =
+                serde_json::from_slice(&text).map_err(|_| "bad JSON before established")?;
+            match env.event.as_str() {
+                "pusher:connection_established" => {
+                    let data: serde_json::Value = serde_json::from_str(&env.data_text())
+                        .map_err(|_| "bad connection_established data")?;
+                    return data
+                        .get("socket_id")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_string)
+                        .ok_or_else(|| "connection_established without socket_id".into());
+                }
+                "pusher:error" => {
+                    return Err(format!("pusher:error {}", short(&env.data_text())));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn await_subscribed(&mut self, mut pending: usize) -> Result<(), String> {
+        while pending > 0 {
+            let Message::Text(text) = self.next_message().await? else {
+                continue;
+            };
+            let env: Envelope =
+                serde_json::from_slice(&text).map_err(|_| "bad JSON while subscribing")?;
+            match env.event.as_str() {
+                "pusher_internal:subscription_succeeded" => pending -= 1,
+                "pusher:subscription_error" => {
+                    return Err(format!("subscription_error {}", short(&env.data_text())));
+                }
+                "pusher:error" => {
+                    return Err(format!("pusher:error {}", short(&env.data_text())));
+                }
+                "pusher:ping" => self.pusher_pong().await?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until the connection ends; `Err` when the server closed or reset it.
+    async fn receive_loop(&mut self, shared: &Shared) -> Result<(), String> {
+        loop {
+            self.fill().await?;
+            let now_us = now_us();
+            while let Some(msg) = self.poll_message()? {
+                match msg {
+                    Message::Text(text) => self.on_text(shared, &text, now_us).await?,
+                    Message::Ping(payload) => self
+                        .send_frame(0xA, &payload)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    Message::Close => {
+                        let _ = self.send_frame(0x8, &[]).await;
+                        return Err("closed by server".into());
+                    }
+                    Message::Other => shared.stats.borrow_mut().counters.other_frames += 1,
+                }
+            }
+        }
+    }
+
+    async fn on_text(&mut self, shared: &Shared, text: &[u8], now_us: u64) -> Result<(), String> {
+        if let Some(pos) = find(text, MEASURED_MARKER) {
+            let tail = &text[pos + MEASURED_MARKER.len()..];
+            let mut stats = shared.stats.borrow_mut();
+            match parse_stamp(tail) {
+                Some((stream, seq, sent_us)) => {
+                    let outcome = self.observe(stream, seq);
+                    stats.record(outcome, now_us.saturating_sub(sent_us));
+                }
+                None => stats.counters.bad_payloads += 1,
+            }
+            return Ok(());
+        }
+        if find(text, WARMUP_MARKER).is_some() {
+            shared.stats.borrow_mut().counters.warmup_received += 1;
+            return Ok(());
+        }
+        shared.stats.borrow_mut().counters.other_frames += 1;
+        if let Ok(env) = serde_json::from_slice::<Envelope>(text) {
+            if env.event == "pusher:ping" {
+                self.pusher_pong().await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn observe(&mut self, stream: u32, seq: u64) -> SeqOutcome {
+        if let Some((_, t)) = self.streams.iter_mut().find(|(s, _)| *s == stream) {
+            return t.observe(seq);
+        }
+        if self.streams.len() >= STREAMS_PER_CONNECTION_MAX {
+            return SeqOutcome::Invalid;
+        }
+        let mut t = SeqTracker::default();
+        let outcome = t.observe(seq);
+        self.streams.push((stream, t));
+        outcome
+    }
+
+    async fn pusher_pong(&mut self) -> Result<(), String> {
+        self.send_text(br#"{"event":"pusher:pong","data":{}}"#)
+            .await
+            .map_err(|e| format!("pong write: {}", e.kind()))
+    }
+
+    async fn next_message(&mut self) -> Result<Message, String> {
+        loop {
+            if let Some(msg) = self.poll_message()? {
+                match msg {
+                    Message::Ping(p) => {
+                        self.send_frame(0xA, &p)
+                            .await
+                            .map_err(|e| format!("pong write: {}", e.kind()))?;
+                    }
+                    Message::Close => return Err("closed by server".into()),
+                    other => return Ok(other),
+                }
+                continue;
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads more bytes into the buffer; `Err` on EOF or a socket error.
+    async fn fill(&mut self) -> Result<(), String> {
+        if self.buf.capacity() - self.buf.len() < READ_RESERVE / 4 {
+            self.buf.reserve(READ_RESERVE);
+        }
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) => Err("eof".into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("read: {}", e.kind())),
+        }
+    }
+
+    /// Takes the next complete message out of the buffer, joining fragments.
+    fn poll_message(&mut self) -> Result<Option<Message>, String> {
+        loop {
+            let FrameParse::Frame {
+                fin,
+                opcode,
+                header_len,
+                payload_len,
+            } = parse_frame_header(&self.buf)?
+            else {
+                return Ok(None);
+            };
+            self.buf.advance(header_len);
+            let payload = self.buf.split_to(payload_len);
+            match opcode {
+                0x0 => {
+                    let Some((first, mut data)) = self.fragments.take() else {
+                        return Err("continuation without a first frame".into());
+                    };
+                    if data.len() + payload.len() > MESSAGE_MAX {
+                        return Err("message too large".into());
+                    }
+                    data.extend_from_slice(&payload);
+                    if fin {
+                        return Ok(Some(complete(first, data)));
+                    }
+                    self.fragments = Some((first, data));
+                }
+                0x1 | 0x2 => {
+                    if fin {
+                        return Ok(Some(complete(opcode, payload.to_vec())));
+                    }
+                    self.fragments = Some((opcode, payload.to_vec()));
+                }
+                0x8 => return Ok(Some(Message::Close)),
+                0x9 => return Ok(Some(Message::Ping(payload.to_vec()))),
+                _ => return Ok(Some(Message::Other)),
+            }
+        }
+    }
+
+    async fn send_text(&mut self, payload: &[u8]) -> std::io::Result<()> {
+        self.send_frame(0x1, payload).await
+    }
+
+    /// Writes one masked client frame.
+    async fn send_frame(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        // xorshift32: masking keys need not be secret here, only present.
+        let mut x = self.mask_seed;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.mask_seed = x;
+        let key = x.to_be_bytes();
+        let mut frame = Vec::with_capacity(payload.len() + 14);
+        frame.push(0x80 | opcode);
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= 0xFFFF => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&key);
+        let start = frame.len();
+        frame.extend_from_slice(payload);
+        ringcast_core::ws::frame::apply_mask(&mut frame[start..], key);
+        self.stream.write_all(&frame).await
+    }
+}
+
+fn complete(opcode: u8, data: Vec<u8>) -> Message {
+    if opcode == 0x1 {
+        Message::Text(data)
+    } else {
+        Message::Other
+    }
+}
+
+/// Parses a server frame header at the start of `buf`.
+fn parse_frame_header(buf: &[u8]) -> Result<FrameParse, String> {
+    if buf.len() < 2 {
+        return Ok(FrameParse::Incomplete);
+    }
+    let fin = buf[0] & 0x80 != 0;
+    let opcode = buf[0] & 0x0F;
+    if buf[1] & 0x80 != 0 {
+        return Err("masked server frame".into());
+    }
+    let (header_len, payload_len) = match buf[1] & 0x7F {
+        126 if buf.len() >= 4 => (4, u64::from(u16::from_be_bytes([buf[2], buf[3]]))),
+        127 if buf.len() >= 10 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&buf[2..10]);
+            (10, u64::from_be_bytes(b))
+        }
+        126 | 127 => return Ok(FrameParse::Incomplete),
+        n => (2, u64::from(n)),
+    };
+    if payload_len > MESSAGE_MAX as u64 {
+        return Err("frame too large".into());
+    }
+    let payload_len = payload_len as usize;
+    if buf.len() < header_len + payload_len {
+        return Ok(FrameParse::Incomplete);
+    }
+    Ok(FrameParse::Frame {
+        fin,
+        opcode,
+        header_len,
+        payload_len,
+    })
+}
+
+/// Parses `STREAM.SEQ.SENT_US` followed by `\"` (the escaped closing quote).
+fn parse_stamp(tail: &[u8]) -> Option<(u32, u64, u64)> {
+    let end = tail.iter().position(|&b| b == b'\\')?;
+    let text = std::str::from_utf8(&tail[..end]).ok()?;
+    let mut parts = text.splitn(3, '.');
+    let stream = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    let sent = parts.next()?.parse().ok()?;
+    Some((stream, seq, sent))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(120).collect()
+}
+
+/// Microseconds since the UNIX epoch (the clock the publisher stamps intended send times with).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_is_read_from_wire_text() {
+        let wire = br#"{"event":"lt","channel":"b","data":"{\"lt\":\"3.17.1732550000123456\",\"pad\":\"xx\"}"}"#;
+        let pos = find(wire, MEASURED_MARKER).unwrap_or(usize::MAX);
+        assert!(pos < wire.len());
+        let stamp = parse_stamp(&wire[pos + MEASURED_MARKER.len()..]);
+        assert_eq!(stamp, Some((3, 17, 1_732_550_000_123_456)));
+    }
+
+    #[test]
+    fn frame_header_lengths() {
+        assert!(matches!(
+            parse_frame_header(&[0x81, 0x02, b'h', b'i']),
+            Ok(FrameParse::Frame {
+                fin: true,
+                opcode: 1,
+                header_len: 2,
+                payload_len: 2
+            })
+        ));
+        assert!(matches!(
+            parse_frame_header(&[0x81, 126, 0x01]),
+            Ok(FrameParse::Incomplete)
+        ));
+        assert!(parse_frame_header(&[0x81, 0x82, 0, 0, 0, 0]).is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! Smoke test of the load generator against the real ringcast binary: a tiny broadcast (50
+//! subscribers over 2 worker processes, 20 publishes) must deliver every event exactly once and
+//! leave `result.json` and `latency.hgrm` behind. Never asserts speed.
+//!
+//! The server binary comes from `RINGCAST_BIN`, or else `target/debug/ringcast` /
+//! `target/release/ringcast` under the workspace root; build it first with
+//! `cargo build -p ringcast`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the server when the test ends, whichever way it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ringcast_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RINGCAST_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for profile in ["debug", "release"] {
+        let p = root.join("target").join(profile).join("ringcast");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "ringcast binary not found: set RINGCAST_BIN or run `cargo build -p ringcast` first \
+         (looked in target/debug and target/release under {})",
+        root.display()
+    );
+}
+
+/// Starts ringcast on a free port; returns it and the port.
+fn start_server() -> (Server, u16) {
+    let mut child = Command::new(ringcast_bin())
+        .args([
+            "--port",
+            "0",
+            "--bind-address",
+            "127.0.0.1",
+            "--shards",
+            "2",
+        ])
+        .args(["--app-id", "smoke-id", "--app-key", "smoke-key"])
+        .args(["--app-secret", "smoke-secret"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ringcast");
+    let stderr = child.stderr.take().expect("ringcast stderr");
+    let server = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                if let (Some(tx), Ok(port)) = (tx.take(), port.parse::<u16>()) {
+                    let _ = tx.send(port);
+                }
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ringcast did not log `listening on 127.0.0.1:PORT`");
+    (server, port)
+}
+
+#[test]
+fn tiny_broadcast_delivers_everything_once() {
+    let (server, port) = start_server();
+    let out = std::env::temp_dir().join(format!("ringcast-loadtest-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/broadcast.json");
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_ringcast-loadtest"))
+        .args(["--url", &format!("ws://127.0.0.1:{port}")])
+        .args(["--rest", &format!("http://127.0.0.1:{port}")])
+        .args([
+            "--app-id",
+            "smoke-id",
+            "--key",
+            "smoke-key",
+            "--secret",
+            "smoke-secret",
+        ])
+        .arg("--profile")
+        .arg(&profile)
+        .args(["--connections", "50", "--workers", "2", "--rate", "20"])
+        .args(["--duration-s", "1", "--warmup-s", "0", "--drain-s", "20"])
+        .args(["--server-pid", &server.0.id().to_string()])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run ringcast-loadtest");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "loadtest failed after {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        started.elapsed()
+    );
+    assert!(stdout.contains("latency:"), "no summary:\n{stdout}");
+
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("result.json")).expect("result.json"))
+            .expect("result.json is JSON");
+    let num = |v: &serde_json::Value| v.as_u64().unwrap_or(u64::MAX);
+    assert_eq!(num(&result["subscribed"]), 50, "{result:#}");
+    assert_eq!(num(&result["counters"]["connect_errors"]), 0);
+    assert_eq!(num(&result["publish"]["measured_ok"]), 20, "{result:#}");
+    assert_eq!(num(&result["publish"]["errors"]), 0);
+    assert_eq!(num(&result["expected"]), 20 * 50);
+    assert_eq!(num(&result["counters"]["delivered"]), 20 * 50, "{stdout}");
+    assert_eq!(num(&result["lost"]), 0);
+    assert_eq!(num(&result["counters"]["duplicates"]), 0);
+    assert_eq!(num(&result["counters"]["reordered"]), 0);
+    assert_eq!(num(&result["latency"]["count"]), 20 * 50);
+
+    let hgrm = std::fs::read_to_string(out.join("latency.hgrm")).expect("latency.hgrm");
+    assert!(hgrm.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
+    assert!(hgrm.contains("Total count    =         1000"), "{hgrm}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn unimplemented_scenarios_say_so() {
+    let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/churn.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_ringcast-loadtest"))
+        .args(["--url", "ws://127.0.0.1:9", "--rest", "http://127.0.0.1:9"])
+        .arg("--profile")
+        .arg(&profile)
+        .output()
+        .expect("run ringcast-loadtest");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not implemented yet"), "{stderr}");
+}
