@@ -5,10 +5,12 @@
 
 mod cli;
 mod coordinator;
+mod plot;
 mod proc_reading;
 mod profile;
 mod publisher;
 mod report;
+mod rx;
 mod stats;
 mod worker;
 mod ws_client;

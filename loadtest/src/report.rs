@@ -303,7 +303,8 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
     s
 }
 
-/// Writes `result.json` and `latency.hgrm` into `dir` (created if missing).
+/// Writes `result.json`, `latency.hgrm`, `latency.svg` and `timeline.svg` into `dir`
+/// (created if missing).
 pub fn write_files(dir: &Path, r: &RunResult, h: &Histogram<u64>) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let json = serde_json::to_string_pretty(r).map_err(|e| format!("result JSON: {e}"))?;
@@ -312,7 +313,8 @@ pub fn write_files(dir: &Path, r: &RunResult, h: &Histogram<u64>) -> Result<(), 
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
     write("result.json", &json)?;
-    write("latency.hgrm", &hgrm(h))
+    write("latency.hgrm", &hgrm(h))?;
+    crate::plot::write_svgs(dir, r, h)
 }
 
 #[cfg(test)]

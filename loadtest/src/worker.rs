@@ -1,14 +1,17 @@
-//! A worker process (`--worker-index i`): opens its share of the subscriber connections on one
-//! thread, prints one JSON line per second and one when every connection has been attempted,
-//! and on `stop` (or EOF) on stdin prints its final counters and histogram as one JSON line.
+//! A worker process (`--worker-index i`): opens its share of the subscriber connections (set up
+//! on a tokio connect thread, then received on one `mio` event loop, [`crate::rx`]), prints one
+//! JSON line per second and one when every connection has been attempted, and on `stop` (or
+//! EOF) on stdin prints its final counters and histogram as one JSON line.
 //! The lines ([`WorkerLine`]) are the whole protocol between a worker and the coordinator.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::profile::Plan;
+use crate::rx::{self, Inbox, Reporter, RxLoop};
 use crate::stats::{histogram_to_pairs, Counters, WorkerStats};
 use crate::ws_client::{run_connection, Shared};
 
@@ -57,10 +60,45 @@ fn emit(line: &WorkerLine) {
     }
 }
 
-/// Runs worker `index` of `plan` until told to stop.
+/// Turns the receive loop's reports into protocol lines.
+struct LineReporter {
+    started: Instant,
+}
+
+impl Reporter for LineReporter {
+    fn ready(&mut self, stats: &WorkerStats) {
+        emit(&WorkerLine::Ready {
+            connect_ms: self.started.elapsed().as_millis() as u64,
+            counters: stats.counters.clone(),
+        });
+    }
+
+    fn tick(&mut self, st: &mut WorkerStats) {
+        let delivered = st.counters.delivered - st.delivered_at_last_tick;
+        st.delivered_at_last_tick = st.counters.delivered;
+        let hist = histogram_to_pairs(&st.interval);
+        st.interval.reset();
+        emit(&WorkerLine::Tick {
+            counters: st.counters.clone(),
+            delivered,
+            hist,
+        });
+    }
+}
+
+/// Runs worker `index` of `plan` until told to stop. This thread runs the receive loop; a
+/// connect thread sets connections up on tokio and hands them over, and a stdin thread waits
+/// for `stop`.
 pub fn run(plan: Plan, index: u32) -> Result<(), String> {
+    let started = Instant::now();
     let share = plan.worker_share(index);
-    let (stop_tx, mut stop_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let poll = mio::Poll::new().map_err(|e| format!("epoll: {e}"))?;
+    let waker =
+        Arc::new(mio::Waker::new(poll.registry(), rx::WAKER).map_err(|e| format!("eventfd: {e}"))?);
+    let (inbox_tx, inbox_rx) = std::sync::mpsc::channel::<Inbox>();
+
+    let rx_waker = waker.clone();
+    let (stop_tx, stop_waker) = (inbox_tx.clone(), waker.clone());
     std::thread::spawn(move || {
         let mut line = String::new();
         loop {
@@ -71,58 +109,40 @@ pub fn run(plan: Plan, index: u32) -> Result<(), String> {
                 Ok(_) => {}
             }
         }
-        let _ = stop_tx.send(());
+        let _ = stop_tx.send(Inbox::Stop);
+        let _ = stop_waker.wake();
     });
+
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
-        let shared = Rc::new(Shared {
-            connect_slots: tokio::sync::Semaphore::new(plan.connect_concurrency as usize),
-            connect_timeout: CONNECT_TIMEOUT,
-            share_len: share.end - share.start,
-            all_attempted: tokio::sync::Notify::new(),
-            stats: std::cell::RefCell::new(WorkerStats::new()),
-            plan,
-        });
-        let started = Instant::now();
-        if shared.share_len == 0 {
-            shared.all_attempted.notify_one();
-        }
-        for g in share {
-            tokio::task::spawn_local(run_connection(shared.clone(), g));
-        }
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        ticker.tick().await;
-        let mut ready_sent = false;
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    let mut st = shared.stats.borrow_mut();
-                    let delivered = st.counters.delivered - st.delivered_at_last_tick;
-                    st.delivered_at_last_tick = st.counters.delivered;
-                    let hist = histogram_to_pairs(&st.interval);
-                    st.interval.reset();
-                    emit(&WorkerLine::Tick { counters: st.counters.clone(), delivered, hist });
-                }
-                _ = shared.all_attempted.notified(), if !ready_sent => {
-                    ready_sent = true;
-                    emit(&WorkerLine::Ready {
-                        connect_ms: started.elapsed().as_millis() as u64,
-                        counters: shared.stats.borrow().counters.clone(),
-                    });
-                }
-                _ = stop_rx.recv() => break,
+    let share_len = share.end - share.start;
+    let connect_slots = tokio::sync::Semaphore::new(plan.connect_concurrency as usize);
+    std::thread::Builder::new()
+        .name("connect".into())
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            let shared = Rc::new(Shared {
+                plan,
+                connect_slots,
+                connect_timeout: CONNECT_TIMEOUT,
+                inbox: inbox_tx,
+                waker,
+            });
+            for g in share {
+                local.spawn_local(run_connection(shared.clone(), g));
             }
-        }
-        let st = shared.stats.borrow();
-        emit(&WorkerLine::Final {
-            counters: st.counters.clone(),
-            hist: histogram_to_pairs(&st.total),
-            error_kinds: st.error_kinds.clone(),
-        });
+            // Returns once every connection has been handed over or has failed.
+            rt.block_on(local);
+        })
+        .map_err(|e| format!("connect thread: {e}"))?;
+
+    let st = RxLoop::new(poll, rx_waker, inbox_rx, share_len).run(&mut LineReporter { started })?;
+    emit(&WorkerLine::Final {
+        counters: st.counters.clone(),
+        hist: histogram_to_pairs(&st.total),
+        error_kinds: st.error_kinds.clone(),
     });
     Ok(())
 }

@@ -1,93 +1,83 @@
-//! The native subscriber: one tokio task per WebSocket connection on a worker's single thread.
-//! Owns connecting (bound to a source address), the HTTP upgrade, the Pusher handshake and
-//! subscriptions, a minimal frame reader (server frames are unmasked: text, continuation,
-//! ping → pong, close), and turning each load event into a latency sample and a sequence
-//! observation in the worker's shared [`WorkerStats`].
+//! Setting up native subscribers: one tokio task per connection on a worker's connect thread
+//! owns connecting (bound to a source address), the HTTP upgrade, the Pusher handshake and
+//! subscriptions, then hands the subscribed socket to the receive loop ([`crate::rx`]) and
+//! ends. Also the pieces both sides share: the minimal frame reader (server frames are
+//! unmasked: text, continuation, ping → pong, close), masked client frames, the load-event
+//! markers and the stamp parser.
 
-use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::profile::{ChannelType, Plan};
-use crate::stats::{SeqOutcome, SeqTracker, WorkerStats};
+use crate::rx::{Handoff, Inbox};
 
 /// Largest upgrade response header block accepted, bytes.
 const UPGRADE_RESPONSE_MAX: usize = 16 * 1024;
 /// Largest WebSocket message accepted from the server, bytes.
-const MESSAGE_MAX: usize = 16 * 1024 * 1024;
+pub const MESSAGE_MAX: usize = 16 * 1024 * 1024;
 /// Read buffer headroom kept before each read, bytes.
 const READ_RESERVE: usize = 4096;
-/// Streams one subscriber tracks at most (publisher connections × channels it is on).
-const STREAMS_PER_CONNECTION_MAX: usize = 1024;
 
 /// The marker of a measured load event inside the wire text: `\"lt\":\"`.
-const MEASURED_MARKER: &[u8] = br#"\"lt\":\""#;
+pub const MEASURED_MARKER: &[u8] = br#"\"lt\":\""#;
 /// The marker of a warm-up load event: `\"lw\":\"`.
-const WARMUP_MARKER: &[u8] = br#"\"lw\":\""#;
+pub const WARMUP_MARKER: &[u8] = br#"\"lw\":\""#;
 
-/// What all connection tasks of one worker share (single thread, so `RefCell`).
+/// What all connection tasks of one worker's connect thread share.
 pub struct Shared {
     /// The run's plan.
     pub plan: Plan,
-    /// Counters and histograms.
-    pub stats: RefCell<WorkerStats>,
     /// Bounds connection attempts in flight.
     pub connect_slots: Semaphore,
     /// Time one connection gets to connect, upgrade and subscribe.
     pub connect_timeout: Duration,
-    /// Connections this worker opens.
-    pub share_len: u64,
-    /// Signalled when every connection has either subscribed or failed.
-    pub all_attempted: Notify,
+    /// The receive loop's inbox.
+    pub inbox: Sender<Inbox>,
+    /// Wakes the receive loop after something was put in its inbox.
+    pub waker: Arc<mio::Waker>,
 }
 
 impl Shared {
-    fn attempt_finished(&self) {
-        let c = &self.stats.borrow().counters;
-        if c.subscribed + c.connect_errors == self.share_len {
-            self.all_attempted.notify_one();
+    fn tell(&self, msg: Inbox) {
+        // Both fail only once the receive loop has ended (the worker is stopping), when the
+        // outcome has nobody to count it.
+        if self.inbox.send(msg).is_ok() {
+            let _ = self.waker.wake();
         }
     }
 }
 
-/// Runs connection `index` (global index) until the server closes it or the process exits.
+/// Sets up connection `index` (global index) and hands it to the receive loop, or reports
+/// why it failed.
 pub async fn run_connection(shared: Rc<Shared>, index: u64) {
     let established = {
         let _permit = shared.connect_slots.acquire().await;
         tokio::time::timeout(shared.connect_timeout, establish(&shared.plan, index)).await
     };
-    let mut conn = match established {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(kind)) => {
-            shared.stats.borrow_mut().connect_error(&kind);
-            shared.attempt_finished();
-            return;
-        }
-        Err(_) => {
-            shared.stats.borrow_mut().connect_error("timeout");
-            shared.attempt_finished();
-            return;
-        }
+    let msg = match established {
+        Ok(Ok(conn)) => match conn.into_handoff() {
+            Ok(handoff) => Inbox::Subscribed(Box::new(handoff)),
+            Err(kind) => Inbox::Failed(kind),
+        },
+        Ok(Err(kind)) => Inbox::Failed(kind),
+        Err(_) => Inbox::Failed("timeout".into()),
     };
-    shared.stats.borrow_mut().counters.subscribed += 1;
-    shared.attempt_finished();
-    if conn.receive_loop(&shared).await.is_err() {
-        shared.stats.borrow_mut().counters.disconnects += 1;
-    }
+    shared.tell(msg);
 }
 
-/// One open, subscribed connection.
+/// One open connection being set up.
 struct Conn {
     stream: TcpStream,
     buf: BytesMut,
     fragments: Option<(u8, Vec<u8>)>,
-    streams: Vec<(u32, SeqTracker)>,
     mask_seed: u32,
 }
 
@@ -100,12 +90,18 @@ enum Message {
 }
 
 /// Result of looking for one frame in the read buffer.
-enum FrameParse {
+pub enum FrameParse {
+    /// Not all of the frame is there yet.
     Incomplete,
+    /// A whole frame.
     Frame {
+        /// Last frame of its message.
         fin: bool,
+        /// WebSocket opcode.
         opcode: u8,
+        /// Bytes of the header (no masking key: server frames are unmasked).
         header_len: usize,
+        /// Bytes of the payload.
         payload_len: usize,
     },
 }
@@ -116,7 +112,6 @@ async fn establish(plan: &Plan, index: u64) -> Result<Conn, String> {
         stream,
         buf: BytesMut::with_capacity(READ_RESERVE),
         fragments: None,
-        streams: Vec::new(),
         mask_seed: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
     };
     conn.upgrade(plan).await?;
@@ -287,65 +282,19 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads until the connection ends; `Err` when the server closed or reset it.
-    async fn receive_loop(&mut self, shared: &Shared) -> Result<(), String> {
-        loop {
-            self.fill().await?;
-            let now_us = now_us();
-            while let Some(msg) = self.poll_message()? {
-                match msg {
-                    Message::Text(text) => self.on_text(shared, &text, now_us).await?,
-                    Message::Ping(payload) => self
-                        .send_frame(0xA, &payload)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                    Message::Close => {
-                        let _ = self.send_frame(0x8, &[]).await;
-                        return Err("closed by server".into());
-                    }
-                    Message::Other => shared.stats.borrow_mut().counters.other_frames += 1,
-                }
-            }
-        }
-    }
-
-    async fn on_text(&mut self, shared: &Shared, text: &[u8], now_us: u64) -> Result<(), String> {
-        if let Some(pos) = find(text, MEASURED_MARKER) {
-            let tail = &text[pos + MEASURED_MARKER.len()..];
-            let mut stats = shared.stats.borrow_mut();
-            match parse_stamp(tail) {
-                Some((stream, seq, sent_us)) => {
-                    let outcome = self.observe(stream, seq);
-                    stats.record(outcome, now_us.saturating_sub(sent_us));
-                }
-                None => stats.counters.bad_payloads += 1,
-            }
-            return Ok(());
-        }
-        if find(text, WARMUP_MARKER).is_some() {
-            shared.stats.borrow_mut().counters.warmup_received += 1;
-            return Ok(());
-        }
-        shared.stats.borrow_mut().counters.other_frames += 1;
-        if let Ok(env) = serde_json::from_slice::<Envelope>(text) {
-            if env.event == "pusher:ping" {
-                self.pusher_pong().await?;
-            }
-        }
-        Ok(())
-    }
-
-    fn observe(&mut self, stream: u32, seq: u64) -> SeqOutcome {
-        if let Some((_, t)) = self.streams.iter_mut().find(|(s, _)| *s == stream) {
-            return t.observe(seq);
-        }
-        if self.streams.len() >= STREAMS_PER_CONNECTION_MAX {
-            return SeqOutcome::Invalid;
-        }
-        let mut t = SeqTracker::default();
-        let outcome = t.observe(seq);
-        self.streams.push((stream, t));
-        outcome
+    /// Gives up the tokio side: the socket as a non-blocking std socket, plus what was read
+    /// past the subscription replies.
+    fn into_handoff(self) -> Result<Handoff, String> {
+        let stream = self
+            .stream
+            .into_std()
+            .map_err(|e| format!("handoff: {}", e.kind()))?;
+        Ok(Handoff {
+            stream,
+            carry: self.buf.to_vec(),
+            fragments: self.fragments,
+            mask_seed: self.mask_seed,
+        })
     }
 
     async fn pusher_pong(&mut self) -> Result<(), String> {
@@ -431,32 +380,38 @@ impl Conn {
 
     /// Writes one masked client frame.
     async fn send_frame(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
-        // xorshift32: masking keys need not be secret here, only present.
-        let mut x = self.mask_seed;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        self.mask_seed = x;
-        let key = x.to_be_bytes();
-        let mut frame = Vec::with_capacity(payload.len() + 14);
-        frame.push(0x80 | opcode);
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n <= 0xFFFF => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&key);
-        let start = frame.len();
-        frame.extend_from_slice(payload);
-        ringcast_core::ws::frame::apply_mask(&mut frame[start..], key);
+        let frame = masked_frame(opcode, payload, &mut self.mask_seed);
         self.stream.write_all(&frame).await
     }
+}
+
+/// One masked client frame; advances the masking-key generator `seed`.
+pub fn masked_frame(opcode: u8, payload: &[u8], seed: &mut u32) -> Vec<u8> {
+    // xorshift32: masking keys need not be secret here, only present.
+    let mut x = *seed;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *seed = x;
+    let key = x.to_be_bytes();
+    let mut frame = Vec::with_capacity(payload.len() + 14);
+    frame.push(0x80 | opcode);
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&key);
+    let start = frame.len();
+    frame.extend_from_slice(payload);
+    ringcast_core::ws::frame::apply_mask(&mut frame[start..], key);
+    frame
 }
 
 fn complete(opcode: u8, data: Vec<u8>) -> Message {
@@ -468,7 +423,7 @@ fn complete(opcode: u8, data: Vec<u8>) -> Message {
 }
 
 /// Parses a server frame header at the start of `buf`.
-fn parse_frame_header(buf: &[u8]) -> Result<FrameParse, String> {
+pub fn parse_frame_header(buf: &[u8]) -> Result<FrameParse, String> {
     if buf.len() < 2 {
         return Ok(FrameParse::Incomplete);
     }
@@ -503,7 +458,7 @@ fn parse_frame_header(buf: &[u8]) -> Result<FrameParse, String> {
 }
 
 /// Parses `STREAM.SEQ.SENT_US` followed by `\"` (the escaped closing quote).
-fn parse_stamp(tail: &[u8]) -> Option<(u32, u64, u64)> {
+pub fn parse_stamp(tail: &[u8]) -> Option<(u32, u64, u64)> {
     let end = tail.iter().position(|&b| b == b'\\')?;
     let text = std::str::from_utf8(&tail[..end]).ok()?;
     let mut parts = text.splitn(3, '.');
@@ -511,10 +466,6 @@ fn parse_stamp(tail: &[u8]) -> Option<(u32, u64, u64)> {
     let seq = parts.next()?.parse().ok()?;
     let sent = parts.next()?.parse().ok()?;
     Some((stream, seq, sent))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn short(text: &str) -> String {
@@ -535,7 +486,7 @@ mod tests {
     #[test]
     fn stamp_is_read_from_wire_text() {
         let wire = br#"{"event":"lt","channel":"b","data":"{\"lt\":\"3.17.1732550000123456\",\"pad\":\"xx\"}"}"#;
-        let pos = find(wire, MEASURED_MARKER).unwrap_or(usize::MAX);
+        let pos = memchr::memmem::find(wire, MEASURED_MARKER).unwrap_or(usize::MAX);
         assert!(pos < wire.len());
         let stamp = parse_stamp(&wire[pos + MEASURED_MARKER.len()..]);
         assert_eq!(stamp, Some((3, 17, 1_732_550_000_123_456)));
