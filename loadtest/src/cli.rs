@@ -55,6 +55,9 @@ pub struct Args {
     /// Connection attempts in flight at once, per worker (overrides the profile).
     #[arg(long)]
     pub connect_concurrency: Option<u32>,
+    /// Connects/disconnects (churn) or leaves/joins (presence) per second (overrides the profile).
+    #[arg(long)]
+    pub churn_per_s: Option<f64>,
     /// Channel type: public, private or presence (overrides the profile).
     #[arg(long)]
     pub channel_type: Option<String>,

@@ -201,7 +201,7 @@ pub fn run(plan: Plan, server_pid: Option<u32>) -> Result<(RunResult, Histogram<
         Scenario::Idle | Scenario::Broadcast | Scenario::Channels => {}
         other => {
             return Err(format!(
-                "scenario {other:?} is not implemented yet (implemented: idle, broadcast, channels)"
+                "scenario {other:?} runs outside the coordinator (see main.rs)"
             ))
         }
     }

@@ -67,6 +67,10 @@ pub struct Profile {
     pub connect_concurrency: Option<u32>,
     /// Connects + disconnects per second (churn, presence).
     pub churn_per_s: Option<f64>,
+    /// Presence: connections per user id (tabs); default 1.
+    pub tabs_per_user: Option<u64>,
+    /// Presence: observer connections per channel; default 1.
+    pub observers_per_channel: Option<u64>,
 }
 
 /// Channel kind, which decides whether a subscription carries an auth token.
@@ -127,6 +131,12 @@ pub struct Plan {
     /// App secret (never printed).
     #[serde(skip)]
     pub secret: String,
+    /// Connects + disconnects (churn) or leaves + joins (presence) per second.
+    pub churn_per_s: f64,
+    /// Presence: connections per user id.
+    pub tabs_per_user: u64,
+    /// Presence: observer connections per channel.
+    pub observers_per_channel: u64,
     /// Source addresses (empty: let the kernel choose).
     #[serde(skip)]
     pub source_ips: Vec<Ipv4Addr>,
@@ -199,6 +209,9 @@ impl Plan {
                 .or(profile.connect_concurrency)
                 .unwrap_or(256)
                 .max(1),
+            churn_per_s: non_negative(args.churn_per_s.or(profile.churn_per_s).unwrap_or(100.0)),
+            tabs_per_user: profile.tabs_per_user.unwrap_or(1).max(1),
+            observers_per_channel: profile.observers_per_channel.unwrap_or(1).max(1),
             ws_addr,
             ws_host,
             rest_addr,

@@ -29,14 +29,19 @@ const TICK: Duration = Duration::from_millis(1);
 const ERROR_KINDS_MAX: usize = 16;
 
 /// One scheduled publish.
-struct Event {
-    stream: u32,
-    channel: String,
-    seq: u64,
-    intended_us: u64,
-    warmup: bool,
+pub struct Event {
+    /// Sequence stream.
+    pub stream: u32,
+    /// Channel.
+    pub channel: String,
+    /// Sequence number in its stream.
+    pub seq: u64,
+    /// Intended send time, µs since the epoch.
+    pub intended_us: u64,
+    /// Warm-up event (marker `lw`).
+    pub warmup: bool,
     /// Subscribers this event should reach when the run has no connect errors.
-    recipients: u64,
+    pub recipients: u64,
 }
 
 /// What the publisher did.
@@ -204,7 +209,7 @@ fn target(plan: &Plan, index: u64) -> (u32, String, u64) {
 
 /// The event's `data` string: `{"lt":"STREAM.SEQ.SENT_US","pad":"x…"}` (`lw` for warm-up),
 /// padded to `payload_bytes` where possible.
-fn event_data(event: &Event, payload_bytes: usize) -> String {
+pub fn event_data(event: &Event, payload_bytes: usize) -> String {
     let marker = if event.warmup { "lw" } else { "lt" };
     let head = format!(
         "{{\"{marker}\":\"{}.{}.{}\",\"pad\":\"",
@@ -271,7 +276,7 @@ async fn pool_connection(
 }
 
 /// Sends one request on the pooled connection (opening it when needed) and returns the status.
-async fn send_once(
+pub async fn send_once(
     plan: &Plan,
     conn: &mut Option<(TcpStream, BytesMut)>,
     request: &[u8],

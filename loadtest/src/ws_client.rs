@@ -74,7 +74,7 @@ pub async fn run_connection(shared: Rc<Shared>, index: u64) {
 }
 
 /// One open connection being set up.
-struct Conn {
+pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
     fragments: Option<(u8, Vec<u8>)>,
@@ -82,10 +82,14 @@ struct Conn {
 }
 
 /// A complete WebSocket message from the server.
-enum Message {
+pub enum Message {
+    /// A text message.
     Text(Vec<u8>),
+    /// A ping (answered inside `next_message`).
     Ping(Vec<u8>),
+    /// The server's close frame.
     Close,
+    /// Anything else.
     Other,
 }
 
@@ -106,7 +110,9 @@ pub enum FrameParse {
     },
 }
 
-async fn establish(plan: &Plan, index: u64) -> Result<Conn, String> {
+/// Connects connection `index` (bound to its source address), upgrades and waits for
+/// `pusher:connection_established`; returns the connection and its socket id.
+pub async fn open(plan: &Plan, index: u64) -> Result<(Conn, String), String> {
     let stream = connect_tcp(plan.ws_addr, plan.source_ip(index).map(IpAddr::V4)).await?;
     let mut conn = Conn {
         stream,
@@ -116,6 +122,11 @@ async fn establish(plan: &Plan, index: u64) -> Result<Conn, String> {
     };
     conn.upgrade(plan).await?;
     let socket_id = conn.await_established().await?;
+    Ok((conn, socket_id))
+}
+
+async fn establish(plan: &Plan, index: u64) -> Result<Conn, String> {
+    let (mut conn, socket_id) = open(plan, index).await?;
     let channels = plan.channels_of(index);
     for channel in &channels {
         let msg = subscribe_message(plan, channel, &socket_id, index);
@@ -149,7 +160,9 @@ async fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStre
     Ok(stream)
 }
 
-fn subscribe_message(plan: &Plan, channel: &str, socket_id: &str, index: u64) -> String {
+/// The `pusher:subscribe` message for `channel` (auth computed for private and presence;
+/// presence user id `u{index}`).
+pub fn subscribe_message(plan: &Plan, channel: &str, socket_id: &str, index: u64) -> String {
     use ringcast_core::pusher::auth::channel_auth_token;
     let data = match plan.channel_type {
         ChannelType::Public => serde_json::json!({ "channel": channel }),
@@ -303,7 +316,14 @@ impl Conn {
             .map_err(|e| format!("pong write: {}", e.kind()))
     }
 
-    async fn next_message(&mut self) -> Result<Message, String> {
+    /// Sends a close frame (status 1000) and shuts the write side down.
+    pub async fn close(&mut self) -> std::io::Result<()> {
+        self.send_frame(0x8, &1000u16.to_be_bytes()).await?;
+        self.stream.shutdown().await
+    }
+
+    /// The next complete message; pings are answered here. `Err` on EOF or the server's close.
+    pub async fn next_message(&mut self) -> Result<Message, String> {
         loop {
             if let Some(msg) = self.poll_message()? {
                 match msg {
@@ -374,7 +394,8 @@ impl Conn {
         }
     }
 
-    async fn send_text(&mut self, payload: &[u8]) -> std::io::Result<()> {
+    /// Sends one masked text frame.
+    pub async fn send_text(&mut self, payload: &[u8]) -> std::io::Result<()> {
         self.send_frame(0x1, payload).await
     }
 

@@ -1,6 +1,8 @@
-//! Smoke test of the load generator against the real ringcast binary: a tiny broadcast (50
+//! Smoke tests of the load generator against the real ringcast binary: a tiny broadcast (50
 //! subscribers over 2 worker processes, 20 publishes) must deliver every event exactly once and
-//! leave `result.json` and `latency.hgrm` behind. Never asserts speed.
+//! leave `result.json` and `latency.hgrm` behind; a tiny churn run must lose nothing by its
+//! documented rule; a tiny presence storm must see every member event exactly once. Never
+//! asserts speed.
 //!
 //! The server binary comes from `RINGCAST_BIN`, or else `target/debug/ringcast` /
 //! `target/release/ringcast` under the workspace root; build it first with
@@ -136,16 +138,108 @@ fn tiny_broadcast_delivers_everything_once() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
-#[test]
-fn unimplemented_scenarios_say_so() {
-    let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/churn.json");
+/// Runs the load generator with `profile` and `extra` flags against the server on `port`;
+/// asserts it succeeded and returns its stdout and `result.json`.
+fn run_profile(port: u16, profile: &str, extra: &[&str]) -> (String, serde_json::Value) {
+    let out = std::env::temp_dir().join(format!(
+        "ringcast-loadtest-smoke-{profile}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&out);
+    let profile_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("profiles")
+        .join(format!("{profile}.json"));
     let output = Command::new(env!("CARGO_BIN_EXE_ringcast-loadtest"))
-        .args(["--url", "ws://127.0.0.1:9", "--rest", "http://127.0.0.1:9"])
+        .args(["--url", &format!("ws://127.0.0.1:{port}")])
+        .args(["--rest", &format!("http://127.0.0.1:{port}")])
+        .args(["--app-id", "smoke-id", "--key", "smoke-key"])
+        .args(["--secret", "smoke-secret"])
         .arg("--profile")
-        .arg(&profile)
+        .arg(&profile_path)
+        .args(extra)
+        .arg("--out")
+        .arg(&out)
         .output()
         .expect("run ringcast-loadtest");
-    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not implemented yet"), "{stderr}");
+    assert!(
+        output.status.success(),
+        "loadtest failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("result.json")).expect("result.json"))
+            .expect("result.json is JSON");
+    assert!(out.join("latency.hgrm").is_file());
+    let _ = std::fs::remove_dir_all(&out);
+    (stdout, result)
+}
+
+#[test]
+fn tiny_churn_loses_nothing_by_the_rule() {
+    let (_server, port) = start_server();
+    let (stdout, r) = run_profile(
+        port,
+        "churn",
+        &[
+            "--connections",
+            "30",
+            "--churn-per-s",
+            "40",
+            "--rate",
+            "20",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0.5",
+            "--drain-s",
+            "1",
+        ],
+    );
+    let num = |v: &serde_json::Value| v.as_u64().unwrap_or(u64::MAX);
+    assert_eq!(num(&r["initial_subscribed"]), 30, "{stdout}");
+    assert_eq!(num(&r["connect_errors"]), 0, "{stdout}");
+    assert_eq!(num(&r["disconnects"]), 0, "{stdout}");
+    assert_eq!(num(&r["closed_before_subscribed"]), 0, "{stdout}");
+    assert!(num(&r["churn_connects"]) > 0, "{stdout}");
+    assert_eq!(num(&r["handshake"]["count"]), num(&r["churn_connects"]));
+    assert_eq!(num(&r["published_ok"]), 20, "{stdout}");
+    assert_eq!(num(&r["publish_errors"]), 0);
+    assert!(num(&r["accounting"]["expected"]) > 0, "{stdout}");
+    assert_eq!(num(&r["accounting"]["lost"]), 0, "{stdout}");
+    assert_eq!(num(&r["duplicates"]), 0, "{stdout}");
+}
+
+#[test]
+fn tiny_presence_storm_sees_each_member_event_once() {
+    let (_server, port) = start_server();
+    let (stdout, r) = run_profile(
+        port,
+        "presence",
+        &[
+            "--connections",
+            "24",
+            "--churn-per-s",
+            "48",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0.5",
+            "--drain-s",
+            "10",
+        ],
+    );
+    let num = |v: &serde_json::Value| v.as_u64().unwrap_or(u64::MAX);
+    // 24 connections = 12 users × 2 tabs, plus the observers of every channel.
+    assert_eq!(num(&r["users"]), 12, "{stdout}");
+    assert_eq!(num(&r["subscribed"]), 24 + num(&r["observers"]), "{stdout}");
+    assert_eq!(num(&r["connect_errors"]), 0, "{stdout}");
+    assert_eq!(num(&r["disconnects"]), 0, "{stdout}");
+    assert_eq!(num(&r["rejoin_errors"]), 0, "{stdout}");
+    assert_eq!(num(&r["succeeded_bad"]), 0, "{stdout}");
+    let m = &r["members"];
+    assert!(num(&m["added_expected"]) > 24, "{stdout}");
+    assert!(num(&m["removed_expected"]) > 0, "{stdout}");
+    assert_eq!(num(&m["extra"]), 0, "{stdout}");
+    assert_eq!(num(&m["missing"]), 0, "{stdout}");
 }
