@@ -24,8 +24,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::profile::Plan;
-use crate::publisher::{event_data, send_once, Event, EVENT_NAME};
-use crate::report::Latency;
+use crate::publisher::{publish_request, send_once, Event};
+use crate::report::{latency_line, ms, Latency};
 use crate::stats::new_histogram;
 use crate::ws_client::{now_us, open, parse_stamp, subscribe_message, Message, MEASURED_MARKER};
 
@@ -463,27 +463,7 @@ async fn publish(plan: Rc<Plan>, st: Shared, channel: String, t0_us: u64) {
             let mut conn: Option<(TcpStream, BytesMut)> = None;
             let path = format!("/apps/{}/events", plan.app_id);
             while let Some(event) = rx.recv().await {
-                let body = serde_json::json!({
-                    "name": EVENT_NAME,
-                    "channel": event.channel,
-                    "data": event_data(&event, plan.payload_bytes),
-                })
-                .to_string();
-                let query = ringcast_core::pusher::rest::sign_query(
-                    "POST",
-                    &path,
-                    &[],
-                    body.as_bytes(),
-                    &plan.key,
-                    &plan.secret,
-                    now_us() / 1_000_000,
-                );
-                let request = format!(
-                    "POST {path}?{query} HTTP/1.1\r\nHost: {}\r\n\
-                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    plan.rest_host,
-                    body.len()
-                );
+                let request = publish_request(&plan, &path, &event);
                 let sent_us = now_us();
                 let result = send_once(&plan, &mut conn, request.as_bytes()).await;
                 let answered_us = now_us();
@@ -546,7 +526,6 @@ async fn publish(plan: Rc<Plan>, st: Shared, channel: String, t0_us: u64) {
 
 /// The readable summary of a churn run.
 pub fn summary(r: &ChurnResult) -> String {
-    let ms = |us: u64| format!("{:.3} ms", us as f64 / 1000.0);
     let a = &r.accounting;
     let mut s = String::new();
     use std::fmt::Write as _;
@@ -594,17 +573,7 @@ pub fn summary(r: &ChurnResult) -> String {
         a.delivered_unexpected,
         r.duplicates
     );
-    let l = &r.latency;
-    let _ = writeln!(
-        s,
-        "latency: n {} p50 {} p90 {} p99 {} p99.9 {} max {}",
-        l.count,
-        ms(l.p50_us),
-        ms(l.p90_us),
-        ms(l.p99_us),
-        ms(l.p999_us),
-        ms(l.max_us)
-    );
+    let _ = writeln!(s, "{}", latency_line("latency", &r.latency));
     s
 }
 

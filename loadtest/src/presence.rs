@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::churn::event_name;
 use crate::profile::Plan;
-use crate::report::Latency;
+use crate::report::{latency_line, Latency};
 use crate::stats::new_histogram;
 use crate::ws_client::{now_us, open, Conn, Message};
 
@@ -645,7 +645,6 @@ pub fn presence_data_sane(text: &[u8], own: &str) -> bool {
 /// The readable summary of a presence run.
 pub fn summary(r: &PresenceResult) -> String {
     use std::fmt::Write as _;
-    let ms = |us: u64| format!("{:.3} ms", us as f64 / 1000.0);
     let mut s = String::new();
     let p = &r.plan;
     let _ = writeln!(
@@ -681,17 +680,7 @@ pub fn summary(r: &PresenceResult) -> String {
         "member events: added {}/{} removed {}/{} (seen/expected); extra {} missing {}",
         m.added_seen, m.added_expected, m.removed_seen, m.removed_expected, m.extra, m.missing
     );
-    let l = &r.latency;
-    let _ = writeln!(
-        s,
-        "join→member_added: n {} p50 {} p90 {} p99 {} p99.9 {} max {}",
-        l.count,
-        ms(l.p50_us),
-        ms(l.p90_us),
-        ms(l.p99_us),
-        ms(l.p999_us),
-        ms(l.max_us)
-    );
+    let _ = writeln!(s, "{}", latency_line("join→member_added", &r.latency));
     s
 }
 

@@ -222,6 +222,31 @@ pub fn event_data(event: &Event, payload_bytes: usize) -> String {
     data
 }
 
+/// The signed HTTP/1.1 `POST /apps/{id}/events` request for one event (`path` is that path).
+pub fn publish_request(plan: &Plan, path: &str, event: &Event) -> String {
+    let body = serde_json::json!({
+        "name": EVENT_NAME,
+        "channel": event.channel,
+        "data": event_data(event, plan.payload_bytes),
+    })
+    .to_string();
+    let query = ringcast_core::pusher::rest::sign_query(
+        "POST",
+        path,
+        &[],
+        body.as_bytes(),
+        &plan.key,
+        &plan.secret,
+        now_us() / 1_000_000,
+    );
+    format!(
+        "POST {path}?{query} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        plan.rest_host,
+        body.len()
+    )
+}
+
 /// One keep-alive HTTP connection: sends its queue's events one after another.
 async fn pool_connection(
     plan: Plan,
@@ -231,27 +256,7 @@ async fn pool_connection(
     let mut conn: Option<(TcpStream, BytesMut)> = None;
     let path = format!("/apps/{}/events", plan.app_id);
     while let Some(event) = rx.recv().await {
-        let body = serde_json::json!({
-            "name": EVENT_NAME,
-            "channel": event.channel,
-            "data": event_data(&event, plan.payload_bytes),
-        })
-        .to_string();
-        let query = ringcast_core::pusher::rest::sign_query(
-            "POST",
-            &path,
-            &[],
-            body.as_bytes(),
-            &plan.key,
-            &plan.secret,
-            now_us() / 1_000_000,
-        );
-        let request = format!(
-            "POST {path}?{query} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            plan.rest_host,
-            body.len()
-        );
+        let request = publish_request(&plan, &path, &event);
         let started = now_us();
         let result = send_once(&plan, &mut conn, request.as_bytes()).await;
         let rtt = now_us().saturating_sub(started);

@@ -140,8 +140,23 @@ pub struct RunResult {
     pub intervals: Vec<Interval>,
 }
 
-fn ms(us: u64) -> String {
+/// Microseconds as milliseconds with three decimals, as every summary prints them.
+pub(crate) fn ms(us: u64) -> String {
     format!("{:.3} ms", us as f64 / 1000.0)
+}
+
+/// `{label}: n … p50 … p90 … p99 … p99.9 … max …`, the one-line latency summary of the churn and
+/// presence scenarios.
+pub(crate) fn latency_line(label: &str, l: &Latency) -> String {
+    format!(
+        "{label}: n {} p50 {} p90 {} p99 {} p99.9 {} max {}",
+        l.count,
+        ms(l.p50_us),
+        ms(l.p90_us),
+        ms(l.p99_us),
+        ms(l.p999_us),
+        ms(l.max_us)
+    )
 }
 
 /// The readable summary.
