@@ -125,6 +125,7 @@ impl Fanout {
                 handshake_timeout_s: 10,
                 echo_path: None,
                 metrics_port_separate: false,
+                bridge_enabled: false,
             },
             apps,
         );

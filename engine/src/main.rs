@@ -2,6 +2,8 @@
 //! listener per shard, starts one pinned glommio executor per shard and waits for them. SIGTERM
 //! and SIGINT start a graceful drain (4200 to every connection), after which it exits 0.
 
+mod bridge_link;
+mod bridge_supervisor;
 mod checks;
 mod config;
 mod conn_task;
@@ -89,6 +91,20 @@ fn run(config: config::Config) -> Result<(), String> {
             metrics_listener: metrics_listener.take(),
         })
         .collect();
+    let bridge_socket = if server.needs_bridge() {
+        if server.redis_cluster {
+            return Err("--redis-cluster is not supported yet: use one Redis server".into());
+        }
+        let socket = bridge_supervisor::socket_path(server);
+        if server.bridge_external {
+            info!(socket = %socket.display(), "linking to a bridge run separately");
+        } else {
+            bridge_supervisor::start(server, &socket)?;
+        }
+        Some(socket)
+    } else {
+        None
+    };
     let apps = Arc::new(AppTable::new(config.apps.clone()));
     let settings = shard::EngineSettings {
         shard_count,
@@ -100,6 +116,7 @@ fn run(config: config::Config) -> Result<(), String> {
         drain_timeout_s: server.drain_timeout_s,
         echo_path: server.echo_path.clone(),
         metrics_port_separate: server.metrics_port.is_some(),
+        bridge_socket,
     };
     start_signal_thread()?;
     let handles = shard::spawn_all(starts, apps, settings)?;

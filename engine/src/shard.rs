@@ -52,6 +52,8 @@ pub struct ShardCtx {
     backpressure_waiters: RefCell<Vec<Waker>>,
     scratch_wake: RefCell<Vec<u32>>,
     scratch_outbox: RefCell<Vec<(u16, ShardMessage)>>,
+    /// Waker of the bridge link task, woken when the core queues link output.
+    pub link_waker: RefCell<Option<Waker>>,
 }
 
 impl ShardCtx {
@@ -65,10 +67,16 @@ impl ShardCtx {
     pub fn after_core(&self) {
         let mut wake = self.scratch_wake.borrow_mut();
         let mut outbox = self.scratch_outbox.borrow_mut();
-        {
+        let link_output = {
             let mut core = self.core.borrow_mut();
             core.take_wakeups(&mut wake);
             core.take_outbox(&mut outbox);
+            core.has_link_output()
+        };
+        if link_output {
+            if let Some(waker) = self.link_waker.borrow().as_ref() {
+                waker.wake_by_ref();
+            }
         }
         if !wake.is_empty() {
             let wakers = self.wakers.borrow();
@@ -169,6 +177,8 @@ pub struct EngineSettings {
     pub echo_path: Option<String>,
     /// `/metrics` lives on its own port.
     pub metrics_port_separate: bool,
+    /// The bridge's Unix socket when the node is one of several.
+    pub bridge_socket: Option<std::path::PathBuf>,
 }
 
 /// Starts every shard on its own pinned executor thread; returns their join handles.
@@ -239,6 +249,7 @@ async fn run_shard(
             handshake_timeout_s: settings.handshake_timeout_s,
             echo_path: settings.echo_path.clone(),
             metrics_port_separate: settings.metrics_port_separate,
+            bridge_enabled: settings.bridge_socket.is_some(),
         },
         apps,
     );
@@ -256,6 +267,7 @@ async fn run_shard(
         backpressure_waiters: RefCell::new(Vec::new()),
         scratch_wake: RefCell::new(Vec::new()),
         scratch_outbox: RefCell::new(Vec::new()),
+        link_waker: RefCell::new(None),
     });
     debug!(shard = shard_index, "shard started");
 
@@ -272,6 +284,10 @@ async fn run_shard(
         }));
     }
     let overflow_task = glommio::spawn_local(drain_overflow(ctx.clone()));
+    let link_task = settings
+        .bridge_socket
+        .clone()
+        .map(|path| glommio::spawn_local(crate::bridge_link::run(ctx.clone(), path)));
     ctx.core.borrow_mut().set_unix_time(unix_now_s());
     let accept_task = glommio::spawn_local(accept_loop(ctx.clone(), listener, false));
     let _metrics_task = metrics_listener
@@ -308,6 +324,7 @@ async fn run_shard(
             }
         }
     }
+    drop(link_task);
     drop(overflow_task);
     drop(receiver_tasks);
 }

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod http;
 pub mod limits;
+pub mod link;
 pub mod pusher;
 pub mod shard;
 pub mod ws;

@@ -104,6 +104,19 @@ pub struct ServerConfig {
     pub echo_path: Option<String>,
     /// `--metrics-port`: port of the metrics listener, if enabled.
     pub metrics_port: Option<u16>,
+    /// `--bridge-socket`: the bridge's Unix socket, when set explicitly.
+    pub bridge_socket: Option<String>,
+    /// `--bridge-binary`: the bridge program, when set explicitly.
+    pub bridge_binary: Option<String>,
+    /// `--bridge-external`: the operator runs the bridge; the engine only connects.
+    pub bridge_external: bool,
+}
+
+impl ServerConfig {
+    /// The node needs the bridge (today: the Redis adapter links nodes).
+    pub fn needs_bridge(&self) -> bool {
+        self.adapter_driver == Driver::Redis
+    }
 }
 
 /// A cache, queue or adapter driver.
@@ -559,6 +572,9 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
             .unwrap_or(limits::DRAIN_TIMEOUT_S_DEFAULT),
         echo_path: l.get(Key::EchoPath, parse_echo_path)?,
         metrics_port,
+        bridge_socket: l.get(Key::BridgeSocket, not_empty)?,
+        bridge_binary: l.get(Key::BridgeBinary, not_empty)?,
+        bridge_external: l.bool(Key::BridgeExternal)?.unwrap_or(false),
     })
 }
 

@@ -382,6 +382,9 @@ fn seed_rows() -> Vec<Row> {
         row("drain-timeout", "DRAIN_TIMEOUT", "drain_timeout", false, "0", "0", "10", |c| s(c).drain_timeout_s.to_string()),
         row("echo-path", "ECHO_PATH", "echo_path", false, "/echo", "/echo", "", |c| s(c).echo_path.clone().unwrap_or_default()),
         row("metrics-port", "METRICS_PORT", "metrics_port", false, "9100", "9100", "", |c| s(c).metrics_port.map(|p| p.to_string()).unwrap_or_default()),
+        row("bridge-socket", "BRIDGE_SOCKET", "bridge_socket", false, "/run/rc.sock", "/run/rc.sock", "", |c| s(c).bridge_socket.clone().unwrap_or_default()),
+        row("bridge-binary", "BRIDGE_BINARY", "bridge_binary", false, "/opt/rc-bridge", "/opt/rc-bridge", "", |c| s(c).bridge_binary.clone().unwrap_or_default()),
+        row("bridge-external", "BRIDGE_EXTERNAL", "bridge_external", false, "true", "true", "false", |c| s(c).bridge_external.to_string()),
     ]
 }
 

@@ -15,6 +15,7 @@
 //! event, and answers with the frames to send. Rings are FIFO per shard pair, so the owner's
 //! answer always precedes the `member_added` events that follow it.
 
+pub mod bridge;
 pub mod conn;
 pub mod message;
 pub mod owner;
@@ -67,6 +68,8 @@ pub struct ShardSettings {
     pub echo_path: Option<String>,
     /// `/metrics` is served on a separate port (not on the main one).
     pub metrics_port_separate: bool,
+    /// The node is one of several, linked through the bridge (`--adapter-driver redis`).
+    pub bridge_enabled: bool,
 }
 
 /// What the shell should do with a connection's socket after taking its output.
@@ -101,6 +104,7 @@ pub struct Shard {
     unix_s: u64,
     queries: query::PendingQueries,
     stats: ShardStats,
+    link: bridge::LinkState,
 }
 
 impl Shard {
@@ -109,6 +113,7 @@ impl Shard {
         assert!(settings.shard_count >= 1 && settings.shard_count <= 64);
         assert!(settings.shard_index < settings.shard_count);
         let app_count = apps.len();
+        let settings_bridge_enabled = settings.bridge_enabled;
         Shard {
             settings,
             apps,
@@ -126,6 +131,7 @@ impl Shard {
             unix_s: 0,
             queries: slab::Slab::new(),
             stats: ShardStats::default(),
+            link: bridge::LinkState::new(settings_bridge_enabled),
         }
     }
 
@@ -161,9 +167,14 @@ impl Shard {
     /// The socket id of a connection: `{base}{shard:02}.{serial}`; the two digits before the dot
     /// are the shard index (documented; tests use it to place clients on different shards).
     pub fn socket_id(&self, serial: u64) -> String {
+        self.format_socket_id(self.settings.shard_index, serial)
+    }
+
+    /// The socket id of a connection of this process on any shard.
+    fn format_socket_id(&self, shard: u16, serial: u64) -> String {
         format!(
             "{}.{}",
-            self.settings.socket_id_base * 100 + u64::from(self.settings.shard_index),
+            self.settings.socket_id_base * 100 + u64::from(shard),
             serial
         )
     }

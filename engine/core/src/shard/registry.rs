@@ -27,12 +27,19 @@ pub struct LocalChannel {
     pub interest_seq: u32,
     /// Acks still missing for the latest `on` announcement.
     pub acks_outstanding: u16,
+    /// The bridge has not yet confirmed the latest announcement (multi-node only).
+    pub link_ack_pending: bool,
 }
 
 impl LocalChannel {
     /// Local subscribers or subscribers-to-be.
     pub fn has_local(&self) -> bool {
         !self.subscribers.is_empty() || !self.pending.is_empty()
+    }
+
+    /// Every shard and the bridge know of this shard's interest: subscribers may go on.
+    pub fn is_confirmed(&self) -> bool {
+        self.acks_outstanding == 0 && !self.link_ack_pending
     }
 
     /// Nothing refers to this entry any more.

@@ -43,6 +43,7 @@ impl Shard {
         self.now_ms = now_ms;
         let except = except_socket_id.and_then(|s| self.parse_socket_id(s));
         self.deliver_channel(app, channel_name, &frame, except, true);
+        self.link_publish(app, channel_name, &frame, except_socket_id.unwrap_or(""));
         let max_len = self.apps.get(app).max_channel_name_length as usize;
         if channel::classify(channel_name, max_len).is_ok_and(|c| c.cache) {
             let owner = self.owner_of(app, channel_name);
@@ -326,18 +327,21 @@ impl Shard {
                 on: true,
                 seq,
             });
+            if self.link_announce(app, &channel, seq) {
+                self.registry.channel_entry(app, &channel).link_ack_pending = true;
+            }
         }
         let ready = self
             .registry
             .channel(app, &channel)
-            .is_some_and(|e| e.acks_outstanding == 0);
+            .is_some_and(|e| e.is_confirmed());
         if ready {
             self.advance_subscription(key, app, &channel);
         }
     }
 
     /// Interest is confirmed for this shard: go to the owner, or activate.
-    fn advance_subscription(&mut self, key: u32, app: AppIndex, channel: &Arc<str>) {
+    pub(super) fn advance_subscription(&mut self, key: u32, app: AppIndex, channel: &Arc<str>) {
         let Some(conn) = self.conns.get_mut(key as usize) else {
             return;
         };
@@ -411,6 +415,7 @@ impl Shard {
                 entry.announced = false;
                 entry.interest_seq = entry.interest_seq.wrapping_add(1);
                 entry.acks_outstanding = 0;
+                entry.link_ack_pending = false;
                 let seq = entry.interest_seq;
                 self.broadcast(ShardMessage::Interest {
                     app,
@@ -419,6 +424,7 @@ impl Shard {
                     on: false,
                     seq,
                 });
+                self.link_withdraw(app, &sub.channel);
             }
         }
         if let Some(member) = &sub.member {
@@ -631,6 +637,10 @@ impl Shard {
         let frame = text_frame(&json);
         let except = Some((self.settings.shard_index, serial));
         self.deliver_channel(app, channel, &frame, except, true);
+        if self.link.enabled {
+            let socket_id = self.socket_id(serial);
+            self.link_publish(app, channel, &frame, &socket_id);
+        }
     }
 
     /// Handles one inter-shard message (also used for messages a shard routes to itself).
@@ -666,7 +676,7 @@ impl Shard {
                     return; // an ack of an older announcement
                 }
                 entry.acks_outstanding -= 1;
-                if entry.acks_outstanding == 0 {
+                if entry.is_confirmed() {
                     let waiting = entry.pending.clone();
                     for key in waiting {
                         self.advance_subscription(key, app, &channel);

@@ -45,6 +45,14 @@ pub struct ShardStats {
     pub handshake_ms_sum: u64,
     /// HTTP requests answered, by (route, status).
     pub http_requests: AHashMap<(&'static str, u16), u64>,
+    /// Times the bridge link came up.
+    pub link_connects: u64,
+    /// Local publishes handed to the bridge for other nodes.
+    pub link_publishes_out: u64,
+    /// Local publishes not handed to the bridge (link down or its queue full).
+    pub link_publishes_dropped: u64,
+    /// Events from other nodes delivered through the bridge.
+    pub link_events_in: u64,
 }
 
 impl Default for ShardStats {
@@ -65,6 +73,10 @@ impl Default for ShardStats {
             handshake_ms: [0; 10],
             handshake_ms_sum: 0,
             http_requests: AHashMap::new(),
+            link_connects: 0,
+            link_publishes_out: 0,
+            link_publishes_dropped: 0,
+            link_events_in: 0,
         }
     }
 }
@@ -216,6 +228,30 @@ pub fn render_prometheus(snapshots: &[StatsSnapshot], app_ids: &[&str]) -> Strin
         "ringcast_slow_consumer_disconnects_total",
         "Connections closed with 4100 because their outbound queue passed the cap.",
         &|s| s.slow_consumer_disconnects,
+    );
+    counter(
+        &mut out,
+        "ringcast_bridge_link_connects_total",
+        "Times the shard's link to the bridge came up.",
+        &|s| s.link_connects,
+    );
+    counter(
+        &mut out,
+        "ringcast_bridge_publishes_out_total",
+        "Local publishes handed to the bridge for other nodes.",
+        &|s| s.link_publishes_out,
+    );
+    counter(
+        &mut out,
+        "ringcast_bridge_publishes_dropped_total",
+        "Local publishes other nodes did not get: bridge link down or its queue full.",
+        &|s| s.link_publishes_dropped,
+    );
+    counter(
+        &mut out,
+        "ringcast_bridge_events_in_total",
+        "Events published on other nodes and received through the bridge.",
+        &|s| s.link_events_in,
     );
     render_histogram(
         &mut out,

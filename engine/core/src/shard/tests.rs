@@ -41,6 +41,15 @@ enum Out {
 
 impl Sim {
     fn new(shard_count: u16, configure: impl Fn(&mut AppConfig)) -> Self {
+        Sim::new_with(shard_count, false, configure)
+    }
+
+    /// Shards of a node that runs with a bridge (multi-node).
+    fn new_with(
+        shard_count: u16,
+        bridge_enabled: bool,
+        configure: impl Fn(&mut AppConfig),
+    ) -> Self {
         let mut app = AppConfig::with_credentials("app-id", KEY, SECRET);
         configure(&mut app);
         let apps = Arc::new(AppTable::new(vec![app]));
@@ -56,6 +65,7 @@ impl Sim {
                         handshake_timeout_s: 10,
                         echo_path: Some("/echo".into()),
                         metrics_port_separate: false,
+                        bridge_enabled,
                     },
                     apps.clone(),
                 )
@@ -1053,4 +1063,244 @@ fn metrics_gather_every_shard() {
         (text[9..12].parse::<u16>().unwrap(), ())
     };
     assert_eq!(status, 200);
+}
+
+// ---------------------------------------------------------------- the bridge link (multi-node)
+
+use crate::link::{self, ChannelEvent, LinkMessage};
+
+impl Sim {
+    /// Everything a shard queued for the bridge, decoded.
+    fn link_output(&mut self, shard: usize) -> Vec<LinkMessage> {
+        let mut bytes = BytesMut::new();
+        self.shards[shard].take_link_output(&mut bytes);
+        let mut messages = Vec::new();
+        while let Some(message) = link::decode(&mut bytes).unwrap() {
+            messages.push(message);
+        }
+        messages
+    }
+
+    fn link_in(&mut self, shard: usize, message: LinkMessage) {
+        self.shards[shard]
+            .handle_link_message(message, self.now_ms)
+            .unwrap();
+        self.settle();
+    }
+}
+
+#[test]
+fn a_linked_first_subscriber_waits_for_the_bridge() {
+    let mut sim = Sim::new_with(2, true, |_| {});
+    sim.shards[0].handle_link_up();
+    let hello = sim.link_output(0);
+    assert!(matches!(
+        hello[0],
+        LinkMessage::Hello {
+            version: link::VERSION,
+            shard: 0,
+            shard_count: 2
+        }
+    ));
+    let (a, _) = sim.connect(0);
+    sim.subscribe(a, "news", None, None);
+    assert!(
+        sim.events(a).is_empty(),
+        "not confirmed before the bridge answers"
+    );
+    let out = sim.link_output(0);
+    let [LinkMessage::Subscribe { seq, .. }] = out.as_slice() else {
+        panic!("{out:?}")
+    };
+    let seq = *seq;
+    // An answer to an older announcement changes nothing.
+    sim.link_in(
+        0,
+        LinkMessage::Subscribed {
+            app_id: "app-id".into(),
+            channel: "news".into(),
+            seq: seq.wrapping_sub(1),
+        },
+    );
+    assert!(sim.events(a).is_empty());
+    sim.link_in(
+        0,
+        LinkMessage::Subscribed {
+            app_id: "app-id".into(),
+            channel: "news".into(),
+            seq,
+        },
+    );
+    assert_eq!(
+        names(&sim.events(a)),
+        ["pusher_internal:subscription_succeeded"]
+    );
+    // A second local subscriber does not announce again; the last one leaving withdraws.
+    let (b, _) = sim.connect(0);
+    sim.subscribe(b, "news", None, None);
+    assert_eq!(
+        names(&sim.events(b)),
+        ["pusher_internal:subscription_succeeded"]
+    );
+    assert!(sim.link_output(0).is_empty());
+    for c in [a, b] {
+        sim.send(
+            c,
+            serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": "news"}}),
+        );
+    }
+    assert_eq!(
+        sim.link_output(0),
+        [LinkMessage::Unsubscribe {
+            app_id: "app-id".into(),
+            channel: "news".into()
+        }]
+    );
+}
+
+#[test]
+fn without_a_link_subscriptions_go_on_and_the_link_resyncs_when_it_comes() {
+    let mut sim = Sim::new_with(1, true, |_| {});
+    let (a, _) = sim.connect(0);
+    sim.subscribe(a, "news", None, None);
+    assert_eq!(
+        names(&sim.events(a)),
+        ["pusher_internal:subscription_succeeded"],
+        "link down: no wait"
+    );
+    assert!(
+        sim.link_output(0).is_empty(),
+        "nothing queued while the link is down"
+    );
+    sim.shards[0].handle_link_up();
+    let out = sim.link_output(0);
+    assert!(matches!(out[0], LinkMessage::Hello { .. }));
+    assert!(
+        matches!(&out[1], LinkMessage::Subscribe { channel, .. } if channel == "news"),
+        "{out:?}"
+    );
+    // The link goes down while a subscription waits for the bridge: it goes on at once.
+    let (b, _) = sim.connect(0);
+    sim.subscribe(b, "sports", None, None);
+    assert!(sim.events(b).is_empty());
+    sim.shards[0].handle_link_down();
+    assert_eq!(
+        names(&sim.events(b)),
+        ["pusher_internal:subscription_succeeded"]
+    );
+}
+
+#[test]
+fn local_publishes_go_up_and_remote_events_come_down_with_exclusion() {
+    let mut sim = Sim::new_with(2, true, |_| {});
+    for shard in 0..2 {
+        sim.shards[shard].handle_link_up();
+        sim.link_output(shard);
+    }
+    let (a, a_id) = sim.connect(0);
+    let (b, _) = sim.connect(1);
+    for (c, shard) in [(a, 0), (b, 1)] {
+        sim.subscribe(c, "news", None, None);
+        let out = sim.link_output(shard);
+        let [LinkMessage::Subscribe { seq, .. }] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        let seq = *seq;
+        sim.link_in(
+            shard,
+            LinkMessage::Subscribed {
+                app_id: "app-id".into(),
+                channel: "news".into(),
+                seq,
+            },
+        );
+        sim.events(c);
+    }
+    // REST publish naming a socket of another node: delivered here, forwarded with the id.
+    let body = r#"{"name":"n","channel":"news","data":"d","socket_id":"99.1"}"#;
+    assert_eq!(sim.rest(1, "POST", "/apps/app-id/events", &[], body).0, 200);
+    assert_eq!(names(&sim.events(a)), ["n"]);
+    let up = sim.link_output(1);
+    let [LinkMessage::Publish(event)] = up.as_slice() else {
+        panic!("{up:?}")
+    };
+    assert_eq!(
+        (
+            event.app_id.as_str(),
+            event.channel.as_str(),
+            event.except_socket_id.as_str()
+        ),
+        ("app-id", "news", "99.1")
+    );
+    assert!(
+        sim.link_output(0).is_empty(),
+        "only the receiving shard forwards"
+    );
+    sim.events(b);
+    // An event from another node excluding our socket a: b gets it, a does not, and it is
+    // not sent back up.
+    let frame = frame::encode_text(br#"{"event":"remote","channel":"news","data":"r"}"#);
+    for shard in 0..2 {
+        sim.link_in(
+            shard,
+            LinkMessage::Deliver(ChannelEvent {
+                app_id: "app-id".into(),
+                channel: "news".into(),
+                except_socket_id: a_id.clone(),
+                frame: frame.clone(),
+            }),
+        );
+    }
+    assert!(sim.events(a).is_empty());
+    assert_eq!(names(&sim.events(b)), ["remote"]);
+    assert!(sim.link_output(0).is_empty() && sim.link_output(1).is_empty());
+    assert_eq!(sim.shards[1].stats().link_events_in, 1);
+}
+
+#[test]
+fn presence_member_events_stay_on_the_node_and_link_down_publishes_are_counted() {
+    let mut sim = Sim::new_with(1, true, |_| {});
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    let (a, a_id) = sim.connect(0);
+    sim.subscribe(
+        a,
+        "presence-room",
+        Some(auth::channel_auth_token(
+            KEY,
+            SECRET,
+            &a_id,
+            "presence-room",
+            Some(r#"{"user_id":"u1"}"#),
+        )),
+        Some(r#"{"user_id":"u1"}"#),
+    );
+    let out = sim.link_output(0);
+    let [LinkMessage::Subscribe { seq, .. }] = out.as_slice() else {
+        panic!("{out:?}")
+    };
+    let seq = *seq;
+    sim.link_in(
+        0,
+        LinkMessage::Subscribed {
+            app_id: "app-id".into(),
+            channel: "presence-room".into(),
+            seq,
+        },
+    );
+    sim.events(a);
+    let (b, b_id) = sim.connect(0);
+    sim.join_presence(b, &b_id, "presence-room", "u2");
+    assert_eq!(names(&sim.events(a)), ["pusher_internal:member_added"]);
+    assert!(
+        sim.link_output(0)
+            .iter()
+            .all(|m| !matches!(m, LinkMessage::Publish(_))),
+        "member_added is not a publish"
+    );
+    sim.shards[0].handle_link_down();
+    let body = r#"{"name":"n","channel":"presence-room","data":"d"}"#;
+    assert_eq!(sim.rest(0, "POST", "/apps/app-id/events", &[], body).0, 200);
+    assert!(sim.link_output(0).is_empty());
+    assert_eq!(sim.shards[0].stats().link_publishes_dropped, 1);
 }

@@ -1,0 +1,504 @@
+//! The engine ⇄ bridge link protocol: one Unix-socket stream per engine shard, carrying
+//! length-prefixed binary frames. Sans IO: `encode` appends a frame to a buffer, `decode` takes
+//! one complete frame off the front of a buffer (or says more bytes are needed).
+//!
+//! Wire format of a frame: `u32` little-endian length of what follows, `u8` kind, then the
+//! fields in order. Strings are `u16` length + UTF-8 bytes (at most [`NAME_BYTES_MAX`]); the
+//! WebSocket frame of an event is `u32` length + bytes. Every field is bounded, a frame is at
+//! most [`FRAME_BYTES_MAX`], and anything malformed is an error that ends the link (the peer is
+//! a bug or not ours) rather than a panic.
+//!
+//! A link starts with `Hello` (engine) answered by `Welcome` (bridge); a version mismatch ends
+//! it. After that the engine shard announces the channels it has local subscribers for
+//! (`Subscribe`, re-sent in full after every reconnect), the bridge confirms each one once the
+//! node is subscribed cluster-wide (`Subscribed`), local publishes go up as `Publish`, and other
+//! nodes' publishes come down as `Deliver` for the shard's local subscribers only.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// Protocol version; both ends must speak the same one.
+pub const VERSION: u16 = 1;
+/// Largest frame, length prefix included: a maximal event (1 MiB REST body) plus its names.
+pub const FRAME_BYTES_MAX: usize = 2 * 1024 * 1024;
+/// Longest app id, channel name or socket id on the link (channel names are ≤ 200 bytes).
+pub const NAME_BYTES_MAX: usize = 256;
+/// Bytes of the length prefix.
+const LENGTH_BYTES: usize = 4;
+
+const KIND_HELLO: u8 = 1;
+const KIND_SUBSCRIBE: u8 = 2;
+const KIND_UNSUBSCRIBE: u8 = 3;
+const KIND_PUBLISH: u8 = 4;
+const KIND_WELCOME: u8 = 129;
+const KIND_SUBSCRIBED: u8 = 130;
+const KIND_DELIVER: u8 = 131;
+
+/// One event on its way between nodes: the encoded WebSocket frame that every subscriber
+/// receives, byte for byte, and the socket that must not receive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelEvent {
+    /// The app's id as configured (`app_id`), not a shard-local index.
+    pub app_id: String,
+    /// Channel name.
+    pub channel: String,
+    /// Socket id excluded from delivery (the publisher's own connection); empty for none.
+    pub except_socket_id: String,
+    /// The complete server-to-client WebSocket frame (unmasked text frame).
+    pub frame: Bytes,
+}
+
+/// Every message of the link protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkMessage {
+    /// Engine → bridge, first frame: who is speaking.
+    Hello {
+        /// [`VERSION`] of the engine.
+        version: u16,
+        /// Index of the shard that owns this link.
+        shard: u16,
+        /// Shards in the engine process.
+        shard_count: u16,
+    },
+    /// Bridge → engine, answer to `Hello`.
+    Welcome {
+        /// [`VERSION`] of the bridge.
+        version: u16,
+        /// The node's id on the cluster (tags its Redis messages).
+        node_id: u64,
+    },
+    /// Engine → bridge: the shard has local subscribers for a channel.
+    Subscribe {
+        /// App id.
+        app_id: String,
+        /// Channel name.
+        channel: String,
+        /// Echoed in `Subscribed` so the shard can ignore answers to older announcements.
+        seq: u32,
+    },
+    /// Bridge → engine: the node now receives the channel's remote publishes.
+    Subscribed {
+        /// App id.
+        app_id: String,
+        /// Channel name.
+        channel: String,
+        /// The `seq` of the `Subscribe` answered.
+        seq: u32,
+    },
+    /// Engine → bridge: the shard's last local subscriber of a channel left.
+    Unsubscribe {
+        /// App id.
+        app_id: String,
+        /// Channel name.
+        channel: String,
+    },
+    /// Engine → bridge: an event published on this node, for the other nodes.
+    Publish(ChannelEvent),
+    /// Bridge → engine: an event published on another node, for this shard's subscribers.
+    Deliver(ChannelEvent),
+}
+
+/// Why a frame could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkError {
+    /// The length prefix announces more than [`FRAME_BYTES_MAX`] (or nothing at all).
+    FrameLength(usize),
+    /// Unknown message kind.
+    UnknownKind(u8),
+    /// A field runs past the end of its frame.
+    Truncated,
+    /// Bytes left over after the last field.
+    TrailingBytes,
+    /// A name longer than [`NAME_BYTES_MAX`].
+    NameTooLong(usize),
+    /// A name that is not UTF-8.
+    NotUtf8,
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::FrameLength(n) => write!(f, "link frame length {n} out of bounds"),
+            LinkError::UnknownKind(k) => write!(f, "unknown link message kind {k}"),
+            LinkError::Truncated => write!(f, "link frame truncated"),
+            LinkError::TrailingBytes => write!(f, "trailing bytes in link frame"),
+            LinkError::NameTooLong(n) => write!(f, "name of {n} bytes on the link"),
+            LinkError::NotUtf8 => write!(f, "name on the link is not UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+/// Appends one frame to `out`. Fails (leaving `out` as it was) when a field is over its bound.
+pub fn encode(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkError> {
+    let start = out.len();
+    out.put_u32_le(0); // patched below
+    let result = encode_body(message, out);
+    let body_len = out.len() - start - LENGTH_BYTES;
+    match result {
+        Ok(()) if body_len + LENGTH_BYTES <= FRAME_BYTES_MAX => {
+            let prefix = (body_len as u32).to_le_bytes();
+            out[start..start + LENGTH_BYTES].copy_from_slice(&prefix);
+            Ok(())
+        }
+        Ok(()) => {
+            out.truncate(start);
+            Err(LinkError::FrameLength(body_len + LENGTH_BYTES))
+        }
+        Err(err) => {
+            out.truncate(start);
+            Err(err)
+        }
+    }
+}
+
+fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkError> {
+    match message {
+        LinkMessage::Hello {
+            version,
+            shard,
+            shard_count,
+        } => {
+            out.put_u8(KIND_HELLO);
+            out.put_u16_le(*version);
+            out.put_u16_le(*shard);
+            out.put_u16_le(*shard_count);
+        }
+        LinkMessage::Welcome { version, node_id } => {
+            out.put_u8(KIND_WELCOME);
+            out.put_u16_le(*version);
+            out.put_u64_le(*node_id);
+        }
+        LinkMessage::Subscribe {
+            app_id,
+            channel,
+            seq,
+        } => {
+            out.put_u8(KIND_SUBSCRIBE);
+            put_name(out, app_id)?;
+            put_name(out, channel)?;
+            out.put_u32_le(*seq);
+        }
+        LinkMessage::Subscribed {
+            app_id,
+            channel,
+            seq,
+        } => {
+            out.put_u8(KIND_SUBSCRIBED);
+            put_name(out, app_id)?;
+            put_name(out, channel)?;
+            out.put_u32_le(*seq);
+        }
+        LinkMessage::Unsubscribe { app_id, channel } => {
+            out.put_u8(KIND_UNSUBSCRIBE);
+            put_name(out, app_id)?;
+            put_name(out, channel)?;
+        }
+        LinkMessage::Publish(event) => {
+            out.put_u8(KIND_PUBLISH);
+            put_event(out, event)?;
+        }
+        LinkMessage::Deliver(event) => {
+            out.put_u8(KIND_DELIVER);
+            put_event(out, event)?;
+        }
+    }
+    Ok(())
+}
+
+/// Encodes an event's fields without a kind or length prefix (the bridge reuses this for its
+/// Redis payloads).
+pub fn put_event(out: &mut BytesMut, event: &ChannelEvent) -> Result<(), LinkError> {
+    put_name(out, &event.app_id)?;
+    put_name(out, &event.channel)?;
+    put_name(out, &event.except_socket_id)?;
+    if event.frame.len() > FRAME_BYTES_MAX {
+        return Err(LinkError::FrameLength(event.frame.len()));
+    }
+    out.put_u32_le(event.frame.len() as u32);
+    out.extend_from_slice(&event.frame);
+    Ok(())
+}
+
+fn put_name(out: &mut BytesMut, name: &str) -> Result<(), LinkError> {
+    if name.len() > NAME_BYTES_MAX {
+        return Err(LinkError::NameTooLong(name.len()));
+    }
+    out.put_u16_le(name.len() as u16);
+    out.extend_from_slice(name.as_bytes());
+    Ok(())
+}
+
+/// Takes one complete frame off the front of `buf`. `Ok(None)`: more bytes are needed (nothing
+/// is consumed). An error means the stream is corrupt and the link must be closed.
+pub fn decode(buf: &mut BytesMut) -> Result<Option<LinkMessage>, LinkError> {
+    if buf.len() < LENGTH_BYTES {
+        return Ok(None);
+    }
+    let mut prefix = [0u8; LENGTH_BYTES];
+    prefix.copy_from_slice(&buf[..LENGTH_BYTES]);
+    let body_len = u32::from_le_bytes(prefix) as usize;
+    if body_len == 0 || body_len + LENGTH_BYTES > FRAME_BYTES_MAX {
+        return Err(LinkError::FrameLength(body_len));
+    }
+    if buf.len() < LENGTH_BYTES + body_len {
+        return Ok(None);
+    }
+    buf.advance(LENGTH_BYTES);
+    let mut body = buf.split_to(body_len).freeze();
+    let message = decode_body(&mut body)?;
+    if body.has_remaining() {
+        return Err(LinkError::TrailingBytes);
+    }
+    Ok(Some(message))
+}
+
+fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
+    let kind = take_u8(body)?;
+    let message = match kind {
+        KIND_HELLO => LinkMessage::Hello {
+            version: take_u16(body)?,
+            shard: take_u16(body)?,
+            shard_count: take_u16(body)?,
+        },
+        KIND_WELCOME => LinkMessage::Welcome {
+            version: take_u16(body)?,
+            node_id: take_u64(body)?,
+        },
+        KIND_SUBSCRIBE => LinkMessage::Subscribe {
+            app_id: take_name(body)?,
+            channel: take_name(body)?,
+            seq: take_u32(body)?,
+        },
+        KIND_SUBSCRIBED => LinkMessage::Subscribed {
+            app_id: take_name(body)?,
+            channel: take_name(body)?,
+            seq: take_u32(body)?,
+        },
+        KIND_UNSUBSCRIBE => LinkMessage::Unsubscribe {
+            app_id: take_name(body)?,
+            channel: take_name(body)?,
+        },
+        KIND_PUBLISH => LinkMessage::Publish(take_event(body)?),
+        KIND_DELIVER => LinkMessage::Deliver(take_event(body)?),
+        other => return Err(LinkError::UnknownKind(other)),
+    };
+    Ok(message)
+}
+
+/// Decodes an event's fields (the inverse of [`put_event`]); the frame shares `body`'s memory.
+pub fn take_event(body: &mut Bytes) -> Result<ChannelEvent, LinkError> {
+    let app_id = take_name(body)?;
+    let channel = take_name(body)?;
+    let except_socket_id = take_name(body)?;
+    let frame_len = take_u32(body)? as usize;
+    if frame_len > body.remaining() {
+        return Err(LinkError::Truncated);
+    }
+    let frame = body.split_to(frame_len);
+    Ok(ChannelEvent {
+        app_id,
+        channel,
+        except_socket_id,
+        frame,
+    })
+}
+
+fn take_u8(body: &mut Bytes) -> Result<u8, LinkError> {
+    if body.remaining() < 1 {
+        return Err(LinkError::Truncated);
+    }
+    Ok(body.get_u8())
+}
+
+fn take_u16(body: &mut Bytes) -> Result<u16, LinkError> {
+    if body.remaining() < 2 {
+        return Err(LinkError::Truncated);
+    }
+    Ok(body.get_u16_le())
+}
+
+fn take_u32(body: &mut Bytes) -> Result<u32, LinkError> {
+    if body.remaining() < 4 {
+        return Err(LinkError::Truncated);
+    }
+    Ok(body.get_u32_le())
+}
+
+fn take_u64(body: &mut Bytes) -> Result<u64, LinkError> {
+    if body.remaining() < 8 {
+        return Err(LinkError::Truncated);
+    }
+    Ok(body.get_u64_le())
+}
+
+fn take_name(body: &mut Bytes) -> Result<String, LinkError> {
+    let len = usize::from(take_u16(body)?);
+    if len > NAME_BYTES_MAX {
+        return Err(LinkError::NameTooLong(len));
+    }
+    if len > body.remaining() {
+        return Err(LinkError::Truncated);
+    }
+    let bytes = body.split_to(len);
+    String::from_utf8(bytes.to_vec()).map_err(|_| LinkError::NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(frame: &'static [u8]) -> ChannelEvent {
+        ChannelEvent {
+            app_id: "app-1".into(),
+            channel: "presence-room".into(),
+            except_socket_id: "123.456".into(),
+            frame: Bytes::from_static(frame),
+        }
+    }
+
+    fn all_messages() -> Vec<LinkMessage> {
+        vec![
+            LinkMessage::Hello {
+                version: VERSION,
+                shard: 3,
+                shard_count: 8,
+            },
+            LinkMessage::Welcome {
+                version: VERSION,
+                node_id: 0xdead_beef_0102_0304,
+            },
+            LinkMessage::Subscribe {
+                app_id: "a".into(),
+                channel: "private-x".into(),
+                seq: 7,
+            },
+            LinkMessage::Subscribed {
+                app_id: "a".into(),
+                channel: "private-x".into(),
+                seq: u32::MAX,
+            },
+            LinkMessage::Unsubscribe {
+                app_id: "a".into(),
+                channel: "ch".into(),
+            },
+            LinkMessage::Publish(event(b"\x81\x05hello")),
+            LinkMessage::Deliver(ChannelEvent {
+                except_socket_id: String::new(),
+                ..event(b"")
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_alone_and_back_to_back() {
+        let mut buf = BytesMut::new();
+        for message in all_messages() {
+            encode(&message, &mut buf).expect("encodes");
+        }
+        for expected in all_messages() {
+            assert_eq!(decode(&mut buf), Ok(Some(expected)));
+        }
+        assert_eq!(decode(&mut buf), Ok(None));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn partial_frames_need_more_bytes_and_consume_nothing() {
+        let mut whole = BytesMut::new();
+        encode(&LinkMessage::Publish(event(b"\x81\x02hi")), &mut whole).expect("encodes");
+        for cut in 0..whole.len() {
+            let mut part = BytesMut::from(&whole[..cut]);
+            assert_eq!(decode(&mut part), Ok(None), "cut at {cut}");
+            assert_eq!(part.len(), cut);
+        }
+    }
+
+    #[test]
+    fn oversized_names_are_refused_on_both_sides() {
+        let long = "x".repeat(NAME_BYTES_MAX + 1);
+        let mut buf = BytesMut::from(&b"keep"[..]);
+        let message = LinkMessage::Unsubscribe {
+            app_id: "a".into(),
+            channel: long.clone(),
+        };
+        assert_eq!(
+            encode(&message, &mut buf),
+            Err(LinkError::NameTooLong(long.len()))
+        );
+        assert_eq!(
+            &buf[..],
+            b"keep",
+            "a failed encode leaves the buffer as it was"
+        );
+
+        // Hand-built frame announcing a 300-byte name.
+        let mut bad = BytesMut::new();
+        bad.put_u32_le(1 + 2 + 300);
+        bad.put_u8(KIND_UNSUBSCRIBE);
+        bad.put_u16_le(300);
+        bad.extend_from_slice(&[b'y'; 300]);
+        assert_eq!(decode(&mut bad), Err(LinkError::NameTooLong(300)));
+    }
+
+    #[test]
+    fn corrupt_frames_are_errors_not_panics() {
+        let cases: Vec<(Vec<u8>, LinkError)> = vec![
+            (vec![0, 0, 0, 0], LinkError::FrameLength(0)),
+            (
+                (FRAME_BYTES_MAX as u32).to_le_bytes().to_vec(),
+                LinkError::FrameLength(FRAME_BYTES_MAX),
+            ),
+            (vec![1, 0, 0, 0, 77], LinkError::UnknownKind(77)),
+            (vec![2, 0, 0, 0, KIND_HELLO, 1], LinkError::Truncated),
+            (
+                vec![4, 0, 0, 0, KIND_UNSUBSCRIBE, 1, 0, b'a'],
+                LinkError::Truncated,
+            ),
+            (
+                vec![6, 0, 0, 0, KIND_UNSUBSCRIBE, 1, 0, 0xff, 0, 0],
+                LinkError::NotUtf8,
+            ),
+            (
+                vec![8, 0, 0, 0, KIND_HELLO, 1, 0, 0, 0, 1, 0, 9],
+                LinkError::TrailingBytes,
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let mut buf = BytesMut::from(&bytes[..]);
+            assert_eq!(decode(&mut buf), Err(expected), "input {bytes:?}");
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A cheap deterministic fuzz: every prefix of a valid stream with each byte flipped.
+        let mut valid = BytesMut::new();
+        for message in all_messages() {
+            encode(&message, &mut valid).expect("encodes");
+        }
+        for index in 0..valid.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bytes = valid.clone();
+                bytes[index] ^= flip;
+                let mut buf = bytes;
+                for _ in 0..32 {
+                    match decode(&mut buf) {
+                        Ok(Some(_)) => continue,
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn delivered_frames_share_the_read_buffer() {
+        let mut buf = BytesMut::new();
+        encode(&LinkMessage::Deliver(event(b"\x81\x03abc")), &mut buf).expect("encodes");
+        let Ok(Some(LinkMessage::Deliver(got))) = decode(&mut buf) else {
+            panic!("expected a Deliver");
+        };
+        assert_eq!(&got.frame[..], b"\x81\x03abc");
+    }
+}

@@ -1,0 +1,224 @@
+//! The shard's side of its link to the bridge (multi-node): which channels it announces to the
+//! cluster, local publishes going out, other nodes' events coming in, and what happens while the
+//! link is down.
+//!
+//! The link is optional and may come and go at any time. While it is down the shard serves its
+//! own node as if it were alone: nothing waits for the bridge and nothing is queued for it
+//! (publishes are counted as dropped). When it comes up the shard says `Hello` and announces
+//! every channel it has local subscribers for, so the bridge rebuilds its state from scratch.
+//! While it is up, a first local subscriber waits for the bridge's `Subscribed` (like the other
+//! shards' interest acks) so that a publish on another node that starts after
+//! `subscription_succeeded` reaches the new subscriber.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::message::AppIndex;
+use super::Shard;
+use crate::link::{self, ChannelEvent, LinkError, LinkMessage};
+
+/// Messages waiting for the link writer before local publishes are dropped (channel
+/// announcements are always queued: they are bounded by the registry).
+pub const LINK_QUEUE_MAX: usize = 65_536;
+
+/// The link's state inside a shard.
+#[derive(Debug, Default)]
+pub struct LinkState {
+    /// The node runs with a bridge (`--adapter-driver redis`).
+    pub enabled: bool,
+    /// The link is connected and greeted.
+    up: bool,
+    /// Encoded messages for the bridge, in order.
+    out: VecDeque<LinkMessage>,
+}
+
+impl LinkState {
+    /// A link that is down; `enabled` when the node runs with a bridge.
+    pub fn new(enabled: bool) -> Self {
+        LinkState {
+            enabled,
+            ..Default::default()
+        }
+    }
+}
+
+impl Shard {
+    /// The link to the bridge is connected: greet it and announce every channel with local
+    /// subscribers (the bridge starts from nothing on each link).
+    pub fn handle_link_up(&mut self) {
+        if !self.link.enabled {
+            return;
+        }
+        self.link.up = true;
+        self.link.out.clear();
+        self.stats.link_connects += 1;
+        self.link.out.push_back(LinkMessage::Hello {
+            version: link::VERSION,
+            shard: self.settings.shard_index,
+            shard_count: self.settings.shard_count,
+        });
+        for app in 0..self.apps.len() as AppIndex {
+            let app_id = self.apps.get(app).id.clone();
+            for (name, entry) in self.registry.channels_of(app) {
+                if entry.announced {
+                    self.link.out.push_back(LinkMessage::Subscribe {
+                        app_id: app_id.clone(),
+                        channel: name.to_string(),
+                        seq: entry.interest_seq,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The link is gone: stop waiting for the bridge and serve this node alone.
+    pub fn handle_link_down(&mut self) {
+        if !self.link.up {
+            return;
+        }
+        self.link.up = false;
+        self.link.out.clear();
+        for app in 0..self.apps.len() as AppIndex {
+            let waiting: Vec<Arc<str>> = self
+                .registry
+                .channels_of(app)
+                .filter(|(_, entry)| entry.link_ack_pending)
+                .map(|(name, _)| name.clone())
+                .collect();
+            for channel in waiting {
+                self.link_confirmed(app, &channel, None);
+            }
+        }
+        self.run_detach_queue();
+    }
+
+    /// One message from the bridge. An error means the bridge is not speaking our protocol:
+    /// the shell closes the link.
+    pub fn handle_link_message(
+        &mut self,
+        message: LinkMessage,
+        now_ms: u64,
+    ) -> Result<(), LinkError> {
+        self.now_ms = now_ms;
+        match message {
+            LinkMessage::Welcome { version, .. } if version != link::VERSION => {
+                return Err(LinkError::UnknownKind(0));
+            }
+            LinkMessage::Welcome { .. } => {}
+            LinkMessage::Subscribed {
+                app_id,
+                channel,
+                seq,
+            } => {
+                if let Some(app) = self.apps.index_by_id(&app_id) {
+                    self.link_confirmed(app, &channel, Some(seq));
+                }
+            }
+            LinkMessage::Deliver(event) => {
+                let Some(app) = self.apps.index_by_id(&event.app_id) else {
+                    return Ok(());
+                };
+                self.stats.link_events_in += 1;
+                let except = self.parse_socket_id(&event.except_socket_id);
+                self.deliver_channel(app, &event.channel, &event.frame, except, false);
+            }
+            // Engine-to-bridge messages are never sent to an engine.
+            LinkMessage::Hello { .. }
+            | LinkMessage::Subscribe { .. }
+            | LinkMessage::Unsubscribe { .. }
+            | LinkMessage::Publish(_) => return Err(LinkError::UnknownKind(0)),
+        }
+        self.run_detach_queue();
+        Ok(())
+    }
+
+    /// Encodes everything queued for the bridge into `out`.
+    pub fn take_link_output(&mut self, out: &mut BytesMut) {
+        while let Some(message) = self.link.out.pop_front() {
+            if link::encode(&message, out).is_err() {
+                // Names are validated before they get here; an oversized event is dropped.
+                self.stats.link_publishes_dropped += 1;
+            }
+        }
+    }
+
+    /// True when messages wait for the bridge.
+    pub fn has_link_output(&self) -> bool {
+        !self.link.out.is_empty()
+    }
+
+    /// True while the shard is linked to a bridge.
+    pub fn is_linked(&self) -> bool {
+        self.link.up
+    }
+
+    /// A first local subscriber: tell the bridge, and return whether the subscription must
+    /// wait for its `Subscribed`.
+    pub(super) fn link_announce(&mut self, app: AppIndex, channel: &Arc<str>, seq: u32) -> bool {
+        if !self.link.up {
+            return false;
+        }
+        self.link.out.push_back(LinkMessage::Subscribe {
+            app_id: self.apps.get(app).id.clone(),
+            channel: channel.to_string(),
+            seq,
+        });
+        true
+    }
+
+    /// The last local subscriber left.
+    pub(super) fn link_withdraw(&mut self, app: AppIndex, channel: &str) {
+        if self.link.up {
+            self.link.out.push_back(LinkMessage::Unsubscribe {
+                app_id: self.apps.get(app).id.clone(),
+                channel: channel.to_string(),
+            });
+        }
+    }
+
+    /// A local publish (REST or client event) for the other nodes; `except_socket_id` is the
+    /// excluded socket as the publisher named it (it may live on another node), or empty.
+    pub(super) fn link_publish(
+        &mut self,
+        app: AppIndex,
+        channel: &str,
+        frame: &Bytes,
+        except_socket_id: &str,
+    ) {
+        if !self.link.enabled {
+            return;
+        }
+        if !self.link.up || self.link.out.len() >= LINK_QUEUE_MAX {
+            self.stats.link_publishes_dropped += 1;
+            return;
+        }
+        self.stats.link_publishes_out += 1;
+        self.link.out.push_back(LinkMessage::Publish(ChannelEvent {
+            app_id: self.apps.get(app).id.clone(),
+            channel: channel.to_string(),
+            except_socket_id: except_socket_id.to_string(),
+            frame: frame.clone(),
+        }));
+    }
+
+    /// The bridge confirmed a channel (`seq` of the announcement), or the link went down
+    /// (`None`): subscribers waiting only for it go on.
+    fn link_confirmed(&mut self, app: AppIndex, channel: &str, seq: Option<u32>) {
+        let Some(entry) = self.registry.channel_mut(app, channel) else {
+            return;
+        };
+        if !entry.link_ack_pending || seq.is_some_and(|seq| seq != entry.interest_seq) {
+            return; // an answer to an older announcement
+        }
+        entry.link_ack_pending = false;
+        if entry.is_confirmed() {
+            let waiting = entry.pending.clone();
+            let channel: Arc<str> = Arc::from(channel);
+            for key in waiting {
+                self.advance_subscription(key, app, &channel);
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Starts the bridge (`ringcast-bridge`) as a child process when the configuration needs one and
+//! restarts it with backoff whenever it exits, from a plain thread (never on a shard core). The
+//! child is tied to the engine's life: it receives SIGTERM when the engine goes away, even on
+//! `kill -9`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+
+use crate::config::ServerConfig;
+use crate::shard::DRAIN_REQUESTED;
+
+/// First restart delay; doubles up to the maximum while the bridge keeps failing.
+const RESTART_DELAY_MS_MIN: u64 = 100;
+/// Longest restart delay.
+const RESTART_DELAY_MS_MAX: u64 = 5_000;
+/// A bridge that ran this long was healthy: the next restart starts from the minimum delay.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// The Unix socket the shards link to: `--bridge-socket`, else one per engine process.
+pub fn socket_path(server: &ServerConfig) -> PathBuf {
+    match &server.bridge_socket {
+        Some(path) => PathBuf::from(path),
+        None => std::env::temp_dir().join(format!("ringcast-bridge-{}.sock", std::process::id())),
+    }
+}
+
+/// The Redis URL as the bridge wants it: the seed's `host:port` form gets a scheme, and
+/// `--redis-tls` selects `rediss://`.
+pub fn redis_url(server: &ServerConfig) -> String {
+    let url = server.redis_url.trim();
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"));
+    let secure = server.redis_tls || url.starts_with("rediss://");
+    let scheme = if secure { "rediss" } else { "redis" };
+    format!("{scheme}://{}", rest.unwrap_or(url))
+}
+
+/// Finds the bridge program and starts supervising it. Fails (before any shard starts) when
+/// the program cannot be found.
+pub fn start(server: &ServerConfig, socket: &Path) -> Result<(), String> {
+    let binary = match &server.bridge_binary {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot locate the ringcast executable: {e}"))?
+            .with_file_name("ringcast-bridge"),
+    };
+    if !binary.is_file() {
+        return Err(format!(
+            "the Redis adapter needs the bridge program, not found at {}: build it with \
+             `cargo build --release -p ringcast-bridge`, or set --bridge-binary, or run it \
+             yourself and pass --bridge-external",
+            binary.display()
+        ));
+    }
+    let args: Vec<String> = vec![
+        "--link-socket".into(),
+        socket.display().to_string(),
+        "--redis-url".into(),
+        redis_url(server),
+        "--redis-prefix".into(),
+        server.redis_prefix.clone(),
+        "--log-level".into(),
+        server.log_level.as_str().into(),
+    ];
+    std::thread::Builder::new()
+        .name("bridge-supervisor".into())
+        .spawn(move || supervise(&binary, &args))
+        .map_err(|e| format!("cannot start the bridge supervisor thread: {e}"))?;
+    Ok(())
+}
+
+fn supervise(binary: &Path, args: &[String]) {
+    let mut delay_ms = RESTART_DELAY_MS_MIN;
+    loop {
+        let started = Instant::now();
+        let mut command = Command::new(binary);
+        command.args(args).stdin(Stdio::null());
+        tie_to_parent(&mut command);
+        match command.spawn() {
+            Ok(mut child) => {
+                info!(pid = child.id(), "bridge started");
+                match child.wait() {
+                    Ok(status) if DRAIN_REQUESTED.load(Ordering::Relaxed) => {
+                        info!(%status, "bridge stopped");
+                        return;
+                    }
+                    Ok(status) => warn!(%status, "bridge exited; restarting it"),
+                    Err(err) => error!(%err, "cannot wait for the bridge"),
+                }
+            }
+            Err(err) => error!(%err, binary = %binary.display(), "cannot start the bridge"),
+        }
+        if DRAIN_REQUESTED.load(Ordering::Relaxed) {
+            return;
+        }
+        if started.elapsed() >= HEALTHY_RUN {
+            delay_ms = RESTART_DELAY_MS_MIN;
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        delay_ms = (delay_ms * 2).min(RESTART_DELAY_MS_MAX);
+    }
+}
+
+/// The child gets SIGTERM when the thread that started it dies (this supervisor thread lives as
+/// long as the engine process), so no bridge outlives its engine.
+fn tie_to_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
+    // is async-signal-safe; it touches no memory shared with the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(url: &str, tls: bool) -> ServerConfig {
+        let args = ["ringcast", "--redis-url", url];
+        let args = args.iter().map(Into::into).collect();
+        let mut config = crate::config::load(args, &|_| None)
+            .expect("valid configuration")
+            .server;
+        config.redis_tls = tls;
+        config
+    }
+
+    #[test]
+    fn redis_urls_get_a_scheme() {
+        assert_eq!(
+            redis_url(&server("localhost:6379", false)),
+            "redis://localhost:6379"
+        );
+        assert_eq!(
+            redis_url(&server("localhost:6379", true)),
+            "rediss://localhost:6379"
+        );
+        assert_eq!(redis_url(&server("redis://h:1/2", false)), "redis://h:1/2");
+        assert_eq!(redis_url(&server("redis://h:1", true)), "rediss://h:1");
+        assert_eq!(redis_url(&server("rediss://h:1", false)), "rediss://h:1");
+    }
+}
