@@ -20,6 +20,8 @@ apt_install() {
 }
 command -v node >/dev/null && command -v npm >/dev/null || { step "installing Node.js"; apt_install nodejs npm; }
 python3 -c 'import venv, ensurepip' 2>/dev/null || { step "installing python3-venv"; apt_install python3-venv; }
+# The multi-node tests start their own redis-server processes on free ports.
+command -v redis-server >/dev/null || { step "installing redis-server"; apt_install redis-server; }
 
 step "formatting"
 cargo fmt --all -- --check
@@ -33,8 +35,8 @@ cargo test --workspace
 step "benches build (cargo bench --no-run)"
 cargo bench --workspace --no-run
 
-step "building the server for the external suites"
-cargo build -p ringcast
+step "building the server and its bridge for the external suites"
+cargo build -p ringcast -p ringcast-bridge
 bin="$PWD/target/debug/ringcast"
 
 step "pusher-js compatibility suite"

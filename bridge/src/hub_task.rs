@@ -1,0 +1,126 @@
+//! The task that owns the [`Hub`]: it takes link events and Redis messages from one bounded
+//! queue, in order, and carries out what the hub decides — commands for the Redis subscriber,
+//! deliveries to link writer queues. Being the single owner of the state, it needs no locks.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ringcast_core::link::LinkMessage;
+use tokio::sync::mpsc;
+
+use crate::drop_counter::Drops;
+use crate::hub::{Hub, LinkId, RemoteMessage, SubscriberCommand};
+
+/// Capacity of the hub's input queue, in messages.
+pub const HUB_QUEUE_MESSAGES_MAX: usize = 65_536;
+
+/// How the bridge reaches one engine shard: the queue of its link's writer task.
+pub type LinkWriter = mpsc::Sender<LinkMessage>;
+
+/// Everything the hub task reacts to.
+#[derive(Debug)]
+pub enum HubInput {
+    /// A link said a valid Hello.
+    Attach {
+        /// Shard index from the Hello.
+        shard: u16,
+        /// The link's id.
+        link_id: LinkId,
+        /// The link's writer queue.
+        writer: LinkWriter,
+    },
+    /// A link closed.
+    Detach {
+        /// Shard index from the link's Hello.
+        shard: u16,
+        /// The link's id.
+        link_id: LinkId,
+    },
+    /// `Subscribe` from a link.
+    Subscribe {
+        /// Shard index from the link's Hello.
+        shard: u16,
+        /// The link's id.
+        link_id: LinkId,
+        /// App id.
+        app_id: String,
+        /// Channel name.
+        channel: String,
+        /// Echoed in the answer.
+        seq: u32,
+    },
+    /// `Unsubscribe` from a link.
+    Unsubscribe {
+        /// Shard index from the link's Hello.
+        shard: u16,
+        /// The link's id.
+        link_id: LinkId,
+        /// App id.
+        app_id: String,
+        /// Channel name.
+        channel: String,
+    },
+    /// The payload of a message Redis delivered on a subscribed channel.
+    Remote(Bytes),
+}
+
+/// Runs until every sender of `inputs` is gone or the subscriber task ended.
+pub async fn run_hub(
+    mut hub: Hub<LinkWriter>,
+    mut inputs: mpsc::Receiver<HubInput>,
+    subscriber: mpsc::Sender<SubscriberCommand<LinkWriter>>,
+    drops: Arc<Drops>,
+) {
+    let mut malformed_total: u64 = 0;
+    while let Some(input) = inputs.recv().await {
+        let commands = match input {
+            HubInput::Attach {
+                shard,
+                link_id,
+                writer,
+            } => hub.attach(shard, link_id, writer),
+            HubInput::Detach { shard, link_id } => hub.detach(shard, link_id),
+            HubInput::Subscribe {
+                shard,
+                link_id,
+                app_id,
+                channel,
+                seq,
+            } => hub.subscribe(shard, link_id, app_id, channel, seq),
+            HubInput::Unsubscribe {
+                shard,
+                link_id,
+                app_id,
+                channel,
+            } => hub.unsubscribe(shard, link_id, app_id, channel),
+            HubInput::Remote(payload) => {
+                match hub.route_remote(payload) {
+                    RemoteMessage::Deliver { event, shard_mask } => {
+                        for writer in hub.links_in(shard_mask) {
+                            // A shard that does not keep up loses messages rather than making
+                            // the whole node wait for it.
+                            if let Err(mpsc::error::TrySendError::Full(_)) =
+                                writer.try_send(LinkMessage::Deliver(event.clone()))
+                            {
+                                drops.link_queue_full.add(1);
+                            }
+                        }
+                    }
+                    RemoteMessage::OwnNode | RemoteMessage::NoInterest => {}
+                    RemoteMessage::Malformed(err) => {
+                        malformed_total += 1;
+                        tracing::debug!(malformed_total, "ignoring malformed redis message: {err}");
+                    }
+                }
+                Vec::new()
+            }
+        };
+        for command in commands {
+            // Waiting here is safe: the subscriber never waits on the hub (it drops instead).
+            if subscriber.send(command).await.is_err() {
+                tracing::error!("redis subscriber task ended; hub stops");
+                return;
+            }
+        }
+    }
+}

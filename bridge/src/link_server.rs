@@ -1,0 +1,278 @@
+//! The link server: accepts the engine shards' Unix-socket links, checks each one's Hello,
+//! answers Welcome, then runs a reader (decodes frames, sends subscriptions to the hub and
+//! publishes to the publisher) and a writer (drains the link's bounded queue, one `write_all`
+//! per batch). When a link ends, its shard's interest goes with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ringcast_core::link::{self, LinkMessage, VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use crate::drop_counter::Drops;
+use crate::envelope::{encode_envelope, redis_channel_name};
+use crate::hub::{LinkId, SHARDS_MAX};
+use crate::hub_task::HubInput;
+use crate::redis_publish::Outbound;
+
+/// Capacity of a link's writer queue, in messages.
+pub const LINK_QUEUE_MESSAGES_MAX: usize = 65_536;
+/// Longest wait for a new link's Hello; a silent peer does not hold a connection forever.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Free space ensured in a link's read buffer before each read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// A writer batch stops growing at this size (one frame can be 2 MiB).
+const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// What every link needs to know about the node.
+#[derive(Debug, Clone)]
+pub struct LinkContext {
+    /// This node's id (Welcome, and the envelope of every publish).
+    pub node_id: u64,
+    /// Prefix of the Redis channel names.
+    pub redis_prefix: Arc<str>,
+    /// The hub task's queue.
+    pub hub: mpsc::Sender<HubInput>,
+    /// The publisher task's queue.
+    pub publisher: mpsc::Sender<Outbound>,
+    /// Drop counters.
+    pub drops: Arc<Drops>,
+}
+
+/// Accepts links forever.
+pub async fn serve_links(listener: UnixListener, context: LinkContext) {
+    let mut link_id_next: LinkId = 1;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let link_id = link_id_next;
+                link_id_next += 1;
+                tokio::spawn(run_link(stream, link_id, context.clone()));
+            }
+            Err(err) => {
+                tracing::warn!("accepting a link failed: {err}");
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+            }
+        }
+    }
+}
+
+/// Why a link ended (for the log).
+enum LinkEnd {
+    PeerClosed,
+    Io(std::io::Error),
+    Corrupt(link::LinkError),
+    Unexpected(&'static str),
+    BridgeStopping,
+}
+
+impl std::fmt::Display for LinkEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkEnd::PeerClosed => write!(f, "closed by the engine"),
+            LinkEnd::Io(err) => write!(f, "{err}"),
+            LinkEnd::Corrupt(err) => write!(f, "{err}"),
+            LinkEnd::Unexpected(kind) => write!(f, "unexpected {kind} from the engine"),
+            LinkEnd::BridgeStopping => write!(f, "bridge stopping"),
+        }
+    }
+}
+
+async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
+    let (mut reader, writer_half) = stream.into_split();
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let hello =
+        match tokio::time::timeout(HELLO_TIMEOUT, next_message(&mut reader, &mut buffer)).await {
+            Ok(Ok(hello)) => hello,
+            Ok(Err(end)) => {
+                tracing::warn!(link_id, "link closed before a valid Hello: {end}");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(link_id, "link sent no Hello in time; closing it");
+                return;
+            }
+        };
+    let LinkMessage::Hello {
+        version,
+        shard,
+        shard_count,
+    } = hello
+    else {
+        tracing::warn!(link_id, "link did not start with Hello; closing it");
+        return;
+    };
+    if version != VERSION || shard >= shard_count || shard_count > SHARDS_MAX {
+        tracing::warn!(
+            link_id,
+            version,
+            shard,
+            shard_count,
+            "refusing link: need version {VERSION} and shard < shard_count <= {SHARDS_MAX}"
+        );
+        return;
+    }
+
+    let (writer, queue) = mpsc::channel(LINK_QUEUE_MESSAGES_MAX);
+    // First in the queue, so the Welcome precedes every answer.
+    let welcome = LinkMessage::Welcome {
+        version: VERSION,
+        node_id: context.node_id,
+    };
+    if writer.try_send(welcome).is_err() {
+        return;
+    }
+    let writer_task = tokio::spawn(write_link(writer_half, queue, link_id));
+    let attach = HubInput::Attach {
+        shard,
+        link_id,
+        writer: writer.clone(),
+    };
+    // The hub keeps the only long-lived sender; the writer stops once it and the pending
+    // acknowledgements let go of theirs.
+    drop(writer);
+    if context.hub.send(attach).await.is_err() {
+        writer_task.abort();
+        return;
+    }
+    tracing::info!(link_id, shard, shard_count, "engine shard linked");
+
+    let end = read_link(&mut reader, &mut buffer, shard, link_id, &context).await;
+    match &end {
+        LinkEnd::PeerClosed | LinkEnd::BridgeStopping => {
+            tracing::info!(link_id, shard, "link ended: {end}")
+        }
+        _ => tracing::warn!(link_id, shard, "closing link: {end}"),
+    }
+    // Best effort: a stopping hub has nothing left to clean up.
+    let _ = context.hub.send(HubInput::Detach { shard, link_id }).await;
+    // Dropping both halves closes the socket, also when the reader stopped on corrupt input.
+    writer_task.abort();
+}
+
+/// Reads and dispatches messages until the link ends.
+async fn read_link(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut BytesMut,
+    shard: u16,
+    link_id: LinkId,
+    context: &LinkContext,
+) -> LinkEnd {
+    loop {
+        let message = match next_message(reader, buffer).await {
+            Ok(message) => message,
+            Err(end) => return end,
+        };
+        let input = match message {
+            LinkMessage::Subscribe {
+                app_id,
+                channel,
+                seq,
+            } => HubInput::Subscribe {
+                shard,
+                link_id,
+                app_id,
+                channel,
+                seq,
+            },
+            LinkMessage::Unsubscribe { app_id, channel } => HubInput::Unsubscribe {
+                shard,
+                link_id,
+                app_id,
+                channel,
+            },
+            LinkMessage::Publish(event) => {
+                // Publishing needs no routing state, so it bypasses the hub.
+                match encode_envelope(context.node_id, &event) {
+                    Ok(payload) => {
+                        let outbound = Outbound {
+                            redis_channel: redis_channel_name(
+                                &context.redis_prefix,
+                                &event.app_id,
+                                &event.channel,
+                            ),
+                            payload,
+                        };
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            context.publisher.try_send(outbound)
+                        {
+                            context.drops.publish_queue_full.add(1);
+                        }
+                    }
+                    Err(err) => tracing::debug!(link_id, "dropping unencodable publish: {err}"),
+                }
+                continue;
+            }
+            LinkMessage::Hello { .. } => return LinkEnd::Unexpected("second Hello"),
+            LinkMessage::Welcome { .. } => return LinkEnd::Unexpected("Welcome"),
+            LinkMessage::Subscribed { .. } => return LinkEnd::Unexpected("Subscribed"),
+            LinkMessage::Deliver(_) => return LinkEnd::Unexpected("Deliver"),
+        };
+        if context.hub.send(input).await.is_err() {
+            return LinkEnd::BridgeStopping;
+        }
+    }
+}
+
+/// The next complete message, reading as needed. The buffer stays bounded because `decode`
+/// refuses any frame announced over `FRAME_BYTES_MAX`.
+async fn next_message(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut BytesMut,
+) -> Result<LinkMessage, LinkEnd> {
+    loop {
+        match link::decode(buffer) {
+            Ok(Some(message)) => return Ok(message),
+            Ok(None) => {}
+            Err(err) => return Err(LinkEnd::Corrupt(err)),
+        }
+        buffer.reserve(READ_CHUNK_BYTES);
+        match reader.read_buf(buffer).await {
+            Ok(0) => return Err(LinkEnd::PeerClosed),
+            Ok(_) => {}
+            Err(err) => return Err(LinkEnd::Io(err)),
+        }
+    }
+}
+
+/// Writes queued messages until the queue closes or the peer goes away: everything available
+/// is encoded into one buffer and written with one `write_all`.
+async fn write_link(
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<LinkMessage>,
+    link_id: LinkId,
+) {
+    let mut batch = BytesMut::new();
+    while let Some(first) = queue.recv().await {
+        batch.clear();
+        encode_into(&first, &mut batch, link_id);
+        while batch.len() < WRITE_BATCH_BYTES_MAX {
+            match queue.try_recv() {
+                Ok(message) => encode_into(&message, &mut batch, link_id),
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = writer.write_all(&batch).await {
+            tracing::debug!(link_id, "link write failed: {err}");
+            return;
+        }
+        // A burst of large frames should not pin its buffer for the link's lifetime.
+        if batch.capacity() > WRITE_BATCH_BYTES_MAX * 2 {
+            batch = BytesMut::new();
+        }
+    }
+}
+
+fn encode_into(message: &LinkMessage, batch: &mut BytesMut, link_id: LinkId) {
+    // Only over-long fields fail, and everything sent was decoded from a link with the same
+    // bounds; skipping keeps the stream well-formed regardless.
+    if let Err(err) = link::encode(message, batch) {
+        tracing::warn!(link_id, "dropping unencodable message: {err}");
+    }
+}

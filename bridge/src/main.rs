@@ -1,0 +1,205 @@
+//! `ringcast-bridge`: the process the engine delegates everything that waits on the network to,
+//! so that engine shards never block. This slice relays publishes between nodes over Redis
+//! pub/sub. This file owns the command line, the runtime, the socket file and the signals; the
+//! work happens in the tasks it starts.
+
+mod backoff;
+mod drop_counter;
+mod envelope;
+mod hub;
+mod hub_task;
+mod link_server;
+mod redis_publish;
+mod redis_pubsub;
+mod redis_url;
+
+use std::io::IsTerminal;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::drop_counter::Drops;
+use crate::hub::Hub;
+use crate::hub_task::{run_hub, HUB_QUEUE_MESSAGES_MAX};
+use crate::link_server::{serve_links, LinkContext};
+use crate::redis_publish::{run_publisher, PUBLISH_QUEUE_MESSAGES_MAX};
+use crate::redis_pubsub::{run_subscriber, SUBSCRIBER_QUEUE_COMMANDS_MAX};
+
+/// Exit status for unusable arguments or environment (clap uses it too).
+const EXIT_USAGE: u8 = 2;
+
+/// Relays ringcast events between nodes over Redis pub/sub for the engine shards linked to it.
+#[derive(Debug, Parser)]
+#[command(name = "ringcast-bridge", version, about)]
+struct Args {
+    /// Unix socket the engine shards link to.
+    #[arg(long, value_name = "PATH", default_value = "/tmp/ringcast-bridge.sock")]
+    link_socket: PathBuf,
+    /// Redis server for pub/sub between nodes.
+    #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Prefix of the Redis channel names (`{prefix}#{app_id}#{channel}`).
+    #[arg(long, value_name = "P", default_value = "ringcast")]
+    redis_prefix: String,
+    /// This node's id on the cluster; random when not given. Must differ between nodes.
+    #[arg(long, value_name = "N")]
+    node_id: Option<u64>,
+    /// Least severe log level printed.
+    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    log_level: LogLevel,
+}
+
+/// Values of `--log-level`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl From<LogLevel> for tracing::Level {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Error => tracing::Level::ERROR,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Debug => tracing::Level::DEBUG,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::from(args.log_level))
+        .with_writer(std::io::stderr)
+        // Colours only for a person watching; log files and journals get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let node_id = args
+        .node_id
+        .unwrap_or_else(|| ahash::RandomState::new().hash_one(std::process::id()));
+    let client = match redis::Client::open(args.redis_url.as_str()) {
+        Ok(client) => client,
+        Err(err) => {
+            let url = redis_url::without_password(&args.redis_url);
+            eprintln!("ringcast-bridge: invalid --redis-url {url}: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Err(message) = clear_stale_socket(&args.link_socket) {
+        eprintln!("ringcast-bridge: {message}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    // One thread is plenty: the bridge moves bytes and waits; the cores belong to the engine.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ringcast-bridge: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args, node_id, client))
+}
+
+/// Removes a socket file left by a bridge that was killed; refuses to touch anything else.
+fn clear_stale_socket(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.file_type().is_socket() => std::fs::remove_file(path)
+            .map_err(|err| format!("cannot remove stale socket {}: {err}", path.display())),
+        Ok(_) => Err(format!(
+            "{} exists and is not a socket; not replacing it",
+            path.display()
+        )),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(format!("cannot inspect {}: {err}", path.display())),
+    }
+}
+
+async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
+    let listener = match UnixListener::bind(&args.link_socket) {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!(
+                "ringcast-bridge: cannot listen on {}: {err}",
+                args.link_socket.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut terminate, mut interrupt) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("ringcast-bridge: cannot handle signals: {err}");
+            remove_socket(&args.link_socket);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        node_id,
+        link_socket = %args.link_socket.display(),
+        redis_url = %redis_url::without_password(&args.redis_url),
+        "ringcast-bridge started"
+    );
+
+    let drops = Arc::new(Drops::new());
+    let (hub_sender, hub_queue) = mpsc::channel(HUB_QUEUE_MESSAGES_MAX);
+    let (subscriber_sender, subscriber_queue) = mpsc::channel(SUBSCRIBER_QUEUE_COMMANDS_MAX);
+    let (publisher_sender, publisher_queue) = mpsc::channel(PUBLISH_QUEUE_MESSAGES_MAX);
+    tokio::spawn(run_hub(
+        Hub::new(node_id, args.redis_prefix.clone()),
+        hub_queue,
+        subscriber_sender,
+        Arc::clone(&drops),
+    ));
+    tokio::spawn(run_subscriber(
+        client.clone(),
+        subscriber_queue,
+        hub_sender.clone(),
+        Arc::clone(&drops),
+    ));
+    tokio::spawn(run_publisher(client, publisher_queue, Arc::clone(&drops)));
+    tokio::spawn(serve_links(
+        listener,
+        LinkContext {
+            node_id,
+            redis_prefix: Arc::from(args.redis_prefix.as_str()),
+            hub: hub_sender,
+            publisher: publisher_sender,
+            drops: Arc::clone(&drops),
+        },
+    ));
+
+    let signal_name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    remove_socket(&args.link_socket);
+    tracing::info!(
+        dropped_publish_queue_full = drops.publish_queue_full.total(),
+        dropped_publish_failed = drops.publish_failed.total(),
+        dropped_link_queue_full = drops.link_queue_full.total(),
+        dropped_hub_queue_full = drops.hub_queue_full.total(),
+        "{signal_name}: stopped"
+    );
+    ExitCode::SUCCESS
+}
+
+fn remove_socket(path: &Path) {
+    if let Err(err) = std::fs::remove_file(path) {
+        tracing::warn!("cannot remove {}: {err}", path.display());
+    }
+}

@@ -1,0 +1,349 @@
+//! Several real nodes (engine + the bridge it supervises) on one real `redis-server`: publishes
+//! cross nodes exactly once, socket exclusion holds across nodes, and a node keeps serving its
+//! own clients when its bridge is killed or Redis goes away, then rejoins without a restart.
+//!
+//! Needs `redis-server` on PATH and the `ringcast-bridge` binary next to `ringcast` (both
+//! provided by `scripts/test.sh`, which builds the whole workspace).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Longest wait for a node to recover after a fault.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `redis-server` on a free loopback port, killed when dropped.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis::start_on(port)
+    }
+
+    fn start_on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}): install it (Debian: apt-get install \
+                     redis-server); scripts/test.sh does"
+                )
+            });
+        let redis = Redis {
+            child: Some(child),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !redis.answers_ping() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    fn url(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A node of the cluster: the engine with the Redis adapter (it starts its own bridge).
+fn node(redis: &Redis, prefix: &str) -> Server {
+    let url = redis.url();
+    let server = Server::start(&[
+        "--adapter-driver",
+        "redis",
+        "--redis-url",
+        &url,
+        "--redis-prefix",
+        prefix,
+        "--app-enable-client-messages",
+        "true",
+    ]);
+    wait_linked(&server, 1);
+    server
+}
+
+/// Waits until every shard of the node has linked to its bridge at least `times` times.
+fn wait_linked(server: &Server, times: u64) {
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    loop {
+        let metrics = http_get(server.addr, "/metrics").body_text();
+        let counts: Vec<u64> = metrics
+            .lines()
+            .filter(|l| l.starts_with("ringcast_bridge_link_connects_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        if counts.len() == 2 && counts.iter().all(|c| *c >= times) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {} did not link to its bridge ({counts:?})\n{}",
+            server.addr,
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Publishes one event through the signed REST API; returns the HTTP status.
+fn publish(addr: SocketAddr, channel: &str, name: &str, socket_id: Option<&str>) -> u16 {
+    let mut body = json!({"name": name, "channel": channel, "data": name});
+    if let Some(socket_id) = socket_id {
+        body["socket_id"] = json!(socket_id);
+    }
+    let body = body.to_string();
+    let path = format!("/apps/{APP_ID}/events");
+    let now_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let query = ringcast_core::pusher::rest::sign_query(
+        "POST",
+        &path,
+        &[],
+        body.as_bytes(),
+        APP_KEY,
+        APP_SECRET,
+        now_s,
+    );
+    let request = format!(
+        "POST {path}?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http_raw(addr, request.as_bytes()).status
+}
+
+/// The names of the channel events a client receives within `window`.
+fn events_within(client: &mut WsClient, window: Duration) -> Vec<String> {
+    let deadline = Instant::now() + window;
+    let mut names = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return names;
+        }
+        match client.read_frame_within(left) {
+            ReadOutcome::Frame(frame) => {
+                let value: Value = serde_json::from_slice(&frame.payload).unwrap_or(Value::Null);
+                if let Some(name) = value["event"].as_str() {
+                    names.push(name.to_string());
+                }
+            }
+            ReadOutcome::Timeout => return names,
+            other => panic!("connection failed: {other:?}"),
+        }
+    }
+}
+
+/// Publishes `name-N` on `from` every 200 ms until `client` receives one; panics after the
+/// recovery timeout.
+fn publish_until_received(from: SocketAddr, channel: &str, name: &str, client: &mut WsClient) {
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    for attempt in 0.. {
+        let event = format!("{name}-{attempt}");
+        publish(from, channel, &event, None);
+        let got = events_within(client, Duration::from_millis(200));
+        if got.iter().any(|e| e.starts_with(name)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: nothing crossed the nodes in time"
+        );
+    }
+}
+
+/// The pid of the bridge a node started (its child named `ringcast-bridge`).
+fn bridge_pid(server: &Server) -> Option<u32> {
+    let parent = server.pid();
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let name = status
+            .lines()
+            .next()?
+            .strip_prefix("Name:")?
+            .trim()
+            .to_string();
+        let ppid: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        (ppid == parent && name == "ringcast-bridge").then_some(pid)
+    })
+}
+
+fn unique_prefix(test: &str) -> String {
+    format!("t{}-{test}", std::process::id())
+}
+
+#[test]
+fn publishes_cross_nodes_once_and_exclusion_holds_across_nodes() {
+    let redis = Redis::start();
+    let prefix = unique_prefix("cross");
+    let a = node(&redis, &prefix);
+    let b = node(&redis, &prefix);
+    let mut on_a = WsClient::pusher(a.addr);
+    let mut on_b = pusher_clients_on_both_shards(b.addr, 2);
+    on_a.subscribe_ok("news", None);
+    for client in &mut on_b {
+        client.subscribe_ok("news", None);
+    }
+
+    // A REST publish on A reaches every subscriber on both nodes exactly once.
+    assert_eq!(publish(a.addr, "news", "headline", None), 200);
+    assert_eq!(
+        events_within(&mut on_a, Duration::from_millis(500)),
+        ["headline"]
+    );
+    for client in &mut on_b {
+        assert_eq!(
+            events_within(client, Duration::from_millis(500)),
+            ["headline"]
+        );
+    }
+
+    // A publish on A that excludes a socket of node B.
+    let excluded = on_b[0].socket_id.clone();
+    assert_eq!(publish(a.addr, "news", "not-for-b0", Some(&excluded)), 200);
+    assert_eq!(
+        events_within(&mut on_a, Duration::from_millis(500)),
+        ["not-for-b0"]
+    );
+    assert!(events_within(&mut on_b[0], Duration::from_millis(500)).is_empty());
+    assert_eq!(
+        events_within(&mut on_b[1], Duration::from_millis(500)),
+        ["not-for-b0"]
+    );
+
+    // A node without subscribers for a channel does not deliver it anywhere.
+    assert_eq!(publish(b.addr, "elsewhere", "nobody", None), 200);
+    assert!(events_within(&mut on_a, Duration::from_millis(300)).is_empty());
+
+    // Client events cross nodes and are not echoed to their sender.
+    let mut chat_a = WsClient::pusher(a.addr);
+    let mut chat_b = WsClient::pusher(b.addr);
+    chat_a.subscribe_ok("private-chat", None);
+    chat_b.subscribe_ok("private-chat", None);
+    chat_b.send_json(&json!({"event": "client-hi", "channel": "private-chat", "data": {}}));
+    assert_eq!(
+        events_within(&mut chat_a, Duration::from_millis(500)),
+        ["client-hi"]
+    );
+    assert!(events_within(&mut chat_b, Duration::from_millis(300)).is_empty());
+
+    // Order per publisher is kept across the hop.
+    for i in 0..50 {
+        assert_eq!(publish(a.addr, "news", &format!("seq-{i}"), None), 200);
+    }
+    let expected: Vec<String> = (0..50).map(|i| format!("seq-{i}")).collect();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < expected.len() && Instant::now() < deadline {
+        got.extend(events_within(&mut on_b[1], Duration::from_millis(200)));
+    }
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_node_serves_alone_while_its_bridge_or_redis_is_away_and_rejoins() {
+    let mut redis = Redis::start();
+    let prefix = unique_prefix("faults");
+    let a = node(&redis, &prefix);
+    let b = node(&redis, &prefix);
+    let mut on_a = WsClient::pusher(a.addr);
+    let mut on_b = WsClient::pusher(b.addr);
+    on_a.subscribe_ok("news", None);
+    on_b.subscribe_ok("news", None);
+    publish_until_received(a.addr, "news", "warm", &mut on_b);
+    events_within(&mut on_a, Duration::from_millis(300));
+
+    // kill -9 B's bridge: B keeps serving its own clients, restarts the bridge, relinks,
+    // re-announces its channels, and cross-node delivery comes back.
+    let pid = bridge_pid(&b).expect("node B runs a bridge child");
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(publish(b.addr, "news", "local-only", None), 200);
+    assert!(events_within(&mut on_b, Duration::from_millis(500)).contains(&"local-only".into()));
+    wait_linked(&b, 2);
+    let restarted = bridge_pid(&b).expect("the bridge was restarted");
+    assert_ne!(restarted, pid);
+    publish_until_received(a.addr, "news", "after-bridge-restart", &mut on_b);
+    // A subscription made after the relink works across nodes too.
+    let mut late_b = WsClient::pusher(b.addr);
+    late_b.subscribe_ok("late", None);
+    assert_eq!(publish(a.addr, "late", "late-event", None), 200);
+    assert_eq!(
+        events_within(&mut late_b, Duration::from_secs(1)),
+        ["late-event"]
+    );
+
+    // Redis goes away: both nodes keep serving locally; when it is back on the same port the
+    // cluster recovers without restarting anything.
+    let port = redis.port;
+    redis.kill();
+    events_within(&mut on_a, Duration::from_millis(200));
+    events_within(&mut on_b, Duration::from_millis(200));
+    assert_eq!(publish(a.addr, "news", "redis-down-local", None), 200);
+    assert_eq!(
+        events_within(&mut on_a, Duration::from_millis(500)),
+        ["redis-down-local"]
+    );
+    let _redis_again = Redis::start_on(port);
+    publish_until_received(a.addr, "news", "after-redis-restart", &mut on_b);
+    publish_until_received(b.addr, "news", "back-the-other-way", &mut on_a);
+}
