@@ -22,6 +22,9 @@ use crate::link::{self, ChannelEvent, LinkError, LinkMessage};
 /// Messages waiting for the link writer before local publishes are dropped (channel
 /// announcements are always queued: they are bounded by the registry).
 pub const LINK_QUEUE_MAX: usize = 65_536;
+/// Longest a first subscriber waits for the bridge's `Subscribed` before going on without it
+/// (a bridge that lost the answer, or a Redis that does not answer, must not hang subscribes).
+pub const LINK_ACK_TIMEOUT_MS: u64 = 2_000;
 
 /// The link's state inside a shard.
 #[derive(Debug, Default)]
@@ -30,8 +33,11 @@ pub struct LinkState {
     pub enabled: bool,
     /// The link is connected and greeted.
     up: bool,
-    /// Encoded messages for the bridge, in order.
+    /// Messages for the bridge, in order.
     out: VecDeque<LinkMessage>,
+    /// Announcements waiting for `Subscribed`, oldest first: (deadline, app, channel, seq).
+    /// Entries already answered are skipped when they expire.
+    acks_due: VecDeque<(u64, AppIndex, Arc<str>, u32)>,
 }
 
 impl LinkState {
@@ -80,6 +86,7 @@ impl Shard {
         }
         self.link.up = false;
         self.link.out.clear();
+        self.link.acks_due.clear();
         for app in 0..self.apps.len() as AppIndex {
             let waiting: Vec<Arc<str>> = self
                 .registry
@@ -165,7 +172,25 @@ impl Shard {
             channel: channel.to_string(),
             seq,
         });
+        let deadline_ms = self.now_ms + LINK_ACK_TIMEOUT_MS;
+        self.link
+            .acks_due
+            .push_back((deadline_ms, app, channel.clone(), seq));
         true
+    }
+
+    /// From the sweep: subscribers whose `Subscribed` is overdue go on without it.
+    pub(super) fn link_expire_acks(&mut self, now_ms: u64) {
+        while self
+            .link
+            .acks_due
+            .front()
+            .is_some_and(|(deadline_ms, ..)| *deadline_ms <= now_ms)
+        {
+            if let Some((_, app, channel, seq)) = self.link.acks_due.pop_front() {
+                self.link_confirmed(app, &channel, Some(seq));
+            }
+        }
     }
 
     /// The last local subscriber left.
@@ -213,6 +238,17 @@ impl Shard {
             return; // an answer to an older announcement
         }
         entry.link_ack_pending = false;
+        if seq.is_some() {
+            if let Some(position) = self
+                .link
+                .acks_due
+                .iter()
+                .position(|(_, a, c, s)| *a == app && &**c == channel && Some(*s) == seq)
+            {
+                // Answered: drop its timer (the queue stays as short as the acks in flight).
+                self.link.acks_due.remove(position);
+            }
+        }
         if entry.is_confirmed() {
             let waiting = entry.pending.clone();
             let channel: Arc<str> = Arc::from(channel);

@@ -249,6 +249,7 @@ impl Shard {
     /// Once-a-second sweep: handshake, activity, authorisation and close deadlines.
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
+        self.link_expire_acks(now_ms);
         let mut actions: Vec<(u32, TickAction)> = Vec::new();
         for (key, conn) in self.conns.iter() {
             let key = key as u32;

@@ -1304,3 +1304,21 @@ fn presence_member_events_stay_on_the_node_and_link_down_publishes_are_counted()
     assert!(sim.link_output(0).is_empty());
     assert_eq!(sim.shards[0].stats().link_publishes_dropped, 1);
 }
+
+#[test]
+fn an_unanswered_announcement_times_out_and_the_subscriber_goes_on() {
+    let mut sim = Sim::new_with(1, true, |_| {});
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    let (a, _) = sim.connect(0);
+    sim.subscribe(a, "news", None, None);
+    assert!(sim.link_output(0).len() == 1);
+    sim.tick(1);
+    assert!(sim.events(a).is_empty(), "still waiting after 1 s");
+    sim.tick(2);
+    assert_eq!(
+        names(&sim.events(a)),
+        ["pusher_internal:subscription_succeeded"],
+        "goes on without the bridge after the timeout"
+    );
+}
