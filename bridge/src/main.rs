@@ -45,7 +45,7 @@ struct Args {
     #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
     /// Prefix of the Redis channel names (`{prefix}#{app_id}#{channel}`).
-    #[arg(long, value_name = "P", default_value = "ringcast")]
+    #[arg(long, value_name = "P", default_value = "pusher")]
     redis_prefix: String,
     /// This node's id on the cluster; random when not given. Must differ between nodes.
     #[arg(long, value_name = "N")]

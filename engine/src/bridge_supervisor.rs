@@ -65,13 +65,21 @@ pub fn start(server: &ServerConfig, socket: &Path) -> Result<(), String> {
         "--redis-prefix".into(),
         server.redis_prefix.clone(),
         "--log-level".into(),
-        server.log_level.as_str().into(),
+        bridge_log_level(server).into(),
     ];
     std::thread::Builder::new()
         .name("bridge-supervisor".into())
         .spawn(move || supervise(&binary, &args))
         .map_err(|e| format!("cannot start the bridge supervisor thread: {e}"))?;
     Ok(())
+}
+
+/// The bridge's levels stop at `debug`; `trace` on the engine means `debug` there.
+fn bridge_log_level(server: &ServerConfig) -> &'static str {
+    match server.log_level.as_str() {
+        "trace" => "debug",
+        level => level,
+    }
 }
 
 fn supervise(binary: &Path, args: &[String]) {
