@@ -52,15 +52,18 @@ impl DropCounter {
     }
 }
 
-/// Every drop counter of the process, shared by the tasks.
+/// Every drop counter of the process, shared by the tasks (inside
+/// [`BridgeCounters`](crate::stats::BridgeCounters)).
 #[derive(Debug)]
 pub struct Drops {
     /// Publishes refused because the publisher queue was full.
     pub publish_queue_full: DropCounter,
     /// Publishes lost with a batch that Redis did not take.
     pub publish_failed: DropCounter,
-    /// Messages for an engine shard refused because its link writer queue was full.
-    pub link_queue_full: DropCounter,
+    /// Deliveries to an engine shard refused because its link writer queue was full.
+    pub delivery_queue_full: DropCounter,
+    /// Acknowledgements (`Subscribed`) refused because the link writer queue was full.
+    pub ack_queue_full: DropCounter,
     /// Redis messages refused because the hub queue was full.
     pub hub_queue_full: DropCounter,
 }
@@ -71,7 +74,10 @@ impl Drops {
         Self {
             publish_queue_full: DropCounter::new("publishes: publisher queue full"),
             publish_failed: DropCounter::new("publishes: redis did not take the batch"),
-            link_queue_full: DropCounter::new("messages to an engine shard: link queue full"),
+            delivery_queue_full: DropCounter::new("deliveries to an engine shard: link queue full"),
+            ack_queue_full: DropCounter::new(
+                "acknowledgements to an engine shard: link queue full",
+            ),
             hub_queue_full: DropCounter::new("redis messages: hub queue full"),
         }
     }

@@ -202,6 +202,11 @@ impl<L: Clone> Hub<L> {
             .filter_map(|(_, slot)| slot.as_ref().map(|link| &link.handle))
     }
 
+    /// The current link of every shard.
+    pub fn all_links(&self) -> impl Iterator<Item = &L> + '_ {
+        self.links_in(u64::MAX)
+    }
+
     /// Every Redis channel the node wants.
     #[cfg(test)]
     fn redis_channels(&self) -> impl Iterator<Item = String> + '_ {
@@ -451,5 +456,20 @@ mod tests {
         assert!(hub.attach(SHARDS_MAX, 1, "x").is_empty());
         assert!(subscribe(&mut hub, SHARDS_MAX, 1, "ch", 1).is_empty());
         assert_eq!(hub.redis_channels().count(), 0);
+    }
+
+    #[test]
+    fn all_links_are_the_current_ones() {
+        let mut hub = hub_with_links(&[(0, 10, "s0"), (7, 11, "s7"), (63, 12, "s63")]);
+        assert_eq!(
+            hub.all_links().copied().collect::<Vec<_>>(),
+            ["s0", "s7", "s63"]
+        );
+        hub.attach(7, 20, "s7-new");
+        hub.detach(0, 10);
+        assert_eq!(
+            hub.all_links().copied().collect::<Vec<_>>(),
+            ["s7-new", "s63"]
+        );
     }
 }

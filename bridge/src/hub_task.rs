@@ -1,15 +1,17 @@
 //! The task that owns the [`Hub`]: it takes link events and Redis messages from one bounded
 //! queue, in order, and carries out what the hub decides — commands for the Redis subscriber,
-//! deliveries to link writer queues. Being the single owner of the state, it needs no locks.
+//! deliveries to link writer queues — and passes the bridge's counters on to every link. Being the
+//! single owner of the state, it needs no locks.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ringcast_core::link::LinkMessage;
+use ringcast_core::link::{BridgeStats, LinkMessage};
 use tokio::sync::mpsc;
 
-use crate::drop_counter::Drops;
 use crate::hub::{Hub, LinkId, RemoteMessage, SubscriberCommand};
+use crate::stats::BridgeCounters;
 
 /// Capacity of the hub's input queue, in messages.
 pub const HUB_QUEUE_MESSAGES_MAX: usize = 65_536;
@@ -62,6 +64,9 @@ pub enum HubInput {
     },
     /// The payload of a message Redis delivered on a subscribed channel.
     Remote(Bytes),
+    /// The bridge's counters, for every link. `links` is replaced by the hub's own count, which
+    /// is exact at this point of the queue (the snapshot may predate an attach queued before).
+    Stats(BridgeStats),
 }
 
 /// Runs until every sender of `inputs` is gone or the subscriber task ended.
@@ -69,7 +74,7 @@ pub async fn run_hub(
     mut hub: Hub<LinkWriter>,
     mut inputs: mpsc::Receiver<HubInput>,
     subscriber: mpsc::Sender<SubscriberCommand<LinkWriter>>,
-    drops: Arc<Drops>,
+    counters: Arc<BridgeCounters>,
 ) {
     let mut malformed_total: u64 = 0;
     while let Some(input) = inputs.recv().await {
@@ -78,8 +83,16 @@ pub async fn run_hub(
                 shard,
                 link_id,
                 writer,
-            } => hub.attach(shard, link_id, writer),
-            HubInput::Detach { shard, link_id } => hub.detach(shard, link_id),
+            } => {
+                let commands = hub.attach(shard, link_id, writer);
+                counters.links.store(link_count(&hub), Ordering::Relaxed);
+                commands
+            }
+            HubInput::Detach { shard, link_id } => {
+                let commands = hub.detach(shard, link_id);
+                counters.links.store(link_count(&hub), Ordering::Relaxed);
+                commands
+            }
             HubInput::Subscribe {
                 shard,
                 link_id,
@@ -102,7 +115,7 @@ pub async fn run_hub(
                             if let Err(mpsc::error::TrySendError::Full(_)) =
                                 writer.try_send(LinkMessage::Deliver(event.clone()))
                             {
-                                drops.link_queue_full.add(1);
+                                counters.drops.delivery_queue_full.add(1);
                             }
                         }
                     }
@@ -111,6 +124,18 @@ pub async fn run_hub(
                         malformed_total += 1;
                         tracing::debug!(malformed_total, "ignoring malformed redis message: {err}");
                     }
+                }
+                Vec::new()
+            }
+            HubInput::Stats(stats) => {
+                let message = LinkMessage::Stats(BridgeStats {
+                    links: link_count(&hub),
+                    ..stats
+                });
+                for writer in hub.all_links() {
+                    // Skipped, not counted, for a link that is behind: the next one follows in a
+                    // second, and a backlog is no place for counters.
+                    let _ = writer.try_send(message.clone());
                 }
                 Vec::new()
             }
@@ -123,4 +148,9 @@ pub async fn run_hub(
             }
         }
     }
+}
+
+/// Engine shards linked right now.
+fn link_count(hub: &Hub<LinkWriter>) -> u16 {
+    u16::try_from(hub.all_links().count()).unwrap_or(u16::MAX)
 }

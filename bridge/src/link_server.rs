@@ -13,11 +13,11 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use crate::drop_counter::Drops;
 use crate::envelope::{encode_envelope, redis_channel_name};
 use crate::hub::{LinkId, SHARDS_MAX};
 use crate::hub_task::HubInput;
 use crate::redis_publish::Outbound;
+use crate::stats::BridgeCounters;
 
 /// Capacity of a link's writer queue, in messages.
 pub const LINK_QUEUE_MESSAGES_MAX: usize = 65_536;
@@ -41,8 +41,8 @@ pub struct LinkContext {
     pub hub: mpsc::Sender<HubInput>,
     /// The publisher task's queue.
     pub publisher: mpsc::Sender<Outbound>,
-    /// Drop counters.
-    pub drops: Arc<Drops>,
+    /// The bridge's counters.
+    pub counters: Arc<BridgeCounters>,
 }
 
 /// Accepts links forever.
@@ -202,7 +202,7 @@ async fn read_link(
                         if let Err(mpsc::error::TrySendError::Full(_)) =
                             context.publisher.try_send(outbound)
                         {
-                            context.drops.publish_queue_full.add(1);
+                            context.counters.drops.publish_queue_full.add(1);
                         }
                     }
                     Err(err) => tracing::debug!(link_id, "dropping unencodable publish: {err}"),
@@ -213,6 +213,7 @@ async fn read_link(
             LinkMessage::Welcome { .. } => return LinkEnd::Unexpected("Welcome"),
             LinkMessage::Subscribed { .. } => return LinkEnd::Unexpected("Subscribed"),
             LinkMessage::Deliver(_) => return LinkEnd::Unexpected("Deliver"),
+            LinkMessage::Stats(_) => return LinkEnd::Unexpected("Stats"),
         };
         if context.hub.send(input).await.is_err() {
             return LinkEnd::BridgeStopping;

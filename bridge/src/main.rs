@@ -12,6 +12,8 @@ mod link_server;
 mod redis_publish;
 mod redis_pubsub;
 mod redis_url;
+mod stats;
+mod stats_task;
 
 use std::io::IsTerminal;
 use std::os::unix::fs::FileTypeExt;
@@ -24,12 +26,13 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::drop_counter::Drops;
 use crate::hub::Hub;
 use crate::hub_task::{run_hub, HUB_QUEUE_MESSAGES_MAX};
 use crate::link_server::{serve_links, LinkContext};
 use crate::redis_publish::{run_publisher, PUBLISH_QUEUE_MESSAGES_MAX};
 use crate::redis_pubsub::{run_subscriber, SUBSCRIBER_QUEUE_COMMANDS_MAX};
+use crate::stats::BridgeCounters;
+use crate::stats_task::run_stats;
 
 /// Exit status for unusable arguments or environment (clap uses it too).
 const EXIT_USAGE: u8 = 2;
@@ -155,7 +158,7 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
         "ringcast-bridge started"
     );
 
-    let drops = Arc::new(Drops::new());
+    let counters = Arc::new(BridgeCounters::new());
     let (hub_sender, hub_queue) = mpsc::channel(HUB_QUEUE_MESSAGES_MAX);
     let (subscriber_sender, subscriber_queue) = mpsc::channel(SUBSCRIBER_QUEUE_COMMANDS_MAX);
     let (publisher_sender, publisher_queue) = mpsc::channel(PUBLISH_QUEUE_MESSAGES_MAX);
@@ -163,15 +166,24 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
         Hub::new(node_id, args.redis_prefix.clone()),
         hub_queue,
         subscriber_sender,
-        Arc::clone(&drops),
+        Arc::clone(&counters),
     ));
     tokio::spawn(run_subscriber(
         client.clone(),
         subscriber_queue,
         hub_sender.clone(),
-        Arc::clone(&drops),
+        Arc::clone(&counters),
     ));
-    tokio::spawn(run_publisher(client, publisher_queue, Arc::clone(&drops)));
+    tokio::spawn(run_publisher(
+        client,
+        publisher_queue,
+        Arc::clone(&counters),
+    ));
+    tokio::spawn(run_stats(
+        Arc::clone(&counters),
+        hub_sender.downgrade(),
+        publisher_sender.downgrade(),
+    ));
     tokio::spawn(serve_links(
         listener,
         LinkContext {
@@ -179,7 +191,7 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
             redis_prefix: Arc::from(args.redis_prefix.as_str()),
             hub: hub_sender,
             publisher: publisher_sender,
-            drops: Arc::clone(&drops),
+            counters: Arc::clone(&counters),
         },
     ));
 
@@ -188,10 +200,12 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
         _ = interrupt.recv() => "SIGINT",
     };
     remove_socket(&args.link_socket);
+    let drops = &counters.drops;
     tracing::info!(
         dropped_publish_queue_full = drops.publish_queue_full.total(),
         dropped_publish_failed = drops.publish_failed.total(),
-        dropped_link_queue_full = drops.link_queue_full.total(),
+        dropped_delivery_queue_full = drops.delivery_queue_full.total(),
+        dropped_ack_queue_full = drops.ack_queue_full.total(),
         dropped_hub_queue_full = drops.hub_queue_full.total(),
         "{signal_name}: stopped"
     );

@@ -13,7 +13,7 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::mpsc;
 
 use crate::backoff::Backoff;
-use crate::drop_counter::Drops;
+use crate::stats::{self, BridgeCounters};
 
 /// Capacity of the publish queue, in messages.
 pub const PUBLISH_QUEUE_MESSAGES_MAX: usize = 65_536;
@@ -40,7 +40,7 @@ pub struct Outbound {
 pub async fn run_publisher(
     client: redis::Client,
     mut queue: mpsc::Receiver<Outbound>,
-    drops: Arc<Drops>,
+    counters: Arc<BridgeCounters>,
 ) {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -77,6 +77,7 @@ pub async fn run_publisher(
         };
         match result {
             Ok(()) => {
+                stats::add(&counters.publishes_relayed, batch.len() as u64);
                 backoff.reset();
                 if failing {
                     failing = false;
@@ -84,7 +85,7 @@ pub async fn run_publisher(
                 }
             }
             Err(err) => {
-                drops.publish_failed.add(batch.len() as u64);
+                counters.drops.publish_failed.add(batch.len() as u64);
                 connection = None;
                 let delay = backoff.next_delay();
                 if failing {

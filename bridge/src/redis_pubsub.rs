@@ -5,6 +5,7 @@
 //! lost. It never waits on the hub, so the hub may wait on it.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
 use crate::backoff::Backoff;
-use crate::drop_counter::Drops;
 use crate::hub::SubscriberCommand;
 use crate::hub_task::{HubInput, LinkWriter};
+use crate::stats::{self, BridgeCounters};
 
 /// Capacity of the subscriber's command queue, in commands.
 pub const SUBSCRIBER_QUEUE_COMMANDS_MAX: usize = 65_536;
@@ -33,7 +34,7 @@ const RESUBSCRIBE_CHANNELS_PER_COMMAND: usize = 1_000;
 struct Subscriber {
     client: redis::Client,
     hub: mpsc::Sender<HubInput>,
-    drops: Arc<Drops>,
+    counters: Arc<BridgeCounters>,
     /// Every Redis channel some shard wants, mirrored from the commands (which arrive in the
     /// hub's order), so a new connection knows what to subscribe to.
     wanted: HashSet<String, ahash::RandomState>,
@@ -46,6 +47,8 @@ struct Subscriber {
     reconnect_at: Instant,
     /// Redis is known to be unreachable: "redis unavailable" was logged for this outage.
     in_outage: bool,
+    /// A connection succeeded before: the next success is a reconnect.
+    connected_before: bool,
 }
 
 /// Runs until the hub drops its command sender.
@@ -53,18 +56,19 @@ pub async fn run_subscriber(
     client: redis::Client,
     mut commands: mpsc::Receiver<SubscriberCommand<LinkWriter>>,
     hub: mpsc::Sender<HubInput>,
-    drops: Arc<Drops>,
+    counters: Arc<BridgeCounters>,
 ) {
     let mut subscriber = Subscriber {
         client,
         hub,
-        drops,
+        counters,
         wanted: HashSet::default(),
         sink: None,
         stream: None,
         backoff: Backoff::for_redis(),
         reconnect_at: Instant::now(),
         in_outage: false,
+        connected_before: false,
     };
     loop {
         if subscriber.sink.is_none() && Instant::now() >= subscriber.reconnect_at {
@@ -98,6 +102,11 @@ impl Subscriber {
                 self.sink = Some(sink);
                 self.stream = Some(stream);
                 self.backoff.reset();
+                if self.connected_before {
+                    stats::add(&self.counters.redis_reconnects, 1);
+                }
+                self.connected_before = true;
+                self.counters.redis_connected.store(true, Ordering::Relaxed);
                 if self.in_outage {
                     self.in_outage = false;
                     tracing::info!(channels = self.wanted.len(), "redis reconnected");
@@ -146,18 +155,19 @@ impl Subscriber {
             }
             SubscriberCommand::Ack { link, message } => {
                 if let Err(mpsc::error::TrySendError::Full(_)) = link.try_send(message) {
-                    self.drops.link_queue_full.add(1);
+                    self.counters.drops.ack_queue_full.add(1);
                 }
             }
         }
     }
 
     fn forward(&self, payload: Bytes) {
+        stats::add(&self.counters.messages_received, 1);
         // Never wait on the hub: it may be waiting on this task's command queue.
         if let Err(mpsc::error::TrySendError::Full(_)) =
             self.hub.try_send(HubInput::Remote(payload))
         {
-            self.drops.hub_queue_full.add(1);
+            self.counters.drops.hub_queue_full.add(1);
         }
     }
 
@@ -165,6 +175,9 @@ impl Subscriber {
     fn lost(&mut self, reason: &str) {
         self.sink = None;
         self.stream = None;
+        self.counters
+            .redis_connected
+            .store(false, Ordering::Relaxed);
         let delay = self.backoff.next_delay();
         self.reconnect_at = Instant::now() + delay;
         if self.in_outage {

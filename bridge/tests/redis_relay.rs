@@ -1,7 +1,8 @@
 //! End-to-end test of the bridge with real parts: a real `redis-server`, real `ringcast-bridge`
 //! processes, and fake engine shards speaking the link protocol over Unix sockets. Negative
 //! checks ("X did not arrive") use barriers instead of sleeps: a later message that must arrive
-//! after X if X were delivered at all, so the first message read decides.
+//! after X if X were delivered at all, so the first message read decides. The bridge's
+//! once-a-second `Stats` messages are skipped by every read except the ones that look for them.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ringcast_core::link::{self, ChannelEvent, LinkMessage, VERSION};
+use ringcast_core::link::{self, BridgeStats, ChannelEvent, LinkMessage, VERSION};
 
 /// Generous bound for anything that should happen promptly, so a loaded machine does not fail
 /// the test; nothing waits this long when things work.
@@ -21,6 +22,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 const APP: &str = "app-1";
 const NODE_A: u64 = 1001;
 const NODE_B: u64 = 2002;
+/// How soon after Hello a link must get its first `Stats` (they come once a second).
+const FIRST_STATS_WITHIN: Duration = Duration::from_secs(3);
 
 /// Owns every child process and the scratch directory; cleans up even when a test fails, and
 /// then shows the bridges' logs.
@@ -190,7 +193,8 @@ impl Shard {
         self.stream.write_all(&frame).expect("writes to the bridge");
     }
 
-    /// The next message; fails the test if none comes in time or the link closes.
+    /// The next message other than `Stats`; fails the test if none comes in time or the link
+    /// closes.
     fn recv(&mut self) -> LinkMessage {
         match self.recv_within(PATIENCE) {
             Received::Message(message) => message,
@@ -199,8 +203,45 @@ impl Shard {
         }
     }
 
+    /// The next message other than `Stats`, if one comes within `wait`.
     fn recv_within(&mut self, wait: Duration) -> Received {
         let deadline = Instant::now() + wait;
+        loop {
+            match self.recv_any_until(deadline) {
+                Received::Message(LinkMessage::Stats(_)) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// The next `Stats`, skipping anything else; fails the test if none comes within `wait`.
+    fn recv_stats_within(&mut self, wait: Duration) -> BridgeStats {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.recv_any_until(deadline) {
+                Received::Message(LinkMessage::Stats(stats)) => return stats,
+                Received::Message(_) => {}
+                Received::Nothing => panic!("no Stats from the bridge in {wait:?}"),
+                Received::Closed => panic!("the bridge closed the link"),
+            }
+        }
+    }
+
+    /// The first `Stats` within `PATIENCE` for which `wanted` holds; fails the test otherwise.
+    fn wait_for_stats(&mut self, what: &str, wanted: impl Fn(&BridgeStats) -> bool) -> BridgeStats {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            assert!(!remaining.is_zero(), "no Stats with {what} in {PATIENCE:?}");
+            let stats = self.recv_stats_within(remaining);
+            if wanted(&stats) {
+                return stats;
+            }
+        }
+    }
+
+    /// The next message of any kind, if one comes before `deadline`.
+    fn recv_any_until(&mut self, deadline: Instant) -> Received {
         loop {
             if let Some(message) =
                 link::decode(&mut self.buffer).expect("bridge sends valid frames")
@@ -413,4 +454,36 @@ fn relaying_resumes_after_redis_restarts() {
         // Retries that were still in flight arrive later; drain them before the next channel.
         while let Received::Message(_) = b0.recv_within(Duration::from_millis(500)) {}
     }
+    let stats = b0.wait_for_stats("redis back", |stats| stats.redis_connected);
+    assert_eq!(stats.redis_reconnects, 1, "{stats:?}");
+}
+
+#[test]
+fn every_link_gets_the_bridge_stats_every_second() {
+    let mut cluster = Cluster::new("stats");
+    cluster.start_redis();
+    let socket = cluster.start_bridge("a", NODE_A);
+    let mut a0 = Shard::linked(&socket, 0, 2, NODE_A);
+    let first = a0.recv_stats_within(FIRST_STATS_WITHIN);
+    assert!(first.links >= 1, "{first:?}");
+    // The subscriber connected at start-up, before the link; a loaded machine gets some slack.
+    let before = a0.wait_for_stats("redis connected", |stats| stats.redis_connected);
+    assert_eq!(before.redis_reconnects, 0, "{before:?}");
+
+    // A second shard gets them too, and is counted.
+    let mut a1 = Shard::linked(&socket, 1, 2, NODE_A);
+    a1.recv_stats_within(FIRST_STATS_WITHIN);
+    a1.wait_for_stats("2 links", |stats| stats.links == 2);
+
+    // Publishes relayed go up, and so do messages received: Redis hands the node its own
+    // publish back, which counts before the own-node filter drops it.
+    a0.subscribe("room", 1);
+    a0.publish(&event("room", "counted"));
+    let after = a0.wait_for_stats("the publish relayed and received", |stats| {
+        stats.publishes_relayed > before.publishes_relayed
+            && stats.messages_received > before.messages_received
+    });
+    assert!(after.redis_connected, "{after:?}");
+    assert_eq!(after.publishes_dropped, 0, "{after:?}");
+    assert_eq!(after.deliveries_dropped, 0, "{after:?}");
 }

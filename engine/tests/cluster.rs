@@ -268,6 +268,24 @@ fn publishes_cross_nodes_once_and_exclusion_holds_across_nodes() {
         ["not-for-b0"]
     );
 
+    // The bridge's counters reach the engine's /metrics.
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    loop {
+        let metrics = http_get(a.addr, "/metrics").body_text();
+        let has = |line: &str| metrics.lines().any(|l| l == line);
+        if has("ringcast_bridge_redis_connected 1")
+            && has("ringcast_bridge_links 2")
+            && has("ringcast_bridge_linked{shard=\"1\"} 1")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bridge metrics missing:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // A node without subscribers for a channel does not deliver it anywhere.
     assert_eq!(publish(b.addr, "elsewhere", "nobody", None), 200);
     assert!(events_within(&mut on_a, Duration::from_millis(300)).is_empty());

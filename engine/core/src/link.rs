@@ -12,7 +12,8 @@
 //! it. After that the engine shard announces the channels it has local subscribers for
 //! (`Subscribe`, re-sent in full after every reconnect), the bridge confirms each one once the
 //! node is subscribed cluster-wide (`Subscribed`), local publishes go up as `Publish`, and other
-//! nodes' publishes come down as `Deliver` for the shard's local subscribers only.
+//! nodes' publishes come down as `Deliver` for the shard's local subscribers only. Once a second
+//! the bridge sends its counters (`Stats`) so the engine's `/metrics` covers the bridge too.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -32,6 +33,7 @@ const KIND_PUBLISH: u8 = 4;
 const KIND_WELCOME: u8 = 129;
 const KIND_SUBSCRIBED: u8 = 130;
 const KIND_DELIVER: u8 = 131;
+const KIND_STATS: u8 = 132;
 
 /// One event on its way between nodes: the encoded WebSocket frame that every subscriber
 /// receives, byte for byte, and the socket that must not receive it.
@@ -45,6 +47,28 @@ pub struct ChannelEvent {
     pub except_socket_id: String,
     /// The complete server-to-client WebSocket frame (unmasked text frame).
     pub frame: Bytes,
+}
+
+/// The bridge's own counters, sent to every link once a second so that the engine's `/metrics`
+/// shows the whole node (the bridge has no HTTP endpoint of its own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgeStats {
+    /// The bridge currently has a working Redis pub/sub connection.
+    pub redis_connected: bool,
+    /// Times the bridge lost Redis and connected again.
+    pub redis_reconnects: u64,
+    /// Publishes sent to Redis for the other nodes.
+    pub publishes_relayed: u64,
+    /// Publishes the bridge dropped (its queue full or Redis failing).
+    pub publishes_dropped: u64,
+    /// Messages received from Redis (other nodes' publishes).
+    pub messages_received: u64,
+    /// Deliveries to engine shards dropped because a link's queue was full.
+    pub deliveries_dropped: u64,
+    /// Publishes waiting for Redis right now.
+    pub publish_queue_depth: u32,
+    /// Engine shards linked right now.
+    pub links: u16,
 }
 
 /// Every message of the link protocol.
@@ -95,6 +119,8 @@ pub enum LinkMessage {
     Publish(ChannelEvent),
     /// Bridge → engine: an event published on another node, for this shard's subscribers.
     Deliver(ChannelEvent),
+    /// Bridge → engine, once a second: the bridge's counters.
+    Stats(BridgeStats),
 }
 
 /// Why a frame could not be encoded or decoded.
@@ -202,6 +228,17 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             out.put_u8(KIND_DELIVER);
             put_event(out, event)?;
         }
+        LinkMessage::Stats(stats) => {
+            out.put_u8(KIND_STATS);
+            out.put_u8(u8::from(stats.redis_connected));
+            out.put_u64_le(stats.redis_reconnects);
+            out.put_u64_le(stats.publishes_relayed);
+            out.put_u64_le(stats.publishes_dropped);
+            out.put_u64_le(stats.messages_received);
+            out.put_u64_le(stats.deliveries_dropped);
+            out.put_u32_le(stats.publish_queue_depth);
+            out.put_u16_le(stats.links);
+        }
     }
     Ok(())
 }
@@ -281,6 +318,16 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
         },
         KIND_PUBLISH => LinkMessage::Publish(take_event(body)?),
         KIND_DELIVER => LinkMessage::Deliver(take_event(body)?),
+        KIND_STATS => LinkMessage::Stats(BridgeStats {
+            redis_connected: take_u8(body)? != 0,
+            redis_reconnects: take_u64(body)?,
+            publishes_relayed: take_u64(body)?,
+            publishes_dropped: take_u64(body)?,
+            messages_received: take_u64(body)?,
+            deliveries_dropped: take_u64(body)?,
+            publish_queue_depth: take_u32(body)?,
+            links: take_u16(body)?,
+        }),
         other => return Err(LinkError::UnknownKind(other)),
     };
     Ok(message)
@@ -386,6 +433,16 @@ mod tests {
             LinkMessage::Deliver(ChannelEvent {
                 except_socket_id: String::new(),
                 ..event(b"")
+            }),
+            LinkMessage::Stats(BridgeStats {
+                redis_connected: true,
+                redis_reconnects: 1,
+                publishes_relayed: 2,
+                publishes_dropped: 3,
+                messages_received: 4,
+                deliveries_dropped: 5,
+                publish_queue_depth: 6,
+                links: 7,
             }),
         ]
     }

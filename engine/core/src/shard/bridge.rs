@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::message::AppIndex;
 use super::Shard;
-use crate::link::{self, ChannelEvent, LinkError, LinkMessage};
+use crate::link::{self, BridgeStats, ChannelEvent, LinkError, LinkMessage};
 
 /// Messages waiting for the link writer before local publishes are dropped (channel
 /// announcements are always queued: they are bounded by the registry).
@@ -38,6 +38,8 @@ pub struct LinkState {
     /// Announcements waiting for `Subscribed`, oldest first: (deadline, app, channel, seq).
     /// Entries already answered are skipped when they expire.
     acks_due: VecDeque<(u64, AppIndex, Arc<str>, u32)>,
+    /// The bridge's latest counters (while the link is up).
+    bridge_stats: Option<BridgeStats>,
 }
 
 impl LinkState {
@@ -87,6 +89,7 @@ impl Shard {
         self.link.up = false;
         self.link.out.clear();
         self.link.acks_due.clear();
+        self.link.bridge_stats = None;
         for app in 0..self.apps.len() as AppIndex {
             let waiting: Vec<Arc<str>> = self
                 .registry
@@ -131,6 +134,7 @@ impl Shard {
                 let except = self.parse_socket_id(&event.except_socket_id);
                 self.deliver_channel(app, &event.channel, &event.frame, except, false);
             }
+            LinkMessage::Stats(stats) => self.link.bridge_stats = Some(stats),
             // Engine-to-bridge messages are never sent to an engine.
             LinkMessage::Hello { .. }
             | LinkMessage::Subscribe { .. }
@@ -159,6 +163,11 @@ impl Shard {
     /// True while the shard is linked to a bridge.
     pub fn is_linked(&self) -> bool {
         self.link.up
+    }
+
+    /// The bridge's latest counters, while linked.
+    pub fn bridge_stats(&self) -> Option<&BridgeStats> {
+        self.link.bridge_stats.as_ref()
     }
 
     /// A first local subscriber: tell the bridge, and return whether the subscription must

@@ -203,6 +203,8 @@ impl Shard {
                     connections_by_app,
                     sockets: self.conns.len() as u64,
                     channels,
+                    bridge_linked: self.link.enabled.then(|| self.is_linked()),
+                    bridge_stats: self.bridge_stats().cloned(),
                 }));
             }
         }

@@ -122,6 +122,10 @@ pub struct StatsSnapshot {
     pub sockets: u64,
     /// Channels with local subscribers.
     pub channels: u64,
+    /// With a bridge configured: whether this shard is linked to it.
+    pub bridge_linked: Option<bool>,
+    /// The bridge's latest counters, as received on this shard's link.
+    pub bridge_stats: Option<crate::link::BridgeStats>,
 }
 
 /// Renders snapshots in the Prometheus text exposition format (version 0.0.4).
@@ -317,7 +321,90 @@ pub fn render_prometheus(snapshots: &[StatsSnapshot], app_ids: &[&str]) -> Strin
             );
         }
     }
+    render_bridge(&mut out, snapshots);
     out
+}
+
+/// The bridge's part: per-shard link state, and the bridge's own counters (node-wide, as the
+/// first linked shard last heard them). Nothing when the node runs without a bridge.
+fn render_bridge(out: &mut String, snapshots: &[StatsSnapshot]) {
+    if snapshots.iter().all(|s| s.bridge_linked.is_none()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_bridge_linked 1 while the shard is linked to the bridge.
+# TYPE ringcast_bridge_linked gauge"
+    );
+    for snap in snapshots {
+        if let Some(linked) = snap.bridge_linked {
+            let _ = writeln!(
+                out,
+                "ringcast_bridge_linked{{shard=\"{}\"}} {}",
+                snap.shard,
+                u8::from(linked)
+            );
+        }
+    }
+    let Some(bridge) = snapshots.iter().find_map(|s| s.bridge_stats.as_ref()) else {
+        return;
+    };
+    let rows: [(&str, &str, &str, u64); 8] = [
+        (
+            "ringcast_bridge_redis_connected",
+            "gauge",
+            "1 while the bridge has a working Redis pub/sub connection.",
+            u64::from(bridge.redis_connected),
+        ),
+        (
+            "ringcast_bridge_redis_reconnects_total",
+            "counter",
+            "Times the bridge lost Redis and connected again.",
+            bridge.redis_reconnects,
+        ),
+        (
+            "ringcast_bridge_redis_publishes_total",
+            "counter",
+            "Publishes the bridge sent to Redis for other nodes.",
+            bridge.publishes_relayed,
+        ),
+        (
+            "ringcast_bridge_redis_publishes_dropped_total",
+            "counter",
+            "Publishes the bridge dropped (queue full or Redis failing).",
+            bridge.publishes_dropped,
+        ),
+        (
+            "ringcast_bridge_redis_messages_total",
+            "counter",
+            "Messages the bridge received from Redis.",
+            bridge.messages_received,
+        ),
+        (
+            "ringcast_bridge_deliveries_dropped_total",
+            "counter",
+            "Deliveries to shards the bridge dropped (link queue full).",
+            bridge.deliveries_dropped,
+        ),
+        (
+            "ringcast_bridge_publish_queue_depth",
+            "gauge",
+            "Publishes waiting in the bridge for Redis.",
+            u64::from(bridge.publish_queue_depth),
+        ),
+        (
+            "ringcast_bridge_links",
+            "gauge",
+            "Engine shards linked to the bridge.",
+            u64::from(bridge.links),
+        ),
+    ];
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
 }
 
 fn render_histogram(
@@ -378,6 +465,8 @@ mod tests {
             connections_by_app: vec![7],
             sockets: 9,
             channels: 2,
+            bridge_linked: None,
+            bridge_stats: None,
         };
         let text = render_prometheus(&[snap], &["app-1"]);
         assert!(
@@ -408,6 +497,45 @@ mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap_or_default();
             assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn bridge_metrics_only_with_a_bridge() {
+        let snap = |shard, linked: Option<bool>, stats| StatsSnapshot {
+            shard,
+            stats: ShardStats::default(),
+            connections_by_app: vec![0],
+            sockets: 0,
+            channels: 0,
+            bridge_linked: linked,
+            bridge_stats: stats,
+        };
+        let alone = render_prometheus(&[snap(0, None, None)], &["a"]);
+        assert!(!alone.contains("ringcast_bridge_linked"), "{alone}");
+        let bridge = crate::link::BridgeStats {
+            redis_connected: true,
+            publishes_relayed: 42,
+            publish_queue_depth: 3,
+            links: 2,
+            ..Default::default()
+        };
+        let text = render_prometheus(
+            &[
+                snap(0, Some(true), Some(bridge)),
+                snap(1, Some(false), None),
+            ],
+            &["a"],
+        );
+        for line in [
+            "ringcast_bridge_linked{shard=\"0\"} 1",
+            "ringcast_bridge_linked{shard=\"1\"} 0",
+            "ringcast_bridge_redis_connected 1",
+            "ringcast_bridge_redis_publishes_total 42",
+            "ringcast_bridge_publish_queue_depth 3",
+            "ringcast_bridge_links 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
     }
 }

@@ -1,0 +1,56 @@
+//! The stats task: once a second it snapshots the [`BridgeCounters`], logs the snapshot at debug
+//! level and hands it to the hub task, which passes it on to every linked engine shard. It never
+//! waits on a queue: while the hub queue is full, that second's stats are skipped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use crate::hub_task::HubInput;
+use crate::redis_publish::Outbound;
+use crate::stats::BridgeCounters;
+
+/// Time between two stats messages.
+pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs until the hub task is gone. Holds only weak senders, so it keeps no queue open.
+pub async fn run_stats(
+    counters: Arc<BridgeCounters>,
+    hub: mpsc::WeakSender<HubInput>,
+    publisher: mpsc::WeakSender<Outbound>,
+) {
+    let mut ticker = tokio::time::interval(STATS_INTERVAL);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        let publish_queue_depth = publisher.upgrade().map_or(0, |publisher| {
+            publisher
+                .max_capacity()
+                .saturating_sub(publisher.capacity())
+        });
+        let stats = counters.snapshot(publish_queue_depth);
+        tracing::debug!(
+            redis_connected = stats.redis_connected,
+            redis_reconnects = stats.redis_reconnects,
+            publishes_relayed = stats.publishes_relayed,
+            publishes_dropped = stats.publishes_dropped,
+            messages_received = stats.messages_received,
+            deliveries_dropped = stats.deliveries_dropped,
+            publish_queue_depth = stats.publish_queue_depth,
+            links = stats.links,
+            "bridge stats"
+        );
+        match hub.try_send(HubInput::Stats(stats)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!("hub queue full; skipping this second's stats");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
