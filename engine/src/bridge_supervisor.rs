@@ -42,7 +42,12 @@ pub fn redis_url(server: &ServerConfig) -> String {
 
 /// Finds the bridge program and starts supervising it. Fails (before any shard starts) when
 /// the program cannot be found.
+///
+/// Every bridge this engine starts gets the same node id: a restarted bridge continues the
+/// node's identity on the cluster instead of looking like a new node (whose predecessor would
+/// then be declared dead).
 pub fn start(server: &ServerConfig, socket: &Path) -> Result<(), String> {
+    let node_id = ahash::RandomState::new().hash_one((std::process::id(), socket));
     let binary = match &server.bridge_binary {
         Some(path) => PathBuf::from(path),
         None => std::env::current_exe()
@@ -66,6 +71,8 @@ pub fn start(server: &ServerConfig, socket: &Path) -> Result<(), String> {
         server.redis_prefix.clone(),
         "--log-level".into(),
         bridge_log_level(server).into(),
+        "--node-id".into(),
+        node_id.to_string(),
     ];
     std::thread::Builder::new()
         .name("bridge-supervisor".into())

@@ -134,8 +134,8 @@ fn wait_linked(server: &Server, times: u64) {
     }
 }
 
-/// Publishes one event through the signed REST API; returns the HTTP status.
-fn publish(addr: SocketAddr, channel: &str, name: &str, socket_id: Option<&str>) -> u16 {
+/// A signed REST publish request for one event (`keep_alive` false: `Connection: close`).
+fn publish_request(channel: &str, name: &str, socket_id: Option<&str>, keep_alive: bool) -> String {
     let mut body = json!({"name": name, "channel": channel, "data": name});
     if let Some(socket_id) = socket_id {
         body["socket_id"] = json!(socket_id);
@@ -155,11 +155,17 @@ fn publish(addr: SocketAddr, channel: &str, name: &str, socket_id: Option<&str>)
         APP_SECRET,
         now_s,
     );
-    let request = format!(
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    format!(
         "POST {path}?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
         body.len()
-    );
+    )
+}
+
+/// Publishes one event through the signed REST API on a new connection; returns the status.
+fn publish(addr: SocketAddr, channel: &str, name: &str, socket_id: Option<&str>) -> u16 {
+    let request = publish_request(channel, name, socket_id, false);
     http_raw(addr, request.as_bytes()).status
 }
 
@@ -223,6 +229,17 @@ fn bridge_pid(server: &Server) -> Option<u32> {
             .ok()?;
         (ppid == parent && name == "ringcast-bridge").then_some(pid)
     })
+}
+
+/// The `--node-id` a bridge process was started with.
+fn node_id_arg(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let at = args.iter().position(|a| a == "--node-id").unwrap();
+    args[at + 1].clone()
 }
 
 fn unique_prefix(test: &str) -> String {
@@ -302,9 +319,15 @@ fn publishes_cross_nodes_once_and_exclusion_holds_across_nodes() {
     );
     assert!(events_within(&mut chat_b, Duration::from_millis(300)).is_empty());
 
-    // Order per publisher is kept across the hop.
+    // Order per publisher connection (a keep-alive connection, as the SDKs use) is kept
+    // across the hop.
+    let mut keep_alive = tcp_connect(a.addr);
+    let mut rest = Vec::new();
     for i in 0..50 {
-        assert_eq!(publish(a.addr, "news", &format!("seq-{i}"), None), 200);
+        let request = publish_request("news", &format!("seq-{i}"), None, true);
+        keep_alive.write_all(request.as_bytes()).unwrap();
+        let response = read_http_response(&mut keep_alive, &mut rest).unwrap();
+        assert_eq!(response.status, 200);
     }
     let expected: Vec<String> = (0..50).map(|i| format!("seq-{i}")).collect();
     let mut got = Vec::new();
@@ -331,6 +354,7 @@ fn a_node_serves_alone_while_its_bridge_or_redis_is_away_and_rejoins() {
     // kill -9 B's bridge: B keeps serving its own clients, restarts the bridge, relinks,
     // re-announces its channels, and cross-node delivery comes back.
     let pid = bridge_pid(&b).expect("node B runs a bridge child");
+    let node_id = node_id_arg(pid);
     Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
@@ -340,6 +364,11 @@ fn a_node_serves_alone_while_its_bridge_or_redis_is_away_and_rejoins() {
     wait_linked(&b, 2);
     let restarted = bridge_pid(&b).expect("the bridge was restarted");
     assert_ne!(restarted, pid);
+    assert_eq!(
+        node_id_arg(restarted),
+        node_id,
+        "a restarted bridge keeps the node's id"
+    );
     publish_until_received(a.addr, "news", "after-bridge-restart", &mut on_b);
     // A subscription made after the relink works across nodes too.
     let mut late_b = WsClient::pusher(b.addr);
