@@ -1087,6 +1087,27 @@ impl Sim {
             .unwrap();
         self.settle();
     }
+
+    /// The shard's only queued link message must announce `channel`; returns its seq.
+    fn announced_seq(&mut self, shard: usize, channel: &str) -> u32 {
+        let out = self.link_output(shard);
+        match out.as_slice() {
+            [LinkMessage::Subscribe {
+                channel: c, seq, ..
+            }] if c == channel => *seq,
+            other => panic!("expected one Subscribe of {channel}: {other:?}"),
+        }
+    }
+
+    /// Answers a shard's announcement of `channel` as the bridge would.
+    fn confirm(&mut self, shard: usize, channel: &str, seq: u32) {
+        let subscribed = LinkMessage::Subscribed {
+            app_id: "app-id".into(),
+            channel: channel.into(),
+            seq,
+        };
+        self.link_in(shard, subscribed);
+    }
 }
 
 #[test]
@@ -1108,29 +1129,11 @@ fn a_linked_first_subscriber_waits_for_the_bridge() {
         sim.events(a).is_empty(),
         "not confirmed before the bridge answers"
     );
-    let out = sim.link_output(0);
-    let [LinkMessage::Subscribe { seq, .. }] = out.as_slice() else {
-        panic!("{out:?}")
-    };
-    let seq = *seq;
+    let seq = sim.announced_seq(0, "news");
     // An answer to an older announcement changes nothing.
-    sim.link_in(
-        0,
-        LinkMessage::Subscribed {
-            app_id: "app-id".into(),
-            channel: "news".into(),
-            seq: seq.wrapping_sub(1),
-        },
-    );
+    sim.confirm(0, "news", seq.wrapping_sub(1));
     assert!(sim.events(a).is_empty());
-    sim.link_in(
-        0,
-        LinkMessage::Subscribed {
-            app_id: "app-id".into(),
-            channel: "news".into(),
-            seq,
-        },
-    );
+    sim.confirm(0, "news", seq);
     assert_eq!(
         names(&sim.events(a)),
         ["pusher_internal:subscription_succeeded"]
@@ -1201,19 +1204,8 @@ fn local_publishes_go_up_and_remote_events_come_down_with_exclusion() {
     let (b, _) = sim.connect(1);
     for (c, shard) in [(a, 0), (b, 1)] {
         sim.subscribe(c, "news", None, None);
-        let out = sim.link_output(shard);
-        let [LinkMessage::Subscribe { seq, .. }] = out.as_slice() else {
-            panic!("{out:?}")
-        };
-        let seq = *seq;
-        sim.link_in(
-            shard,
-            LinkMessage::Subscribed {
-                app_id: "app-id".into(),
-                channel: "news".into(),
-                seq,
-            },
-        );
+        let seq = sim.announced_seq(shard, "news");
+        sim.confirm(shard, "news", seq);
         sim.events(c);
     }
     // REST publish naming a socket of another node: delivered here, forwarded with the id.
@@ -1275,19 +1267,8 @@ fn presence_member_events_stay_on_the_node_and_link_down_publishes_are_counted()
         )),
         Some(r#"{"user_id":"u1"}"#),
     );
-    let out = sim.link_output(0);
-    let [LinkMessage::Subscribe { seq, .. }] = out.as_slice() else {
-        panic!("{out:?}")
-    };
-    let seq = *seq;
-    sim.link_in(
-        0,
-        LinkMessage::Subscribed {
-            app_id: "app-id".into(),
-            channel: "presence-room".into(),
-            seq,
-        },
-    );
+    let seq = sim.announced_seq(0, "presence-room");
+    sim.confirm(0, "presence-room", seq);
     sim.events(a);
     let (b, b_id) = sim.connect(0);
     sim.join_presence(b, &b_id, "presence-room", "u2");
