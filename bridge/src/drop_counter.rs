@@ -66,6 +66,10 @@ pub struct Drops {
     pub ack_queue_full: DropCounter,
     /// Redis messages refused because the hub queue was full.
     pub hub_queue_full: DropCounter,
+    /// Presence changes from the engine refused because the presence queue was full.
+    pub presence_queue_full: DropCounter,
+    /// Presence changes or queries Redis did not carry out (a query is then answered empty).
+    pub presence_failed: DropCounter,
 }
 
 impl Drops {
@@ -79,6 +83,8 @@ impl Drops {
                 "acknowledgements to an engine shard: link queue full",
             ),
             hub_queue_full: DropCounter::new("redis messages: hub queue full"),
+            presence_queue_full: DropCounter::new("presence changes: presence queue full"),
+            presence_failed: DropCounter::new("presence changes or queries: redis failed"),
         }
     }
 }

@@ -4,7 +4,12 @@
 //! has already delivered locally.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use ringcast_core::link::{self, ChannelEvent, LinkError};
+use ringcast_core::link::{self, ChannelEvent, LinkError, LinkMessage, PresenceChannel};
+
+/// First bytes of a member event; as a node id it is reserved (see [`is_reserved_node_id`]).
+pub const MEMBER_EVENT_MAGIC: &[u8; 8] = b"\xffrcmbr\x00\x01";
+/// Most decimal digits of a field length (bounds the parse; a `user_info` is at most 2 MiB).
+const FIELD_LENGTH_DIGITS_MAX: usize = 8;
 
 /// Bytes of the node id at the front of a payload.
 const NODE_ID_BYTES: usize = 8;
@@ -29,6 +34,8 @@ pub enum EnvelopeError {
     Event(LinkError),
     /// Bytes left after the event.
     TrailingBytes,
+    /// A member event that does not parse.
+    MemberEvent,
 }
 
 impl std::fmt::Display for EnvelopeError {
@@ -37,6 +44,7 @@ impl std::fmt::Display for EnvelopeError {
             EnvelopeError::NoNodeId => write!(f, "payload shorter than a node id"),
             EnvelopeError::Event(err) => write!(f, "event in payload: {err}"),
             EnvelopeError::TrailingBytes => write!(f, "trailing bytes after the event"),
+            EnvelopeError::MemberEvent => write!(f, "malformed member event"),
         }
     }
 }
@@ -62,6 +70,111 @@ pub fn decode_envelope(mut payload: Bytes) -> Result<(u64, ChannelEvent), Envelo
         return Err(EnvelopeError::TrailingBytes);
     }
     Ok((node_id, event))
+}
+
+/// A node id whose envelopes would look like member events.
+pub fn is_reserved_node_id(node_id: u64) -> bool {
+    node_id.to_le_bytes() == *MEMBER_EVENT_MAGIC
+}
+
+/// Appends one length-prefixed text field (`len:bytes`), as the Lua scripts' `field()` does.
+fn put_field(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(value.len().to_string().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(value);
+}
+
+/// The part of every member event of a channel before the kind byte; the scripts append the
+/// rest.
+pub fn member_event_head(app_id: &str, channel: &str) -> Vec<u8> {
+    let mut head = Vec::with_capacity(MEMBER_EVENT_MAGIC.len() + app_id.len() + channel.len() + 8);
+    head.extend_from_slice(MEMBER_EVENT_MAGIC);
+    put_field(&mut head, app_id.as_bytes());
+    put_field(&mut head, channel.as_bytes());
+    head
+}
+
+/// A complete member event payload, as the scripts publish it (used by tests, and the
+/// reference of the format).
+#[cfg(test)]
+pub fn encode_member_event(message: &LinkMessage) -> Option<Vec<u8>> {
+    let out = match message {
+        LinkMessage::MemberAdded(channel, member) => {
+            let mut out = member_event_head(&channel.app_id, &channel.channel);
+            out.push(b'A');
+            put_field(&mut out, member.user_id.as_bytes());
+            put_field(&mut out, &member.user_info);
+            out
+        }
+        LinkMessage::MemberRemoved(channel, user_id) => {
+            let mut out = member_event_head(&channel.app_id, &channel.channel);
+            out.push(b'R');
+            put_field(&mut out, user_id.as_bytes());
+            out
+        }
+        _ => return None,
+    };
+    Some(out)
+}
+
+/// The payload is a member event (decode it with [`decode_member_event`]).
+pub fn is_member_event(payload: &[u8]) -> bool {
+    payload.starts_with(MEMBER_EVENT_MAGIC)
+}
+
+/// Takes one `len:bytes` field of at most `max` bytes off the front of `payload`.
+fn take_field(payload: &mut Bytes, max: usize) -> Result<Bytes, EnvelopeError> {
+    let colon = payload
+        .iter()
+        .take(FIELD_LENGTH_DIGITS_MAX + 1)
+        .position(|&byte| byte == b':')
+        .ok_or(EnvelopeError::MemberEvent)?;
+    let digits = &payload[..colon];
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(EnvelopeError::MemberEvent);
+    }
+    let length: usize = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or(EnvelopeError::MemberEvent)?;
+    if length > max || payload.len() < colon + 1 + length {
+        return Err(EnvelopeError::MemberEvent);
+    }
+    payload.advance(colon + 1);
+    Ok(payload.split_to(length))
+}
+
+fn take_name(payload: &mut Bytes) -> Result<String, EnvelopeError> {
+    let field = take_field(payload, link::NAME_BYTES_MAX)?;
+    String::from_utf8(field.to_vec()).map_err(|_| EnvelopeError::MemberEvent)
+}
+
+/// The `MemberAdded` / `MemberRemoved` a member event payload stands for.
+pub fn decode_member_event(mut payload: Bytes) -> Result<LinkMessage, EnvelopeError> {
+    if !is_member_event(&payload) {
+        return Err(EnvelopeError::MemberEvent);
+    }
+    payload.advance(MEMBER_EVENT_MAGIC.len());
+    let channel = PresenceChannel {
+        app_id: take_name(&mut payload)?,
+        channel: take_name(&mut payload)?,
+    };
+    if !payload.has_remaining() {
+        return Err(EnvelopeError::MemberEvent);
+    }
+    let message = match payload.get_u8() {
+        b'A' => {
+            let user_id = take_name(&mut payload)?;
+            let user_info = take_field(&mut payload, link::FRAME_BYTES_MAX)?;
+            LinkMessage::MemberAdded(channel, link::Member { user_id, user_info })
+        }
+        b'R' => LinkMessage::MemberRemoved(channel, take_name(&mut payload)?),
+        _ => return Err(EnvelopeError::MemberEvent),
+    };
+    if payload.has_remaining() {
+        return Err(EnvelopeError::TrailingBytes);
+    }
+    Ok(message)
 }
 
 #[cfg(test)]
@@ -124,5 +237,35 @@ mod tests {
             redis_channel_name("ringcast", "app-1", "presence-x"),
             "ringcast#app-1#presence-x"
         );
+    }
+
+    #[test]
+    fn member_events_round_trip_and_reject_garbage() {
+        let channel = PresenceChannel {
+            app_id: "app-1".into(),
+            channel: "presence-room".into(),
+        };
+        let added = LinkMessage::MemberAdded(
+            channel.clone(),
+            link::Member {
+                user_id: "u1".into(),
+                user_info: Bytes::from_static(b"{\"name\":\"x:y\"}"),
+            },
+        );
+        let removed = LinkMessage::MemberRemoved(channel, "u1".into());
+        for message in [added, removed] {
+            let payload = Bytes::from(encode_member_event(&message).expect("member event"));
+            assert!(is_member_event(&payload));
+            assert_eq!(decode_member_event(payload.clone()), Ok(message.clone()));
+            for cut in 0..payload.len() {
+                assert!(
+                    decode_member_event(payload.slice(..cut)).is_err(),
+                    "cut {cut}"
+                );
+            }
+        }
+        assert!(decode_member_event(Bytes::from_static(b"\xffrcmbr\x00\x01999999999:")).is_err());
+        assert!(is_reserved_node_id(u64::from_le_bytes(*MEMBER_EVENT_MAGIC)));
+        assert!(!is_reserved_node_id(7));
     }
 }

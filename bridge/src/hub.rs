@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use ringcast_core::link::{ChannelEvent, LinkMessage};
 
-use crate::envelope::{decode_envelope, redis_channel_name, EnvelopeError};
+use crate::envelope::{
+    decode_envelope, decode_member_event, is_member_event, redis_channel_name, EnvelopeError,
+};
 
 /// Most shards an engine may have: the width of the interest bitmask.
 pub const SHARDS_MAX: u16 = 64;
@@ -42,6 +44,13 @@ pub enum RemoteMessage {
         /// The event.
         event: ChannelEvent,
         /// Bit `s` set: shard `s` wants it.
+        shard_mask: u64,
+    },
+    /// A presence `MemberAdded` / `MemberRemoved` for the links of the shards in `shard_mask`.
+    Member {
+        /// The message for the shards.
+        message: LinkMessage,
+        /// Bit `s` set: shard `s` has interest in the channel.
         shard_mask: u64,
     },
     /// Published by this node; its engine already delivered it locally.
@@ -167,6 +176,9 @@ impl<L: Clone> Hub<L> {
 
     /// What a Redis message payload means: a delivery, or why there is none.
     pub fn route_remote(&self, payload: Bytes) -> RemoteMessage {
+        if is_member_event(&payload) {
+            return self.route_member_event(payload);
+        }
         let (node_id, event) = match decode_envelope(payload) {
             Ok(decoded) => decoded,
             Err(err) => return RemoteMessage::Malformed(err),
@@ -189,6 +201,29 @@ impl<L: Clone> Hub<L> {
                     shard_mask,
                 }
             }
+            None => RemoteMessage::NoInterest,
+        }
+    }
+
+    /// A member event goes to every interested shard, this node's included: membership is
+    /// decided cluster-wide, so the origin node learns it from Redis like the others.
+    fn route_member_event(&self, payload: Bytes) -> RemoteMessage {
+        let message = match decode_member_event(payload) {
+            Ok(message) => message,
+            Err(err) => return RemoteMessage::Malformed(err),
+        };
+        let channel = match &message {
+            LinkMessage::MemberAdded(channel, _) | LinkMessage::MemberRemoved(channel, _) => {
+                channel
+            }
+            _ => return RemoteMessage::Malformed(EnvelopeError::MemberEvent),
+        };
+        let key = (channel.app_id.clone(), channel.channel.clone());
+        match self.interest.get(&key) {
+            Some(&shard_mask) => RemoteMessage::Member {
+                message,
+                shard_mask,
+            },
             None => RemoteMessage::NoInterest,
         }
     }
@@ -470,6 +505,29 @@ mod tests {
         assert_eq!(
             hub.all_links().copied().collect::<Vec<_>>(),
             ["s7-new", "s63"]
+        );
+    }
+
+    #[test]
+    fn member_events_reach_interested_shards_of_every_node() {
+        use crate::envelope::encode_member_event;
+        use ringcast_core::link::PresenceChannel;
+        let mut hub = hub_with_links(&[(0, 10, "s0"), (2, 11, "s2")]);
+        subscribe(&mut hub, 2, 11, "presence-x", 1);
+        let message = LinkMessage::MemberRemoved(
+            PresenceChannel {
+                app_id: "app".into(),
+                channel: "presence-x".into(),
+            },
+            "u1".into(),
+        );
+        let payload = Bytes::from(encode_member_event(&message).expect("member event"));
+        assert_eq!(
+            hub.route_remote(payload),
+            RemoteMessage::Member {
+                message,
+                shard_mask: 1 << 2
+            }
         );
     }
 }

@@ -119,6 +119,18 @@ pub async fn run_hub(
                             }
                         }
                     }
+                    RemoteMessage::Member {
+                        message,
+                        shard_mask,
+                    } => {
+                        for writer in hub.links_in(shard_mask) {
+                            if let Err(mpsc::error::TrySendError::Full(_)) =
+                                writer.try_send(message.clone())
+                            {
+                                counters.drops.delivery_queue_full.add(1);
+                            }
+                        }
+                    }
                     RemoteMessage::OwnNode | RemoteMessage::NoInterest => {}
                     RemoteMessage::Malformed(err) => {
                         malformed_total += 1;

@@ -1,7 +1,8 @@
 //! The link server: accepts the engine shards' Unix-socket links, checks each one's Hello,
 //! answers Welcome, then runs a reader (decodes frames, sends subscriptions to the hub and
 //! publishes to the publisher) and a writer (drains the link's bounded queue, one `write_all`
-//! per batch). When a link ends, its shard's interest goes with it.
+//! per batch). Presence messages go to the presence task. When a link ends, its shard's interest
+//! goes with it (its presence members stay: the engine's resync after a new Hello settles them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,8 @@ use tokio::sync::mpsc;
 
 use crate::envelope::{encode_envelope, redis_channel_name};
 use crate::hub::{LinkId, SHARDS_MAX};
-use crate::hub_task::HubInput;
+use crate::hub_task::{HubInput, LinkWriter};
+use crate::presence_task::PresenceInput;
 use crate::redis_publish::Outbound;
 use crate::stats::BridgeCounters;
 
@@ -41,6 +43,8 @@ pub struct LinkContext {
     pub hub: mpsc::Sender<HubInput>,
     /// The publisher task's queue.
     pub publisher: mpsc::Sender<Outbound>,
+    /// The presence task's queue.
+    pub presence: mpsc::Sender<PresenceInput>,
     /// The bridge's counters.
     pub counters: Arc<BridgeCounters>,
 }
@@ -134,16 +138,25 @@ async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
         link_id,
         writer: writer.clone(),
     };
-    // The hub keeps the only long-lived sender; the writer stops once it and the pending
-    // acknowledgements let go of theirs.
-    drop(writer);
+    // The hub and this link's reader (for presence answers) keep the long-lived senders; the
+    // writer task is aborted when the reader ends.
     if context.hub.send(attach).await.is_err() {
+        writer_task.abort();
+        return;
+    }
+    // Before any presence message of this link: a resync starts from a clean slate.
+    if context
+        .presence
+        .send(PresenceInput::Hello { shard })
+        .await
+        .is_err()
+    {
         writer_task.abort();
         return;
     }
     tracing::info!(link_id, shard, shard_count, "engine shard linked");
 
-    let end = read_link(&mut reader, &mut buffer, shard, link_id, &context).await;
+    let end = read_link(&mut reader, &mut buffer, shard, link_id, &writer, &context).await;
     match &end {
         LinkEnd::PeerClosed | LinkEnd::BridgeStopping => {
             tracing::info!(link_id, shard, "link ended: {end}")
@@ -162,6 +175,7 @@ async fn read_link(
     buffer: &mut BytesMut,
     shard: u16,
     link_id: LinkId,
+    writer: &LinkWriter,
     context: &LinkContext,
 ) -> LinkEnd {
     loop {
@@ -209,7 +223,59 @@ async fn read_link(
                 }
                 continue;
             }
+            LinkMessage::MemberJoin(channel, member) => {
+                presence(
+                    context,
+                    PresenceInput::Join {
+                        shard,
+                        channel,
+                        member,
+                    },
+                );
+                continue;
+            }
+            LinkMessage::MemberLeave(channel, user_id) => {
+                presence(
+                    context,
+                    PresenceInput::Leave {
+                        shard,
+                        channel,
+                        user_id,
+                    },
+                );
+                continue;
+            }
+            LinkMessage::MembersQuery(channel, query_id) => {
+                let query = PresenceInput::Query {
+                    channel,
+                    query_id,
+                    reply: writer.clone(),
+                };
+                // A query must be answered, so it waits for room rather than being dropped.
+                if context.presence.send(query).await.is_err() {
+                    return LinkEnd::BridgeStopping;
+                }
+                continue;
+            }
+            LinkMessage::MembersResync(channel, members) => {
+                presence(
+                    context,
+                    PresenceInput::Resync {
+                        shard,
+                        channel,
+                        members,
+                    },
+                );
+                continue;
+            }
+            LinkMessage::ResyncDone => {
+                presence(context, PresenceInput::ResyncDone { shard });
+                continue;
+            }
             LinkMessage::Hello { .. } => return LinkEnd::Unexpected("second Hello"),
+            LinkMessage::MembersSnapshot(..) => return LinkEnd::Unexpected("MembersSnapshot"),
+            LinkMessage::MemberAdded(..) => return LinkEnd::Unexpected("MemberAdded"),
+            LinkMessage::MemberRemoved(..) => return LinkEnd::Unexpected("MemberRemoved"),
             LinkMessage::Welcome { .. } => return LinkEnd::Unexpected("Welcome"),
             LinkMessage::Subscribed { .. } => return LinkEnd::Unexpected("Subscribed"),
             LinkMessage::Deliver(_) => return LinkEnd::Unexpected("Deliver"),
@@ -218,6 +284,14 @@ async fn read_link(
         if context.hub.send(input).await.is_err() {
             return LinkEnd::BridgeStopping;
         }
+    }
+}
+
+/// Hands a presence change to the presence task without waiting: a full queue drops it
+/// (counted), as a link reader must not stall the shard's publishes behind Redis.
+fn presence(context: &LinkContext, input: PresenceInput) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = context.presence.try_send(input) {
+        context.counters.drops.presence_queue_full.add(1);
     }
 }
 

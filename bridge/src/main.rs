@@ -1,7 +1,8 @@
 //! `ringcast-bridge`: the process the engine delegates everything that waits on the network to,
-//! so that engine shards never block. This slice relays publishes between nodes over Redis
-//! pub/sub. This file owns the command line, the runtime, the socket file and the signals; the
-//! work happens in the tasks it starts.
+//! so that engine shards never block. It relays publishes between nodes over Redis pub/sub and
+//! keeps the cluster-wide presence state (members, node heartbeats, reaping dead nodes) in Redis.
+//! This file owns the command line, the runtime, the socket file and the signals; the work
+//! happens in the tasks it starts.
 
 mod backoff;
 mod drop_counter;
@@ -9,6 +10,9 @@ mod envelope;
 mod hub;
 mod hub_task;
 mod link_server;
+mod presence_liveness;
+mod presence_scripts;
+mod presence_task;
 mod redis_publish;
 mod redis_pubsub;
 mod redis_url;
@@ -29,11 +33,17 @@ use tokio::sync::mpsc;
 use crate::hub::Hub;
 use crate::hub_task::{run_hub, HUB_QUEUE_MESSAGES_MAX};
 use crate::link_server::{serve_links, LinkContext};
+use crate::presence_liveness::{reap_self, run_liveness};
+use crate::presence_scripts::NodeKeys;
+use crate::presence_task::{run_presence, PRESENCE_QUEUE_MESSAGES_MAX};
 use crate::redis_publish::{run_publisher, PUBLISH_QUEUE_MESSAGES_MAX};
 use crate::redis_pubsub::{run_subscriber, SUBSCRIBER_QUEUE_COMMANDS_MAX};
 use crate::stats::BridgeCounters;
 use crate::stats_task::run_stats;
 
+/// Longest wait for the node's own presence cleanup on shutdown; past it the other nodes'
+/// reapers do it once the heartbeat expires.
+const SHUTDOWN_REAP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Exit status for unusable arguments or environment (clap uses it too).
 const EXIT_USAGE: u8 = 2;
 
@@ -53,6 +63,10 @@ struct Args {
     /// This node's id on the cluster; random when not given. Must differ between nodes.
     #[arg(long, value_name = "N")]
     node_id: Option<u64>,
+    /// Lifetime of this node's presence heartbeat: a node silent this long is presumed dead
+    /// and its presence members are removed.
+    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
+    presence_ttl_ms: u64,
     /// Least severe log level printed.
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
     log_level: LogLevel,
@@ -89,6 +103,12 @@ fn main() -> ExitCode {
     let node_id = args
         .node_id
         .unwrap_or_else(|| ahash::RandomState::new().hash_one(std::process::id()));
+    if envelope::is_reserved_node_id(node_id) {
+        // Its publish envelopes would read as member events; a random id hits it practically
+        // never, a given one is refused.
+        eprintln!("ringcast-bridge: node id {node_id} is reserved; choose another");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let client = match redis::Client::open(args.redis_url.as_str()) {
         Ok(client) => client,
         Err(err) => {
@@ -175,7 +195,7 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
         Arc::clone(&counters),
     ));
     tokio::spawn(run_publisher(
-        client,
+        client.clone(),
         publisher_queue,
         Arc::clone(&counters),
     ));
@@ -184,13 +204,32 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
         hub_sender.downgrade(),
         publisher_sender.downgrade(),
     ));
-    tokio::spawn(serve_links(
+    let node_keys = NodeKeys {
+        prefix: args.redis_prefix.clone(),
+        node_id,
+    };
+    let presence_ttl = std::time::Duration::from_millis(args.presence_ttl_ms);
+    let (presence_sender, presence_queue) = mpsc::channel(PRESENCE_QUEUE_MESSAGES_MAX);
+    let presence_task = tokio::spawn(run_presence(
+        client.clone(),
+        node_keys.clone(),
+        presence_ttl,
+        presence_queue,
+        Arc::clone(&counters),
+    ));
+    let liveness_task = tokio::spawn(run_liveness(
+        client.clone(),
+        node_keys.clone(),
+        presence_ttl,
+    ));
+    let links_task = tokio::spawn(serve_links(
         listener,
         LinkContext {
             node_id,
             redis_prefix: Arc::from(args.redis_prefix.as_str()),
             hub: hub_sender,
             publisher: publisher_sender,
+            presence: presence_sender,
             counters: Arc::clone(&counters),
         },
     ));
@@ -200,6 +239,15 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
         _ = interrupt.recv() => "SIGINT",
     };
     remove_socket(&args.link_socket);
+    // Nothing may re-add members or refresh the heartbeat after the node left.
+    links_task.abort();
+    presence_task.abort();
+    liveness_task.abort();
+    match tokio::time::timeout(SHUTDOWN_REAP_TIMEOUT, reap_self(&client, &node_keys)).await {
+        Ok(Ok(())) => tracing::info!("presence members of this node removed"),
+        Ok(Err(err)) => tracing::warn!("cannot remove this node's presence members: {err}"),
+        Err(_) => tracing::warn!("removing this node's presence members timed out"),
+    }
     let drops = &counters.drops;
     tracing::info!(
         dropped_publish_queue_full = drops.publish_queue_full.total(),
@@ -207,6 +255,8 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
         dropped_delivery_queue_full = drops.delivery_queue_full.total(),
         dropped_ack_queue_full = drops.ack_queue_full.total(),
         dropped_hub_queue_full = drops.hub_queue_full.total(),
+        dropped_presence_queue_full = drops.presence_queue_full.total(),
+        failed_presence = drops.presence_failed.total(),
         "{signal_name}: stopped"
     );
     ExitCode::SUCCESS

@@ -34,6 +34,17 @@ const KIND_WELCOME: u8 = 129;
 const KIND_SUBSCRIBED: u8 = 130;
 const KIND_DELIVER: u8 = 131;
 const KIND_STATS: u8 = 132;
+const KIND_MEMBER_JOIN: u8 = 5;
+const KIND_MEMBER_LEAVE: u8 = 6;
+const KIND_MEMBERS_QUERY: u8 = 7;
+const KIND_MEMBERS_RESYNC: u8 = 8;
+const KIND_RESYNC_DONE: u8 = 9;
+const KIND_MEMBERS_SNAPSHOT: u8 = 133;
+const KIND_MEMBER_ADDED: u8 = 134;
+const KIND_MEMBER_REMOVED: u8 = 135;
+/// Most members in one snapshot or resync message (a presence channel's member limit is far
+/// below; the frame bound applies too).
+pub const MEMBERS_MAX: usize = 100_000;
 
 /// One event on its way between nodes: the encoded WebSocket frame that every subscriber
 /// receives, byte for byte, and the socket that must not receive it.
@@ -69,6 +80,24 @@ pub struct BridgeStats {
     pub publish_queue_depth: u32,
     /// Engine shards linked right now.
     pub links: u16,
+}
+
+/// One presence member: the user id and its `user_info` JSON text (may be empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// `user_id`.
+    pub user_id: String,
+    /// `user_info` as JSON text, exactly as the client's channel_data carried it.
+    pub user_info: Bytes,
+}
+
+/// A presence channel of an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceChannel {
+    /// App id.
+    pub app_id: String,
+    /// Channel name (`presence-…`).
+    pub channel: String,
 }
 
 /// Every message of the link protocol.
@@ -121,6 +150,28 @@ pub enum LinkMessage {
     Deliver(ChannelEvent),
     /// Bridge → engine, once a second: the bridge's counters.
     Stats(BridgeStats),
+    /// Engine → bridge (the channel's owner shard): a user's first connection on this node
+    /// joined the presence channel.
+    MemberJoin(PresenceChannel, Member),
+    /// Engine → bridge (owner shard): a user's last connection on this node left.
+    MemberLeave(PresenceChannel, String),
+    /// Engine → bridge: the cluster-wide members of a channel, answered by `MembersSnapshot`
+    /// with the same `query_id`.
+    MembersQuery(PresenceChannel, u32),
+    /// Engine → bridge after `Hello` (owner shard): every member this shard holds for a
+    /// channel on this node, replacing what the cluster had for this node and shard.
+    MembersResync(PresenceChannel, Vec<Member>),
+    /// Engine → bridge: the shard has sent all its `MembersResync` messages; channels it did
+    /// not mention have no members of this node and shard any more.
+    ResyncDone,
+    /// Bridge → engine: answer to `MembersQuery`.
+    MembersSnapshot(PresenceChannel, u32, Vec<Member>),
+    /// Bridge → engine (shards with local subscribers): a user's first connection in the
+    /// cluster joined; deliver `pusher_internal:member_added`.
+    MemberAdded(PresenceChannel, Member),
+    /// Bridge → engine: a user's last connection in the cluster left (or its node died);
+    /// deliver `pusher_internal:member_removed`.
+    MemberRemoved(PresenceChannel, String),
 }
 
 /// Why a frame could not be encoded or decoded.
@@ -138,6 +189,8 @@ pub enum LinkError {
     NameTooLong(usize),
     /// A name that is not UTF-8.
     NotUtf8,
+    /// More members than [`MEMBERS_MAX`] in one message.
+    TooManyMembers(usize),
 }
 
 impl std::fmt::Display for LinkError {
@@ -149,6 +202,7 @@ impl std::fmt::Display for LinkError {
             LinkError::TrailingBytes => write!(f, "trailing bytes in link frame"),
             LinkError::NameTooLong(n) => write!(f, "name of {n} bytes on the link"),
             LinkError::NotUtf8 => write!(f, "name on the link is not UTF-8"),
+            LinkError::TooManyMembers(n) => write!(f, "{n} members in one link message"),
         }
     }
 }
@@ -239,6 +293,43 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             out.put_u32_le(stats.publish_queue_depth);
             out.put_u16_le(stats.links);
         }
+        LinkMessage::MemberJoin(channel, member) => {
+            out.put_u8(KIND_MEMBER_JOIN);
+            put_channel(out, channel)?;
+            put_member(out, member)?;
+        }
+        LinkMessage::MemberLeave(channel, user_id) => {
+            out.put_u8(KIND_MEMBER_LEAVE);
+            put_channel(out, channel)?;
+            put_name(out, user_id)?;
+        }
+        LinkMessage::MembersQuery(channel, query_id) => {
+            out.put_u8(KIND_MEMBERS_QUERY);
+            put_channel(out, channel)?;
+            out.put_u32_le(*query_id);
+        }
+        LinkMessage::MembersResync(channel, members) => {
+            out.put_u8(KIND_MEMBERS_RESYNC);
+            put_channel(out, channel)?;
+            put_members(out, members)?;
+        }
+        LinkMessage::ResyncDone => out.put_u8(KIND_RESYNC_DONE),
+        LinkMessage::MembersSnapshot(channel, query_id, members) => {
+            out.put_u8(KIND_MEMBERS_SNAPSHOT);
+            put_channel(out, channel)?;
+            out.put_u32_le(*query_id);
+            put_members(out, members)?;
+        }
+        LinkMessage::MemberAdded(channel, member) => {
+            out.put_u8(KIND_MEMBER_ADDED);
+            put_channel(out, channel)?;
+            put_member(out, member)?;
+        }
+        LinkMessage::MemberRemoved(channel, user_id) => {
+            out.put_u8(KIND_MEMBER_REMOVED);
+            put_channel(out, channel)?;
+            put_name(out, user_id)?;
+        }
     }
     Ok(())
 }
@@ -254,6 +345,32 @@ pub fn put_event(out: &mut BytesMut, event: &ChannelEvent) -> Result<(), LinkErr
     }
     out.put_u32_le(event.frame.len() as u32);
     out.extend_from_slice(&event.frame);
+    Ok(())
+}
+
+fn put_channel(out: &mut BytesMut, channel: &PresenceChannel) -> Result<(), LinkError> {
+    put_name(out, &channel.app_id)?;
+    put_name(out, &channel.channel)
+}
+
+fn put_member(out: &mut BytesMut, member: &Member) -> Result<(), LinkError> {
+    put_name(out, &member.user_id)?;
+    if member.user_info.len() > FRAME_BYTES_MAX {
+        return Err(LinkError::FrameLength(member.user_info.len()));
+    }
+    out.put_u32_le(member.user_info.len() as u32);
+    out.extend_from_slice(&member.user_info);
+    Ok(())
+}
+
+fn put_members(out: &mut BytesMut, members: &[Member]) -> Result<(), LinkError> {
+    if members.len() > MEMBERS_MAX {
+        return Err(LinkError::TooManyMembers(members.len()));
+    }
+    out.put_u32_le(members.len() as u32);
+    for member in members {
+        put_member(out, member)?;
+    }
     Ok(())
 }
 
@@ -328,6 +445,18 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
             publish_queue_depth: take_u32(body)?,
             links: take_u16(body)?,
         }),
+        KIND_MEMBER_JOIN => LinkMessage::MemberJoin(take_channel(body)?, take_member(body)?),
+        KIND_MEMBER_LEAVE => LinkMessage::MemberLeave(take_channel(body)?, take_name(body)?),
+        KIND_MEMBERS_QUERY => LinkMessage::MembersQuery(take_channel(body)?, take_u32(body)?),
+        KIND_MEMBERS_RESYNC => LinkMessage::MembersResync(take_channel(body)?, take_members(body)?),
+        KIND_RESYNC_DONE => LinkMessage::ResyncDone,
+        KIND_MEMBERS_SNAPSHOT => {
+            let channel = take_channel(body)?;
+            let query_id = take_u32(body)?;
+            LinkMessage::MembersSnapshot(channel, query_id, take_members(body)?)
+        }
+        KIND_MEMBER_ADDED => LinkMessage::MemberAdded(take_channel(body)?, take_member(body)?),
+        KIND_MEMBER_REMOVED => LinkMessage::MemberRemoved(take_channel(body)?, take_name(body)?),
         other => return Err(LinkError::UnknownKind(other)),
     };
     Ok(message)
@@ -349,6 +478,42 @@ pub fn take_event(body: &mut Bytes) -> Result<ChannelEvent, LinkError> {
         except_socket_id,
         frame,
     })
+}
+
+fn take_channel(body: &mut Bytes) -> Result<PresenceChannel, LinkError> {
+    Ok(PresenceChannel {
+        app_id: take_name(body)?,
+        channel: take_name(body)?,
+    })
+}
+
+fn take_member(body: &mut Bytes) -> Result<Member, LinkError> {
+    let user_id = take_name(body)?;
+    let info_len = take_u32(body)? as usize;
+    if info_len > body.remaining() {
+        return Err(LinkError::Truncated);
+    }
+    Ok(Member {
+        user_id,
+        user_info: body.split_to(info_len),
+    })
+}
+
+fn take_members(body: &mut Bytes) -> Result<Vec<Member>, LinkError> {
+    let count = take_u32(body)? as usize;
+    if count > MEMBERS_MAX {
+        return Err(LinkError::TooManyMembers(count));
+    }
+    // Each member takes at least 6 bytes: a count that cannot fit is corrupt, not a reason to
+    // reserve memory.
+    if count > body.remaining() / 6 {
+        return Err(LinkError::Truncated);
+    }
+    let mut members = Vec::with_capacity(count);
+    for _ in 0..count {
+        members.push(take_member(body)?);
+    }
+    Ok(members)
 }
 
 fn take_u8(body: &mut Bytes) -> Result<u8, LinkError> {
@@ -404,6 +569,20 @@ mod tests {
         }
     }
 
+    fn room() -> PresenceChannel {
+        PresenceChannel {
+            app_id: "app-1".into(),
+            channel: "presence-room".into(),
+        }
+    }
+
+    fn member(user_id: &str, info: &'static [u8]) -> Member {
+        Member {
+            user_id: user_id.into(),
+            user_info: Bytes::from_static(info),
+        }
+    }
+
     fn all_messages() -> Vec<LinkMessage> {
         vec![
             LinkMessage::Hello {
@@ -434,6 +613,15 @@ mod tests {
                 except_socket_id: String::new(),
                 ..event(b"")
             }),
+            LinkMessage::MemberJoin(room(), member("u1", b"{\"name\":\"A\"}")),
+            LinkMessage::MemberLeave(room(), "u1".into()),
+            LinkMessage::MembersQuery(room(), 9),
+            LinkMessage::MembersResync(room(), vec![member("u1", b"{}"), member("u2", b"")]),
+            LinkMessage::ResyncDone,
+            LinkMessage::MembersSnapshot(room(), 9, vec![member("u3", b"{\"x\":1}")]),
+            LinkMessage::MembersSnapshot(room(), 10, Vec::new()),
+            LinkMessage::MemberAdded(room(), member("u4", b"null")),
+            LinkMessage::MemberRemoved(room(), "u4".into()),
             LinkMessage::Stats(BridgeStats {
                 redis_connected: true,
                 redis_reconnects: 1,

@@ -135,11 +135,21 @@ impl Shard {
                 self.deliver_channel(app, &event.channel, &event.frame, except, false);
             }
             LinkMessage::Stats(stats) => self.link.bridge_stats = Some(stats),
+            // Cluster-wide presence: the engine does not ask for it yet (docs/cluster.md), so
+            // a bridge has no reason to send these; they are ignored, not an error.
+            LinkMessage::MembersSnapshot(..)
+            | LinkMessage::MemberAdded(..)
+            | LinkMessage::MemberRemoved(..) => {}
             // Engine-to-bridge messages are never sent to an engine.
             LinkMessage::Hello { .. }
             | LinkMessage::Subscribe { .. }
             | LinkMessage::Unsubscribe { .. }
-            | LinkMessage::Publish(_) => return Err(LinkError::UnknownKind(0)),
+            | LinkMessage::Publish(_)
+            | LinkMessage::MemberJoin(..)
+            | LinkMessage::MemberLeave(..)
+            | LinkMessage::MembersQuery(..)
+            | LinkMessage::MembersResync(..)
+            | LinkMessage::ResyncDone => return Err(LinkError::UnknownKind(0)),
         }
         self.run_detach_queue();
         Ok(())

@@ -1,0 +1,293 @@
+//! Cluster-wide presence state in Redis: the key names and the Lua scripts that change them.
+//! Every change is one script, so Redis applies it atomically and the member events it
+//! publishes are in the order of the state changes.
+//!
+//! Keys, with `P` = `{prefix}#{app_id}#{channel}` (also the channel's Redis pub/sub channel):
+//! - `P#members`: user id → user info, cluster-wide;
+//! - `P#count`: user id → number of (node, shard) pairs holding the user;
+//! - `P#held#{node}#{shard}`: user id → user info held by that node and shard;
+//! - `{prefix}#node#{node}`: the node's heartbeat (expires unless refreshed);
+//! - `{prefix}#nodes`: set of node ids that may hold members;
+//! - `{prefix}#node#{node}#keys`: hash, `P#held#…` key → `field(P)` followed by the channel's
+//!   member event head (see `envelope`). A hash rather than a set so that the reaper of a dead
+//!   node gets the channel's names without parsing key names (names may contain `#`).
+
+use redis::aio::MultiplexedConnection;
+use redis::{Cmd, FromRedisValue, RedisResult, ToRedisArgs};
+
+use crate::envelope::redis_channel_name;
+
+/// Lua shared by the scripts. `added` / `removed` do the counting after the held hash
+/// changed, and publish an event only on the cluster-wide first join / last leave.
+const LUA_COMMON: &str = r#"
+local function field(s)
+  return string.len(s) .. ':' .. s
+end
+local function added(p, head, user, info)
+  if redis.call('HINCRBY', p .. '#count', user, 1) == 1 then
+    redis.call('HSET', p .. '#members', user, info)
+    redis.call('PUBLISH', p, head .. 'A' .. field(user) .. field(info))
+  end
+end
+local function removed(p, head, user)
+  if redis.call('HINCRBY', p .. '#count', user, -1) <= 0 then
+    redis.call('HDEL', p .. '#count', user)
+    redis.call('HDEL', p .. '#members', user)
+    redis.call('PUBLISH', p, head .. 'R' .. field(user))
+  end
+end
+local function parse_meta(meta)
+  local colon = string.find(meta, ':', 1, true)
+  local n = tonumber(string.sub(meta, 1, colon - 1))
+  return string.sub(meta, colon + 1, colon + n), string.sub(meta, colon + n + 1)
+end
+local function drop_held(keys_hash, held)
+  local meta = redis.call('HGET', keys_hash, held)
+  if meta then
+    local p, head = parse_meta(meta)
+    for _, user in ipairs(redis.call('HKEYS', held)) do
+      removed(p, head, user)
+    end
+  end
+  redis.call('DEL', held)
+  redis.call('HDEL', keys_hash, held)
+end
+"#;
+
+/// Makes the node known to the reapers before it holds anything. The heartbeat is created if
+/// missing, so that a reaper cannot take a node that joined before its first heartbeat for a
+/// dead one. KEYS: …, nodes set (3), heartbeat (4). ARGV: …, node id (3), TTL in ms (4).
+const LUA_REGISTER: &str = r#"
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[4], 'NX')
+redis.call('SADD', KEYS[3], ARGV[3])
+"#;
+
+/// KEYS: held, node keys hash, nodes set, heartbeat. ARGV: P, head, node id, TTL, user, info.
+const LUA_JOIN: &str = r#"
+redis.call('HSET', KEYS[2], KEYS[1], field(ARGV[1]) .. ARGV[2])
+if redis.call('HSETNX', KEYS[1], ARGV[5], ARGV[6]) == 1 then
+  added(ARGV[1], ARGV[2], ARGV[5], ARGV[6])
+end
+return 0
+"#;
+
+/// KEYS: held. ARGV: P, head, user.
+const LUA_LEAVE: &str = r#"
+if redis.call('HDEL', KEYS[1], ARGV[3]) == 1 then
+  removed(ARGV[1], ARGV[2], ARGV[3])
+end
+return 0
+"#;
+
+/// KEYS: held, node keys hash, nodes set, heartbeat. ARGV: P, head, node id, TTL, then user,
+/// info pairs: the held hash becomes exactly these users.
+const LUA_RESYNC: &str = r#"
+redis.call('HSET', KEYS[2], KEYS[1], field(ARGV[1]) .. ARGV[2])
+local wanted = {}
+for i = 5, #ARGV - 1, 2 do
+  wanted[ARGV[i]] = true
+end
+for _, user in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if not wanted[user] then
+    redis.call('HDEL', KEYS[1], user)
+    removed(ARGV[1], ARGV[2], user)
+  end
+end
+for i = 5, #ARGV - 1, 2 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    added(ARGV[1], ARGV[2], ARGV[i], ARGV[i + 1])
+  end
+end
+return 0
+"#;
+
+/// KEYS: node keys hash. ARGV: held key. Everything that held hash had leaves.
+const LUA_DROP_HELD: &str = r#"
+drop_held(KEYS[1], ARGV[1])
+return 0
+"#;
+
+/// KEYS: node keys hash, nodes set, heartbeat. ARGV: node id, "1" to reap even a live node
+/// (its own graceful shutdown). Returns 1 if it reaped. Idempotent: a second run finds nothing.
+const LUA_REAP: &str = r#"
+if ARGV[2] == '1' then
+  redis.call('DEL', KEYS[3])
+elseif redis.call('EXISTS', KEYS[3]) == 1 then
+  return 0
+end
+for _, held in ipairs(redis.call('HKEYS', KEYS[1])) do
+  drop_held(KEYS[1], held)
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"#;
+
+/// One Lua script, run with EVALSHA. The SHA comes from SCRIPT LOAD (the redis crate's own
+/// `Script` needs a SHA-1 crate the workspace does not have); after a Redis restart forgot the
+/// script, NOSCRIPT makes it load again.
+pub struct Script {
+    text: String,
+    sha: Option<String>,
+}
+
+impl Script {
+    fn new(body: &str) -> Self {
+        Self {
+            text: format!("{LUA_COMMON}{body}"),
+            sha: None,
+        }
+    }
+
+    /// Runs the script with `keys` and `args`.
+    pub async fn run<T: FromRedisValue>(
+        &mut self,
+        connection: &mut MultiplexedConnection,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> RedisResult<T> {
+        if let Some(sha) = &self.sha {
+            match evalsha(sha, keys, args).query_async(connection).await {
+                Err(err)
+                    if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                }
+                result => return result,
+            }
+        }
+        let sha: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(&self.text)
+            .query_async(connection)
+            .await?;
+        let result = evalsha(&sha, keys, args).query_async(connection).await;
+        self.sha = Some(sha);
+        result
+    }
+}
+
+fn evalsha(sha: &str, keys: &[&str], args: &[&[u8]]) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(sha).arg(keys.len());
+    for key in keys {
+        key.write_redis_args(&mut cmd);
+    }
+    for arg in args {
+        cmd.arg(*arg);
+    }
+    cmd
+}
+
+/// The scripts.
+pub struct Scripts {
+    /// A user's first connection on a (node, shard) joined.
+    pub join: Script,
+    /// A user's last connection on a (node, shard) left.
+    pub leave: Script,
+    /// Replace a (node, shard)'s members of one channel.
+    pub resync: Script,
+    /// Drop all members of one held hash.
+    pub drop_held: Script,
+    /// Remove a node's members and the node.
+    pub reap: Script,
+}
+
+impl Scripts {
+    /// The scripts, not loaded yet (the first run loads each).
+    pub fn new() -> Self {
+        Self {
+            join: Script::new(&format!("{LUA_REGISTER}{LUA_JOIN}")),
+            leave: Script::new(LUA_LEAVE),
+            resync: Script::new(&format!("{LUA_REGISTER}{LUA_RESYNC}")),
+            drop_held: Script::new(LUA_DROP_HELD),
+            reap: Script::new(LUA_REAP),
+        }
+    }
+}
+
+/// Key names of one node.
+#[derive(Debug, Clone)]
+pub struct NodeKeys {
+    /// The Redis prefix.
+    pub prefix: String,
+    /// The node id.
+    pub node_id: u64,
+}
+
+impl NodeKeys {
+    /// `{prefix}#node#{node}`.
+    pub fn heartbeat(&self) -> String {
+        heartbeat_key(&self.prefix, self.node_id)
+    }
+
+    /// `{prefix}#node#{node}#keys`.
+    pub fn keys_hash(&self) -> String {
+        keys_hash_key(&self.prefix, self.node_id)
+    }
+
+    /// `{prefix}#nodes`.
+    pub fn nodes(&self) -> String {
+        nodes_key(&self.prefix)
+    }
+
+    /// `P` of a channel.
+    pub fn channel_base(&self, app_id: &str, channel: &str) -> String {
+        redis_channel_name(&self.prefix, app_id, channel)
+    }
+
+    /// `P#held#{node}#{shard}`.
+    pub fn held(&self, channel_base: &str, shard: u16) -> String {
+        format!("{channel_base}{}", held_suffix(self.node_id, shard))
+    }
+}
+
+/// What every held key of (node, shard) ends with.
+pub fn held_suffix(node_id: u64, shard: u16) -> String {
+    format!("#held#{node_id}#{shard}")
+}
+
+/// `{prefix}#node#{node}`.
+pub fn heartbeat_key(prefix: &str, node_id: u64) -> String {
+    format!("{prefix}#node#{node_id}")
+}
+
+/// `{prefix}#node#{node}#keys`.
+pub fn keys_hash_key(prefix: &str, node_id: u64) -> String {
+    format!("{prefix}#node#{node_id}#keys")
+}
+
+/// `{prefix}#nodes`.
+pub fn nodes_key(prefix: &str) -> String {
+    format!("{prefix}#nodes")
+}
+
+/// `{prefix}#reap#{node}`: lock so that one bridge reaps a dead node.
+pub fn reap_lock_key(prefix: &str, node_id: u64) -> String {
+    format!("{prefix}#reap#{node_id}")
+}
+
+/// `P#members`.
+pub fn members_key(channel_base: &str) -> String {
+    format!("{channel_base}#members")
+}
+
+/// The `P` at the front of a keys-hash value (`len:P` + head); `None` if malformed.
+pub fn channel_base_of_meta(meta: &[u8]) -> Option<&[u8]> {
+    let colon = meta.iter().take(12).position(|&byte| byte == b':')?;
+    let length: usize = std::str::from_utf8(&meta[..colon]).ok()?.parse().ok()?;
+    meta.get(colon + 1..colon + 1 + length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_gives_the_channel_base() {
+        assert_eq!(
+            channel_base_of_meta(b"9:p#a#b#c#dHEAD"),
+            Some(&b"p#a#b#c#d"[..])
+        );
+        assert_eq!(channel_base_of_meta(b"99:short"), None);
+        assert_eq!(channel_base_of_meta(b"nocolon"), None);
+    }
+}

@@ -1,0 +1,416 @@
+//! The presence task: carries out the engine shards' presence messages against Redis, one at a
+//! time and in arrival order (a join and the leave after it must reach Redis in that order):
+//! joins, leaves and resyncs run the `presence_scripts`, queries are answered from
+//! `P#members`. Member events come back through the channels' pub/sub subscriptions (the hub),
+//! not from here. A Redis failure loses that one change (logged and counted) and never blocks a
+//! query: it is answered empty, so the engine never waits forever.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringcast_core::link::{self, LinkMessage, Member, PresenceChannel};
+use tokio::sync::mpsc;
+use tokio::time::{timeout, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+
+use crate::backoff::Backoff;
+use crate::envelope::member_event_head;
+use crate::hub::SHARDS_MAX;
+use crate::hub_task::LinkWriter;
+use crate::presence_scripts::{channel_base_of_meta, held_suffix, members_key, NodeKeys, Scripts};
+use crate::stats::BridgeCounters;
+
+/// Capacity of the presence queue, in messages.
+pub const PRESENCE_QUEUE_MESSAGES_MAX: usize = 65_536;
+/// Longest wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for one script or query: a query's answer must not keep the engine waiting.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Room kept in a snapshot frame for its names and counts.
+const SNAPSHOT_FRAME_MARGIN_BYTES: usize = 4 * 1024;
+
+/// A hash as HGETALL returns it.
+type HashPairs = Vec<(String, Vec<u8>)>;
+
+/// What a link hands to the presence task.
+#[derive(Debug)]
+pub enum PresenceInput {
+    /// A shard said Hello: what it mentions from now on is what it holds.
+    Hello {
+        /// Shard index.
+        shard: u16,
+    },
+    /// `MemberJoin`.
+    Join {
+        /// Shard index.
+        shard: u16,
+        /// The channel.
+        channel: PresenceChannel,
+        /// The member.
+        member: Member,
+    },
+    /// `MemberLeave`.
+    Leave {
+        /// Shard index.
+        shard: u16,
+        /// The channel.
+        channel: PresenceChannel,
+        /// The user id.
+        user_id: String,
+    },
+    /// `MembersQuery`, answered on `reply`.
+    Query {
+        /// The channel.
+        channel: PresenceChannel,
+        /// Echoed in the answer.
+        query_id: u32,
+        /// The asking link's writer queue.
+        reply: LinkWriter,
+    },
+    /// `MembersResync`.
+    Resync {
+        /// Shard index.
+        shard: u16,
+        /// The channel.
+        channel: PresenceChannel,
+        /// Everything the shard holds for the channel.
+        members: Vec<Member>,
+    },
+    /// `ResyncDone`.
+    ResyncDone {
+        /// Shard index.
+        shard: u16,
+    },
+}
+
+/// State of the presence task.
+struct Presence {
+    client: redis::Client,
+    keys: NodeKeys,
+    /// The heartbeat TTL in ms, as text for the scripts.
+    ttl_ms: String,
+    scripts: Scripts,
+    connection: Option<MultiplexedConnection>,
+    backoff: Backoff,
+    /// While disconnected: no connection attempt before this.
+    retry_at: Instant,
+    /// Per shard: the channel bases (`P`) it mentioned since its Hello.
+    mentioned: Vec<HashSet<String, ahash::RandomState>>,
+    counters: Arc<BridgeCounters>,
+}
+
+/// Runs until every sender of `inputs` is gone.
+pub async fn run_presence(
+    client: redis::Client,
+    keys: NodeKeys,
+    ttl: Duration,
+    mut inputs: mpsc::Receiver<PresenceInput>,
+    counters: Arc<BridgeCounters>,
+) {
+    let mut presence = Presence {
+        client,
+        keys,
+        ttl_ms: ttl.as_millis().to_string(),
+        scripts: Scripts::new(),
+        connection: None,
+        backoff: Backoff::for_redis(),
+        retry_at: Instant::now(),
+        mentioned: (0..SHARDS_MAX).map(|_| HashSet::default()).collect(),
+        counters,
+    };
+    while let Some(input) = inputs.recv().await {
+        presence.handle(input).await;
+    }
+}
+
+impl Presence {
+    async fn handle(&mut self, input: PresenceInput) {
+        match input {
+            PresenceInput::Hello { shard } => {
+                if let Some(mentioned) = self.mentioned.get_mut(usize::from(shard)) {
+                    mentioned.clear();
+                }
+            }
+            PresenceInput::Join {
+                shard,
+                channel,
+                member,
+            } => {
+                let base = self.mention(shard, &channel);
+                let head = member_event_head(&channel.app_id, &channel.channel);
+                let held = self.keys.held(&base, shard);
+                let (keys_hash, nodes, node, heartbeat) = self.node_names();
+                let result = match self.connect().await {
+                    Some(mut connection) => {
+                        timeout(
+                            RESPONSE_TIMEOUT,
+                            self.scripts.join.run::<()>(
+                                &mut connection,
+                                &[&held, &keys_hash, &nodes, &heartbeat],
+                                &[
+                                    base.as_bytes(),
+                                    &head,
+                                    node.as_bytes(),
+                                    self.ttl_ms.as_bytes(),
+                                    member.user_id.as_bytes(),
+                                    &member.user_info,
+                                ],
+                            ),
+                        )
+                        .await
+                    }
+                    None => return self.failed("join", "redis unavailable"),
+                };
+                self.settle("join", result);
+            }
+            PresenceInput::Leave {
+                shard,
+                channel,
+                user_id,
+            } => {
+                let base = self.keys.channel_base(&channel.app_id, &channel.channel);
+                let head = member_event_head(&channel.app_id, &channel.channel);
+                let held = self.keys.held(&base, shard);
+                let result = match self.connect().await {
+                    Some(mut connection) => {
+                        timeout(
+                            RESPONSE_TIMEOUT,
+                            self.scripts.leave.run::<()>(
+                                &mut connection,
+                                &[&held],
+                                &[base.as_bytes(), &head, user_id.as_bytes()],
+                            ),
+                        )
+                        .await
+                    }
+                    None => return self.failed("leave", "redis unavailable"),
+                };
+                self.settle("leave", result);
+            }
+            PresenceInput::Query {
+                channel,
+                query_id,
+                reply,
+            } => {
+                let members = self.query(&channel).await;
+                let answer = LinkMessage::MembersSnapshot(channel, query_id, members);
+                if reply.try_send(answer).is_err() {
+                    tracing::warn!(
+                        query_id,
+                        "members snapshot dropped: link queue full or gone"
+                    );
+                }
+            }
+            PresenceInput::Resync {
+                shard,
+                channel,
+                members,
+            } => {
+                let base = self.mention(shard, &channel);
+                let head = member_event_head(&channel.app_id, &channel.channel);
+                let held = self.keys.held(&base, shard);
+                let (keys_hash, nodes, node, heartbeat) = self.node_names();
+                let ttl_ms = self.ttl_ms.clone();
+                let mut args: Vec<&[u8]> = Vec::with_capacity(4 + members.len() * 2);
+                args.extend([
+                    base.as_bytes(),
+                    &head[..],
+                    node.as_bytes(),
+                    ttl_ms.as_bytes(),
+                ]);
+                for member in &members {
+                    args.push(member.user_id.as_bytes());
+                    args.push(&member.user_info);
+                }
+                let result = match self.connect().await {
+                    Some(mut connection) => {
+                        timeout(
+                            RESPONSE_TIMEOUT,
+                            self.scripts.resync.run::<()>(
+                                &mut connection,
+                                &[&held, &keys_hash, &nodes, &heartbeat],
+                                &args,
+                            ),
+                        )
+                        .await
+                    }
+                    None => return self.failed("resync", "redis unavailable"),
+                };
+                self.settle("resync", result);
+            }
+            PresenceInput::ResyncDone { shard } => self.resync_done(shard).await,
+        }
+    }
+
+    /// Channels of `shard` not mentioned since its Hello have no members there any more.
+    async fn resync_done(&mut self, shard: u16) {
+        let Some(mut connection) = self.connect().await else {
+            return self.failed("resync done", "redis unavailable");
+        };
+        let keys_hash = self.keys.keys_hash();
+        let listed: Result<redis::RedisResult<HashPairs>, _> = timeout(
+            RESPONSE_TIMEOUT,
+            redis::cmd("HGETALL")
+                .arg(&keys_hash)
+                .query_async(&mut connection),
+        )
+        .await;
+        let held_keys = match listed {
+            Ok(Ok(held_keys)) => held_keys,
+            Ok(Err(err)) => return self.failed("resync done", &err.to_string()),
+            Err(_) => return self.failed("resync done", "timed out"),
+        };
+        let suffix = held_suffix(self.keys.node_id, shard);
+        let empty = HashSet::default();
+        let mentioned = self.mentioned.get(usize::from(shard)).unwrap_or(&empty);
+        let stale: Vec<String> = held_keys
+            .into_iter()
+            .filter(|(held, _)| held.ends_with(&suffix))
+            .filter(|(_, meta)| {
+                channel_base_of_meta(meta)
+                    .and_then(|base| std::str::from_utf8(base).ok())
+                    .is_none_or(|base| !mentioned.contains(base))
+            })
+            .map(|(held, _)| held)
+            .collect();
+        tracing::info!(shard, stale = stale.len(), "presence resync done");
+        for held in stale {
+            let result = timeout(
+                RESPONSE_TIMEOUT,
+                self.scripts.drop_held.run::<()>(
+                    &mut connection,
+                    &[&keys_hash],
+                    &[held.as_bytes()],
+                ),
+            )
+            .await;
+            self.settle("resync done", result);
+        }
+    }
+
+    /// The cluster's members of a channel, bounded to what one link frame carries; empty (and
+    /// logged) when Redis does not answer.
+    async fn query(&mut self, channel: &PresenceChannel) -> Vec<Member> {
+        let base = self.keys.channel_base(&channel.app_id, &channel.channel);
+        let Some(mut connection) = self.connect().await else {
+            self.failed("members query", "redis unavailable; answering empty");
+            return Vec::new();
+        };
+        let result: Result<redis::RedisResult<HashPairs>, _> = timeout(
+            RESPONSE_TIMEOUT,
+            redis::cmd("HGETALL")
+                .arg(members_key(&base))
+                .query_async(&mut connection),
+        )
+        .await;
+        let all = match result {
+            Ok(Ok(all)) => all,
+            Ok(Err(err)) => {
+                self.connection = None;
+                self.failed("members query", &err.to_string());
+                return Vec::new();
+            }
+            Err(_) => {
+                self.connection = None;
+                self.failed("members query", "timed out; answering empty");
+                return Vec::new();
+            }
+        };
+        let total = all.len();
+        let mut bytes = 0usize;
+        let mut members = Vec::with_capacity(total.min(link::MEMBERS_MAX));
+        for (user_id, user_info) in all {
+            if user_id.len() > link::NAME_BYTES_MAX {
+                continue;
+            }
+            bytes += user_id.len() + user_info.len() + 6;
+            if members.len() >= link::MEMBERS_MAX
+                || bytes > link::FRAME_BYTES_MAX - SNAPSHOT_FRAME_MARGIN_BYTES
+            {
+                tracing::warn!(total, sent = members.len(), "members snapshot truncated");
+                break;
+            }
+            members.push(Member {
+                user_id,
+                user_info: user_info.into(),
+            });
+        }
+        members
+    }
+
+    /// Records that `shard` mentioned `channel`; returns the channel's base `P`.
+    fn mention(&mut self, shard: u16, channel: &PresenceChannel) -> String {
+        let base = self.keys.channel_base(&channel.app_id, &channel.channel);
+        if let Some(mentioned) = self.mentioned.get_mut(usize::from(shard)) {
+            mentioned.insert(base.clone());
+        }
+        base
+    }
+
+    /// Keys hash, node set, node id and heartbeat key: what registering the node needs.
+    fn node_names(&self) -> (String, String, String, String) {
+        (
+            self.keys.keys_hash(),
+            self.keys.nodes(),
+            self.keys.node_id.to_string(),
+            self.keys.heartbeat(),
+        )
+    }
+
+    /// The connection, opening one unless a recent attempt failed.
+    async fn connect(&mut self) -> Option<MultiplexedConnection> {
+        if let Some(connection) = &self.connection {
+            return Some(connection.clone());
+        }
+        if Instant::now() < self.retry_at {
+            return None;
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        match self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(connection) => {
+                self.backoff.reset();
+                self.connection = Some(connection.clone());
+                Some(connection)
+            }
+            Err(err) => {
+                self.retry_at = Instant::now() + self.backoff.next_delay();
+                tracing::debug!("presence: cannot connect to redis: {err}");
+                None
+            }
+        }
+    }
+
+    fn settle(
+        &mut self,
+        what: &str,
+        result: Result<redis::RedisResult<()>, tokio::time::error::Elapsed>,
+    ) {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                self.connection = None;
+                self.failed(what, &err.to_string());
+            }
+            Err(_) => {
+                self.connection = None;
+                self.failed(what, "timed out");
+            }
+        }
+    }
+
+    /// A change that did not reach Redis: the engine's next resync repairs it. The counter
+    /// warns (rate-limited); the reason of each failure is only worth a debug line.
+    fn failed(&mut self, what: &str, reason: &str) {
+        self.counters.drops.presence_failed.add(1);
+        tracing::debug!("presence {what} failed: {reason}");
+    }
+}
