@@ -43,6 +43,16 @@ pub struct LinkState {
 }
 
 impl LinkState {
+    /// True while the link is connected and greeted.
+    pub(super) fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// Queues a message for the bridge (membership messages are bounded by the members held).
+    pub(super) fn push(&mut self, message: LinkMessage) {
+        self.out.push_back(message);
+    }
+
     /// A link that is down; `enabled` when the node runs with a bridge.
     pub fn new(enabled: bool) -> Self {
         LinkState {
@@ -79,6 +89,7 @@ impl Shard {
                 }
             }
         }
+        self.cluster_resync();
     }
 
     /// The link is gone: stop waiting for the bridge and serve this node alone.
@@ -90,6 +101,7 @@ impl Shard {
         self.link.out.clear();
         self.link.acks_due.clear();
         self.link.bridge_stats = None;
+        self.cluster_expire_joins(None);
         for app in 0..self.apps.len() as AppIndex {
             let waiting: Vec<Arc<str>> = self
                 .registry
@@ -135,11 +147,15 @@ impl Shard {
                 self.deliver_channel(app, &event.channel, &event.frame, except, false);
             }
             LinkMessage::Stats(stats) => self.link.bridge_stats = Some(stats),
-            // Cluster-wide presence: the engine does not ask for it yet (docs/cluster.md), so
-            // a bridge has no reason to send these; they are ignored, not an error.
-            LinkMessage::MembersSnapshot(..)
-            | LinkMessage::MemberAdded(..)
-            | LinkMessage::MemberRemoved(..) => {}
+            LinkMessage::MembersSnapshot(_, query, members) => {
+                self.cluster_members_snapshot(query, members);
+            }
+            LinkMessage::MemberAdded(channel, member) => {
+                self.cluster_member_event(&channel, Some(&member), None);
+            }
+            LinkMessage::MemberRemoved(channel, user_id) => {
+                self.cluster_member_event(&channel, None, Some(&user_id));
+            }
             // Engine-to-bridge messages are never sent to an engine.
             LinkMessage::Hello { .. }
             | LinkMessage::Subscribe { .. }

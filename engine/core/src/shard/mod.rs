@@ -16,6 +16,7 @@
 //! answer always precedes the `member_added` events that follow it.
 
 pub mod bridge;
+mod cluster_presence;
 pub mod conn;
 pub mod message;
 pub mod owner;
@@ -105,6 +106,7 @@ pub struct Shard {
     queries: query::PendingQueries,
     stats: ShardStats,
     link: bridge::LinkState,
+    pending_joins: cluster_presence::PendingJoins,
 }
 
 impl Shard {
@@ -132,6 +134,7 @@ impl Shard {
             queries: slab::Slab::new(),
             stats: ShardStats::default(),
             link: bridge::LinkState::new(settings_bridge_enabled),
+            pending_joins: cluster_presence::PendingJoins::default(),
         }
     }
 
@@ -250,6 +253,7 @@ impl Shard {
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         self.link_expire_acks(now_ms);
+        self.cluster_expire_joins(Some(now_ms));
         let mut actions: Vec<(u32, TickAction)> = Vec::new();
         for (key, conn) in self.conns.iter() {
             let key = key as u32;

@@ -17,7 +17,7 @@ use crate::pusher::client_message::{self, ClientMessage};
 use crate::pusher::{auth, close, server_message, user};
 use crate::ws::frame;
 
-fn text_frame(json: &str) -> Bytes {
+pub(super) fn text_frame(json: &str) -> Bytes {
     frame::encode_text(json.as_bytes())
 }
 
@@ -717,7 +717,9 @@ impl Shard {
                 channel,
                 user_id,
             } => {
-                if self.owner.presence_leave(app, &channel, &user_id) {
+                if self.owner.presence_leave(app, &channel, &user_id)
+                    && !self.cluster_member_leave(app, &channel, &user_id)
+                {
                     let json = server_message::member_removed(&channel, &user_id);
                     self.deliver_channel(app, &channel, &text_frame(&json), None, true);
                 }
@@ -853,28 +855,47 @@ impl Shard {
                     frames.push(text_frame(&json));
                 }
                 JoinOutcome::FirstJoin => {
-                    let json = server_message::member_added(
-                        &join.channel,
-                        &member.user_id,
-                        &member.user_info,
-                    );
-                    self.deliver_channel(join.app, &join.channel, &text_frame(&json), None, true);
+                    // Several nodes: the bridge decides whether this is the cluster's first
+                    // join and every node delivers the event it publishes.
+                    if !self.cluster_member_join(join.app, &join.channel, member) {
+                        let json = server_message::member_added(
+                            &join.channel,
+                            &member.user_id,
+                            &member.user_info,
+                        );
+                        let frame = text_frame(&json);
+                        self.deliver_channel(join.app, &join.channel, &frame, None, true);
+                    }
                 }
                 JoinOutcome::AlreadyMember => {}
             }
+            if accepted && self.is_linked() {
+                // The member list must be the cluster's: answer once the bridge sent it.
+                let mut after = Vec::new();
+                if join.want_cache {
+                    after.push(self.cache_frame(join.app, &join.channel));
+                }
+                match self.cluster_defer_join(join.app, &join.channel, join.conn, member, after) {
+                    Ok(()) => return,
+                    Err(after) => {
+                        let json = self.node_members_succeeded(join.app, &join.channel);
+                        frames.push(text_frame(&json));
+                        frames.extend(after);
+                        self.route(
+                            join.conn.shard,
+                            ShardMessage::OwnerJoined {
+                                channel: join.channel,
+                                conn: join.conn,
+                                accepted,
+                                frames,
+                            },
+                        );
+                        return;
+                    }
+                }
+            }
             if accepted {
-                let json = match self.owner.members(join.app, &join.channel) {
-                    Some(members) => server_message::presence_subscription_succeeded(
-                        &join.channel,
-                        members.iter().map(|(id, m)| (&**id, &*m.user_info)),
-                        members.len(),
-                    ),
-                    None => server_message::presence_subscription_succeeded(
-                        &join.channel,
-                        std::iter::empty(),
-                        0,
-                    ),
-                };
+                let json = self.node_members_succeeded(join.app, &join.channel);
                 frames.push(text_frame(&json));
             }
         } else {
@@ -883,13 +904,7 @@ impl Shard {
             )));
         }
         if accepted && join.want_cache {
-            match self
-                .owner
-                .cache_lookup(join.app, &join.channel, self.now_ms / 1000)
-            {
-                Some(frame) => frames.push(frame.clone()),
-                None => frames.push(text_frame(&server_message::cache_miss(&join.channel))),
-            }
+            frames.push(self.cache_frame(join.app, &join.channel));
         }
         self.route(
             join.conn.shard,
@@ -900,6 +915,26 @@ impl Shard {
                 frames,
             },
         );
+    }
+
+    /// `subscription_succeeded` of a presence channel with this node's members.
+    fn node_members_succeeded(&self, app: AppIndex, channel: &str) -> String {
+        match self.owner.members(app, channel) {
+            Some(members) => server_message::presence_subscription_succeeded(
+                channel,
+                members.iter().map(|(id, m)| (&**id, &*m.user_info)),
+                members.len(),
+            ),
+            None => server_message::presence_subscription_succeeded(channel, std::iter::empty(), 0),
+        }
+    }
+
+    /// The frame a new subscriber of a cache channel gets: the last event, or a cache miss.
+    fn cache_frame(&self, app: AppIndex, channel: &str) -> Bytes {
+        match self.owner.cache_lookup(app, channel, self.now_ms / 1000) {
+            Some(frame) => frame.clone(),
+            None => text_frame(&server_message::cache_miss(channel)),
+        }
     }
 
     /// Subscriber side of the owner's answer.

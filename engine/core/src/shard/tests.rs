@@ -1250,34 +1250,17 @@ fn local_publishes_go_up_and_remote_events_come_down_with_exclusion() {
 }
 
 #[test]
-fn presence_member_events_stay_on_the_node_and_link_down_publishes_are_counted() {
+fn member_events_are_not_publishes_and_link_down_publishes_are_counted() {
     let mut sim = Sim::new_with(1, true, |_| {});
     sim.shards[0].handle_link_up();
     sim.link_output(0);
-    let (a, a_id) = sim.connect(0);
-    sim.subscribe(
-        a,
-        "presence-room",
-        Some(auth::channel_auth_token(
-            KEY,
-            SECRET,
-            &a_id,
-            "presence-room",
-            Some(r#"{"user_id":"u1"}"#),
-        )),
-        Some(r#"{"user_id":"u1"}"#),
-    );
-    let seq = sim.announced_seq(0, "presence-room");
-    sim.confirm(0, "presence-room", seq);
-    sim.events(a);
-    let (b, b_id) = sim.connect(0);
-    sim.join_presence(b, &b_id, "presence-room", "u2");
-    assert_eq!(names(&sim.events(a)), ["pusher_internal:member_added"]);
+    sim.linked_presence_join("u1");
+    let (_, _, _) = sim.linked_presence_join("u2");
+    sim.shards[0].handle_link_up();
+    let out = sim.link_output(0);
     assert!(
-        sim.link_output(0)
-            .iter()
-            .all(|m| !matches!(m, LinkMessage::Publish(_))),
-        "member_added is not a publish"
+        out.iter().all(|m| !matches!(m, LinkMessage::Publish(_))),
+        "member events are not publishes: {out:?}"
     );
     sim.shards[0].handle_link_down();
     let body = r#"{"name":"n","channel":"presence-room","data":"d"}"#;
@@ -1302,4 +1285,164 @@ fn an_unanswered_announcement_times_out_and_the_subscriber_goes_on() {
         ["pusher_internal:subscription_succeeded"],
         "goes on without the bridge after the timeout"
     );
+}
+
+// ------------------------------------------------------ presence across nodes (bridge linked)
+
+use crate::link::{Member, PresenceChannel};
+
+fn room() -> PresenceChannel {
+    PresenceChannel {
+        app_id: "app-id".into(),
+        channel: "presence-room".into(),
+    }
+}
+
+fn link_member(user_id: &str, info: &str) -> Member {
+    Member {
+        user_id: user_id.into(),
+        user_info: bytes::Bytes::copy_from_slice(info.as_bytes()),
+    }
+}
+
+impl Sim {
+    /// Joins `presence-room` on a linked single-shard node up to the owner's members query;
+    /// returns the client, its socket id and the query id.
+    fn linked_presence_join(&mut self, user: &str) -> (Client, String, u32) {
+        let (c, id) = self.connect(0);
+        let data = format!("{{\"user_id\":\"{user}\",\"user_info\":{{\"name\":\"{user}\"}}}}");
+        let token = auth::channel_auth_token(KEY, SECRET, &id, "presence-room", Some(&data));
+        self.subscribe(c, "presence-room", Some(token), Some(&data));
+        let mut out = self.link_output(0);
+        if let Some(LinkMessage::Subscribe { seq, .. }) = out.first() {
+            let seq = *seq;
+            self.confirm(0, "presence-room", seq);
+            out = self.link_output(0);
+        }
+        let query = out
+            .iter()
+            .find_map(|m| match m {
+                LinkMessage::MembersQuery(channel, query) if *channel == room() => Some(*query),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no members query in {out:?}"));
+        (c, id, query)
+    }
+}
+
+#[test]
+fn linked_presence_asks_the_cluster_for_members_and_reports_first_join_and_last_leave() {
+    let mut sim = Sim::new_with(1, true, |_| {});
+    sim.shards[0].handle_link_up();
+    let hello = sim.link_output(0);
+    assert_eq!(hello.last(), Some(&LinkMessage::ResyncDone), "{hello:?}");
+
+    let (a, _, query) = sim.linked_presence_join("alice");
+    assert!(
+        sim.events(a).is_empty(),
+        "no answer before the cluster's member list"
+    );
+    // Bob is a member on another node; the snapshot may predate alice's own join.
+    sim.link_in(
+        0,
+        LinkMessage::MembersSnapshot(
+            room(),
+            query,
+            vec![link_member("bob", "{\"name\":\"bob\"}")],
+        ),
+    );
+    let got = sim.events(a);
+    assert_eq!(names(&got), ["pusher_internal:subscription_succeeded"]);
+    let presence = &data_of(&got[0])["presence"];
+    assert_eq!(presence["count"], 2);
+    assert_eq!(presence["hash"]["bob"]["name"], "bob");
+    assert_eq!(presence["hash"]["alice"]["name"], "alice");
+
+    // The node's first join of alice went to the bridge, not to local subscribers.
+    let (b, _, query) = sim.linked_presence_join("carol");
+    let up: Vec<LinkMessage> = Vec::new();
+    let _ = up;
+    sim.link_in(0, LinkMessage::MembersSnapshot(room(), query, Vec::new()));
+    sim.events(b);
+    assert!(
+        sim.events(a).is_empty(),
+        "member_added comes from the cluster, not the owner"
+    );
+
+    // The cluster's events reach local subscribers, never the joining user's own connections.
+    sim.link_in(
+        0,
+        LinkMessage::MemberAdded(room(), link_member("carol", "{\"name\":\"carol\"}")),
+    );
+    assert_eq!(names(&sim.events(a)), ["pusher_internal:member_added"]);
+    assert!(sim.events(b).is_empty(), "carol's own connection");
+    sim.link_in(0, LinkMessage::MemberRemoved(room(), "bob".into()));
+    assert_eq!(names(&sim.events(a)), ["pusher_internal:member_removed"]);
+    assert_eq!(names(&sim.events(b)), ["pusher_internal:member_removed"]);
+
+    // Carol's last connection leaves: reported to the bridge, nothing delivered locally.
+    sim.send(
+        b,
+        serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": "presence-room"}}),
+    );
+    let out = sim.link_output(0);
+    assert!(
+        out.contains(&LinkMessage::MemberLeave(room(), "carol".into())),
+        "{out:?}"
+    );
+    assert!(sim.events(a).is_empty());
+}
+
+#[test]
+fn linked_presence_falls_back_to_the_node_when_the_bridge_is_silent_or_gone() {
+    let mut sim = Sim::new_with(1, true, |_| {});
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    let (a, _, _) = sim.linked_presence_join("alice");
+    assert!(sim.events(a).is_empty());
+    sim.tick(3);
+    let got = sim.events(a);
+    assert_eq!(
+        names(&got),
+        ["pusher_internal:subscription_succeeded"],
+        "answered after the timeout"
+    );
+    assert_eq!(data_of(&got[0])["presence"]["count"], 1);
+
+    let (b, _, _) = sim.linked_presence_join("bob");
+    sim.shards[0].handle_link_down();
+    sim.settle();
+    let got = sim.events(b);
+    assert_eq!(
+        names(&got),
+        ["pusher_internal:subscription_succeeded"],
+        "answered when the link went"
+    );
+    assert_eq!(data_of(&got[0])["presence"]["count"], 2);
+    // Bob's join was handed to the bridge before the link went: the relink below re-sends it.
+    assert!(sim.events(a).is_empty());
+    // Alone now: a join is answered and announced by the node itself.
+    let (d, d_id) = sim.connect(0);
+    let got = sim.join_presence(d, &d_id, "presence-room", "dave");
+    assert_eq!(data_of(&got[0])["presence"]["count"], 3);
+    assert_eq!(
+        names(&sim.events(a)),
+        ["pusher_internal:member_added"],
+        "alone again: local events"
+    );
+
+    // Relink: the node's members are re-sent for the bridge to reconcile.
+    sim.shards[0].handle_link_up();
+    let out = sim.link_output(0);
+    let resync = out
+        .iter()
+        .find_map(|m| match m {
+            LinkMessage::MembersResync(channel, members) if *channel == room() => Some(members),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let mut users: Vec<&str> = resync.iter().map(|m| m.user_id.as_str()).collect();
+    users.sort();
+    assert_eq!(users, ["alice", "bob", "dave"]);
+    assert_eq!(out.last(), Some(&LinkMessage::ResyncDone));
 }
