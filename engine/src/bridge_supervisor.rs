@@ -73,6 +73,8 @@ pub fn start(server: &ServerConfig, socket: &Path) -> Result<(), String> {
         bridge_log_level(server).into(),
         "--node-id".into(),
         node_id.to_string(),
+        "--presence-ttl-ms".into(),
+        server.node_heartbeat_ttl_ms.to_string(),
     ];
     std::thread::Builder::new()
         .name("bridge-supervisor".into())

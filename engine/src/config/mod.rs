@@ -110,6 +110,8 @@ pub struct ServerConfig {
     pub bridge_binary: Option<String>,
     /// `--bridge-external`: the operator runs the bridge; the engine only connects.
     pub bridge_external: bool,
+    /// `--node-heartbeat-ttl-ms`: how long a silent node counts as alive (cluster presence).
+    pub node_heartbeat_ttl_ms: u64,
 }
 
 impl ServerConfig {
@@ -575,6 +577,9 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
         bridge_socket: l.get(Key::BridgeSocket, not_empty)?,
         bridge_binary: l.get(Key::BridgeBinary, not_empty)?,
         bridge_external: l.bool(Key::BridgeExternal)?.unwrap_or(false),
+        node_heartbeat_ttl_ms: l
+            .num(Key::NodeHeartbeatTtlMs, 300, 3_600_000)?
+            .unwrap_or(10_000),
     })
 }
 

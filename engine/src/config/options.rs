@@ -79,6 +79,7 @@ pub(crate) enum Key {
     BridgeSocket,
     BridgeBinary,
     BridgeExternal,
+    NodeHeartbeatTtlMs,
     AppId,
     AppKey,
     AppSecret,
@@ -249,6 +250,9 @@ pub(crate) const SPECS: &[Spec] = &[
     row(Key::BridgeExternal, Engine, "bridge-external", &["BRIDGE_EXTERNAL"],
         &["bridge_external"], Bool, "false",
         "Do not start the bridge: connect to one run separately at --bridge-socket"),
+    row(Key::NodeHeartbeatTtlMs, Engine, "node-heartbeat-ttl-ms", &["NODE_HEARTBEAT_TTL_MS"],
+        &["node_heartbeat_ttl_ms"], Value("MS"), "10000",
+        "Several nodes: a node silent this long is dead and its presence members are removed"),
     with_hidden(
         row(Key::AppId, App, "app-id", &["APP_ID"], &["app_id"], Value("ID"), "",
             "App ID of the app given by flags/env (with no app anywhere: development app `app-id`)"),

@@ -385,6 +385,7 @@ fn seed_rows() -> Vec<Row> {
         row("bridge-socket", "BRIDGE_SOCKET", "bridge_socket", false, "/run/rc.sock", "/run/rc.sock", "", |c| s(c).bridge_socket.clone().unwrap_or_default()),
         row("bridge-binary", "BRIDGE_BINARY", "bridge_binary", false, "/opt/rc-bridge", "/opt/rc-bridge", "", |c| s(c).bridge_binary.clone().unwrap_or_default()),
         row("bridge-external", "BRIDGE_EXTERNAL", "bridge_external", false, "true", "true", "false", |c| s(c).bridge_external.to_string()),
+        row("node-heartbeat-ttl-ms", "NODE_HEARTBEAT_TTL_MS", "node_heartbeat_ttl_ms", false, "2000", "2000", "10000", |c| s(c).node_heartbeat_ttl_ms.to_string()),
     ]
 }
 

@@ -1,7 +1,9 @@
 'use strict';
 // Three ringcast nodes (each with the bridge it supervises) on one real redis-server: the
-// official `pusher` SDK publishes on one node, pusher-js clients on the others receive, once.
+// official `pusher` SDK publishes on one node, pusher-js clients on the others receive, once;
+// presence member lists and member events are cluster-wide, also when a node dies.
 const { describe, it, before, after } = require('node:test');
+const { execSync } = require('node:child_process');
 const assert = require('node:assert/strict');
 const { delay } = require('../lib/server');
 const { Clients, ENCRYPTION_MASTER_KEY_BASE64 } = require('../lib/clients');
@@ -94,5 +96,80 @@ describe('three nodes on one Redis', () => {
     await s.rec.until((xs) => xs.filter((x) => x.event === 'seq').length >= 30, '30 events');
     assert.deepEqual(s.rec.filter((x) => x.event === 'seq').map((x) => x.data.i),
       Array.from({ length: 30 }, (_, i) => i));
+  });
+});
+
+describe('presence across three nodes', () => {
+  let redis;
+  let nodes = [];
+  let clients = [];
+  let frozenBridgePid = null;
+
+  before(async () => {
+    redis = await startRedis();
+    nodes = await startNodes(redis, 3, ['--node-heartbeat-ttl-ms', '1500']);
+    clients = nodes.map((n) => new Clients(n.port));
+  });
+
+  after(async () => {
+    for (const c of clients) c.closeAll();
+    await Promise.all(nodes.map((n) => n.kill()));
+    if (redis) await redis.stop();
+    if (frozenBridgePid) {
+      try { process.kill(frozenBridgePid, 'SIGKILL'); } catch (_) { /* already gone */ }
+    }
+  });
+
+  async function member(i, channel, userId) {
+    const c = await clients[i].connect({
+      name: `${userId}@node${i}`, user: { user_id: userId, user_info: { name: userId } },
+    });
+    const ch = await c.subscribe(channel);
+    return { c, ch, rec: c.record(ch) };
+  }
+
+  it('member lists are cluster-wide and member events come once per user, whatever the node', async () => {
+    const channel = 'presence-cluster-room';
+    const alice = await member(0, channel, 'alice');
+    const bob = await member(1, channel, 'bob');
+    assert.deepEqual(Object.keys(bob.ch.members.members).sort(), ['alice', 'bob'],
+      'bob sees alice, who joined on another node');
+    await alice.rec.first((x) => x.event === 'pusher:member_added', 'alice hears bob join');
+
+    // A second tab of bob on a third node: no event; the list still has two users.
+    const bobTab2 = await member(2, channel, 'bob');
+    assert.equal(bobTab2.ch.members.count, 2);
+    await delay(SETTLE_MS);
+    assert.equal(alice.rec.filter((x) => x.event === 'pusher:member_added').length, 1,
+      'one member_added for bob, not one per tab');
+
+    // Bob's first tab leaves: bob is still a member (tab 2); then tab 2 leaves: removed once.
+    bob.c.disconnect();
+    await delay(SETTLE_MS);
+    assert.equal(alice.rec.filter((x) => x.event === 'pusher:member_removed').length, 0);
+    bobTab2.c.disconnect();
+    await alice.rec.first((x) => x.event === 'pusher:member_removed', 'bob leaves the cluster');
+    await delay(SETTLE_MS);
+    assert.equal(alice.rec.filter((x) => x.event === 'pusher:member_removed').length, 1);
+    assert.equal(alice.ch.members.count, 1);
+  });
+
+  it('a node that dies without a word: its members are removed everywhere within the TTL, once', async () => {
+    const channel = 'presence-cluster-kill';
+    const alice = await member(0, channel, 'alice');
+    await member(2, channel, 'carol');
+    await alice.rec.first((x) => x.event === 'pusher:member_added', 'alice hears carol');
+    // Freeze node 2's bridge (no heartbeat, no goodbye), then kill -9 its engine: the node is
+    // gone as if its host died. The other nodes notice when its heartbeat expires.
+    const bridgePid = Number(execSync(`pgrep -P ${nodes[2].child.pid} ringcast-bridge`).toString().trim());
+    frozenBridgePid = bridgePid;
+    process.kill(bridgePid, 'SIGSTOP');
+    nodes[2].child.kill('SIGKILL');
+    const removed = await alice.rec.first((x) => x.event === 'pusher:member_removed',
+      'carol removed after node 2 died', 15000);
+    assert.equal(removed.data.id, 'carol');
+    await delay(2000);
+    assert.equal(alice.rec.filter((x) => x.event === 'pusher:member_removed').length, 1, 'once');
+    assert.equal(alice.ch.members.count, 1);
   });
 });
