@@ -164,7 +164,10 @@ impl Shard {
             .pending_joins
             .by_query
             .iter()
-            .filter(|(_, p)| now_ms.map_or(true, |now| p.deadline_ms <= now))
+            .filter(|(_, p)| match now_ms {
+                Some(now) => p.deadline_ms <= now,
+                None => true,
+            })
             .map(|(query, _)| *query)
             .collect();
         for query in due {
@@ -263,11 +266,11 @@ impl Shard {
             .copied()
             .filter(|key| {
                 let Some(skip) = skip_user else { return true };
-                self.conns.get(*key as usize).map_or(true, |conn| {
-                    conn.subscription_index(&channel.channel)
-                        .and_then(|i| conn.subscriptions[i].member.as_ref())
-                        .map_or(true, |m| &*m.user_id != skip)
-                })
+                let user = self.conns.get(*key as usize).and_then(|conn| {
+                    let index = conn.subscription_index(&channel.channel)?;
+                    conn.subscriptions[index].member.as_ref()
+                });
+                !matches!(user, Some(m) if &*m.user_id == skip)
             })
             .collect();
         self.stats.deliveries += keys.len() as u64;
