@@ -135,6 +135,10 @@ describe('presence across three nodes', () => {
     assert.deepEqual(Object.keys(bob.ch.members.members).sort(), ['alice', 'bob'],
       'bob sees alice, who joined on another node');
     await alice.rec.first((x) => x.event === 'pusher:member_added', 'alice hears bob join');
+    // GET …/users on a third node, which has no member of its own: the cluster's users.
+    const users = await ok(restSdk(nodes[2].port).get({ path: `/channels/${channel}/users` }),
+      'GET users on node 2');
+    assert.deepEqual(users.body.users.map((u) => u.id).sort(), ['alice', 'bob']);
 
     // A second tab of bob on a third node: no event; the list still has two users.
     const bobTab2 = await member(2, channel, 'bob');

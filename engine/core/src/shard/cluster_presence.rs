@@ -2,7 +2,7 @@
 //! presence channel reports the node's first join / last leave of each user to the bridge
 //! (which keeps the cluster's members in Redis and publishes `member_added` / `member_removed`
 //! once per cluster-wide first join / last leave), asks it for the cluster's member list before
-//! answering a join, and re-sends the node's members after every relink. Every shard delivers
+//! answering a join or `GET …/users`, and re-sends the node's members after every relink. Every shard delivers
 //! the cluster's member events to its own subscribers.
 //!
 //! While the link is down the node is alone: the owner answers joins from its own members and
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use bytes::Bytes;
 
-use super::message::{AppIndex, ConnRef, MemberData, ShardMessage};
+use super::message::{AppIndex, ConnRef, MemberData, QueryPart, ShardMessage};
 use super::session::text_frame;
 use super::Shard;
 use crate::link::{LinkMessage, Member, PresenceChannel};
@@ -25,22 +25,33 @@ pub const PENDING_JOINS_MAX: usize = 16_384;
 /// Longest a join waits for the bridge's member list before it is answered from the node's own.
 pub const MEMBERS_QUERY_TIMEOUT_MS: u64 = 2_000;
 
-/// A presence join the owner has accepted, waiting for the cluster's member list.
+/// What waits for the cluster's member list of a channel.
 #[derive(Debug)]
-pub struct PendingJoin {
-    app: AppIndex,
-    channel: Arc<str>,
-    conn: ConnRef,
-    me: MemberData,
-    /// Frames that follow `subscription_succeeded` (a presence-cache channel's last event).
-    after: Vec<Bytes>,
-    deadline_ms: u64,
+enum Waiting {
+    /// A presence join the owner has accepted.
+    Join {
+        conn: ConnRef,
+        me: MemberData,
+        /// Frames that follow `subscription_succeeded` (a presence-cache channel's last event).
+        after: Vec<Bytes>,
+    },
+    /// `GET …/users`: the question `id` of shard `from`.
+    Users { id: u64, from: u16 },
 }
 
-/// The owner's joins in flight, by query id.
+/// One members query in flight.
+#[derive(Debug)]
+pub struct PendingMembers {
+    app: AppIndex,
+    channel: Arc<str>,
+    deadline_ms: u64,
+    waiting: Waiting,
+}
+
+/// The owner's members queries in flight, by query id.
 #[derive(Debug, Default)]
 pub struct PendingJoins {
-    by_query: AHashMap<u32, PendingJoin>,
+    by_query: AHashMap<u32, PendingMembers>,
     next_query: u32,
 }
 
@@ -90,7 +101,8 @@ impl Shard {
     }
 
     /// Owner, an accepted presence join: in cluster mode, ask the bridge for the members and
-    /// answer later (true); else the caller answers now from the node's members (false).
+    /// answer later (`Ok`); else the caller answers now from the node's members (`Err` gives
+    /// the frames back).
     pub(super) fn cluster_defer_join(
         &mut self,
         app: AppIndex,
@@ -99,20 +111,49 @@ impl Shard {
         me: &MemberData,
         after: Vec<Bytes>,
     ) -> Result<(), Vec<Bytes>> {
+        let waiting = Waiting::Join {
+            conn,
+            me: me.clone(),
+            after,
+        };
+        match self.ask_members(app, channel, waiting) {
+            Ok(()) => Ok(()),
+            Err(Waiting::Join { after, .. }) => Err(after),
+            Err(Waiting::Users { .. }) => Err(Vec::new()),
+        }
+    }
+
+    /// Owner, `GET …/users` of a presence channel: true when the answer will come from the
+    /// cluster's member list; false when the caller answers now from the node's members.
+    pub(super) fn cluster_defer_users(
+        &mut self,
+        app: AppIndex,
+        channel: &Arc<str>,
+        id: u64,
+        from: u16,
+    ) -> bool {
+        self.ask_members(app, channel, Waiting::Users { id, from })
+            .is_ok()
+    }
+
+    fn ask_members(
+        &mut self,
+        app: AppIndex,
+        channel: &Arc<str>,
+        waiting: Waiting,
+    ) -> Result<(), Waiting> {
         if !self.link.is_up() || self.pending_joins.by_query.len() >= PENDING_JOINS_MAX {
-            return Err(after);
+            return Err(waiting);
         }
         let query = self.pending_joins.next_query;
         self.pending_joins.next_query = query.wrapping_add(1);
         self.pending_joins.by_query.insert(
             query,
-            PendingJoin {
+            PendingMembers {
                 app,
                 channel: channel.clone(),
-                conn,
-                me: me.clone(),
-                after,
                 deadline_ms: self.now_ms + MEMBERS_QUERY_TIMEOUT_MS,
+                waiting,
             },
         );
         let message = LinkMessage::MembersQuery(self.presence_channel(app, channel), query);
@@ -125,7 +166,7 @@ impl Shard {
         let Some(pending) = self.pending_joins.by_query.remove(&query) else {
             return; // answered already (timeout or link down)
         };
-        let mut list: Vec<(&str, &str)> = members
+        let list: Vec<(&str, &str)> = members
             .iter()
             .map(|m| {
                 let info = std::str::from_utf8(&m.user_info).unwrap_or("null");
@@ -135,30 +176,15 @@ impl Shard {
                 )
             })
             .collect();
-        // The joining user is a member even if the snapshot was read before its join landed.
-        if !list.iter().any(|(id, _)| *id == &*pending.me.user_id) {
-            list.push((&pending.me.user_id, &pending.me.user_info));
-        }
-        let json = server_message::presence_subscription_succeeded(
-            &pending.channel,
-            list.iter().copied(),
-            list.len(),
-        );
-        let mut frames = vec![text_frame(&json)];
-        frames.extend(pending.after);
-        self.route(
-            pending.conn.shard,
-            ShardMessage::OwnerJoined {
-                channel: pending.channel,
-                conn: pending.conn,
-                accepted: true,
-                frames,
-            },
-        );
+        let owned: Vec<(String, String)> = list
+            .iter()
+            .map(|(id, info)| ((*id).to_owned(), (*info).to_owned()))
+            .collect();
+        self.answer_members(pending, owned);
     }
 
-    /// Joins whose answer is overdue (`now_ms` given) or all of them (link down, `None`) are
-    /// answered from the node's own members.
+    /// Joins and users queries whose answer is overdue (`now_ms` given) or all of them (link
+    /// down, `None`) are answered from the node's own members.
     pub(super) fn cluster_expire_joins(&mut self, now_ms: Option<u64>) {
         let due: Vec<u32> = self
             .pending_joins
@@ -174,29 +200,62 @@ impl Shard {
             let Some(pending) = self.pending_joins.by_query.remove(&query) else {
                 continue;
             };
-            let json = match self.owner.members(pending.app, &pending.channel) {
-                Some(members) => server_message::presence_subscription_succeeded(
+            let node_members: Vec<(String, String)> = self
+                .owner
+                .members(pending.app, &pending.channel)
+                .map(|list| {
+                    list.iter()
+                        .map(|(id, m)| (id.to_string(), m.user_info.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.answer_members(pending, node_members);
+        }
+    }
+
+    /// Answers what waited for a member list.
+    fn answer_members(&mut self, pending: PendingMembers, mut members: Vec<(String, String)>) {
+        match pending.waiting {
+            Waiting::Join { conn, me, after } => {
+                // The joining user is a member even if the list was read before its join landed.
+                if !members.iter().any(|(id, _)| id.as_str() == &*me.user_id) {
+                    members.push((me.user_id.to_string(), me.user_info.to_string()));
+                }
+                let json = server_message::presence_subscription_succeeded(
                     &pending.channel,
-                    members.iter().map(|(id, m)| (&**id, &*m.user_info)),
+                    members
+                        .iter()
+                        .map(|(id, info)| (id.as_str(), info.as_str())),
                     members.len(),
-                ),
-                None => server_message::presence_subscription_succeeded(
-                    &pending.channel,
-                    std::iter::once((&*pending.me.user_id, &*pending.me.user_info)),
-                    1,
-                ),
-            };
-            let mut frames = vec![text_frame(&json)];
-            frames.extend(pending.after);
-            self.route(
-                pending.conn.shard,
-                ShardMessage::OwnerJoined {
-                    channel: pending.channel,
-                    conn: pending.conn,
-                    accepted: true,
-                    frames,
-                },
-            );
+                );
+                let mut frames = vec![text_frame(&json)];
+                frames.extend(after);
+                self.route(
+                    conn.shard,
+                    ShardMessage::OwnerJoined {
+                        channel: pending.channel,
+                        conn,
+                        accepted: true,
+                        frames,
+                    },
+                );
+            }
+            Waiting::Users { id, from } => {
+                let part = QueryPart {
+                    users: members
+                        .into_iter()
+                        .map(|(id, _)| Arc::from(id.as_str()))
+                        .collect(),
+                    ..QueryPart::default()
+                };
+                self.route(
+                    from,
+                    ShardMessage::QueryReply {
+                        id,
+                        part: Box::new(part),
+                    },
+                );
+            }
         }
     }
 

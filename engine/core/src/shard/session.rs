@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::conn::{Phase, SignedIn, SubState, Subscription};
-use super::message::{AppIndex, ConnRef, MemberData, OwnerJoin, ShardMessage};
+use super::message::{AppIndex, ConnRef, MemberData, OwnerJoin, Query, ShardMessage};
 use super::owner::JoinOutcome;
 use super::Shard;
 use crate::limits;
@@ -763,6 +763,12 @@ impl Shard {
                 watched,
             } => self.owner.unwatch(app, &watcher, &watched),
             ShardMessage::Query { id, from, query } => {
+                // Several nodes: the users of a presence channel are the cluster's.
+                if let Query::Users { app, channel } = &*query {
+                    if self.cluster_defer_users(*app, channel, id, from) {
+                        return;
+                    }
+                }
                 let part = self.answer_query(&query);
                 self.route(
                     from,

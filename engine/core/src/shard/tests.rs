@@ -1446,3 +1446,46 @@ fn linked_presence_falls_back_to_the_node_when_the_bridge_is_silent_or_gone() {
     assert_eq!(users, ["alice", "bob", "dave"]);
     assert_eq!(out.last(), Some(&LinkMessage::ResyncDone));
 }
+
+#[test]
+fn linked_users_query_answers_with_the_cluster_members() {
+    let mut sim = Sim::new_with(1, true, |_| {});
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    let (a, _, query) = sim.linked_presence_join("alice");
+    sim.link_in(0, LinkMessage::MembersSnapshot(room(), query, Vec::new()));
+    sim.events(a);
+    sim.link_output(0);
+
+    for s in &mut sim.shards {
+        s.set_unix_time(UNIX_NOW);
+    }
+    let path = "/apps/app-id/channels/presence-room/users";
+    let signed = crate::pusher::rest::sign_query("GET", path, &[], b"", KEY, SECRET, UNIX_NOW);
+    let key = sim.shards[0].handle_accept(sim.now_ms);
+    let request = format!("GET {path}?{signed} HTTP/1.1\r\nHost: x\r\n\r\n");
+    sim.shards[0].handle_bytes(key, request.as_bytes(), sim.now_ms);
+    sim.settle();
+    let http = Client { shard: 0, key };
+    assert!(
+        sim.raw_output(http).is_empty(),
+        "waits for the cluster's members"
+    );
+    let out = sim.link_output(0);
+    let query = out
+        .iter()
+        .find_map(|m| match m {
+            LinkMessage::MembersQuery(channel, query) if *channel == room() => Some(*query),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let members = vec![link_member("alice", "{}"), link_member("bob", "{}")];
+    sim.link_in(0, LinkMessage::MembersSnapshot(room(), query, members));
+    let text = String::from_utf8(sim.raw_output(http)).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body: Value = serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"users": [{"id": "alice"}, {"id": "bob"}]})
+    );
+}
