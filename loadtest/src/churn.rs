@@ -31,10 +31,9 @@ use crate::ws_client::{now_us, open, parse_stamp, subscribe_message, Message, ME
 
 /// Time one connection gets to connect, upgrade and subscribe.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Time a closing connection waits for the server's close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Distinct connect error kinds kept.
-const ERROR_KINDS_MAX: usize = 16;
 
 /// One measured event as the publisher saw it.
 #[derive(Debug, Clone, Copy)]
@@ -154,11 +153,7 @@ struct State {
 impl State {
     fn connect_error(&mut self, kind: String) {
         self.connect_errors += 1;
-        if let Some(e) = self.error_kinds.iter_mut().find(|(k, _)| *k == kind) {
-            e.1 += 1;
-        } else if self.error_kinds.len() < ERROR_KINDS_MAX {
-            self.error_kinds.push((kind, 1));
-        }
+        crate::stats::tally_error_kind(&mut self.error_kinds, &kind);
     }
 }
 

@@ -33,8 +33,6 @@ use crate::ws_client::{now_us, open, Conn, Message};
 
 /// Time one connection gets to connect, upgrade and subscribe.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Distinct connect error kinds kept.
-const ERROR_KINDS_MAX: usize = 16;
 
 /// Expected and seen member events, and the comparison.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -179,11 +177,7 @@ struct State {
 impl State {
     fn connect_error(&mut self, kind: String) {
         self.connect_errors += 1;
-        if let Some(e) = self.error_kinds.iter_mut().find(|(k, _)| *k == kind) {
-            e.1 += 1;
-        } else if self.error_kinds.len() < ERROR_KINDS_MAX {
-            self.error_kinds.push((kind, 1));
-        }
+        crate::stats::tally_error_kind(&mut self.error_kinds, &kind);
     }
 }
 

@@ -23,10 +23,9 @@ use crate::ws_client::now_us;
 pub const EVENT_NAME: &str = "loadtest";
 /// Largest HTTP response accepted from the REST API, bytes.
 const RESPONSE_MAX: usize = 1 << 20;
+
 /// Scheduler tick.
 const TICK: Duration = Duration::from_millis(1);
-/// Distinct publish error kinds kept.
-const ERROR_KINDS_MAX: usize = 16;
 
 /// One scheduled publish.
 pub struct Event {
@@ -82,11 +81,7 @@ pub struct PublishState {
 impl PublishState {
     fn error(&mut self, kind: String) {
         self.report.errors += 1;
-        if let Some(e) = self.report.error_kinds.iter_mut().find(|(k, _)| *k == kind) {
-            e.1 += 1;
-        } else if self.report.error_kinds.len() < ERROR_KINDS_MAX {
-            self.report.error_kinds.push((kind, 1));
-        }
+        crate::stats::tally_error_kind(&mut self.report.error_kinds, &kind);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Measurement state: latency histograms (µs, 3 significant digits), the per-(stream,
 //! subscriber) sequence tracker that finds duplicates and reordering, the counters of one
-//! worker, and the wire form in which workers hand histograms to the coordinator.
+//! worker, the bounded tally of error kinds, and the wire form in which workers hand
+//! histograms to the coordinator.
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -132,9 +133,6 @@ pub struct WorkerStats {
     pub error_kinds: Vec<(String, u64)>,
 }
 
-/// Distinct connect error kinds a worker keeps.
-const ERROR_KINDS_MAX: usize = 16;
-
 impl WorkerStats {
     /// Empty state.
     pub fn new() -> Self {
@@ -166,17 +164,25 @@ impl WorkerStats {
     /// Counts a connect error of kind `kind`.
     pub fn connect_error(&mut self, kind: &str) {
         self.counters.connect_errors += 1;
-        if let Some(entry) = self.error_kinds.iter_mut().find(|(k, _)| k == kind) {
-            entry.1 += 1;
-        } else if self.error_kinds.len() < ERROR_KINDS_MAX {
-            self.error_kinds.push((kind.to_string(), 1));
-        }
+        tally_error_kind(&mut self.error_kinds, kind);
     }
 }
 
 impl Default for WorkerStats {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Distinct error kinds kept per tally; further kinds are counted only in the total.
+pub const ERROR_KINDS_MAX: usize = 16;
+
+/// Counts one error of `kind` in a bounded list of (kind, count).
+pub fn tally_error_kind(kinds: &mut Vec<(String, u64)>, kind: &str) {
+    if let Some(entry) = kinds.iter_mut().find(|(k, _)| k == kind) {
+        entry.1 += 1;
+    } else if kinds.len() < ERROR_KINDS_MAX {
+        kinds.push((kind.to_string(), 1));
     }
 }
 
