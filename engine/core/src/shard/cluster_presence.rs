@@ -101,8 +101,7 @@ impl Shard {
     }
 
     /// Owner, an accepted presence join: in cluster mode, ask the bridge for the members and
-    /// answer later (`Ok`); else the caller answers now from the node's members (`Err` gives
-    /// the frames back).
+    /// answer later (true); else the caller answers now from the node's members (false).
     pub(super) fn cluster_defer_join(
         &mut self,
         app: AppIndex,
@@ -110,17 +109,13 @@ impl Shard {
         conn: ConnRef,
         me: &MemberData,
         after: Vec<Bytes>,
-    ) -> Result<(), Vec<Bytes>> {
+    ) -> bool {
         let waiting = Waiting::Join {
             conn,
             me: me.clone(),
             after,
         };
-        match self.ask_members(app, channel, waiting) {
-            Ok(()) => Ok(()),
-            Err(Waiting::Join { after, .. }) => Err(after),
-            Err(Waiting::Users { .. }) => Err(Vec::new()),
-        }
+        self.ask_members(app, channel, waiting)
     }
 
     /// Owner, `GET …/users` of a presence channel: true when the answer will come from the
@@ -133,17 +128,13 @@ impl Shard {
         from: u16,
     ) -> bool {
         self.ask_members(app, channel, Waiting::Users { id, from })
-            .is_ok()
     }
 
-    fn ask_members(
-        &mut self,
-        app: AppIndex,
-        channel: &Arc<str>,
-        waiting: Waiting,
-    ) -> Result<(), Waiting> {
+    /// Sends a members query for `waiting`; false (nothing sent) when unlinked or too many are
+    /// in flight.
+    fn ask_members(&mut self, app: AppIndex, channel: &Arc<str>, waiting: Waiting) -> bool {
         if !self.link.is_up() || self.pending_joins.by_query.len() >= PENDING_JOINS_MAX {
-            return Err(waiting);
+            return false;
         }
         let query = self.pending_joins.next_query;
         self.pending_joins.next_query = query.wrapping_add(1);
@@ -158,7 +149,7 @@ impl Shard {
         );
         let message = LinkMessage::MembersQuery(self.presence_channel(app, channel), query);
         self.link.push(message);
-        Ok(())
+        true
     }
 
     /// The bridge's answer to a members query.
@@ -166,19 +157,12 @@ impl Shard {
         let Some(pending) = self.pending_joins.by_query.remove(&query) else {
             return; // answered already (timeout or link down)
         };
-        let list: Vec<(&str, &str)> = members
-            .iter()
+        let owned: Vec<(String, String)> = members
+            .into_iter()
             .map(|m| {
-                let info = std::str::from_utf8(&m.user_info).unwrap_or("null");
-                (
-                    m.user_id.as_str(),
-                    if info.is_empty() { "null" } else { info },
-                )
+                let info = info_json(&m.user_info).to_owned();
+                (m.user_id, info)
             })
-            .collect();
-        let owned: Vec<(String, String)> = list
-            .iter()
-            .map(|(id, info)| ((*id).to_owned(), (*info).to_owned()))
             .collect();
         self.answer_members(pending, owned);
     }
@@ -302,8 +286,7 @@ impl Shard {
         };
         let (json, skip_user) = match (added, removed) {
             (Some(member), _) => {
-                let info = std::str::from_utf8(&member.user_info).unwrap_or("null");
-                let info = if info.is_empty() { "null" } else { info };
+                let info = info_json(&member.user_info);
                 (
                     server_message::member_added(&channel.channel, &member.user_id, info),
                     Some(member.user_id.as_str()),
@@ -336,5 +319,14 @@ impl Shard {
         for key in keys {
             self.push_data(key, frame.clone());
         }
+    }
+}
+
+/// A member's `user_info` as JSON text: what the client sent, or `null` when it is absent or
+/// not UTF-8.
+fn info_json(user_info: &[u8]) -> &str {
+    match std::str::from_utf8(user_info) {
+        Ok("") | Err(_) => "null",
+        Ok(info) => info,
     }
 }

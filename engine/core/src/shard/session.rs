@@ -877,27 +877,13 @@ impl Shard {
             }
             if accepted && self.is_linked() {
                 // The member list must be the cluster's: answer once the bridge sent it.
-                let mut after = Vec::new();
-                if join.want_cache {
-                    after.push(self.cache_frame(join.app, &join.channel));
-                }
-                match self.cluster_defer_join(join.app, &join.channel, join.conn, member, after) {
-                    Ok(()) => return,
-                    Err(after) => {
-                        let json = self.node_members_succeeded(join.app, &join.channel);
-                        frames.push(text_frame(&json));
-                        frames.extend(after);
-                        self.route(
-                            join.conn.shard,
-                            ShardMessage::OwnerJoined {
-                                channel: join.channel,
-                                conn: join.conn,
-                                accepted,
-                                frames,
-                            },
-                        );
-                        return;
-                    }
+                let after = if join.want_cache {
+                    vec![self.cache_frame(join.app, &join.channel)]
+                } else {
+                    Vec::new()
+                };
+                if self.cluster_defer_join(join.app, &join.channel, join.conn, member, after) {
+                    return;
                 }
             }
             if accepted {
