@@ -395,8 +395,8 @@ fn a_node_serves_alone_while_its_bridge_or_redis_is_away_and_rejoins() {
     publish_until_received(b.addr, "news", "back-the-other-way", &mut on_a);
 }
 
-#[test]
-fn the_redis_adapter_without_a_bridge_program_is_a_clear_start_error() {
+/// Runs ringcast with `args`, expecting it to refuse to start; returns its stderr.
+fn failed_start(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_ringcast"))
         .args([
             "--port",
@@ -406,40 +406,30 @@ fn the_redis_adapter_without_a_bridge_program_is_a_clear_start_error() {
             "--shards",
             "1",
         ])
-        .args([
-            "--adapter-driver",
-            "redis",
-            "--bridge-binary",
-            "/nonexistent/ringcast-bridge",
-        ])
+        .args(args)
         .env_clear()
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .stdin(Stdio::null())
         .output()
         .expect("ringcast runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+#[test]
+fn the_redis_adapter_without_a_bridge_program_is_a_clear_start_error() {
+    let stderr = failed_start(&[
+        "--adapter-driver",
+        "redis",
+        "--bridge-binary",
+        "/nonexistent/ringcast-bridge",
+    ]);
     assert!(
         stderr.contains("/nonexistent/ringcast-bridge") && stderr.contains("--bridge-external"),
         "the error names the path and the ways out: {stderr}"
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .args([
-            "--port",
-            "0",
-            "--shards",
-            "1",
-            "--adapter-driver",
-            "redis",
-            "--redis-cluster",
-        ])
-        .env_clear()
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("ringcast runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = failed_start(&["--adapter-driver", "redis", "--redis-cluster"]);
     assert!(
         stderr.contains("--redis-cluster is not supported yet"),
         "{stderr}"
