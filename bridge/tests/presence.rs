@@ -86,16 +86,22 @@ fn room_shard(socket: &std::path::Path, node: u64, seq: u32) -> Shard {
     shard
 }
 
-#[test]
-fn member_events_are_emitted_once_per_cluster_wide_first_join_and_last_leave() {
-    let mut cluster = Cluster::new("presence-once");
+/// Redis and three bridges (nodes A, B, C, short TTL), each with a shard in the room.
+fn three_nodes(test: &str) -> (Cluster, Shard, Shard, Shard) {
+    let mut cluster = Cluster::new(test);
     cluster.start_redis();
     let socket_a = cluster.start_bridge_with("a", NODE_A, TTL_ARGS);
     let socket_b = cluster.start_bridge_with("b", NODE_B, TTL_ARGS);
     let socket_c = cluster.start_bridge_with("c", NODE_C, TTL_ARGS);
-    let mut a = room_shard(&socket_a, NODE_A, 1);
-    let mut b = room_shard(&socket_b, NODE_B, 2);
-    let mut c = room_shard(&socket_c, NODE_C, 3);
+    let a = room_shard(&socket_a, NODE_A, 1);
+    let b = room_shard(&socket_b, NODE_B, 2);
+    let c = room_shard(&socket_c, NODE_C, 3);
+    (cluster, a, b, c)
+}
+
+#[test]
+fn member_events_are_emitted_once_per_cluster_wide_first_join_and_last_leave() {
+    let (_cluster, mut a, mut b, mut c) = three_nodes("presence-once");
 
     // (a) First join in the cluster: everyone, the joining node included, hears it once.
     join(&mut a, "u1");
@@ -128,14 +134,7 @@ fn member_events_are_emitted_once_per_cluster_wide_first_join_and_last_leave() {
 
 #[test]
 fn a_killed_nodes_members_are_removed_once_within_the_ttl() {
-    let mut cluster = Cluster::new("presence-kill");
-    cluster.start_redis();
-    let socket_a = cluster.start_bridge_with("a", NODE_A, TTL_ARGS);
-    let socket_b = cluster.start_bridge_with("b", NODE_B, TTL_ARGS);
-    let socket_c = cluster.start_bridge_with("c", NODE_C, TTL_ARGS);
-    let mut a = room_shard(&socket_a, NODE_A, 1);
-    let mut b = room_shard(&socket_b, NODE_B, 2);
-    let mut c = room_shard(&socket_c, NODE_C, 3);
+    let (mut cluster, mut a, mut b, mut c) = three_nodes("presence-kill");
 
     join(&mut b, "u2");
     expect_added(&mut [&mut a, &mut b, &mut c], "u2");
