@@ -191,6 +191,10 @@ pub enum LinkError {
     NotUtf8,
     /// More members than [`MEMBERS_MAX`] in one message.
     TooManyMembers(usize),
+    /// The peer speaks another protocol version.
+    Version(u16),
+    /// A well-formed message that only the other side may send.
+    WrongDirection,
 }
 
 impl std::fmt::Display for LinkError {
@@ -203,6 +207,8 @@ impl std::fmt::Display for LinkError {
             LinkError::NameTooLong(n) => write!(f, "name of {n} bytes on the link"),
             LinkError::NotUtf8 => write!(f, "name on the link is not UTF-8"),
             LinkError::TooManyMembers(n) => write!(f, "{n} members in one link message"),
+            LinkError::Version(v) => write!(f, "link protocol version {v}, expected {VERSION}"),
+            LinkError::WrongDirection => write!(f, "link message sent in the wrong direction"),
         }
     }
 }

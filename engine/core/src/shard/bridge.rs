@@ -126,7 +126,7 @@ impl Shard {
         self.now_ms = now_ms;
         match message {
             LinkMessage::Welcome { version, .. } if version != link::VERSION => {
-                return Err(LinkError::UnknownKind(0));
+                return Err(LinkError::Version(version));
             }
             LinkMessage::Welcome { .. } => {}
             LinkMessage::Subscribed {
@@ -165,7 +165,7 @@ impl Shard {
             | LinkMessage::MemberLeave(..)
             | LinkMessage::MembersQuery(..)
             | LinkMessage::MembersResync(..)
-            | LinkMessage::ResyncDone => return Err(LinkError::UnknownKind(0)),
+            | LinkMessage::ResyncDone => return Err(LinkError::WrongDirection),
         }
         self.run_detach_queue();
         Ok(())
