@@ -166,3 +166,19 @@ pub async fn run_hub(
 fn link_count(hub: &Hub<LinkWriter>) -> u16 {
     u16::try_from(hub.all_links().count()).unwrap_or(u16::MAX)
 }
+
+/// A node alone (no Redis): the hub's commands need no subscriber. Acknowledgements are
+/// answered at once (an engine that announces channels does not wait for nothing), Redis
+/// subscriptions are skipped. Runs until the hub is gone.
+pub async fn run_without_redis(
+    mut commands: mpsc::Receiver<SubscriberCommand<LinkWriter>>,
+    counters: Arc<BridgeCounters>,
+) {
+    while let Some(command) = commands.recv().await {
+        if let SubscriberCommand::Ack { link, message } = command {
+            if let Err(mpsc::error::TrySendError::Full(_)) = link.try_send(message) {
+                counters.drops.ack_queue_full.add(1);
+            }
+        }
+    }
+}

@@ -1,8 +1,10 @@
 //! The link server: accepts the engine shards' Unix-socket links, checks each one's Hello,
 //! answers Welcome, then runs a reader (decodes frames, sends subscriptions to the hub and
 //! publishes to the publisher) and a writer (drains the link's bounded queue, one `write_all`
-//! per batch). Presence messages go to the presence task. When a link ends, its shard's interest
-//! goes with it (its presence members stay: the engine's resync after a new Hello settles them).
+//! per batch). Presence messages go to the presence task, webhook settings and events to the
+//! webhook task. When a link ends, its shard's interest goes with it (its presence members
+//! stay: the engine's resync after a new Hello settles them). Without Redis (a node alone that
+//! only sends webhooks) there is no publisher and no presence task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,8 @@ use crate::hub::{LinkId, SHARDS_MAX};
 use crate::hub_task::{HubInput, LinkWriter};
 use crate::presence_task::PresenceInput;
 use crate::redis_publish::Outbound;
-use crate::stats::BridgeCounters;
+use crate::stats::{add, BridgeCounters};
+use crate::webhook_task::WebhookInput;
 
 /// Capacity of a link's writer queue, in messages.
 pub const LINK_QUEUE_MESSAGES_MAX: usize = 65_536;
@@ -41,10 +44,12 @@ pub struct LinkContext {
     pub redis_prefix: Arc<str>,
     /// The hub task's queue.
     pub hub: mpsc::Sender<HubInput>,
-    /// The publisher task's queue.
-    pub publisher: mpsc::Sender<Outbound>,
-    /// The presence task's queue.
-    pub presence: mpsc::Sender<PresenceInput>,
+    /// The publisher task's queue (with Redis).
+    pub publisher: Option<mpsc::Sender<Outbound>>,
+    /// The presence task's queue (with Redis).
+    pub presence: Option<mpsc::Sender<PresenceInput>>,
+    /// The webhook task's queue.
+    pub webhooks: mpsc::Sender<WebhookInput>,
     /// The bridge's counters.
     pub counters: Arc<BridgeCounters>,
 }
@@ -145,14 +150,11 @@ async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
         return;
     }
     // Before any presence message of this link: a resync starts from a clean slate.
-    if context
-        .presence
-        .send(PresenceInput::Hello { shard })
-        .await
-        .is_err()
-    {
-        writer_task.abort();
-        return;
+    if let Some(presence) = &context.presence {
+        if presence.send(PresenceInput::Hello { shard }).await.is_err() {
+            writer_task.abort();
+            return;
+        }
     }
     tracing::info!(link_id, shard, shard_count, "engine shard linked");
 
@@ -203,6 +205,9 @@ async fn read_link(
             },
             LinkMessage::Publish(event) => {
                 // Publishing needs no routing state, so it bypasses the hub.
+                let Some(publisher) = &context.publisher else {
+                    continue; // a node alone: nobody to publish to
+                };
                 match encode_envelope(context.node_id, &event) {
                     Ok(payload) => {
                         let outbound = Outbound {
@@ -214,7 +219,7 @@ async fn read_link(
                             payload,
                         };
                         if let Err(mpsc::error::TrySendError::Full(_)) =
-                            context.publisher.try_send(outbound)
+                            publisher.try_send(outbound)
                         {
                             context.counters.drops.publish_queue_full.add(1);
                         }
@@ -246,14 +251,37 @@ async fn read_link(
                 continue;
             }
             LinkMessage::MembersQuery(channel, query_id) => {
+                let Some(presence) = &context.presence else {
+                    return LinkEnd::Unexpected("MembersQuery without Redis");
+                };
                 let query = PresenceInput::Query {
                     channel,
                     query_id,
                     reply: writer.clone(),
                 };
                 // A query must be answered, so it waits for room rather than being dropped.
-                if context.presence.send(query).await.is_err() {
+                if presence.send(query).await.is_err() {
                     return LinkEnd::BridgeStopping;
+                }
+                continue;
+            }
+            LinkMessage::WebhookConfig(document) => {
+                // Rare and small: waits for room rather than losing the settings.
+                if context
+                    .webhooks
+                    .send(WebhookInput::Config(document))
+                    .await
+                    .is_err()
+                {
+                    return LinkEnd::BridgeStopping;
+                }
+                continue;
+            }
+            LinkMessage::Hook(event) => {
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    context.webhooks.try_send(WebhookInput::Event(event))
+                {
+                    add(&context.counters.webhooks.events_dropped_queue_full, 1);
                 }
                 continue;
             }
@@ -290,7 +318,10 @@ async fn read_link(
 /// Hands a presence change to the presence task without waiting: a full queue drops it
 /// (counted), as a link reader must not stall the shard's publishes behind Redis.
 fn presence(context: &LinkContext, input: PresenceInput) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = context.presence.try_send(input) {
+    let Some(presence) = &context.presence else {
+        return; // a node alone keeps its presence itself
+    };
+    if let Err(mpsc::error::TrySendError::Full(_)) = presence.try_send(input) {
         context.counters.drops.presence_queue_full.add(1);
     }
 }

@@ -1,6 +1,7 @@
 //! `ringcast-bridge`: the process the engine delegates everything that waits on the network to,
-//! so that engine shards never block. It relays publishes between nodes over Redis pub/sub and
-//! keeps the cluster-wide presence state (members, node heartbeats, reaping dead nodes) in Redis.
+//! so that engine shards never block. It relays publishes between nodes over Redis pub/sub,
+//! keeps the cluster-wide presence state (members, node heartbeats, reaping dead nodes) in Redis,
+//! and sends the apps' webhooks. A node alone runs it `--without-redis`, for webhooks only.
 //! This file owns the command line, the runtime, the socket file and the signals; the work
 //! happens in the tasks it starts.
 
@@ -10,6 +11,7 @@ mod envelope;
 mod hub;
 mod hub_task;
 mod link_server;
+mod outbound_http;
 mod presence_liveness;
 mod presence_scripts;
 mod presence_task;
@@ -18,11 +20,15 @@ mod redis_pubsub;
 mod redis_url;
 mod stats;
 mod stats_task;
+mod webhook_router;
+mod webhook_sender;
+mod webhook_task;
 
 use std::io::IsTerminal;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
@@ -31,8 +37,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::hub::Hub;
-use crate::hub_task::{run_hub, HUB_QUEUE_MESSAGES_MAX};
+use crate::hub_task::{run_hub, run_without_redis, HUB_QUEUE_MESSAGES_MAX};
 use crate::link_server::{serve_links, LinkContext};
+use crate::outbound_http::{OutboundHttp, OutboundLimits};
 use crate::presence_liveness::{reap_self, run_liveness};
 use crate::presence_scripts::NodeKeys;
 use crate::presence_task::{run_presence, PRESENCE_QUEUE_MESSAGES_MAX};
@@ -40,6 +47,9 @@ use crate::redis_publish::{run_publisher, PUBLISH_QUEUE_MESSAGES_MAX};
 use crate::redis_pubsub::{run_subscriber, SUBSCRIBER_QUEUE_COMMANDS_MAX};
 use crate::stats::BridgeCounters;
 use crate::stats_task::run_stats;
+use crate::webhook_router::WebhookRouter;
+use crate::webhook_sender::{run_sender, RetryPolicy, WEBHOOK_QUEUE_BATCHES_MAX};
+use crate::webhook_task::{run_webhooks, WEBHOOK_INPUT_QUEUE_MAX};
 
 /// Longest wait for the node's own presence cleanup on shutdown; past it the other nodes'
 /// reapers do it once the heartbeat expires.
@@ -67,6 +77,9 @@ struct Args {
     /// and its presence members are removed.
     #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
     presence_ttl_ms: u64,
+    /// A node alone: no Redis, no other nodes; the bridge only sends webhooks.
+    #[arg(long, conflicts_with_all = ["redis_url", "redis_prefix", "presence_ttl_ms"])]
+    without_redis: bool,
     /// Least severe log level printed.
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
     log_level: LogLevel,
@@ -109,12 +122,23 @@ fn main() -> ExitCode {
         eprintln!("ringcast-bridge: node id {node_id} is reserved; choose another");
         return ExitCode::from(EXIT_USAGE);
     }
-    let client = match redis::Client::open(args.redis_url.as_str()) {
-        Ok(client) => client,
+    let client = if args.without_redis {
+        None
+    } else {
+        match redis::Client::open(args.redis_url.as_str()) {
+            Ok(client) => Some(client),
+            Err(err) => {
+                let url = redis_url::without_password(&args.redis_url);
+                eprintln!("ringcast-bridge: invalid --redis-url {url}: {err}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    };
+    let http = match OutboundHttp::new(OutboundLimits::default()) {
+        Ok(http) => http,
         Err(err) => {
-            let url = redis_url::without_password(&args.redis_url);
-            eprintln!("ringcast-bridge: invalid --redis-url {url}: {err}");
-            return ExitCode::from(EXIT_USAGE);
+            eprintln!("ringcast-bridge: cannot set up outbound HTTP: {err}");
+            return ExitCode::FAILURE;
         }
     };
     if let Err(message) = clear_stale_socket(&args.link_socket) {
@@ -132,7 +156,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(args, node_id, client))
+    runtime.block_on(run(args, node_id, client, http))
 }
 
 /// Removes a socket file left by a bridge that was killed; refuses to touch anything else.
@@ -149,7 +173,12 @@ fn clear_stale_socket(path: &Path) -> Result<(), String> {
     }
 }
 
-async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
+async fn run(
+    args: Args,
+    node_id: u64,
+    client: Option<redis::Client>,
+    http: OutboundHttp,
+) -> ExitCode {
     let listener = match UnixListener::bind(&args.link_socket) {
         Ok(listener) => listener,
         Err(err) => {
@@ -171,65 +200,103 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let redis_shown = match &client {
+        Some(_) => redis_url::without_password(&args.redis_url),
+        None => "none (a node alone: webhooks only)".to_owned(),
+    };
     tracing::info!(
         node_id,
         link_socket = %args.link_socket.display(),
-        redis_url = %redis_url::without_password(&args.redis_url),
+        redis_url = %redis_shown,
         "ringcast-bridge started"
     );
 
     let counters = Arc::new(BridgeCounters::new());
     let (hub_sender, hub_queue) = mpsc::channel(HUB_QUEUE_MESSAGES_MAX);
     let (subscriber_sender, subscriber_queue) = mpsc::channel(SUBSCRIBER_QUEUE_COMMANDS_MAX);
-    let (publisher_sender, publisher_queue) = mpsc::channel(PUBLISH_QUEUE_MESSAGES_MAX);
     tokio::spawn(run_hub(
         Hub::new(node_id, args.redis_prefix.clone()),
         hub_queue,
         subscriber_sender,
         Arc::clone(&counters),
     ));
-    tokio::spawn(run_subscriber(
-        client.clone(),
-        subscriber_queue,
-        hub_sender.clone(),
+
+    let (webhook_batches, webhook_batch_queue) = mpsc::channel(WEBHOOK_QUEUE_BATCHES_MAX);
+    let (webhook_sender, webhook_queue) = mpsc::channel(WEBHOOK_INPUT_QUEUE_MAX);
+    tokio::spawn(run_sender(
+        webhook_batch_queue,
+        http,
+        RetryPolicy::default(),
+        Arc::clone(&counters.webhooks),
+    ));
+    tokio::spawn(run_webhooks(
+        WebhookRouter::new(node_id),
+        webhook_queue,
+        webhook_batches,
         Arc::clone(&counters),
     ));
-    tokio::spawn(run_publisher(
-        client.clone(),
-        publisher_queue,
-        Arc::clone(&counters),
-    ));
-    tokio::spawn(run_stats(
-        Arc::clone(&counters),
-        hub_sender.downgrade(),
-        publisher_sender.downgrade(),
-    ));
+
     let node_keys = NodeKeys {
         prefix: args.redis_prefix.clone(),
         node_id,
     };
-    let presence_ttl = std::time::Duration::from_millis(args.presence_ttl_ms);
-    let (presence_sender, presence_queue) = mpsc::channel(PRESENCE_QUEUE_MESSAGES_MAX);
-    let presence_task = tokio::spawn(run_presence(
-        client.clone(),
-        node_keys.clone(),
-        presence_ttl,
-        presence_queue,
-        Arc::clone(&counters),
-    ));
-    let liveness_task = tokio::spawn(run_liveness(
-        client.clone(),
-        node_keys.clone(),
-        presence_ttl,
-    ));
+    let mut cluster_tasks = Vec::new();
+    let mut publisher = None;
+    let mut presence = None;
+    match &client {
+        Some(client) => {
+            let (publisher_sender, publisher_queue) = mpsc::channel(PUBLISH_QUEUE_MESSAGES_MAX);
+            tokio::spawn(run_subscriber(
+                client.clone(),
+                subscriber_queue,
+                hub_sender.clone(),
+                Arc::clone(&counters),
+            ));
+            tokio::spawn(run_publisher(
+                client.clone(),
+                publisher_queue,
+                Arc::clone(&counters),
+            ));
+            tokio::spawn(run_stats(
+                Arc::clone(&counters),
+                hub_sender.downgrade(),
+                Some(publisher_sender.downgrade()),
+            ));
+            let presence_ttl = std::time::Duration::from_millis(args.presence_ttl_ms);
+            let (presence_sender, presence_queue) = mpsc::channel(PRESENCE_QUEUE_MESSAGES_MAX);
+            cluster_tasks.push(tokio::spawn(run_presence(
+                client.clone(),
+                node_keys.clone(),
+                presence_ttl,
+                presence_queue,
+                Arc::clone(&counters),
+            )));
+            cluster_tasks.push(tokio::spawn(run_liveness(
+                client.clone(),
+                node_keys.clone(),
+                presence_ttl,
+            )));
+            publisher = Some(publisher_sender);
+            presence = Some(presence_sender);
+        }
+        None => {
+            tokio::spawn(run_without_redis(subscriber_queue, Arc::clone(&counters)));
+            tokio::spawn(run_stats(
+                Arc::clone(&counters),
+                hub_sender.downgrade(),
+                None,
+            ));
+        }
+    }
     let links_task = tokio::spawn(serve_links(
         listener,
         LinkContext {
             node_id,
             redis_prefix: Arc::from(args.redis_prefix.as_str()),
             hub: hub_sender,
-            publisher: publisher_sender,
-            presence: presence_sender,
+            publisher,
+            presence,
+            webhooks: webhook_sender,
             counters: Arc::clone(&counters),
         },
     ));
@@ -241,14 +308,18 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
     remove_socket(&args.link_socket);
     // Nothing may re-add members or refresh the heartbeat after the node left.
     links_task.abort();
-    presence_task.abort();
-    liveness_task.abort();
-    match tokio::time::timeout(SHUTDOWN_REAP_TIMEOUT, reap_self(&client, &node_keys)).await {
-        Ok(Ok(())) => tracing::info!("presence members of this node removed"),
-        Ok(Err(err)) => tracing::warn!("cannot remove this node's presence members: {err}"),
-        Err(_) => tracing::warn!("removing this node's presence members timed out"),
+    for task in cluster_tasks {
+        task.abort();
+    }
+    if let Some(client) = &client {
+        match tokio::time::timeout(SHUTDOWN_REAP_TIMEOUT, reap_self(client, &node_keys)).await {
+            Ok(Ok(())) => tracing::info!("presence members of this node removed"),
+            Ok(Err(err)) => tracing::warn!("cannot remove this node's presence members: {err}"),
+            Err(_) => tracing::warn!("removing this node's presence members timed out"),
+        }
     }
     let drops = &counters.drops;
+    let webhooks = &counters.webhooks;
     tracing::info!(
         dropped_publish_queue_full = drops.publish_queue_full.total(),
         dropped_publish_failed = drops.publish_failed.total(),
@@ -257,6 +328,10 @@ async fn run(args: Args, node_id: u64, client: redis::Client) -> ExitCode {
         dropped_hub_queue_full = drops.hub_queue_full.total(),
         dropped_presence_queue_full = drops.presence_queue_full.total(),
         failed_presence = drops.presence_failed.total(),
+        webhook_events_delivered = webhooks.events_delivered.load(Ordering::Relaxed),
+        webhook_events_given_up = webhooks.events_given_up.load(Ordering::Relaxed),
+        webhook_events_dropped = webhooks.events_dropped_queue_full.load(Ordering::Relaxed),
+        webhook_events_pending = webhooks.events_pending.load(Ordering::Relaxed),
         "{signal_name}: stopped"
     );
     ExitCode::SUCCESS

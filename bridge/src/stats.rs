@@ -1,12 +1,14 @@
 //! The bridge's shared counters — Redis connection state, relayed and received messages, the
-//! drop counters, the number of linked shards — and their [`BridgeStats`] snapshot, which the
+//! drop counters, the number of linked shards, webhook outcomes — and their [`BridgeStats`] snapshot, which the
 //! engine shards receive once a second. The tasks only ever add to them; nothing here waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ringcast_core::link::BridgeStats;
 
 use crate::drop_counter::Drops;
+use crate::webhook_sender::WebhookCounters;
 
 /// Every counter of the process, shared by the tasks.
 #[derive(Debug)]
@@ -23,6 +25,10 @@ pub struct BridgeCounters {
     pub messages_received: AtomicU64,
     /// Engine shards linked right now (kept by the hub task).
     pub links: AtomicU16,
+    /// The webhook sender's outcomes.
+    pub webhooks: Arc<WebhookCounters>,
+    /// Webhook events delayed or being batched by the webhook task.
+    pub webhook_events_held: AtomicU64,
 }
 
 impl BridgeCounters {
@@ -35,6 +41,8 @@ impl BridgeCounters {
             publishes_relayed: AtomicU64::new(0),
             messages_received: AtomicU64::new(0),
             links: AtomicU16::new(0),
+            webhooks: Arc::new(WebhookCounters::default()),
+            webhook_events_held: AtomicU64::new(0),
         }
     }
 
@@ -54,6 +62,18 @@ impl BridgeCounters {
             deliveries_dropped: self.drops.delivery_queue_full.total(),
             publish_queue_depth: u32::try_from(publish_queue_depth).unwrap_or(u32::MAX),
             links: self.links.load(Ordering::Relaxed),
+            webhook_events_delivered: self.webhooks.events_delivered.load(Ordering::Relaxed),
+            webhook_requests_failed: self.webhooks.requests_failed.load(Ordering::Relaxed),
+            webhook_events_given_up: self.webhooks.events_given_up.load(Ordering::Relaxed),
+            webhook_events_dropped: self
+                .webhooks
+                .events_dropped_queue_full
+                .load(Ordering::Relaxed),
+            webhook_events_pending: self
+                .webhooks
+                .events_pending
+                .load(Ordering::Relaxed)
+                .saturating_add(self.webhook_events_held.load(Ordering::Relaxed)),
         }
     }
 }
@@ -86,6 +106,12 @@ mod tests {
         // Dropped acknowledgements and Redis messages are not deliveries or publishes.
         counters.drops.ack_queue_full.add(100);
         counters.drops.hub_queue_full.add(100);
+        add(&counters.webhooks.events_delivered, 11);
+        add(&counters.webhooks.requests_failed, 12);
+        add(&counters.webhooks.events_given_up, 13);
+        add(&counters.webhooks.events_dropped_queue_full, 14);
+        add(&counters.webhooks.events_pending, 15);
+        add(&counters.webhook_events_held, 16);
         assert_eq!(
             counters.snapshot(9),
             BridgeStats {
@@ -97,6 +123,11 @@ mod tests {
                 deliveries_dropped: 5,
                 publish_queue_depth: 9,
                 links: 3,
+                webhook_events_delivered: 11,
+                webhook_requests_failed: 12,
+                webhook_events_given_up: 13,
+                webhook_events_dropped: 14,
+                webhook_events_pending: 31,
             }
         );
     }

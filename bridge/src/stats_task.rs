@@ -19,7 +19,7 @@ pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 pub async fn run_stats(
     counters: Arc<BridgeCounters>,
     hub: mpsc::WeakSender<HubInput>,
-    publisher: mpsc::WeakSender<Outbound>,
+    publisher: Option<mpsc::WeakSender<Outbound>>,
 ) {
     let mut ticker = tokio::time::interval(STATS_INTERVAL);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -28,11 +28,15 @@ pub async fn run_stats(
         let Some(hub) = hub.upgrade() else {
             return;
         };
-        let publish_queue_depth = publisher.upgrade().map_or(0, |publisher| {
+        let publish_queue_depth =
             publisher
-                .max_capacity()
-                .saturating_sub(publisher.capacity())
-        });
+                .as_ref()
+                .and_then(|p| p.upgrade())
+                .map_or(0, |publisher| {
+                    publisher
+                        .max_capacity()
+                        .saturating_sub(publisher.capacity())
+                });
         let stats = counters.snapshot(publish_queue_depth);
         tracing::debug!(
             redis_connected = stats.redis_connected,
@@ -43,6 +47,9 @@ pub async fn run_stats(
             deliveries_dropped = stats.deliveries_dropped,
             publish_queue_depth = stats.publish_queue_depth,
             links = stats.links,
+            webhook_events_delivered = stats.webhook_events_delivered,
+            webhook_requests_failed = stats.webhook_requests_failed,
+            webhook_events_pending = stats.webhook_events_pending,
             "bridge stats"
         );
         match hub.try_send(HubInput::Stats(stats)) {

@@ -46,7 +46,7 @@ pub fn redis_url(server: &ServerConfig) -> String {
 /// Every bridge this engine starts gets the same node id: a restarted bridge continues the
 /// node's identity on the cluster instead of looking like a new node (whose predecessor would
 /// then be declared dead).
-pub fn start(server: &ServerConfig, socket: &Path) -> Result<(), String> {
+pub fn start(server: &ServerConfig, socket: &Path, cluster: bool) -> Result<(), String> {
     let node_id = ahash::RandomState::new().hash_one((std::process::id(), socket));
     let binary = match &server.bridge_binary {
         Some(path) => PathBuf::from(path),
@@ -55,27 +55,39 @@ pub fn start(server: &ServerConfig, socket: &Path) -> Result<(), String> {
             .with_file_name("ringcast-bridge"),
     };
     if !binary.is_file() {
+        let needed_for = if cluster {
+            "the Redis adapter"
+        } else {
+            "webhooks"
+        };
         return Err(format!(
-            "the Redis adapter needs the bridge program, not found at {}: build it with \
+            "{needed_for} needs the bridge program, not found at {}: build it with \
              `cargo build --release -p ringcast-bridge`, or set --bridge-binary, or run it \
              yourself and pass --bridge-external",
             binary.display()
         ));
     }
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--link-socket".into(),
         socket.display().to_string(),
-        "--redis-url".into(),
-        redis_url(server),
-        "--redis-prefix".into(),
-        server.redis_prefix.clone(),
         "--log-level".into(),
         bridge_log_level(server).into(),
         "--node-id".into(),
         node_id.to_string(),
-        "--presence-ttl-ms".into(),
-        server.node_heartbeat_ttl_ms.to_string(),
     ];
+    if cluster {
+        args.extend([
+            "--redis-url".into(),
+            redis_url(server),
+            "--redis-prefix".into(),
+            server.redis_prefix.clone(),
+            "--presence-ttl-ms".into(),
+            server.node_heartbeat_ttl_ms.to_string(),
+        ]);
+    } else {
+        // A node alone: the bridge only sends webhooks and needs no Redis.
+        args.push("--without-redis".into());
+    }
     std::thread::Builder::new()
         .name("bridge-supervisor".into())
         .spawn(move || supervise(&binary, &args))

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use mimalloc::MiMalloc;
 use ringcast_core::app::AppTable;
+use ringcast_core::webhook_config;
 use tracing::{error, info, warn};
 
 #[global_allocator]
@@ -91,15 +92,17 @@ fn run(config: config::Config) -> Result<(), String> {
             metrics_listener: metrics_listener.take(),
         })
         .collect();
-    let bridge_socket = if server.needs_bridge() {
-        if server.redis_cluster {
+    let cluster = server.needs_bridge();
+    let webhooks = webhook_config::link_json(&config.apps).is_some();
+    let bridge_socket = if cluster || webhooks {
+        if cluster && server.redis_cluster {
             return Err("--redis-cluster is not supported yet: use one Redis server".into());
         }
         let socket = bridge_supervisor::socket_path(server);
         if server.bridge_external {
             info!(socket = %socket.display(), "linking to a bridge run separately");
         } else {
-            bridge_supervisor::start(server, &socket)?;
+            bridge_supervisor::start(server, &socket, cluster)?;
         }
         Some(socket)
     } else {
@@ -117,6 +120,7 @@ fn run(config: config::Config) -> Result<(), String> {
         echo_path: server.echo_path.clone(),
         metrics_port_separate: server.metrics_port.is_some(),
         bridge_socket,
+        cluster,
     };
     start_signal_thread()?;
     let handles = shard::spawn_all(starts, apps, settings)?;

@@ -186,6 +186,8 @@ pub struct EngineSettings {
     pub metrics_port_separate: bool,
     /// The bridge's Unix socket when the node is one of several.
     pub bridge_socket: Option<std::path::PathBuf>,
+    /// One node of several (`--adapter-driver redis`), as opposed to a bridge for webhooks only.
+    pub cluster: bool,
 }
 
 /// Starts every shard on its own pinned executor thread; returns their join handles.
@@ -258,6 +260,7 @@ async fn run_shard(
             echo_path: settings.echo_path.clone(),
             metrics_port_separate: settings.metrics_port_separate,
             bridge_enabled: settings.bridge_socket.is_some(),
+            cluster_enabled: settings.cluster,
         },
         apps,
     );

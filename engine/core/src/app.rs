@@ -72,6 +72,107 @@ pub struct WebhookFlags {
     pub cache_miss: bool,
     /// `app_has_webhook_batching_enabled`.
     pub batching: bool,
+    /// `app_webhooks`: further webhooks, each with its own event types, channel filter and
+    /// headers (sent whenever `enabled`, next to the flat `url`).
+    pub targets: Vec<WebhookTarget>,
+}
+
+/// The kinds of webhook event (specs/pusher.md §8), by their wire name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebhookEventType {
+    /// `channel_occupied`: the first subscriber anywhere.
+    ChannelOccupied,
+    /// `channel_vacated`: the last subscriber anywhere left (delayed, cancelled on a rejoin).
+    ChannelVacated,
+    /// `member_added`: a user's first connection in a presence channel.
+    MemberAdded,
+    /// `member_removed`: a user's last connection left (delayed, cancelled on a rejoin).
+    MemberRemoved,
+    /// `client_event`: a `client-*` event sent by a connection.
+    ClientEvent,
+    /// `cache_miss`: a subscription to a cache channel with no cached event.
+    CacheMiss,
+}
+
+impl WebhookEventType {
+    /// Every kind, in the order of the spec.
+    pub const ALL: [WebhookEventType; 6] = [
+        WebhookEventType::ChannelOccupied,
+        WebhookEventType::ChannelVacated,
+        WebhookEventType::MemberAdded,
+        WebhookEventType::MemberRemoved,
+        WebhookEventType::ClientEvent,
+        WebhookEventType::CacheMiss,
+    ];
+
+    /// The `name` of such events in a webhook body.
+    pub fn name(self) -> &'static str {
+        match self {
+            WebhookEventType::ChannelOccupied => "channel_occupied",
+            WebhookEventType::ChannelVacated => "channel_vacated",
+            WebhookEventType::MemberAdded => "member_added",
+            WebhookEventType::MemberRemoved => "member_removed",
+            WebhookEventType::ClientEvent => "client_event",
+            WebhookEventType::CacheMiss => "cache_miss",
+        }
+    }
+
+    /// The kind named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+/// One webhook endpoint of an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// Where to POST (`http://` or `https://`).
+    pub url: String,
+    /// The kinds of event sent to it.
+    pub event_types: Vec<WebhookEventType>,
+    /// Only channels whose name starts with this.
+    pub channel_name_starts_with: Option<String>,
+    /// Only channels whose name ends with this.
+    pub channel_name_ends_with: Option<String>,
+    /// Extra request headers (name, value).
+    pub headers: Vec<(String, String)>,
+}
+
+impl WebhookFlags {
+    /// Every endpoint of the app when webhooks are enabled: the flat `url` with the kinds its
+    /// `app_has_*_webhooks` switches select, then `targets`. Empty when disabled.
+    pub fn effective_targets(&self) -> Vec<WebhookTarget> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        let mut targets = Vec::with_capacity(self.targets.len() + 1);
+        if let Some(url) = &self.url {
+            let switches = [
+                (self.channel_occupied, WebhookEventType::ChannelOccupied),
+                (self.channel_vacated, WebhookEventType::ChannelVacated),
+                (self.member_added, WebhookEventType::MemberAdded),
+                (self.member_removed, WebhookEventType::MemberRemoved),
+                (self.client_event, WebhookEventType::ClientEvent),
+                (self.cache_miss, WebhookEventType::CacheMiss),
+            ];
+            let event_types: Vec<WebhookEventType> = switches
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, kind)| kind)
+                .collect();
+            if !event_types.is_empty() {
+                targets.push(WebhookTarget {
+                    url: url.clone(),
+                    event_types,
+                    channel_name_starts_with: None,
+                    channel_name_ends_with: None,
+                    headers: Vec::new(),
+                });
+            }
+        }
+        targets.extend(self.targets.iter().cloned());
+        targets
+    }
 }
 
 impl AppConfig {

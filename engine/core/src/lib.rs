@@ -10,4 +10,5 @@ pub mod limits;
 pub mod link;
 pub mod pusher;
 pub mod shard;
+pub mod webhook_config;
 pub mod ws;

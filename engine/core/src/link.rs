@@ -17,8 +17,10 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::app::WebhookEventType;
+
 /// Protocol version; both ends must speak the same one.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Largest frame, length prefix included: a maximal event (1 MiB REST body) plus its names.
 pub const FRAME_BYTES_MAX: usize = 2 * 1024 * 1024;
 /// Longest app id, channel name or socket id on the link (channel names are ≤ 200 bytes).
@@ -39,6 +41,8 @@ const KIND_MEMBER_LEAVE: u8 = 6;
 const KIND_MEMBERS_QUERY: u8 = 7;
 const KIND_MEMBERS_RESYNC: u8 = 8;
 const KIND_RESYNC_DONE: u8 = 9;
+const KIND_WEBHOOK_CONFIG: u8 = 10;
+const KIND_HOOK: u8 = 11;
 const KIND_MEMBERS_SNAPSHOT: u8 = 133;
 const KIND_MEMBER_ADDED: u8 = 134;
 const KIND_MEMBER_REMOVED: u8 = 135;
@@ -80,6 +84,30 @@ pub struct BridgeStats {
     pub publish_queue_depth: u32,
     /// Engine shards linked right now.
     pub links: u16,
+    /// Webhook events the receivers accepted (2xx).
+    pub webhook_events_delivered: u64,
+    /// Webhook requests that failed (non-2xx, connect error, timeout); each retry counts.
+    pub webhook_requests_failed: u64,
+    /// Webhook events given up after retrying for the whole retry window.
+    pub webhook_events_given_up: u64,
+    /// Webhook events dropped because the queue was full.
+    pub webhook_events_dropped: u64,
+    /// Webhook events waiting right now (delayed, queued, in flight or awaiting a retry).
+    pub webhook_events_pending: u64,
+}
+
+/// An event for the app's webhooks that only the node it happened on sees (a client event, a
+/// cache miss): the bridge filters, batches and sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookEvent {
+    /// App id.
+    pub app_id: String,
+    /// Channel name (for the webhooks' channel filters).
+    pub channel: String,
+    /// Which kind of event (for the webhooks' event-type filters).
+    pub kind: WebhookEventType,
+    /// The event object as it goes into the webhook body's `events` array (JSON text).
+    pub body: Bytes,
 }
 
 /// One presence member: the user id and its `user_info` JSON text (may be empty).
@@ -172,6 +200,11 @@ pub enum LinkMessage {
     /// Bridge → engine: a user's last connection in the cluster left (or its node died);
     /// deliver `pusher_internal:member_removed`.
     MemberRemoved(PresenceChannel, String),
+    /// Engine → bridge after `Hello`: the apps' webhook settings (JSON text, see
+    /// `crate::webhook_config`), replacing what the bridge had.
+    WebhookConfig(Bytes),
+    /// Engine → bridge: a webhook event only this node sees.
+    Hook(HookEvent),
 }
 
 /// Why a frame could not be encoded or decoded.
@@ -298,6 +331,11 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             out.put_u64_le(stats.deliveries_dropped);
             out.put_u32_le(stats.publish_queue_depth);
             out.put_u16_le(stats.links);
+            out.put_u64_le(stats.webhook_events_delivered);
+            out.put_u64_le(stats.webhook_requests_failed);
+            out.put_u64_le(stats.webhook_events_given_up);
+            out.put_u64_le(stats.webhook_events_dropped);
+            out.put_u64_le(stats.webhook_events_pending);
         }
         LinkMessage::MemberJoin(channel, member) => {
             out.put_u8(KIND_MEMBER_JOIN);
@@ -335,6 +373,17 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             out.put_u8(KIND_MEMBER_REMOVED);
             put_channel(out, channel)?;
             put_name(out, user_id)?;
+        }
+        LinkMessage::WebhookConfig(json) => {
+            out.put_u8(KIND_WEBHOOK_CONFIG);
+            put_blob(out, json)?;
+        }
+        LinkMessage::Hook(event) => {
+            out.put_u8(KIND_HOOK);
+            put_name(out, &event.app_id)?;
+            put_name(out, &event.channel)?;
+            out.put_u8(hook_kind_code(event.kind));
+            put_blob(out, &event.body)?;
         }
     }
     Ok(())
@@ -378,6 +427,34 @@ fn put_members(out: &mut BytesMut, members: &[Member]) -> Result<(), LinkError> 
         put_member(out, member)?;
     }
     Ok(())
+}
+
+fn put_blob(out: &mut BytesMut, blob: &[u8]) -> Result<(), LinkError> {
+    if blob.len() > FRAME_BYTES_MAX {
+        return Err(LinkError::FrameLength(blob.len()));
+    }
+    out.put_u32_le(blob.len() as u32);
+    out.extend_from_slice(blob);
+    Ok(())
+}
+
+/// Wire code of a webhook event kind (stable: part of the protocol, not the enum's order).
+fn hook_kind_code(kind: WebhookEventType) -> u8 {
+    match kind {
+        WebhookEventType::ChannelOccupied => 1,
+        WebhookEventType::ChannelVacated => 2,
+        WebhookEventType::MemberAdded => 3,
+        WebhookEventType::MemberRemoved => 4,
+        WebhookEventType::ClientEvent => 5,
+        WebhookEventType::CacheMiss => 6,
+    }
+}
+
+fn hook_kind_from_code(code: u8) -> Result<WebhookEventType, LinkError> {
+    WebhookEventType::ALL
+        .into_iter()
+        .find(|kind| hook_kind_code(*kind) == code)
+        .ok_or(LinkError::UnknownKind(code))
 }
 
 fn put_name(out: &mut BytesMut, name: &str) -> Result<(), LinkError> {
@@ -450,6 +527,11 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
             deliveries_dropped: take_u64(body)?,
             publish_queue_depth: take_u32(body)?,
             links: take_u16(body)?,
+            webhook_events_delivered: take_u64(body)?,
+            webhook_requests_failed: take_u64(body)?,
+            webhook_events_given_up: take_u64(body)?,
+            webhook_events_dropped: take_u64(body)?,
+            webhook_events_pending: take_u64(body)?,
         }),
         KIND_MEMBER_JOIN => LinkMessage::MemberJoin(take_channel(body)?, take_member(body)?),
         KIND_MEMBER_LEAVE => LinkMessage::MemberLeave(take_channel(body)?, take_name(body)?),
@@ -463,6 +545,13 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
         }
         KIND_MEMBER_ADDED => LinkMessage::MemberAdded(take_channel(body)?, take_member(body)?),
         KIND_MEMBER_REMOVED => LinkMessage::MemberRemoved(take_channel(body)?, take_name(body)?),
+        KIND_WEBHOOK_CONFIG => LinkMessage::WebhookConfig(take_blob(body)?),
+        KIND_HOOK => LinkMessage::Hook(HookEvent {
+            app_id: take_name(body)?,
+            channel: take_name(body)?,
+            kind: hook_kind_from_code(take_u8(body)?)?,
+            body: take_blob(body)?,
+        }),
         other => return Err(LinkError::UnknownKind(other)),
     };
     Ok(message)
@@ -484,6 +573,14 @@ pub fn take_event(body: &mut Bytes) -> Result<ChannelEvent, LinkError> {
         except_socket_id,
         frame,
     })
+}
+
+fn take_blob(body: &mut Bytes) -> Result<Bytes, LinkError> {
+    let len = take_u32(body)? as usize;
+    if len > body.remaining() {
+        return Err(LinkError::Truncated);
+    }
+    Ok(body.split_to(len))
 }
 
 fn take_channel(body: &mut Bytes) -> Result<PresenceChannel, LinkError> {
@@ -637,6 +734,24 @@ mod tests {
                 deliveries_dropped: 5,
                 publish_queue_depth: 6,
                 links: 7,
+                webhook_events_delivered: 8,
+                webhook_requests_failed: 9,
+                webhook_events_given_up: 10,
+                webhook_events_dropped: 11,
+                webhook_events_pending: 12,
+            }),
+            LinkMessage::WebhookConfig(Bytes::from_static(b"{\"apps\":[]}")),
+            LinkMessage::Hook(HookEvent {
+                app_id: "a".into(),
+                channel: "private-x".into(),
+                kind: WebhookEventType::ClientEvent,
+                body: Bytes::from_static(b"{\"name\":\"client_event\"}"),
+            }),
+            LinkMessage::Hook(HookEvent {
+                app_id: "a".into(),
+                channel: "cache-x".into(),
+                kind: WebhookEventType::CacheMiss,
+                body: Bytes::new(),
             }),
         ]
     }
@@ -652,6 +767,15 @@ mod tests {
         }
         assert_eq!(decode(&mut buf), Ok(None));
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn every_webhook_kind_has_its_own_code() {
+        for kind in WebhookEventType::ALL {
+            assert_eq!(hook_kind_from_code(hook_kind_code(kind)), Ok(kind));
+        }
+        assert_eq!(hook_kind_from_code(0), Err(LinkError::UnknownKind(0)));
+        assert_eq!(hook_kind_from_code(7), Err(LinkError::UnknownKind(7)));
     }
 
     #[test]

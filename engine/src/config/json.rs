@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::options::{Section as OptSection, SPECS};
+use super::options::{Kind, Section as OptSection, SPECS};
 use super::ConfigError;
 
 /// A parsed config file.
@@ -184,7 +184,11 @@ impl<'de> Visitor<'de> for SectionSeed {
             if entries.iter().any(|(k, _)| *k == key) {
                 return Err(twice(&key, self.0.name()));
             }
-            let value: Value = map.next_value()?;
+            let value: Value = if json_option(&key) {
+                map.next_value_seed(StrictValue)?
+            } else {
+                map.next_value()?
+            };
             entries.push((key, value));
         }
         Ok(Section {
@@ -194,6 +198,91 @@ impl<'de> Visitor<'de> for SectionSeed {
             },
             entries,
         })
+    }
+}
+
+/// True for the keys of options whose value is a JSON array or object (`app_webhooks`).
+fn json_option(key: &str) -> bool {
+    SPECS
+        .iter()
+        .any(|s| matches!(s.kind, Kind::Json(_)) && s.json.contains(&key))
+}
+
+/// Parses JSON text like `serde_json::from_str::<Value>`, but a key given twice in an object
+/// is an error: `Value` would keep the last one silently, so `{"X-A": "1", "X-A": "2"}` would
+/// lose a header without a word.
+pub(crate) fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = StrictValue.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// A JSON value of any shape whose objects have no key twice.
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // JSON has no NaN or infinity, so this is always a number.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictValue)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(twice(&key, "an object"));
+            }
+            let value = map.next_value_seed(StrictValue)?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -222,7 +311,8 @@ fn unknown_key(key: &str, place: Place) -> String {
     msg
 }
 
-fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+/// The known key nearest to `key`, when it is near enough to be a typo of it.
+pub(crate) fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     let (dist, best) = known
         .iter()
         .map(|k| (edit_distance(key, k), *k))
@@ -324,6 +414,21 @@ mod tests {
 
         let e = err(r#"{"server": {"zzzzzzzz": 1}}"#);
         assert!(!e.contains("did you mean"), "{e}");
+    }
+
+    #[test]
+    fn json_options_refuse_keys_given_twice_at_any_depth() {
+        let e =
+            err(r#"{"applications": [{"app_webhooks": [{"headers": {"X-A": "1", "X-A": "2"}}]}]}"#);
+        assert!(
+            e.contains("key \"X-A\" appears twice in an object at line 1"),
+            "{e}"
+        );
+        let v = parse_strict(r#"[{"a": [1, -2, 2.5, "x", null, true]}]"#).unwrap();
+        assert_eq!(v, serde_json::json!([{"a": [1, -2, 2.5, "x", null, true]}]));
+        let e = parse_strict(r#"{"a": {"b": 1, "b": 1}}"#).unwrap_err();
+        assert!(e.to_string().contains("key \"b\" appears twice"), "{e}");
+        assert!(parse_strict("[1] x").is_err());
     }
 
     #[test]

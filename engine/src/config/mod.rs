@@ -44,7 +44,7 @@ use env_file::EnvFile;
 use options::{Key, Kind, Section, Spec};
 use values::{
     not_empty, parse_app_manager, parse_bool, parse_driver, parse_echo_path, parse_ident, parse_ip,
-    parse_log_level, parse_num, parse_port, parse_url, Number,
+    parse_log_level, parse_num, parse_port, parse_url, parse_webhooks, Number,
 };
 
 /// The whole validated configuration.
@@ -375,6 +375,11 @@ fn file_value(
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => n.to_string(),
             Value::String(s) => s.clone(),
+            // JSON options take a real array or object in the file; the parser gets its text,
+            // the same form a flag or variable gives.
+            Value::Array(_) | Value::Object(_) if matches!(spec.kind, Kind::Json(_)) => {
+                value.to_string()
+            }
             Value::Array(_) | Value::Object(_) => {
                 let why = "expected a single value, not an array or object";
                 return Err(invalid(
@@ -417,6 +422,9 @@ fn normalize(spec: &Spec, text: &str) -> String {
     match spec.kind {
         Kind::Bool => parse_bool(text).map_or_else(|_| text.trim().to_owned(), |b| b.to_string()),
         Kind::Value(_) => text.trim().to_owned(),
+        // Spacing and layout do not make two JSON texts different.
+        Kind::Json(_) => serde_json::from_str::<Value>(text)
+            .map_or_else(|_| text.trim().to_owned(), |v| v.to_string()),
     }
 }
 
@@ -778,8 +786,12 @@ fn build_app(l: &Lookup, label: &str) -> Result<AppConfig, ConfigError> {
     );
 
     let hooks = &mut app.webhooks;
-    set(&mut hooks.enabled, l.bool(Key::AppWebhooksEnabled)?);
+    let enabled = l.bool(Key::AppWebhooksEnabled)?;
     hooks.url = l.get(Key::AppWebhookUrl, parse_url)?;
+    hooks.targets = l.get(Key::AppWebhooks, parse_webhooks)?.unwrap_or_default();
+    // Listing webhooks says "send them"; only an explicit `app_webhooks_enabled` (either
+    // way) overrides that, so a list can be kept in the file and switched off.
+    hooks.enabled = enabled.unwrap_or(hooks.enabled || !hooks.targets.is_empty());
     set(
         &mut hooks.client_event,
         l.bool(Key::AppHasClientEventWebhooks)?,
@@ -805,12 +817,13 @@ fn build_app(l: &Lookup, label: &str) -> Result<AppConfig, ConfigError> {
         &mut hooks.batching,
         l.bool(Key::AppHasWebhookBatchingEnabled)?,
     );
-    if hooks.enabled && hooks.url.is_none() {
+    if hooks.enabled && hooks.url.is_none() && hooks.targets.is_empty() {
         // Enabled webhooks with nowhere to send them would be dropped silently.
         return Err(ConfigError(format!(
             "missing --app-webhook-url for {label}: webhooks are enabled \
              (--app-webhooks-enabled) but have no URL (env APP_WEBHOOK_URL, JSON key \
-             \"app_webhook_url\")"
+             \"app_webhook_url\"; or a list in --app-webhooks, env APP_WEBHOOKS, JSON key \
+             \"app_webhooks\")"
         )));
     }
     Ok(app)

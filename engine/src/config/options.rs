@@ -46,6 +46,10 @@ pub(crate) enum Kind {
     /// `--flag` alone means true; `--flag=false` / `--flag no` also work, so a flag can switch
     /// off a setting that the environment or the file switched on.
     Bool,
+    /// `--flag JSON`: JSON text from a flag or variable; in the JSON file the value may also be
+    /// written as a real array or object (passed on as its JSON text). The string is the value
+    /// name shown in help.
+    Json(&'static str),
 }
 
 /// Identifies one setting. The discriminant indexes [`SPECS`] (checked by a test).
@@ -109,6 +113,7 @@ pub(crate) enum Key {
     AppHasMemberRemovedWebhooks,
     AppHasCacheMissWebhooks,
     AppHasWebhookBatchingEnabled,
+    AppWebhooks,
 }
 
 /// One row of the option table.
@@ -174,7 +179,7 @@ const fn with_hidden(mut spec: Spec, hidden: &'static [&'static str]) -> Spec {
     spec
 }
 
-use Kind::{Bool, Value};
+use Kind::{Bool, Json, Value};
 use Section::{App, Engine, Files, Server};
 
 /// Every option: the Socket Rush table (seed 003) plus ringcast's engine options.
@@ -324,7 +329,7 @@ pub(crate) const SPECS: &[Spec] = &[
         row(Key::AppWebhooksEnabled, App, "app-webhooks-enabled",
             &["APP_WEBHOOKS_ENABLED", "APP_WEBHOOK_ENABLED"],
             &["app_webhooks_enabled", "app_webhook_enabled"], Bool, "false",
-            "Send webhooks (needs --app-webhook-url)"),
+            "Send webhooks (needs --app-webhook-url or --app-webhooks)"),
         &["app-webhook-enabled"],
     ),
     row(Key::AppWebhookUrl, App, "app-webhook-url", &["APP_WEBHOOK_URL"], &["app_webhook_url"],
@@ -350,6 +355,12 @@ pub(crate) const SPECS: &[Spec] = &[
     row(Key::AppHasWebhookBatchingEnabled, App, "app-has-webhook-batching-enabled",
         &["APP_HAS_WEBHOOK_BATCHING_ENABLED"], &["app_has_webhook_batching_enabled"], Bool,
         "false", "Batch several events into one webhook request"),
+    row(Key::AppWebhooks, App, "app-webhooks", &["APP_WEBHOOKS"], &["app_webhooks"],
+        Json("JSON"), "[]",
+        "More webhooks, each with its own events, channel filter and headers: a JSON array \
+         of {\"url\", \"event_types\": [...], \"filter\": {\"channel_name_starts_with\", \
+         \"channel_name_ends_with\"}, \"headers\": {...}} (at most 16); a non-empty list \
+         turns webhooks on unless --app-webhooks-enabled=false"),
 ];
 
 /// The command line: one argument per row, help text naming the env vars, JSON keys and
@@ -384,6 +395,7 @@ fn arg(spec: &'static Spec) -> Arg {
     match spec.kind {
         // Negative numbers reach the option's own check, which names the option.
         Kind::Value(name) => arg.value_name(name).allow_negative_numbers(true),
+        Kind::Json(name) => arg.value_name(name),
         Kind::Bool => arg
             .value_name("BOOL")
             .num_args(0..=1)

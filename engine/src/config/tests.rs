@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{json, Value};
 
 use super::*;
+use ringcast_core::app::{WebhookEventType, WebhookTarget};
 
 /// A file under the temp directory, removed on drop.
 struct TempFile(PathBuf);
@@ -370,6 +371,7 @@ fn seed_rows() -> Vec<Row> {
         row("app-has-member-removed-webhooks", "APP_HAS_MEMBER_REMOVED_WEBHOOKS", "app_has_member_removed_webhooks", true, "true", "true", "false", |c| a(c).webhooks.member_removed.to_string()),
         row("app-has-cache-miss-webhooks", "APP_HAS_CACHE_MISS_WEBHOOKS", "app_has_cache_miss_webhooks", true, "true", "true", "false", |c| a(c).webhooks.cache_miss.to_string()),
         row("app-has-webhook-batching-enabled", "APP_HAS_WEBHOOK_BATCHING_ENABLED", "app_has_webhook_batching_enabled", true, "true", "true", "false", |c| a(c).webhooks.batching.to_string()),
+        row("app-webhooks", "APP_WEBHOOKS", "app_webhooks", true, r#"[{"url": "http://h/x", "event_types": ["member_added"]}]"#, r#"[{"url":"http://h/x","event_types":["member_added"]}]"#, "[]", |c| webhooks_json(a(c))),
         row("app-webhooks-enabled", "APP_WEBHOOKS_ENABLED", "app_webhooks_enabled", true, "true", "true", "false", |c| a(c).webhooks.enabled.to_string()),
         // ringcast additions.
         row("app-webhook-url", "APP_WEBHOOK_URL", "app_webhook_url", true, "https://hooks.example/x", "https://hooks.example/x", "", |c| a(c).webhooks.url.clone().unwrap_or_default()),
@@ -387,6 +389,29 @@ fn seed_rows() -> Vec<Row> {
         row("bridge-external", "BRIDGE_EXTERNAL", "bridge_external", false, "true", "true", "false", |c| s(c).bridge_external.to_string()),
         row("node-heartbeat-ttl-ms", "NODE_HEARTBEAT_TTL_MS", "node_heartbeat_ttl_ms", false, "2000", "2000", "10000", |c| s(c).node_heartbeat_ttl_ms.to_string()),
     ]
+}
+
+/// The URLs and event types of an app's `app_webhooks`, as the JSON text that lists them.
+fn webhooks_json(app: &AppConfig) -> String {
+    let targets: Vec<Value> = app
+        .webhooks
+        .targets
+        .iter()
+        .map(|t| {
+            let kinds: Vec<&str> = t.event_types.iter().map(|k| k.name()).collect();
+            json!({"url": t.url, "event_types": kinds})
+        })
+        .collect();
+    let items: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            format!(
+                r#"{{"url":{},"event_types":{}}}"#,
+                t["url"], t["event_types"]
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
 }
 
 #[test]
@@ -676,4 +701,257 @@ fn missing_default_env_file_is_fine_and_an_existing_one_is_read() {
     let argv = vec![OsString::from("ringcast")];
     let c = load_with(argv, &|_| None, Path::new(dotenv.path())).unwrap();
     assert_eq!(c.server.port, 7100);
+}
+
+/// An app of the JSON file with `extra` keys.
+fn file_app(extra: Value) -> Value {
+    let mut object = json!({"app_id": "a", "app_key": "k", "app_secret": "s"});
+    for (k, v) in extra.as_object().unwrap() {
+        object[k] = v.clone();
+    }
+    json!({"applications": [object]})
+}
+
+#[test]
+fn app_webhooks_in_the_file_is_a_json_array_with_filters_and_headers() {
+    let file = file_app(json!({"app_webhooks": [
+        {"url": "https://hooks.example/presence",
+         "event_types": ["member_added", "member_removed"],
+         "filter": {"channel_name_starts_with": "presence-", "channel_name_ends_with": "-eu"},
+         "headers": {"Authorization": "Bearer t0k3n", "X-Team": "rt"}},
+        {"url": "http://127.0.0.1:9/all", "event_types": ["channel_occupied", "cache_miss"]}
+    ]}));
+    let c = ok(&[], &[], Some(&file));
+    let hooks = &c.apps[0].webhooks;
+    assert_eq!(
+        hooks.targets,
+        vec![
+            WebhookTarget {
+                url: "https://hooks.example/presence".into(),
+                event_types: vec![
+                    WebhookEventType::MemberAdded,
+                    WebhookEventType::MemberRemoved
+                ],
+                channel_name_starts_with: Some("presence-".into()),
+                channel_name_ends_with: Some("-eu".into()),
+                headers: vec![
+                    ("Authorization".into(), "Bearer t0k3n".into()),
+                    ("X-Team".into(), "rt".into()),
+                ],
+            },
+            WebhookTarget {
+                url: "http://127.0.0.1:9/all".into(),
+                event_types: vec![
+                    WebhookEventType::ChannelOccupied,
+                    WebhookEventType::CacheMiss
+                ],
+                channel_name_starts_with: None,
+                channel_name_ends_with: None,
+                headers: vec![],
+            },
+        ]
+    );
+    // The list alone turns webhooks on: no `app_webhook_url` is needed.
+    assert!(hooks.enabled && hooks.url.is_none());
+
+    // JSON text in a string works in the file too, and an empty list is no list.
+    let text = r#"[{"url": "http://h/", "event_types": ["client_event"]}]"#;
+    let c = ok(&[], &[], Some(&file_app(json!({"app_webhooks": text}))));
+    assert_eq!(c.apps[0].webhooks.targets.len(), 1);
+    let c = ok(&[], &[], Some(&file_app(json!({"app_webhooks": []}))));
+    assert!(c.apps[0].webhooks.targets.is_empty() && !c.apps[0].webhooks.enabled);
+    assert!(ok(&CREDS, &[], None).apps[0].webhooks.targets.is_empty());
+}
+
+#[test]
+fn app_webhooks_from_env_and_flags_is_json_text() {
+    let text = r#"[ {"url": "http://h:8080/x", "event_types": ["channel_vacated"],
+                    "filter": {"channel_name_ends_with": "-jobs"},
+                    "headers": {"X-Env": "1"}} ]"#;
+    let env = [
+        ("APP_ID", "a1"),
+        ("APP_KEY", "k1"),
+        ("APP_SECRET", "s1"),
+        ("APP_WEBHOOKS", text),
+    ];
+    let c = ok(&[], &env, None);
+    let target = &c.apps[0].webhooks.targets[0];
+    assert_eq!(target.url, "http://h:8080/x");
+    assert_eq!(target.event_types, vec![WebhookEventType::ChannelVacated]);
+    assert_eq!(
+        (
+            target.channel_name_starts_with.as_deref(),
+            target.channel_name_ends_with.as_deref()
+        ),
+        (None, Some("-jobs"))
+    );
+    assert_eq!(target.headers, vec![("X-Env".to_owned(), "1".to_owned())]);
+    assert!(c.apps[0].webhooks.enabled);
+
+    // A flag beats the file's list as a whole (lists are not merged).
+    let file = file_app(json!({"app_webhooks": [
+        {"url": "http://file/", "event_types": ["cache_miss"]}]}));
+    let flag = r#"[{"url": "http://flag/", "event_types": ["cache_miss"]}]"#;
+    let c = ok(&["--app-webhooks", flag], &[], Some(&file));
+    assert_eq!(c.apps.len(), 1);
+    assert_eq!(c.apps[0].webhooks.targets[0].url, "http://flag/");
+}
+
+#[test]
+fn app_webhooks_turn_webhooks_on_unless_explicitly_off() {
+    let list = json!([{"url": "http://h/", "event_types": ["member_added"]}]);
+    // Implied.
+    let c = ok(&[], &[], Some(&file_app(json!({"app_webhooks": list}))));
+    assert!(c.apps[0].webhooks.enabled);
+    // An explicit false wins, from the file, the environment or a flag; the list is kept.
+    let off = file_app(json!({"app_webhooks": list, "app_webhooks_enabled": false}));
+    let c = ok(&[], &[], Some(&off));
+    assert!(!c.apps[0].webhooks.enabled);
+    assert_eq!(c.apps[0].webhooks.targets.len(), 1);
+    assert!(c.apps[0].webhooks.effective_targets().is_empty());
+    let on = file_app(json!({"app_webhooks": list}));
+    let c = ok(&[], &[("APP_WEBHOOKS_ENABLED", "false")], Some(&on));
+    assert!(!c.apps[0].webhooks.enabled);
+    let c = ok(&["--app-webhooks-enabled=false"], &[], Some(&on));
+    assert!(!c.apps[0].webhooks.enabled);
+    // Explicitly on with only the list: no URL is missing.
+    let both = file_app(json!({"app_webhooks": list, "app_webhooks_enabled": true}));
+    assert!(ok(&[], &[], Some(&both)).apps[0].webhooks.enabled);
+    // Explicitly on with neither: the existing error, which now names both ways.
+    let e = err(
+        &[],
+        &[],
+        Some(&file_app(
+            json!({"app_webhooks_enabled": true, "app_webhooks": []}),
+        )),
+    );
+    assert!(
+        e.starts_with("missing --app-webhook-url for applications[0] in ")
+            && e.contains("--app-webhooks"),
+        "{e}"
+    );
+}
+
+#[test]
+fn effective_targets_are_the_flat_url_then_app_webhooks() {
+    let file = file_app(json!({
+        "app_webhook_url": "http://flat/",
+        "app_has_channel_occupied_webhooks": true,
+        "app_has_client_event_webhooks": true,
+        "app_webhooks": [{"url": "https://extra/", "event_types": ["member_removed"],
+                          "filter": {"channel_name_starts_with": "presence-"},
+                          "headers": {"X-A": "b"}}]
+    }));
+    let c = ok(&[], &[], Some(&file));
+    let hooks = &c.apps[0].webhooks;
+    assert!(hooks.enabled);
+    let targets = hooks.effective_targets();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[0].url, "http://flat/");
+    assert_eq!(
+        targets[0].event_types,
+        vec![
+            WebhookEventType::ChannelOccupied,
+            WebhookEventType::ClientEvent
+        ]
+    );
+    assert!(targets[0].channel_name_starts_with.is_none() && targets[0].headers.is_empty());
+    assert_eq!(targets[1], hooks.targets[0]);
+    assert_eq!(
+        targets[1].channel_name_starts_with.as_deref(),
+        Some("presence-")
+    );
+}
+
+#[test]
+fn app_webhooks_errors_name_the_option_and_the_place() {
+    let hook = |extra: Value| {
+        let mut object = json!({"url": "http://h/", "event_types": ["member_added"]});
+        for (k, v) in extra.as_object().unwrap() {
+            object[k] = v.clone();
+        }
+        object
+    };
+    let in_file = |list: Value| file_app(json!({"app_webhooks": list}));
+    let many: Vec<Value> = (0..17).map(|_| hook(json!({}))).collect();
+    let headers: serde_json::Map<String, Value> = (0..33)
+        .map(|i| (format!("X-H{i}"), Value::from("v")))
+        .collect();
+    let cases: Vec<(Value, &str)> = vec![
+        (in_file(json!([hook(json!({"event_types": ["member_added", "channel_created"]}))])),
+         "invalid value for --app-webhooks: app_webhooks[0].event_types[1]: \"channel_created\" \
+          is not a webhook event type (expected one of: channel_occupied, channel_vacated, \
+          member_added, member_removed, client_event, cache_miss) \
+          (from applications[0].app_webhooks in "),
+        (in_file(json!([hook(json!({})), hook(json!({"url": "ftp://h/"}))])),
+         "invalid value for --app-webhooks: app_webhooks[1].url: \"ftp://h/\" is not an http:// or https:// URL"),
+        (in_file(json!([hook(json!({"headers": {"x-pusher-signature": "f00"}}))])),
+         "app_webhooks[0].headers: \"x-pusher-signature\" may not be set: the server sends X-Pusher-Signature itself"),
+        (in_file(json!([hook(json!({"headers": {"Content-Type": "text/plain"}}))])),
+         "\"Content-Type\" may not be set"),
+        (in_file(json!([hook(json!({"headers": {"X-Pusher-Key": "k"}}))])),
+         "\"X-Pusher-Key\" may not be set"),
+        (in_file(json!([hook(json!({"urls": "http://h/"}))])),
+         "app_webhooks[0]: unknown key \"urls\" (did you mean \"url\"?)"),
+        (in_file(json!([hook(json!({"secret": "x"}))])),
+         "app_webhooks[0]: unknown key \"secret\" (expected url, event_types, filter, headers)"),
+        (in_file(json!([hook(json!({"filter": {"channel_name_prefix": "p-"}}))])),
+         "app_webhooks[0].filter: unknown key \"channel_name_prefix\""),
+        (in_file(Value::Array(many)),
+         "invalid value for --app-webhooks: 17 webhooks listed, at most 16 are allowed per app"),
+        (in_file(json!([hook(json!({"headers": headers}))])),
+         "app_webhooks[0].headers: 33 headers given, at most 32 are allowed per webhook"),
+        (in_file(json!([{"event_types": ["member_added"]}])), "app_webhooks[0]: missing \"url\""),
+        (in_file(json!([{"url": "http://h/"}])), "app_webhooks[0]: missing \"event_types\" (an array of: channel_occupied,"),
+        (in_file(json!([hook(json!({"event_types": []}))])), "app_webhooks[0].event_types: must not be empty"),
+        (in_file(json!([hook(json!({"event_types": "member_added"}))])),
+         "app_webhooks[0].event_types: expected an array of event type names, got a string"),
+        (in_file(json!([hook(json!({"event_types": ["member_added", "member_added"]}))])),
+         "\"member_added\" is listed twice"),
+        (in_file(json!([hook(json!({"headers": {"Bad Name": "v"}}))])),
+         "app_webhooks[0].headers: \"Bad Name\" is not an HTTP header name"),
+        (in_file(json!([hook(json!({"headers": {"X-A": "v\r\nX-B: w"}}))])),
+         "app_webhooks[0].headers.X-A: the value contains '\\r', which cannot be in a header"),
+        (in_file(json!([hook(json!({"headers": {"X-A": "1", "x-a": "2"}}))])),
+         "\"X-A\" and \"x-a\" are the same header"),
+        (in_file(json!([hook(json!({"headers": {"X-A": 1}}))])), "app_webhooks[0].headers.X-A: expected a string, got a number"),
+        (in_file(json!([hook(json!({"filter": {"channel_name_starts_with": ""}}))])),
+         "app_webhooks[0].filter.channel_name_starts_with: must not be empty"),
+        (in_file(json!([hook(json!({"filter": "presence-"}))])), "app_webhooks[0].filter: expected an object, got a string"),
+        (in_file(json!(["http://h/"])), "app_webhooks[0]: expected a webhook object, got a string"),
+        (in_file(json!({"url": "http://h/"})), "expected a JSON array of webhook objects, got an object"),
+        (in_file(json!(5)), "expected a JSON array of webhook objects, got a number"),
+    ];
+    for (file, want) in cases {
+        let e = err(&[], &[], Some(&file));
+        assert!(e.contains(want), "{file}\n got: {e}\nwant: {want}");
+        assert!(e.starts_with("invalid value for --app-webhooks: "), "{e}");
+    }
+
+    // From the environment and a flag: the text is checked the same way, and the origin named.
+    let env = [("APP_WEBHOOKS", "[{\"url\": \"http://h/\",}]")];
+    let e = err(&CREDS, &env, None);
+    assert!(
+        e.starts_with("invalid value for --app-webhooks: not valid JSON: ")
+            && e.ends_with("(from environment variable APP_WEBHOOKS)"),
+        "{e}"
+    );
+    let twice = r#"[{"url": "http://h/", "url": "http://i/", "event_types": ["cache_miss"]}]"#;
+    let e = err(&CREDS, &[("APP_WEBHOOKS", twice)], None);
+    assert!(
+        e.starts_with(
+            "invalid value for --app-webhooks: not valid JSON: key \"url\" appears twice"
+        ),
+        "{e}"
+    );
+    let flag = r#"[{"url": "http://h/", "event_types": ["presence"]}]"#;
+    let mut args = CREDS.to_vec();
+    args.extend(["--app-webhooks", flag]);
+    let e = err(&args, &[], None);
+    assert!(
+        e.starts_with(
+            "invalid value for --app-webhooks: app_webhooks[0].event_types[0]: \"presence\""
+        ),
+        "{e}"
+    );
 }

@@ -1,9 +1,12 @@
 //! Interpreting one option value: numbers with bounds, booleans, ports, addresses, drivers,
-//! log levels, paths, ids and URLs. Each returns the reason a value is wrong; the caller adds
-//! the option's name and where the value came from.
+//! log levels, paths, ids, URLs and the `app_webhooks` list. Each returns the reason a value
+//! is wrong; the caller adds the option's name and where the value came from.
 
 use std::fmt;
 use std::net::IpAddr;
+
+use ringcast_core::app::{WebhookEventType, WebhookTarget};
+use serde_json::Value;
 
 use super::{Driver, LogLevel};
 
@@ -130,5 +133,233 @@ pub(crate) fn parse_url(s: &str) -> Result<String, String> {
             Ok(s.to_owned())
         }
         _ => Err(format!("{s:?} is not an http:// or https:// URL")),
+    }
+}
+
+/// Most webhooks one app may list in `app_webhooks`: every event is POSTed to each matching
+/// one, so the list bounds the outbound requests a single event can cause.
+pub(crate) const WEBHOOKS_MAX: usize = 16;
+/// Most extra headers of one webhook: they are sent with every request to it.
+pub(crate) const WEBHOOK_HEADERS_MAX: usize = 32;
+/// Headers the bridge sets itself; a configured value would break the receiver's signature
+/// check or body parsing.
+const RESERVED_HEADERS: [&str; 3] = ["X-Pusher-Key", "X-Pusher-Signature", "Content-Type"];
+
+const WEBHOOK_KEYS: [&str; 4] = ["url", "event_types", "filter", "headers"];
+const FILTER_KEYS: [&str; 2] = ["channel_name_starts_with", "channel_name_ends_with"];
+
+/// `app_webhooks`: a JSON array of webhook objects (see the README). Every error says where in
+/// the array it is (`app_webhooks[1].headers`), since the value can be long.
+pub(crate) fn parse_webhooks(s: &str) -> Result<Vec<WebhookTarget>, String> {
+    let value = super::json::parse_strict(s).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Value::Array(items) = value else {
+        return Err(format!(
+            "expected a JSON array of webhook objects, got {}",
+            json_type(&value)
+        ));
+    };
+    if items.len() > WEBHOOKS_MAX {
+        return Err(format!(
+            "{} webhooks listed, at most {WEBHOOKS_MAX} are allowed per app",
+            items.len()
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_webhook(item, &format!("app_webhooks[{i}]")))
+        .collect()
+}
+
+fn parse_webhook(item: &Value, at: &str) -> Result<WebhookTarget, String> {
+    let object = json_object(item, at, "a webhook object")?;
+    check_keys(object, at, &WEBHOOK_KEYS)?;
+
+    let url = match object.get("url") {
+        None => return Err(format!("{at}: missing \"url\"")),
+        Some(Value::String(url)) => parse_url(url).map_err(|why| format!("{at}.url: {why}"))?,
+        Some(other) => {
+            return Err(format!(
+                "{at}.url: expected a string, got {}",
+                json_type(other)
+            ))
+        }
+    };
+
+    let valid = || {
+        let names: Vec<&str> = WebhookEventType::ALL.iter().map(|k| k.name()).collect();
+        names.join(", ")
+    };
+    let event_types = match object.get("event_types") {
+        None => {
+            return Err(format!(
+                "{at}: missing \"event_types\" (an array of: {})",
+                valid()
+            ))
+        }
+        Some(Value::Array(names)) if names.is_empty() => {
+            return Err(format!(
+                "{at}.event_types: must not be empty (an array of: {})",
+                valid()
+            ))
+        }
+        Some(Value::Array(names)) => {
+            let mut kinds: Vec<WebhookEventType> = Vec::with_capacity(names.len());
+            for (j, name) in names.iter().enumerate() {
+                let Value::String(name) = name else {
+                    return Err(format!(
+                        "{at}.event_types[{j}]: expected a string, got {}",
+                        json_type(name)
+                    ));
+                };
+                let kind = WebhookEventType::from_name(name).ok_or_else(|| {
+                    format!(
+                        "{at}.event_types[{j}]: {name:?} is not a webhook event type \
+                         (expected one of: {})",
+                        valid()
+                    )
+                })?;
+                if kinds.contains(&kind) {
+                    return Err(format!("{at}.event_types: {name:?} is listed twice"));
+                }
+                kinds.push(kind);
+            }
+            kinds
+        }
+        Some(other) => {
+            return Err(format!(
+                "{at}.event_types: expected an array of event type names, got {}",
+                json_type(other)
+            ))
+        }
+    };
+
+    let (mut starts_with, mut ends_with) = (None, None);
+    if let Some(filter) = object.get("filter") {
+        let at = format!("{at}.filter");
+        let filter = json_object(filter, &at, "an object")?;
+        check_keys(filter, &at, &FILTER_KEYS)?;
+        starts_with = filter_text(filter, &at, "channel_name_starts_with")?;
+        ends_with = filter_text(filter, &at, "channel_name_ends_with")?;
+    }
+
+    let mut headers: Vec<(String, String)> = Vec::new();
+    if let Some(given) = object.get("headers") {
+        let at = format!("{at}.headers");
+        let given = json_object(given, &at, "an object of header name to value")?;
+        if given.len() > WEBHOOK_HEADERS_MAX {
+            return Err(format!(
+                "{at}: {} headers given, at most {WEBHOOK_HEADERS_MAX} are allowed per webhook",
+                given.len()
+            ));
+        }
+        for (name, value) in given {
+            headers.push(parse_header(name, value, &at, &headers)?);
+        }
+    }
+
+    Ok(WebhookTarget {
+        url,
+        event_types,
+        channel_name_starts_with: starts_with,
+        channel_name_ends_with: ends_with,
+        headers,
+    })
+}
+
+fn parse_header(
+    name: &str,
+    value: &Value,
+    at: &str,
+    earlier: &[(String, String)],
+) -> Result<(String, String), String> {
+    // RFC 9110 token: what a header name may be made of, so it cannot end the header early.
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_tchar) {
+        return Err(format!(
+            "{at}: {name:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
+        ));
+    }
+    if let Some(reserved) = RESERVED_HEADERS
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(name))
+    {
+        return Err(format!(
+            "{at}: {name:?} may not be set: the server sends {reserved} itself"
+        ));
+    }
+    // Header names are case-insensitive, so these would be the same header twice.
+    if let Some((first, _)) = earlier.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        return Err(format!("{at}: {first:?} and {name:?} are the same header"));
+    }
+    let Value::String(text) = value else {
+        return Err(format!(
+            "{at}.{name}: expected a string, got {}",
+            json_type(value)
+        ));
+    };
+    // CR and LF would start a new header (request smuggling); NUL is refused by HTTP stacks.
+    if let Some(c) = text.chars().find(|c| matches!(c, '\r' | '\n' | '\0')) {
+        return Err(format!(
+            "{at}.{name}: the value contains {c:?}, which cannot be in a header"
+        ));
+    }
+    Ok((name.to_owned(), text.clone()))
+}
+
+fn filter_text(
+    filter: &serde_json::Map<String, Value>,
+    at: &str,
+    key: &str,
+) -> Result<Option<String>, String> {
+    match filter.get(key) {
+        None => Ok(None),
+        Some(Value::String(text)) if text.is_empty() => Err(format!(
+            "{at}.{key}: must not be empty (leave it out to match every channel)"
+        )),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(format!(
+            "{at}.{key}: expected a string, got {}",
+            json_type(other)
+        )),
+    }
+}
+
+fn json_object<'a>(
+    value: &'a Value,
+    at: &str,
+    what: &str,
+) -> Result<&'a serde_json::Map<String, Value>, String> {
+    match value {
+        Value::Object(object) => Ok(object),
+        other => Err(format!("{at}: expected {what}, got {}", json_type(other))),
+    }
+}
+
+/// Unknown keys are refused like everywhere else in the config: a typo must not turn a
+/// filter or a header off silently.
+fn check_keys(
+    object: &serde_json::Map<String, Value>,
+    at: &str,
+    known: &[&str],
+) -> Result<(), String> {
+    let Some(key) = object.keys().find(|k| !known.contains(&k.as_str())) else {
+        return Ok(());
+    };
+    let hint = match super::json::closest(key, known) {
+        Some(near) => format!("did you mean \"{near}\"?"),
+        None => format!("expected {}", known.join(", ")),
+    };
+    Err(format!("{at}: unknown key \"{key}\" ({hint})"))
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }

@@ -1,6 +1,7 @@
-//! The shard's side of its link to the bridge (multi-node): which channels it announces to the
-//! cluster, local publishes going out, other nodes' events coming in, and what happens while the
-//! link is down.
+//! The shard's side of its link to the bridge: which channels it announces to the cluster,
+//! local publishes going out, other nodes' events coming in (several nodes), the webhook
+//! settings and events for the bridge to send (see `webhooks`), and what happens while the
+//! link is down. A node alone with webhooks has a link without the cluster part.
 //!
 //! The link is optional and may come and go at any time. While it is down the shard serves its
 //! own node as if it were alone: nothing waits for the bridge and nothing is queued for it
@@ -17,7 +18,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::message::AppIndex;
 use super::Shard;
+use crate::app::AppTable;
 use crate::link::{self, BridgeStats, ChannelEvent, LinkError, LinkMessage};
+use crate::webhook_config;
 
 /// Messages waiting for the link writer before local publishes are dropped (channel
 /// announcements are always queued: they are bounded by the registry).
@@ -29,8 +32,17 @@ pub const LINK_ACK_TIMEOUT_MS: u64 = 2_000;
 /// The link's state inside a shard.
 #[derive(Debug, Default)]
 pub struct LinkState {
-    /// The node runs with a bridge (`--adapter-driver redis`).
+    /// The node runs with a bridge (several nodes, or webhooks).
     pub enabled: bool,
+    /// The node is one of several (`--adapter-driver redis`): channels are announced,
+    /// publishes relayed and presence is cluster-wide.
+    pub(super) cluster: bool,
+    /// The webhook settings sent after every `Hello` (`None`: no app has webhooks).
+    webhook_config: Option<Bytes>,
+    /// Per app: the webhook event kinds wanted (`webhook_config::wanted_kinds`).
+    pub(super) hook_kinds: Vec<u8>,
+    /// Webhook events made while the link was down.
+    pub(super) hooks_waiting: super::webhooks::HooksWaiting,
     /// The link is connected and greeted.
     up: bool,
     /// Messages for the bridge, in order.
@@ -53,10 +65,25 @@ impl LinkState {
         self.out.push_back(message);
     }
 
-    /// A link that is down; `enabled` when the node runs with a bridge.
-    pub fn new(enabled: bool) -> Self {
+    /// Messages waiting for the link writer.
+    pub(super) fn queued(&self) -> usize {
+        self.out.len()
+    }
+
+    /// True while linked as one node of several.
+    pub(super) fn is_cluster_up(&self) -> bool {
+        self.up && self.cluster
+    }
+
+    /// A link that is down. `enabled`: the node runs with a bridge; `cluster`: as one of
+    /// several nodes.
+    pub fn new(enabled: bool, cluster: bool, apps: &AppTable) -> Self {
+        let configs = (0..apps.len() as u32).map(|index| apps.get(index));
         LinkState {
             enabled,
+            cluster: enabled && cluster,
+            webhook_config: webhook_config::link_json(configs.clone()),
+            hook_kinds: configs.map(webhook_config::wanted_kinds).collect(),
             ..Default::default()
         }
     }
@@ -77,6 +104,20 @@ impl Shard {
             shard: self.settings.shard_index,
             shard_count: self.settings.shard_count,
         });
+        if let Some(config) = &self.link.webhook_config {
+            self.link
+                .out
+                .push_back(LinkMessage::WebhookConfig(config.clone()));
+        }
+        if self.link.cluster {
+            self.link_announce_all();
+            self.cluster_resync();
+        }
+        self.hooks_flush_waiting();
+    }
+
+    /// After `Hello` (several nodes): every channel with local subscribers.
+    fn link_announce_all(&mut self) {
         for app in 0..self.apps.len() as AppIndex {
             let app_id = self.apps.get(app).id.clone();
             for (name, entry) in self.registry.channels_of(app) {
@@ -89,7 +130,6 @@ impl Shard {
                 }
             }
         }
-        self.cluster_resync();
     }
 
     /// The link is gone: stop waiting for the bridge and serve this node alone.
@@ -165,7 +205,9 @@ impl Shard {
             | LinkMessage::MemberLeave(..)
             | LinkMessage::MembersQuery(..)
             | LinkMessage::MembersResync(..)
-            | LinkMessage::ResyncDone => return Err(LinkError::WrongDirection),
+            | LinkMessage::ResyncDone
+            | LinkMessage::WebhookConfig(_)
+            | LinkMessage::Hook(_) => return Err(LinkError::WrongDirection),
         }
         self.run_detach_queue();
         Ok(())
@@ -199,7 +241,7 @@ impl Shard {
     /// A first local subscriber: tell the bridge, and return whether the subscription must
     /// wait for its `Subscribed`.
     pub(super) fn link_announce(&mut self, app: AppIndex, channel: &Arc<str>, seq: u32) -> bool {
-        if !self.link.up {
+        if !self.link.is_cluster_up() {
             return false;
         }
         self.link.out.push_back(LinkMessage::Subscribe {
@@ -230,7 +272,7 @@ impl Shard {
 
     /// The last local subscriber left.
     pub(super) fn link_withdraw(&mut self, app: AppIndex, channel: &str) {
-        if self.link.up {
+        if self.link.is_cluster_up() {
             self.link.out.push_back(LinkMessage::Unsubscribe {
                 app_id: self.apps.get(app).id.clone(),
                 channel: channel.to_string(),
@@ -247,7 +289,7 @@ impl Shard {
         frame: &Bytes,
         except_socket_id: &str,
     ) {
-        if !self.link.enabled {
+        if !self.link.cluster {
             return;
         }
         if !self.link.up || self.link.out.len() >= LINK_QUEUE_MAX {

@@ -71,7 +71,7 @@ impl Shard {
         channel: &str,
         member: &MemberData,
     ) -> bool {
-        if !self.link.is_up() {
+        if !self.link.is_cluster_up() {
             return false;
         }
         let message = LinkMessage::MemberJoin(
@@ -92,7 +92,7 @@ impl Shard {
         channel: &str,
         user_id: &str,
     ) -> bool {
-        if !self.link.is_up() {
+        if !self.link.is_cluster_up() {
             return false;
         }
         let message = LinkMessage::MemberLeave(self.presence_channel(app, channel), user_id.into());
@@ -133,7 +133,7 @@ impl Shard {
     /// Sends a members query for `waiting`; false (nothing sent) when unlinked or too many are
     /// in flight.
     fn ask_members(&mut self, app: AppIndex, channel: &Arc<str>, waiting: Waiting) -> bool {
-        if !self.link.is_up() || self.pending_joins.by_query.len() >= PENDING_JOINS_MAX {
+        if !self.link.is_cluster_up() || self.pending_joins.by_query.len() >= PENDING_JOINS_MAX {
             return false;
         }
         let query = self.pending_joins.next_query;

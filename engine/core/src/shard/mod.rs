@@ -29,6 +29,7 @@ mod rest_api;
 mod session;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -69,8 +70,10 @@ pub struct ShardSettings {
     pub echo_path: Option<String>,
     /// `/metrics` is served on a separate port (not on the main one).
     pub metrics_port_separate: bool,
-    /// The node is one of several, linked through the bridge (`--adapter-driver redis`).
+    /// The node runs with a bridge (several nodes, or webhooks to send).
     pub bridge_enabled: bool,
+    /// The node is one of several, linked through the bridge (`--adapter-driver redis`).
+    pub cluster_enabled: bool,
 }
 
 /// What the shell should do with a connection's socket after taking its output.
@@ -115,7 +118,7 @@ impl Shard {
         assert!(settings.shard_count >= 1 && settings.shard_count <= 64);
         assert!(settings.shard_index < settings.shard_count);
         let app_count = apps.len();
-        let settings_bridge_enabled = settings.bridge_enabled;
+        let link = bridge::LinkState::new(settings.bridge_enabled, settings.cluster_enabled, &apps);
         Shard {
             settings,
             apps,
@@ -133,7 +136,7 @@ impl Shard {
             unix_s: 0,
             queries: slab::Slab::new(),
             stats: ShardStats::default(),
-            link: bridge::LinkState::new(settings_bridge_enabled),
+            link,
             pending_joins: cluster_presence::PendingJoins::default(),
         }
     }

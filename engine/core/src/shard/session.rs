@@ -316,6 +316,7 @@ impl Shard {
         let entry = self.registry.channel_entry(app, &channel);
         entry.pending.push(key);
         if !entry.announced {
+            let node_had_it = entry.remote_interest != 0;
             entry.announced = true;
             entry.interest_seq = entry.interest_seq.wrapping_add(1);
             entry.acks_outstanding = shard_count - 1;
@@ -327,6 +328,7 @@ impl Shard {
                 on: true,
                 seq,
             });
+            self.hook_occupancy(app, &channel, node_had_it, true);
             if self.link_announce(app, &channel, seq) {
                 self.registry.channel_entry(app, &channel).link_ack_pending = true;
             }
@@ -417,6 +419,7 @@ impl Shard {
                 entry.acks_outstanding = 0;
                 entry.link_ack_pending = false;
                 let seq = entry.interest_seq;
+                let node_keeps_it = entry.remote_interest != 0;
                 self.broadcast(ShardMessage::Interest {
                     app,
                     channel: sub.channel.clone(),
@@ -425,6 +428,7 @@ impl Shard {
                     seq,
                 });
                 self.link_withdraw(app, &sub.channel);
+                self.hook_occupancy(app, &sub.channel, true, node_keeps_it);
             }
         }
         if let Some(member) = &sub.member {
@@ -640,6 +644,7 @@ impl Shard {
         if self.link.enabled {
             let socket_id = self.socket_id(serial);
             self.link_publish(app, channel, &frame, &socket_id);
+            self.hook_client_event(app, channel, event, data, &socket_id, user_id.as_deref());
         }
     }
 
@@ -657,11 +662,14 @@ impl Shard {
                     return;
                 }
                 let entry = self.registry.channel_entry(app, &channel);
+                let node_had_it = entry.announced || entry.remote_interest != 0;
                 if on {
                     entry.remote_interest |= 1 << from;
                 } else {
                     entry.remote_interest &= !(1 << from);
                 }
+                let node_has_it = entry.announced || entry.remote_interest != 0;
+                self.hook_occupancy(app, &channel, node_had_it, node_has_it);
                 if on {
                     self.route(from, ShardMessage::InterestAck { app, channel, seq });
                 } else {
@@ -722,6 +730,7 @@ impl Shard {
                 {
                     let json = server_message::member_removed(&channel, &user_id);
                     self.deliver_channel(app, &channel, &text_frame(&json), None, true);
+                    self.hook_member(app, &channel, &user_id, false);
                 }
             }
             ShardMessage::CacheStore {
@@ -871,6 +880,7 @@ impl Shard {
                         );
                         let frame = text_frame(&json);
                         self.deliver_channel(join.app, &join.channel, &frame, None, true);
+                        self.hook_member(join.app, &join.channel, &member.user_id, true);
                     }
                 }
                 JoinOutcome::AlreadyMember => {}
@@ -921,12 +931,14 @@ impl Shard {
         }
     }
 
-    /// The frame a new subscriber of a cache channel gets: the last event, or a cache miss.
-    fn cache_frame(&self, app: AppIndex, channel: &str) -> Bytes {
-        match self.owner.cache_lookup(app, channel, self.now_ms / 1000) {
-            Some(frame) => frame.clone(),
-            None => text_frame(&server_message::cache_miss(channel)),
+    /// The frame a new subscriber of a cache channel gets: the last event, or a cache miss
+    /// (which the app's webhooks hear of).
+    fn cache_frame(&mut self, app: AppIndex, channel: &str) -> Bytes {
+        if let Some(frame) = self.owner.cache_lookup(app, channel, self.now_ms / 1000) {
+            return frame.clone();
         }
+        self.hook_cache_miss(app, channel);
+        text_frame(&server_message::cache_miss(channel))
     }
 
     /// Subscriber side of the owner's answer.

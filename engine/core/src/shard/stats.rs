@@ -53,6 +53,11 @@ pub struct ShardStats {
     pub link_publishes_dropped: u64,
     /// Events from other nodes delivered through the bridge.
     pub link_events_in: u64,
+    /// Webhook events handed to the bridge.
+    pub webhook_events_out: u64,
+    /// Webhook events dropped before the bridge got them (link queue full, or too many
+    /// waiting while the bridge was away).
+    pub webhook_events_dropped: u64,
 }
 
 impl Default for ShardStats {
@@ -77,6 +82,8 @@ impl Default for ShardStats {
             link_publishes_out: 0,
             link_publishes_dropped: 0,
             link_events_in: 0,
+            webhook_events_out: 0,
+            webhook_events_dropped: 0,
         }
     }
 }
@@ -241,6 +248,19 @@ pub fn render_prometheus(snapshots: &[StatsSnapshot], app_ids: &[&str]) -> Strin
     );
     counter(
         &mut out,
+        "ringcast_webhook_events_out_total",
+        "Webhook events handed to the bridge for sending.",
+        &|s| s.webhook_events_out,
+    );
+    counter(
+        &mut out,
+        "ringcast_webhook_events_lost_total",
+        "Webhook events dropped before the bridge got them (link queue full, or too many \
+         waiting while the bridge was away).",
+        &|s| s.webhook_events_dropped,
+    );
+    counter(
+        &mut out,
         "ringcast_bridge_publishes_out_total",
         "Local publishes handed to the bridge for other nodes.",
         &|s| s.link_publishes_out,
@@ -349,7 +369,7 @@ fn render_bridge(out: &mut String, snapshots: &[StatsSnapshot]) {
     let Some(bridge) = snapshots.iter().find_map(|s| s.bridge_stats.as_ref()) else {
         return;
     };
-    let rows: [(&str, &str, &str, u64); 8] = [
+    let rows: [(&str, &str, &str, u64); 13] = [
         (
             "ringcast_bridge_redis_connected",
             "gauge",
@@ -397,6 +417,36 @@ fn render_bridge(out: &mut String, snapshots: &[StatsSnapshot]) {
             "gauge",
             "Engine shards linked to the bridge.",
             u64::from(bridge.links),
+        ),
+        (
+            "ringcast_webhook_events_delivered_total",
+            "counter",
+            "Webhook events the receivers accepted (2xx).",
+            bridge.webhook_events_delivered,
+        ),
+        (
+            "ringcast_webhook_requests_failed_total",
+            "counter",
+            "Webhook requests that failed (non-2xx, connect error, timeout); each retry counts.",
+            bridge.webhook_requests_failed,
+        ),
+        (
+            "ringcast_webhook_events_given_up_total",
+            "counter",
+            "Webhook events given up after retrying for 5 minutes.",
+            bridge.webhook_events_given_up,
+        ),
+        (
+            "ringcast_webhook_events_dropped_total",
+            "counter",
+            "Webhook events the bridge dropped because its queue was full.",
+            bridge.webhook_events_dropped,
+        ),
+        (
+            "ringcast_webhook_queue_depth",
+            "gauge",
+            "Webhook events waiting in the bridge (delayed, queued, in flight or to be retried).",
+            bridge.webhook_events_pending,
         ),
     ];
     for (name, kind, help, value) in rows {

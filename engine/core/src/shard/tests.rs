@@ -50,6 +50,17 @@ impl Sim {
         bridge_enabled: bool,
         configure: impl Fn(&mut AppConfig),
     ) -> Self {
+        Sim::new_mode(shard_count, bridge_enabled, bridge_enabled, configure)
+    }
+
+    /// Shards of a node with a bridge (`bridge_enabled`), as one of several (`cluster_enabled`)
+    /// or alone (webhooks only).
+    fn new_mode(
+        shard_count: u16,
+        bridge_enabled: bool,
+        cluster_enabled: bool,
+        configure: impl Fn(&mut AppConfig),
+    ) -> Self {
         let mut app = AppConfig::with_credentials("app-id", KEY, SECRET);
         configure(&mut app);
         let apps = Arc::new(AppTable::new(vec![app]));
@@ -66,6 +77,7 @@ impl Sim {
                         echo_path: Some("/echo".into()),
                         metrics_port_separate: false,
                         bridge_enabled,
+                        cluster_enabled,
                     },
                     apps.clone(),
                 )
@@ -1488,4 +1500,173 @@ fn linked_users_query_answers_with_the_cluster_members() {
         body,
         serde_json::json!({"users": [{"id": "alice"}, {"id": "bob"}]})
     );
+}
+
+/// A node alone that sends webhooks: every kind switched on for one URL.
+fn webhook_sim(shard_count: u16) -> Sim {
+    let mut sim = Sim::new_mode(shard_count, true, false, |app| {
+        app.enable_client_messages = true;
+        let hooks = &mut app.webhooks;
+        hooks.enabled = true;
+        hooks.url = Some("http://127.0.0.1:9/hooks".into());
+        hooks.channel_occupied = true;
+        hooks.channel_vacated = true;
+        hooks.member_added = true;
+        hooks.member_removed = true;
+        hooks.client_event = true;
+        hooks.cache_miss = true;
+    });
+    for shard in 0..usize::from(shard_count) {
+        sim.shards[shard].handle_link_up();
+        let out = sim.link_output(shard);
+        assert!(matches!(out[0], LinkMessage::Hello { .. }), "{out:?}");
+        let LinkMessage::WebhookConfig(config) = &out[1] else {
+            panic!("{out:?}")
+        };
+        let config: Value = serde_json::from_slice(config).unwrap();
+        assert_eq!(config["apps"][0]["app_id"], "app-id");
+        assert_eq!(out.len(), 2, "a node alone announces nothing: {out:?}");
+    }
+    sim
+}
+
+impl Sim {
+    /// The webhook events every shard handed to the bridge, as (kind, body JSON).
+    fn hooks(&mut self) -> Vec<(crate::app::WebhookEventType, Value)> {
+        let mut hooks = Vec::new();
+        for shard in 0..self.shards.len() {
+            for message in self.link_output(shard) {
+                match message {
+                    LinkMessage::Hook(event) => {
+                        assert_eq!(event.app_id, "app-id");
+                        let body: Value = serde_json::from_slice(&event.body).unwrap();
+                        assert_eq!(body["channel"], event.channel.as_str());
+                        assert_eq!(body["name"], event.kind.name());
+                        hooks.push((event.kind, body));
+                    }
+                    other => panic!("only webhook events expected: {other:?}"),
+                }
+            }
+        }
+        hooks
+    }
+}
+
+#[test]
+fn a_node_alone_reports_occupancy_once_whatever_the_shards() {
+    use crate::app::WebhookEventType::{ChannelOccupied, ChannelVacated};
+    let mut sim = webhook_sim(2);
+    let (a, _) = sim.connect(0);
+    let (b, _) = sim.connect(1);
+    let (c, _) = sim.connect(1);
+    for client in [a, b, c] {
+        sim.subscribe(client, "news", None, None);
+        assert_eq!(
+            names(&sim.events(client)),
+            ["pusher_internal:subscription_succeeded"],
+            "no wait for the bridge when alone"
+        );
+    }
+    let hooks = sim.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0].0, ChannelOccupied);
+    assert_eq!(
+        hooks[0].1,
+        serde_json::json!({"name":"channel_occupied","channel":"news"})
+    );
+    let unsubscribe =
+        serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": "news"}});
+    sim.send(a, unsubscribe.clone());
+    sim.send(b, unsubscribe.clone());
+    assert!(sim.hooks().is_empty(), "c still holds the channel");
+    sim.send(c, unsubscribe);
+    let hooks = sim.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0].0, ChannelVacated);
+    // Occupied again: a new event (the bridge cancels the pair if it came within 3 s).
+    sim.subscribe(b, "news", None, None);
+    assert_eq!(
+        sim.hooks().iter().map(|h| h.0).collect::<Vec<_>>(),
+        [ChannelOccupied]
+    );
+}
+
+#[test]
+fn a_node_alone_reports_members_client_events_and_cache_misses() {
+    use crate::app::WebhookEventType::{
+        CacheMiss, ChannelOccupied, ClientEvent, MemberAdded, MemberRemoved,
+    };
+    let mut sim = webhook_sim(2);
+    let (a, a_id) = sim.connect(0);
+    let (b, b_id) = sim.connect(1);
+    sim.join_presence(a, &a_id, "presence-room", "alice");
+    sim.join_presence(b, &b_id, "presence-room", "alice");
+    let kinds: Vec<_> = sim.hooks().into_iter().map(|(kind, _)| kind).collect();
+    assert_eq!(
+        kinds,
+        [ChannelOccupied, MemberAdded],
+        "two tabs, one member"
+    );
+    sim.send(
+        b,
+        serde_json::json!({"event":"client-typing","channel":"presence-room","data":{"who":"b"}}),
+    );
+    let hooks = sim.hooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].0, ClientEvent);
+    assert_eq!(
+        hooks[0].1,
+        serde_json::json!({"name":"client_event","channel":"presence-room",
+            "event":"client-typing","data":"{\"who\":\"b\"}","socket_id":b_id,"user_id":"alice"})
+    );
+    sim.send(
+        b,
+        serde_json::json!({"event":"client-s","channel":"presence-room","data":"as is"}),
+    );
+    assert_eq!(
+        sim.hooks()[0].1["data"],
+        "as is",
+        "string data is not quoted twice"
+    );
+    let unsubscribe =
+        serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": "presence-room"}});
+    sim.send(a, unsubscribe.clone());
+    assert!(sim.hooks().is_empty(), "alice still has a tab");
+    sim.send(b, unsubscribe);
+    let hooks = sim.hooks();
+    let removed: Vec<_> = hooks.iter().filter(|h| h.0 == MemberRemoved).collect();
+    assert_eq!(removed.len(), 1, "{hooks:?}");
+    assert_eq!(
+        removed[0].1,
+        serde_json::json!({"name":"member_removed","channel":"presence-room","user_id":"alice"})
+    );
+    sim.subscribe(a, "cache-prices", None, None);
+    let kinds: Vec<_> = sim.hooks().into_iter().map(|(kind, _)| kind).collect();
+    assert_eq!(kinds, [ChannelOccupied, CacheMiss]);
+}
+
+#[test]
+fn webhook_events_wait_for_the_bridge_and_apps_without_webhooks_make_none() {
+    let mut sim = webhook_sim(1);
+    sim.shards[0].handle_link_down();
+    let (a, _) = sim.connect(0);
+    sim.subscribe(a, "news", None, None);
+    assert!(sim.link_output(0).is_empty(), "nothing written while down");
+    sim.shards[0].handle_link_up();
+    let out = sim.link_output(0);
+    assert!(matches!(out[0], LinkMessage::Hello { .. }));
+    assert!(matches!(out[1], LinkMessage::WebhookConfig(_)));
+    assert!(
+        matches!(&out[2], LinkMessage::Hook(e) if e.channel == "news"),
+        "the occupancy seen while the bridge was away follows the Hello: {out:?}"
+    );
+    assert_eq!(out.len(), 3);
+
+    // No webhook wanted: no link messages beyond the greeting, and no config to send.
+    let mut quiet = Sim::new_mode(1, true, false, |app| app.enable_client_messages = true);
+    quiet.shards[0].handle_link_up();
+    assert_eq!(quiet.link_output(0).len(), 1, "Hello only");
+    let (q, _) = quiet.connect(0);
+    quiet.subscribe(q, "news", None, None);
+    assert!(quiet.link_output(0).is_empty());
 }

@@ -1,0 +1,157 @@
+//! The webhook events a shard sees first and hands to the bridge, which filters, delays,
+//! batches and sends them (specs/pusher.md §8): client events and cache misses where they
+//! happen; a channel's node-wide first subscriber and last leave (`channel_occupied` /
+//! `channel_vacated`) and, on a single node, a presence user's first join and last leave at the
+//! channel's owner shard.
+//!
+//! The owner sees every shard's interest announcements in order, so it knows the node's
+//! occupancy exactly and without extra messages. Events made while the bridge is away wait in
+//! a bounded queue and go out after the next `Hello`; a restarted bridge therefore misses
+//! nothing the engine saw, up to that bound.
+
+use std::collections::VecDeque;
+
+use crate::app::WebhookEventType;
+use crate::link::{HookEvent, LinkMessage};
+use crate::pusher::server_message::push_json_string;
+use crate::webhook_config::kind_bit;
+
+use super::bridge::LINK_QUEUE_MAX;
+use super::message::AppIndex;
+use super::Shard;
+
+/// Webhook events kept while the bridge is away; past it new ones are dropped (counted).
+pub const HOOKS_WAITING_MAX: usize = 65_536;
+
+/// Webhook events waiting for the link.
+pub(super) type HooksWaiting = VecDeque<HookEvent>;
+
+impl Shard {
+    /// True when some webhook of the app wants events of `kind` (and a bridge sends them).
+    pub(super) fn wants_hook(&self, app: AppIndex, kind: WebhookEventType) -> bool {
+        self.link.enabled
+            && self
+                .link
+                .hook_kinds
+                .get(app as usize)
+                .is_some_and(|mask| mask & kind_bit(kind) != 0)
+    }
+
+    /// Hands one event to the bridge, or keeps it until the link is back.
+    fn hook(&mut self, app: AppIndex, kind: WebhookEventType, channel: &str, body: String) {
+        let event = HookEvent {
+            app_id: self.apps.get(app).id.clone(),
+            channel: channel.to_owned(),
+            kind,
+            body: body.into(),
+        };
+        if self.link.is_up() {
+            if self.link.queued() < LINK_QUEUE_MAX {
+                self.stats.webhook_events_out += 1;
+                self.link.push(LinkMessage::Hook(event));
+                return;
+            }
+        } else if self.link.hooks_waiting.len() < HOOKS_WAITING_MAX {
+            self.link.hooks_waiting.push_back(event);
+            return;
+        }
+        self.stats.webhook_events_dropped += 1;
+    }
+
+    /// After `Hello`: the events made while the link was down.
+    pub(super) fn hooks_flush_waiting(&mut self) {
+        while let Some(event) = self.link.hooks_waiting.pop_front() {
+            self.stats.webhook_events_out += 1;
+            self.link.push(LinkMessage::Hook(event));
+        }
+    }
+
+    /// At the channel's owner: the node's occupancy of `channel` went from `was` to `is`.
+    pub(super) fn hook_occupancy(&mut self, app: AppIndex, channel: &str, was: bool, is: bool) {
+        let kind = match (was, is) {
+            (false, true) => WebhookEventType::ChannelOccupied,
+            (true, false) => WebhookEventType::ChannelVacated,
+            _ => return,
+        };
+        if !self.wants_hook(app, kind) || self.owner_of(app, channel) != self.settings.shard_index {
+            return;
+        }
+        let body = channel_body(kind, channel, None);
+        self.hook(app, kind, channel, body);
+    }
+
+    /// At the owner, on a single node (several nodes: the bridge decides, cluster-wide): a
+    /// user's first join or last leave of a presence channel.
+    pub(super) fn hook_member(&mut self, app: AppIndex, channel: &str, user_id: &str, added: bool) {
+        let kind = if added {
+            WebhookEventType::MemberAdded
+        } else {
+            WebhookEventType::MemberRemoved
+        };
+        if self.link.cluster || !self.wants_hook(app, kind) {
+            return;
+        }
+        let body = channel_body(kind, channel, Some(user_id));
+        self.hook(app, kind, channel, body);
+    }
+
+    /// At the owner: a subscriber of a cache channel found no cached event.
+    pub(super) fn hook_cache_miss(&mut self, app: AppIndex, channel: &str) {
+        let kind = WebhookEventType::CacheMiss;
+        if self.wants_hook(app, kind) {
+            let body = channel_body(kind, channel, None);
+            self.hook(app, kind, channel, body);
+        }
+    }
+
+    /// A client event was accepted and delivered. `data_json` is its `data` as sent; webhook
+    /// receivers get it as a string, as Pusher sends it.
+    pub(super) fn hook_client_event(
+        &mut self,
+        app: AppIndex,
+        channel: &str,
+        event: &str,
+        data_json: &str,
+        socket_id: &str,
+        user_id: Option<&str>,
+    ) {
+        let kind = WebhookEventType::ClientEvent;
+        if !self.wants_hook(app, kind) {
+            return;
+        }
+        let mut body = String::with_capacity(96 + channel.len() + event.len() + data_json.len());
+        body.push_str("{\"name\":\"client_event\",\"channel\":");
+        push_json_string(&mut body, channel);
+        body.push_str(",\"event\":");
+        push_json_string(&mut body, event);
+        body.push_str(",\"data\":");
+        match serde_json::from_str::<String>(data_json) {
+            // Already a string: pass it on as it is.
+            Ok(_) => body.push_str(data_json),
+            Err(_) => push_json_string(&mut body, data_json),
+        }
+        body.push_str(",\"socket_id\":");
+        push_json_string(&mut body, socket_id);
+        if let Some(user_id) = user_id {
+            body.push_str(",\"user_id\":");
+            push_json_string(&mut body, user_id);
+        }
+        body.push('}');
+        self.hook(app, kind, channel, body);
+    }
+}
+
+/// `{"name":…,"channel":…[,"user_id":…]}`.
+fn channel_body(kind: WebhookEventType, channel: &str, user_id: Option<&str>) -> String {
+    let mut body = String::with_capacity(48 + channel.len() + user_id.map_or(0, str::len));
+    body.push_str("{\"name\":\"");
+    body.push_str(kind.name());
+    body.push_str("\",\"channel\":");
+    push_json_string(&mut body, channel);
+    if let Some(user_id) = user_id {
+        body.push_str(",\"user_id\":");
+        push_json_string(&mut body, user_id);
+    }
+    body.push('}');
+    body
+}

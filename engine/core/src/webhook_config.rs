@@ -1,0 +1,138 @@
+//! The apps' webhook settings as the engine hands them to the bridge (which sends the
+//! webhooks): one JSON document, sent on every link after `Hello`, so that a bridge run by the
+//! operator needs no configuration of its own. The bridge reads it with serde; the shape:
+//!
+//! ```json
+//! {"apps":[{"app_id":"1","app_key":"k","app_secret":"s","batching":false,
+//!           "webhooks":[{"url":"http://…","event_types":["channel_occupied"],
+//!                        "channel_name_starts_with":null,"channel_name_ends_with":null,
+//!                        "headers":[["X-Name","value"]]}]}]}
+//! ```
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::app::{AppConfig, WebhookEventType};
+
+/// The document for `apps`, or `None` when no app has a webhook (no bridge needed for them).
+pub fn link_json<'a>(apps: impl IntoIterator<Item = &'a AppConfig>) -> Option<Bytes> {
+    let entries: Vec<Value> = apps
+        .into_iter()
+        .filter_map(|app| {
+            let targets = app.webhooks.effective_targets();
+            if targets.is_empty() {
+                return None;
+            }
+            let webhooks: Vec<Value> = targets
+                .iter()
+                .map(|target| {
+                    json!({
+                        "url": target.url,
+                        "event_types": target
+                            .event_types
+                            .iter()
+                            .map(|kind| kind.name())
+                            .collect::<Vec<_>>(),
+                        "channel_name_starts_with": target.channel_name_starts_with,
+                        "channel_name_ends_with": target.channel_name_ends_with,
+                        "headers": target.headers,
+                    })
+                })
+                .collect();
+            Some(json!({
+                "app_id": app.id,
+                "app_key": app.key,
+                "app_secret": app.secret,
+                "batching": app.webhooks.batching,
+                "webhooks": webhooks,
+            }))
+        })
+        .collect();
+    if entries.is_empty() {
+        return None;
+    }
+    Some(Bytes::from(json!({ "apps": entries }).to_string()))
+}
+
+/// The kinds of event any of the app's webhooks wants, one bit per kind (see [`kind_bit`]):
+/// the shard checks this before building an event.
+pub fn wanted_kinds(app: &AppConfig) -> u8 {
+    app.webhooks
+        .effective_targets()
+        .iter()
+        .flat_map(|target| target.event_types.iter())
+        .fold(0, |mask, kind| mask | kind_bit(*kind))
+}
+
+/// The bit of `kind` in a [`wanted_kinds`] mask.
+pub fn kind_bit(kind: WebhookEventType) -> u8 {
+    let position = WebhookEventType::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(0);
+    1 << position
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::app::WebhookTarget;
+
+    #[test]
+    fn apps_without_webhooks_are_left_out() {
+        let quiet = AppConfig::with_credentials("1", "k1", "s1");
+        assert_eq!(link_json([&quiet]), None);
+        assert_eq!(wanted_kinds(&quiet), 0);
+        let mut switched_off = AppConfig::with_credentials("2", "k2", "s2");
+        switched_off.webhooks.url = Some("http://127.0.0.1:9/hook".into());
+        switched_off.webhooks.channel_occupied = true;
+        assert_eq!(link_json([&quiet, &switched_off]), None, "not enabled");
+    }
+
+    #[test]
+    fn the_document_lists_flat_and_extra_webhooks() {
+        let mut app = AppConfig::with_credentials("7", "key7", "secret7");
+        app.webhooks.enabled = true;
+        app.webhooks.batching = true;
+        app.webhooks.url = Some("http://127.0.0.1:9/flat".into());
+        app.webhooks.member_added = true;
+        app.webhooks.client_event = true;
+        app.webhooks.targets.push(WebhookTarget {
+            url: "https://example.test/x".into(),
+            event_types: vec![WebhookEventType::ChannelVacated],
+            channel_name_starts_with: Some("private-".into()),
+            channel_name_ends_with: None,
+            headers: vec![("X-Team".into(), "blue".into())],
+        });
+        let quiet = AppConfig::with_credentials("8", "k8", "s8");
+        let text = link_json([&quiet, &app]).unwrap();
+        let doc: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(
+            doc,
+            json!({"apps": [{
+                "app_id": "7", "app_key": "key7", "app_secret": "secret7", "batching": true,
+                "webhooks": [
+                    {"url": "http://127.0.0.1:9/flat",
+                     "event_types": ["member_added", "client_event"],
+                     "channel_name_starts_with": null, "channel_name_ends_with": null,
+                     "headers": []},
+                    {"url": "https://example.test/x", "event_types": ["channel_vacated"],
+                     "channel_name_starts_with": "private-", "channel_name_ends_with": null,
+                     "headers": [["X-Team", "blue"]]}
+                ]
+            }]})
+        );
+        let mask = wanted_kinds(&app);
+        for kind in WebhookEventType::ALL {
+            let wanted = matches!(
+                kind,
+                WebhookEventType::MemberAdded
+                    | WebhookEventType::ClientEvent
+                    | WebhookEventType::ChannelVacated
+            );
+            assert_eq!(mask & kind_bit(kind) != 0, wanted, "{kind:?}");
+        }
+    }
+}
