@@ -126,6 +126,7 @@ impl Fanout {
                 echo_path: None,
                 metrics_port_separate: false,
                 bridge_enabled: false,
+                cluster_enabled: false,
             },
             apps,
         );

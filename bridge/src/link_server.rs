@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ringcast_core::link::{self, LinkMessage, VERSION};
+use ringcast_core::app::WebhookEventType;
+use ringcast_core::link::{self, HookEvent, LinkMessage, PresenceChannel, VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::envelope::{encode_envelope, redis_channel_name};
 use crate::hub::{LinkId, SHARDS_MAX};
 use crate::hub_task::{HubInput, LinkWriter};
-use crate::presence_task::PresenceInput;
+use crate::presence_task::{occupancy_member, PresenceInput, Tracked};
 use crate::redis_publish::Outbound;
 use crate::stats::{add, BridgeCounters};
 use crate::webhook_task::WebhookInput;
@@ -233,6 +234,7 @@ async fn read_link(
                     context,
                     PresenceInput::Join {
                         shard,
+                        tracked: Tracked::Member,
                         channel,
                         member,
                     },
@@ -244,6 +246,7 @@ async fn read_link(
                     context,
                     PresenceInput::Leave {
                         shard,
+                        tracked: Tracked::Member,
                         channel,
                         user_id,
                     },
@@ -278,11 +281,7 @@ async fn read_link(
                 continue;
             }
             LinkMessage::Hook(event) => {
-                if let Err(mpsc::error::TrySendError::Full(_)) =
-                    context.webhooks.try_send(WebhookInput::Event(event))
-                {
-                    add(&context.counters.webhooks.events_dropped_queue_full, 1);
-                }
+                hook(context, shard, event);
                 continue;
             }
             LinkMessage::MembersResync(channel, members) => {
@@ -312,6 +311,44 @@ async fn read_link(
         if context.hub.send(input).await.is_err() {
             return LinkEnd::BridgeStopping;
         }
+    }
+}
+
+/// A webhook event from the engine. With Redis, the node's occupancy of a channel is state
+/// that the presence task turns into the cluster's (one pseudo-member per node and shard);
+/// everything else, and everything on a node alone, goes to the webhook task as it is.
+fn hook(context: &LinkContext, shard: u16, event: HookEvent) {
+    let occupancy = match event.kind {
+        WebhookEventType::ChannelOccupied => Some(true),
+        WebhookEventType::ChannelVacated => Some(false),
+        _ => None,
+    };
+    if let (Some(held), Some(_)) = (occupancy, &context.presence) {
+        let channel = PresenceChannel {
+            app_id: event.app_id,
+            channel: event.channel,
+        };
+        let input = if held {
+            PresenceInput::Join {
+                shard,
+                tracked: Tracked::Occupancy,
+                channel,
+                member: occupancy_member(),
+            }
+        } else {
+            PresenceInput::Leave {
+                shard,
+                tracked: Tracked::Occupancy,
+                channel,
+                user_id: occupancy_member().user_id,
+            }
+        };
+        return presence(context, input);
+    }
+    if let Err(mpsc::error::TrySendError::Full(_)) =
+        context.webhooks.try_send(WebhookInput::Event(event))
+    {
+        add(&context.counters.webhooks.events_dropped_queue_full, 1);
     }
 }
 

@@ -6,6 +6,7 @@
 //! happens in the tasks it starts.
 
 mod backoff;
+mod cluster_hooks;
 mod drop_counter;
 mod envelope;
 mod hub;
@@ -36,6 +37,7 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::cluster_hooks::run_due;
 use crate::hub::Hub;
 use crate::hub_task::{run_hub, run_without_redis, HUB_QUEUE_MESSAGES_MAX};
 use crate::link_server::{serve_links, LinkContext};
@@ -230,7 +232,7 @@ async fn run(
         Arc::clone(&counters.webhooks),
     ));
     tokio::spawn(run_webhooks(
-        WebhookRouter::new(node_id),
+        WebhookRouter::new(node_id, run_id()),
         webhook_queue,
         webhook_batches,
         Arc::clone(&counters),
@@ -269,6 +271,13 @@ async fn run(
                 node_keys.clone(),
                 presence_ttl,
                 presence_queue,
+                webhook_sender.clone(),
+                Arc::clone(&counters),
+            )));
+            cluster_tasks.push(tokio::spawn(run_due(
+                client.clone(),
+                args.redis_prefix.clone(),
+                webhook_sender.clone(),
                 Arc::clone(&counters),
             )));
             cluster_tasks.push(tokio::spawn(run_liveness(
@@ -335,6 +344,15 @@ async fn run(
         "{signal_name}: stopped"
     );
     ExitCode::SUCCESS
+}
+
+/// Different for every start of the bridge (the process id and the clock, hashed with a random
+/// key): keeps webhook event ids unique when a node's bridge restarts.
+fn run_id() -> u32 {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    ahash::RandomState::new().hash_one((std::process::id(), now_ns)) as u32
 }
 
 fn remove_socket(path: &Path) {

@@ -18,22 +18,38 @@ use redis::{Cmd, FromRedisValue, RedisResult, ToRedisArgs};
 use crate::envelope::redis_channel_name;
 
 /// Lua shared by the scripts. `added` / `removed` do the counting after the held hash
-/// changed, and publish an event only on the cluster-wide first join / last leave.
+/// changed, and publish an event only on the cluster-wide first join / last leave. They also
+/// keep the webhooks' side (see [`webhook_due_key`]): a last leave waits in the delayed set
+/// for [`LEAVE_DELAY_MS`]; a first join that finds its leave still waiting takes it out and
+/// is no webhook either (the user or channel was back in time); any other first join is one,
+/// returned by the script in `hooks` (the payload of its member event) for the bridge that
+/// ran it to send. `DELAYED` and `DELAY_MS` are defined in front of this by [`Script::new`].
 const LUA_COMMON: &str = r#"
+local hooks = {}
 local function field(s)
   return string.len(s) .. ':' .. s
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function added(p, head, user, info)
   if redis.call('HINCRBY', p .. '#count', user, 1) == 1 then
     redis.call('HSET', p .. '#members', user, info)
-    redis.call('PUBLISH', p, head .. 'A' .. field(user) .. field(info))
+    local payload = head .. 'A' .. field(user) .. field(info)
+    redis.call('PUBLISH', p, payload)
+    if redis.call('ZREM', DELAYED, head .. 'R' .. field(user)) == 0 then
+      table.insert(hooks, payload)
+    end
   end
 end
 local function removed(p, head, user)
   if redis.call('HINCRBY', p .. '#count', user, -1) <= 0 then
     redis.call('HDEL', p .. '#count', user)
     redis.call('HDEL', p .. '#members', user)
-    redis.call('PUBLISH', p, head .. 'R' .. field(user))
+    local payload = head .. 'R' .. field(user)
+    redis.call('PUBLISH', p, payload)
+    redis.call('ZADD', DELAYED, now_ms() + DELAY_MS, payload)
   end
 end
 local function parse_meta(meta)
@@ -68,7 +84,7 @@ redis.call('HSET', KEYS[2], KEYS[1], field(ARGV[1]) .. ARGV[2])
 if redis.call('HSETNX', KEYS[1], ARGV[5], ARGV[6]) == 1 then
   added(ARGV[1], ARGV[2], ARGV[5], ARGV[6])
 end
-return 0
+return hooks
 "#;
 
 /// KEYS: held. ARGV: P, head, user.
@@ -76,7 +92,7 @@ const LUA_LEAVE: &str = r#"
 if redis.call('HDEL', KEYS[1], ARGV[3]) == 1 then
   removed(ARGV[1], ARGV[2], ARGV[3])
 end
-return 0
+return hooks
 "#;
 
 /// KEYS: held, node keys hash, nodes set, heartbeat. ARGV: P, head, node id, TTL, then user,
@@ -98,17 +114,18 @@ for i = 5, #ARGV - 1, 2 do
     added(ARGV[1], ARGV[2], ARGV[i], ARGV[i + 1])
   end
 end
-return 0
+return hooks
 "#;
 
 /// KEYS: node keys hash. ARGV: held key. Everything that held hash had leaves.
 const LUA_DROP_HELD: &str = r#"
 drop_held(KEYS[1], ARGV[1])
-return 0
+return hooks
 "#;
 
 /// KEYS: node keys hash, nodes set, heartbeat. ARGV: node id, "1" to reap even a live node
 /// (its own graceful shutdown). Returns 1 if it reaped. Idempotent: a second run finds nothing.
+/// (Only leaves happen here: their webhooks wait in the delayed set, so no hooks to return.)
 const LUA_REAP: &str = r#"
 if ARGV[2] == '1' then
   redis.call('DEL', KEYS[3])
@@ -123,6 +140,16 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 "#;
 
+/// ARGV: most entries to take. Takes the delayed leave events whose time came (each by one
+/// bridge only: the script is atomic) and returns their payloads.
+const LUA_TAKE_DUE: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
+for _, payload in ipairs(due) do
+  redis.call('ZREM', DELAYED, payload)
+end
+return due
+"#;
+
 /// One Lua script, run with EVALSHA. The SHA comes from SCRIPT LOAD (the redis crate's own
 /// `Script` needs a SHA-1 crate the workspace does not have); after a Redis restart forgot the
 /// script, NOSCRIPT makes it load again.
@@ -132,9 +159,12 @@ pub struct Script {
 }
 
 impl Script {
-    fn new(body: &str) -> Self {
+    fn new(prefix: &str, body: &str) -> Self {
+        let delayed = lua_string(webhook_due_key(prefix).as_bytes());
         Self {
-            text: format!("{LUA_COMMON}{body}"),
+            text: format!(
+                "local DELAYED = {delayed}\nlocal DELAY_MS = {LEAVE_DELAY_MS}\n{LUA_COMMON}{body}"
+            ),
             sha: None,
         }
     }
@@ -189,19 +219,62 @@ pub struct Scripts {
     pub drop_held: Script,
     /// Remove a node's members and the node.
     pub reap: Script,
+    /// Take the delayed leave events that are due.
+    pub take_due: Script,
 }
 
 impl Scripts {
-    /// The scripts, not loaded yet (the first run loads each).
-    pub fn new() -> Self {
+    /// The scripts for keys under `prefix`, not loaded yet (the first run loads each).
+    pub fn new(prefix: &str) -> Self {
         Self {
-            join: Script::new(&format!("{LUA_REGISTER}{LUA_JOIN}")),
-            leave: Script::new(LUA_LEAVE),
-            resync: Script::new(&format!("{LUA_REGISTER}{LUA_RESYNC}")),
-            drop_held: Script::new(LUA_DROP_HELD),
-            reap: Script::new(LUA_REAP),
+            join: Script::new(prefix, &format!("{LUA_REGISTER}{LUA_JOIN}")),
+            leave: Script::new(prefix, LUA_LEAVE),
+            resync: Script::new(prefix, &format!("{LUA_REGISTER}{LUA_RESYNC}")),
+            drop_held: Script::new(prefix, LUA_DROP_HELD),
+            reap: Script::new(prefix, LUA_REAP),
+            take_due: Script::new(prefix, LUA_TAKE_DUE),
         }
     }
+}
+
+/// How long a cluster-wide last leave (`member_removed`, `channel_vacated`) waits for a
+/// rejoin anywhere before its webhook goes out.
+pub const LEAVE_DELAY_MS: u64 = 3_000;
+
+/// Payloads returned by a script: the member events that are webhooks now.
+pub type Hooks = Vec<Vec<u8>>;
+
+/// `{prefix}#webhooks#delayed`: sorted set of member-event payloads of last leaves, scored by
+/// the time (Redis clock, ms) their webhook is due.
+pub fn webhook_due_key(prefix: &str) -> String {
+    format!("{prefix}#webhooks#delayed")
+}
+
+/// `bytes` as a Lua string literal (every byte as a decimal escape: safe for any prefix).
+fn lua_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 4 + 2);
+    out.push('"');
+    for byte in bytes {
+        out.push_str(&format!("\\{byte}"));
+    }
+    out.push('"');
+    out
+}
+
+/// The base of a channel's occupancy, kept like a presence channel with one pseudo-member per
+/// (node, shard) holding it: `{prefix}#{app}#{channel}#occupancy` (a channel name has no `#`
+/// after its first character, so no channel's base can be this).
+pub fn occupancy_base(prefix: &str, app_id: &str, channel: &str) -> String {
+    format!("{}#occupancy", redis_channel_name(prefix, app_id, channel))
+}
+
+/// The pseudo-member of an occupancy base.
+pub const OCCUPANCY_MEMBER: &str = "node";
+
+/// Channel field of an occupancy event's head: `#occupancy#{channel}` (never a channel name,
+/// so member events and occupancy events stay apart, also in the delayed set).
+pub fn occupancy_head_channel(channel: &str) -> String {
+    format!("#occupancy#{channel}")
 }
 
 /// Key names of one node.
@@ -280,6 +353,11 @@ pub fn channel_base_of_meta(meta: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lua_strings_escape_every_byte() {
+        assert_eq!(lua_string(b"a\"\n"), "\"\\97\\34\\10\"");
+    }
 
     #[test]
     fn meta_gives_the_channel_base() {

@@ -1,8 +1,10 @@
 //! The presence task: carries out the engine shards' presence messages against Redis, one at a
 //! time and in arrival order (a join and the leave after it must reach Redis in that order):
 //! joins, leaves and resyncs run the `presence_scripts`, queries are answered from
-//! `P#members`. Member events come back through the channels' pub/sub subscriptions (the hub),
-//! not from here. A Redis failure loses that one change (logged and counted) and never blocks a
+//! `P#members`. Channel occupancy (for webhooks) is kept the same way, with one pseudo-member
+//! per (node, shard) holding the channel. Member events come back through the channels'
+//! pub/sub subscriptions (the hub), not from here; the webhook events the scripts return go to
+//! the webhook task. A Redis failure loses that one change (logged and counted) and never blocks a
 //! query: it is answered empty, so the engine never waits forever.
 
 use std::collections::HashSet;
@@ -17,11 +19,16 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 
 use crate::backoff::Backoff;
+use crate::cluster_hooks::forward;
 use crate::envelope::member_event_head;
 use crate::hub::SHARDS_MAX;
 use crate::hub_task::LinkWriter;
-use crate::presence_scripts::{channel_base_of_meta, held_suffix, members_key, NodeKeys, Scripts};
+use crate::presence_scripts::{
+    channel_base_of_meta, held_suffix, members_key, occupancy_base, occupancy_head_channel, Hooks,
+    NodeKeys, Scripts, OCCUPANCY_MEMBER,
+};
 use crate::stats::BridgeCounters;
+use crate::webhook_task::WebhookInput;
 
 /// Capacity of the presence queue, in messages.
 pub const PRESENCE_QUEUE_MESSAGES_MAX: usize = 65_536;
@@ -35,6 +42,23 @@ const SNAPSHOT_FRAME_MARGIN_BYTES: usize = 4 * 1024;
 /// A hash as HGETALL returns it.
 type HashPairs = Vec<(String, Vec<u8>)>;
 
+/// What a join or leave is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracked {
+    /// A user of a presence channel.
+    Member,
+    /// The channel's occupancy by this (node, shard) (the member is [`occupancy_member`]).
+    Occupancy,
+}
+
+/// The pseudo-member standing for a (node, shard) that holds a channel.
+pub fn occupancy_member() -> Member {
+    Member {
+        user_id: OCCUPANCY_MEMBER.to_owned(),
+        user_info: bytes::Bytes::new(),
+    }
+}
+
 /// What a link hands to the presence task.
 #[derive(Debug)]
 pub enum PresenceInput {
@@ -43,19 +67,23 @@ pub enum PresenceInput {
         /// Shard index.
         shard: u16,
     },
-    /// `MemberJoin`.
+    /// `MemberJoin`, or a channel the node now holds.
     Join {
         /// Shard index.
         shard: u16,
+        /// Member or occupancy.
+        tracked: Tracked,
         /// The channel.
         channel: PresenceChannel,
         /// The member.
         member: Member,
     },
-    /// `MemberLeave`.
+    /// `MemberLeave`, or a channel the node no longer holds.
     Leave {
         /// Shard index.
         shard: u16,
+        /// Member or occupancy.
+        tracked: Tracked,
         /// The channel.
         channel: PresenceChannel,
         /// The user id.
@@ -99,6 +127,7 @@ struct Presence {
     retry_at: Instant,
     /// Per shard: the channel bases (`P`) it mentioned since its Hello.
     mentioned: Vec<HashSet<String, ahash::RandomState>>,
+    webhooks: mpsc::Sender<WebhookInput>,
     counters: Arc<BridgeCounters>,
 }
 
@@ -108,17 +137,19 @@ pub async fn run_presence(
     keys: NodeKeys,
     ttl: Duration,
     mut inputs: mpsc::Receiver<PresenceInput>,
+    webhooks: mpsc::Sender<WebhookInput>,
     counters: Arc<BridgeCounters>,
 ) {
     let mut presence = Presence {
+        scripts: Scripts::new(&keys.prefix),
         client,
         keys,
         ttl_ms: ttl.as_millis().to_string(),
-        scripts: Scripts::new(),
         connection: None,
         backoff: Backoff::for_redis(),
         retry_at: Instant::now(),
         mentioned: (0..SHARDS_MAX).map(|_| HashSet::default()).collect(),
+        webhooks,
         counters,
     };
     while let Some(input) = inputs.recv().await {
@@ -136,18 +167,19 @@ impl Presence {
             }
             PresenceInput::Join {
                 shard,
+                tracked,
                 channel,
                 member,
             } => {
-                let base = self.mention(shard, &channel);
-                let head = member_event_head(&channel.app_id, &channel.channel);
+                let (base, head) = self.names(tracked, &channel);
+                self.mention(shard, &base);
                 let held = self.keys.held(&base, shard);
                 let (keys_hash, nodes, node, heartbeat) = self.node_names();
                 let result = match self.connect().await {
                     Some(mut connection) => {
                         timeout(
                             RESPONSE_TIMEOUT,
-                            self.scripts.join.run::<()>(
+                            self.scripts.join.run::<Hooks>(
                                 &mut connection,
                                 &[&held, &keys_hash, &nodes, &heartbeat],
                                 &[
@@ -168,17 +200,17 @@ impl Presence {
             }
             PresenceInput::Leave {
                 shard,
+                tracked,
                 channel,
                 user_id,
             } => {
-                let base = self.keys.channel_base(&channel.app_id, &channel.channel);
-                let head = member_event_head(&channel.app_id, &channel.channel);
+                let (base, head) = self.names(tracked, &channel);
                 let held = self.keys.held(&base, shard);
                 let result = match self.connect().await {
                     Some(mut connection) => {
                         timeout(
                             RESPONSE_TIMEOUT,
-                            self.scripts.leave.run::<()>(
+                            self.scripts.leave.run::<Hooks>(
                                 &mut connection,
                                 &[&held],
                                 &[base.as_bytes(), &head, user_id.as_bytes()],
@@ -209,8 +241,8 @@ impl Presence {
                 channel,
                 members,
             } => {
-                let base = self.mention(shard, &channel);
-                let head = member_event_head(&channel.app_id, &channel.channel);
+                let (base, head) = self.names(Tracked::Member, &channel);
+                self.mention(shard, &base);
                 let held = self.keys.held(&base, shard);
                 let (keys_hash, nodes, node, heartbeat) = self.node_names();
                 let ttl_ms = self.ttl_ms.clone();
@@ -229,7 +261,7 @@ impl Presence {
                     Some(mut connection) => {
                         timeout(
                             RESPONSE_TIMEOUT,
-                            self.scripts.resync.run::<()>(
+                            self.scripts.resync.run::<Hooks>(
                                 &mut connection,
                                 &[&held, &keys_hash, &nodes, &heartbeat],
                                 &args,
@@ -280,7 +312,7 @@ impl Presence {
         for held in stale {
             let result = timeout(
                 RESPONSE_TIMEOUT,
-                self.scripts.drop_held.run::<()>(
+                self.scripts.drop_held.run::<Hooks>(
                     &mut connection,
                     &[&keys_hash],
                     &[held.as_bytes()],
@@ -341,13 +373,25 @@ impl Presence {
         members
     }
 
-    /// Records that `shard` mentioned `channel`; returns the channel's base `P`.
-    fn mention(&mut self, shard: u16, channel: &PresenceChannel) -> String {
-        let base = self.keys.channel_base(&channel.app_id, &channel.channel);
-        if let Some(mentioned) = self.mentioned.get_mut(usize::from(shard)) {
-            mentioned.insert(base.clone());
+    /// The base `P` and the event head of what a join or leave is about.
+    fn names(&self, tracked: Tracked, channel: &PresenceChannel) -> (String, Vec<u8>) {
+        match tracked {
+            Tracked::Member => (
+                self.keys.channel_base(&channel.app_id, &channel.channel),
+                member_event_head(&channel.app_id, &channel.channel),
+            ),
+            Tracked::Occupancy => (
+                occupancy_base(&self.keys.prefix, &channel.app_id, &channel.channel),
+                member_event_head(&channel.app_id, &occupancy_head_channel(&channel.channel)),
+            ),
         }
-        base
+    }
+
+    /// Records that `shard` mentioned the base `base` since its Hello.
+    fn mention(&mut self, shard: u16, base: &str) {
+        if let Some(mentioned) = self.mentioned.get_mut(usize::from(shard)) {
+            mentioned.insert(base.to_owned());
+        }
     }
 
     /// Keys hash, node set, node id and heartbeat key: what registering the node needs.
@@ -389,13 +433,14 @@ impl Presence {
         }
     }
 
+    /// Hands the webhook events of a script's answer on, or records its failure.
     fn settle(
         &mut self,
         what: &str,
-        result: Result<redis::RedisResult<()>, tokio::time::error::Elapsed>,
+        result: Result<redis::RedisResult<Hooks>, tokio::time::error::Elapsed>,
     ) {
         match result {
-            Ok(Ok(())) => {}
+            Ok(Ok(hooks)) => forward(hooks, false, &self.webhooks, &self.counters),
             Ok(Err(err)) => {
                 self.connection = None;
                 self.failed(what, &err.to_string());

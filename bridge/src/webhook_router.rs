@@ -92,7 +92,8 @@ struct OpenBatch {
 /// The routing state. Time is passed in (milliseconds, any monotonic origin).
 #[derive(Debug)]
 pub struct WebhookRouter {
-    node_id: u64,
+    /// `{node id}-{run}`: the front of every event id.
+    id_prefix: String,
     next_event_seq: u64,
     apps: HashMap<String, AppRoutes, ahash::RandomState>,
     /// Delayed leave events by key, with the generation of their timer entry.
@@ -108,10 +109,12 @@ pub struct WebhookRouter {
 }
 
 impl WebhookRouter {
-    /// A router with no apps; event ids start with `node_id` so they are unique in a cluster.
-    pub fn new(node_id: u64) -> Self {
+    /// A router with no apps. Event ids are `{node_id}-{run_id}-{n}`: the node id keeps them
+    /// apart in a cluster, `run_id` (different for every start of the bridge) across restarts
+    /// of the same node's bridge.
+    pub fn new(node_id: u64, run_id: u32) -> Self {
         Self {
-            node_id,
+            id_prefix: format!("{node_id:016x}-{run_id:08x}"),
             next_event_seq: 1,
             apps: HashMap::default(),
             delayed: HashMap::default(),
@@ -189,6 +192,14 @@ impl WebhookRouter {
                 self.route(event, now_ms, &mut ready);
             }
         }
+        ready
+    }
+
+    /// Takes a leave event whose delay already passed elsewhere (in Redis, cluster-wide):
+    /// routed at once.
+    pub fn push_due(&mut self, event: HookEvent, now_ms: u64) -> Vec<WebhookBatch> {
+        let mut ready = Vec::new();
+        self.route(event, now_ms, &mut ready);
         ready
     }
 
@@ -273,7 +284,7 @@ impl WebhookRouter {
         if wanted.is_empty() {
             return;
         }
-        let Some(body) = with_id(&event.body, self.node_id, self.next_event_seq) else {
+        let Some(body) = with_id(&event.body, &self.id_prefix, self.next_event_seq) else {
             tracing::debug!(app_id = %event.app_id, "dropping a webhook event that is not a JSON object");
             return;
         };
@@ -341,9 +352,9 @@ struct UserOf {
 }
 
 /// `{"id":"<node>-<seq>",…rest of body}`: every event carries an id for de-duplication.
-fn with_id(body: &[u8], node_id: u64, seq: u64) -> Option<Bytes> {
+fn with_id(body: &[u8], id_prefix: &str, seq: u64) -> Option<Bytes> {
     let rest = body.strip_prefix(b"{")?;
-    let id = format!("{{\"id\":\"{node_id:016x}-{seq}\"");
+    let id = format!("{{\"id\":\"{id_prefix}-{seq}\"");
     let mut out = BytesMut::with_capacity(id.len() + body.len() + 1);
     out.put_slice(id.as_bytes());
     if rest.trim_ascii_start() != b"}" {
@@ -380,7 +391,7 @@ mod tests {
     }
 
     fn router(batching: bool) -> WebhookRouter {
-        let mut router = WebhookRouter::new(0xab);
+        let mut router = WebhookRouter::new(0xab, 0xcd);
         router.configure(&config(batching)).unwrap();
         router
     }
@@ -429,9 +440,9 @@ mod tests {
         assert_eq!(out[0].0, "all");
         assert_eq!(out[0].1["name"], "channel_occupied");
         assert_eq!(out[0].1["channel"], "private-a-room");
-        assert_eq!(out[0].1["id"], "00000000000000ab-1");
+        assert_eq!(out[0].1["id"], "00000000000000ab-000000cd-1");
         let out = sent(&router.push(channel_event(CacheMiss, "cache-x"), 1));
-        assert_eq!(out[0].1["id"], "00000000000000ab-2");
+        assert_eq!(out[0].1["id"], "00000000000000ab-000000cd-2");
 
         assert!(router
             .push(channel_event(ChannelVacated, "private-a-room"), 10)
@@ -565,13 +576,13 @@ mod tests {
     #[test]
     fn ids_are_spliced_into_any_object() {
         assert_eq!(
-            &with_id(b"{}", 1, 2).unwrap()[..],
-            b"{\"id\":\"0000000000000001-2\"}"
+            &with_id(b"{}", "n-r", 2).unwrap()[..],
+            b"{\"id\":\"n-r-2\"}"
         );
         assert_eq!(
-            &with_id(b"{\"a\":1}", 1, 3).unwrap()[..],
-            b"{\"id\":\"0000000000000001-3\",\"a\":1}"
+            &with_id(b"{\"a\":1}", "n-r", 3).unwrap()[..],
+            b"{\"id\":\"n-r-3\",\"a\":1}"
         );
-        assert_eq!(with_id(b"\"x\"", 1, 4), None);
+        assert_eq!(with_id(b"\"x\"", "n-r", 4), None);
     }
 }

@@ -25,6 +25,8 @@ pub enum WebhookInput {
     Config(Bytes),
     /// One event.
     Event(HookEvent),
+    /// A leave event whose delay passed in Redis (several nodes): no further delay.
+    Due(HookEvent),
 }
 
 /// Runs until every sender of `inputs` is gone.
@@ -61,6 +63,7 @@ pub async fn run_webhooks(
                 Vec::new()
             }
             Some(WebhookInput::Event(event)) => router.push(event, now),
+            Some(WebhookInput::Due(event)) => router.push_due(event, now),
             None => Vec::new(),
         };
         ready.extend(router.tick(now));

@@ -270,6 +270,8 @@ impl Shard {
                 self.link.push(message);
             }
         }
+        // Channel occupancy is kept like members (one pseudo-member per channel and shard).
+        self.hooks_resync_occupancy();
         self.link.push(LinkMessage::ResyncDone);
     }
 

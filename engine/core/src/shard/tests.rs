@@ -1670,3 +1670,79 @@ fn webhook_events_wait_for_the_bridge_and_apps_without_webhooks_make_none() {
     quiet.subscribe(q, "news", None, None);
     assert!(quiet.link_output(0).is_empty());
 }
+
+#[test]
+fn several_nodes_report_occupancy_as_state_and_members_through_the_bridge() {
+    use crate::app::WebhookEventType::ChannelOccupied;
+    let mut sim = Sim::new_mode(1, true, true, |app| {
+        let hooks = &mut app.webhooks;
+        hooks.enabled = true;
+        hooks.url = Some("http://127.0.0.1:9/hooks".into());
+        hooks.channel_vacated = true; // only vacated wanted: occupied still goes (it cancels)
+        hooks.member_removed = true;
+    });
+    // Link down: the node serves alone and keeps no occupancy events for later.
+    let (a, a_id) = sim.connect(0);
+    sim.subscribe(a, "news", None, None);
+    sim.join_presence(a, &a_id, "presence-room", "alice");
+    sim.shards[0].handle_link_up();
+    let out = sim.link_output(0);
+    let hook_channels: Vec<(usize, &str)> = out
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| match m {
+            LinkMessage::Hook(e) if e.kind == ChannelOccupied => Some((i, e.channel.as_str())),
+            LinkMessage::Hook(e) => panic!("only occupancy is stated: {e:?}"),
+            _ => None,
+        })
+        .collect();
+    let mut channels: Vec<&str> = hook_channels.iter().map(|(_, c)| *c).collect();
+    channels.sort_unstable();
+    assert_eq!(
+        channels,
+        ["news", "presence-room"],
+        "the node's occupancy: {out:?}"
+    );
+    let done = out
+        .iter()
+        .position(|m| matches!(m, LinkMessage::ResyncDone))
+        .unwrap();
+    assert!(
+        hook_channels.iter().all(|(i, _)| *i < done),
+        "stated before ResyncDone: {out:?}"
+    );
+    // Linked: a new channel is reported at once; a member's join goes to the bridge as state.
+    let (b, b_id) = sim.connect(0);
+    sim.subscribe(b, "sports", None, None);
+    let out = sim.link_output(0);
+    let [LinkMessage::Hook(hook), LinkMessage::Subscribe { seq, .. }] = &out[..] else {
+        panic!("occupancy and the announcement: {out:?}")
+    };
+    assert_eq!(
+        (hook.kind, hook.channel.as_str()),
+        (ChannelOccupied, "sports")
+    );
+    sim.confirm(0, "sports", *seq);
+    sim.subscribe(
+        b,
+        "presence-room",
+        Some(auth::channel_auth_token(
+            KEY,
+            SECRET,
+            &b_id,
+            "presence-room",
+            Some("{\"user_id\":\"bob\"}"),
+        )),
+        Some("{\"user_id\":\"bob\"}"),
+    );
+    let out = sim.link_output(0);
+    assert!(
+        out.iter()
+            .any(|m| matches!(m, LinkMessage::MemberJoin(_, member) if member.user_id == "bob")),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter().any(|m| matches!(m, LinkMessage::Hook(_))),
+        "member webhooks are the bridge's business with several nodes: {out:?}"
+    );
+}

@@ -66,18 +66,59 @@ impl Shard {
         }
     }
 
+    /// True when the app wants either event of a pair: both go to the bridge, which needs the
+    /// join to cancel a delayed leave even when only the leave is sent on.
+    fn wants_pair(&self, app: AppIndex, join: WebhookEventType, leave: WebhookEventType) -> bool {
+        self.wants_hook(app, join) || self.wants_hook(app, leave)
+    }
+
     /// At the channel's owner: the node's occupancy of `channel` went from `was` to `is`.
+    /// Several nodes: the bridge turns the node's occupancy into the cluster's; while the link
+    /// is down nothing waits (the resync after `Hello` states the node's occupancy instead).
     pub(super) fn hook_occupancy(&mut self, app: AppIndex, channel: &str, was: bool, is: bool) {
         let kind = match (was, is) {
             (false, true) => WebhookEventType::ChannelOccupied,
             (true, false) => WebhookEventType::ChannelVacated,
             _ => return,
         };
-        if !self.wants_hook(app, kind) || self.owner_of(app, channel) != self.settings.shard_index {
+        let pair = (
+            WebhookEventType::ChannelOccupied,
+            WebhookEventType::ChannelVacated,
+        );
+        if !self.wants_pair(app, pair.0, pair.1)
+            || (self.link.cluster && !self.link.is_up())
+            || self.owner_of(app, channel) != self.settings.shard_index
+        {
             return;
         }
         let body = channel_body(kind, channel, None);
         self.hook(app, kind, channel, body);
+    }
+
+    /// At the owner after `Hello` (several nodes): `channel_occupied` for every channel this
+    /// shard owns that the node holds, so the bridge can replace what the cluster had for it.
+    pub(super) fn hooks_resync_occupancy(&mut self) {
+        let pair = (
+            WebhookEventType::ChannelOccupied,
+            WebhookEventType::ChannelVacated,
+        );
+        for app in 0..self.apps.len() as AppIndex {
+            if !self.wants_pair(app, pair.0, pair.1) {
+                continue;
+            }
+            let held: Vec<String> = self
+                .registry
+                .channels_of(app)
+                .filter(|(_, entry)| entry.announced || entry.remote_interest != 0)
+                .map(|(name, _)| name.to_string())
+                .collect();
+            for channel in held {
+                if self.owner_of(app, &channel) == self.settings.shard_index {
+                    let body = channel_body(pair.0, &channel, None);
+                    self.hook(app, pair.0, &channel, body);
+                }
+            }
+        }
     }
 
     /// At the owner, on a single node (several nodes: the bridge decides, cluster-wide): a
@@ -88,7 +129,11 @@ impl Shard {
         } else {
             WebhookEventType::MemberRemoved
         };
-        if self.link.cluster || !self.wants_hook(app, kind) {
+        let pair = (
+            WebhookEventType::MemberAdded,
+            WebhookEventType::MemberRemoved,
+        );
+        if self.link.cluster || !self.wants_pair(app, pair.0, pair.1) {
             return;
         }
         let body = channel_body(kind, channel, Some(user_id));
