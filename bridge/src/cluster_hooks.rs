@@ -2,7 +2,8 @@
 //! that the presence scripts return (first joins) or put in the delayed set (last leaves)
 //! become [`HookEvent`]s for the webhook task, and the due task takes the delayed leaves whose
 //! 3 s passed without a rejoin anywhere. The scripts decide cluster-wide and atomically, so each
-//! event is made by exactly one bridge.
+//! event is made by exactly one bridge. With the Redis queue the scripts queue the events
+//! themselves (in the same atomic step) and nothing comes back here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,11 @@ use redis::AsyncConnectionConfig;
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::{HookEvent, LinkMessage, PresenceChannel};
 use ringcast_core::pusher::server_message::push_json_string;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::backoff::Backoff;
 use crate::envelope::decode_member_event;
-use crate::presence_scripts::{Hooks, Scripts};
+use crate::presence_scripts::{Hooks, ScriptKeys, Scripts};
 use crate::stats::{add, BridgeCounters};
 use crate::webhook_task::WebhookInput;
 
@@ -88,14 +89,20 @@ pub fn forward(
 }
 
 /// Runs until the webhook task is gone: takes due leaves from Redis every
-/// [`DUE_POLL_INTERVAL`] (every bridge does; the script gives each to one).
+/// [`DUE_POLL_INTERVAL`] (every bridge does; the script gives each to one). Starts once the
+/// engine's webhook settings are in (`configured`), so that nothing taken is routed without
+/// them.
 pub async fn run_due(
     client: redis::Client,
-    prefix: String,
+    keys: ScriptKeys,
     webhooks: mpsc::Sender<WebhookInput>,
+    mut configured: watch::Receiver<bool>,
     counters: Arc<BridgeCounters>,
 ) {
-    let mut scripts = Scripts::new(&prefix);
+    if configured.wait_for(|known| *known).await.is_err() {
+        return;
+    }
+    let mut scripts = Scripts::new(&keys);
     let mut connection: Option<MultiplexedConnection> = None;
     let mut backoff = Backoff::for_redis();
     let limit = DUE_BATCH_MAX.to_string();
@@ -126,12 +133,13 @@ pub async fn run_due(
             REDIS_TIMEOUT,
             scripts
                 .take_due
-                .run::<Hooks>(open, &[], &[limit.as_bytes()]),
+                .run::<(usize, Hooks)>(open, &[], &[limit.as_bytes()]),
         )
         .await;
         match taken {
-            Ok(Ok(hooks)) => {
-                let full = hooks.len() >= DUE_BATCH_MAX;
+            Ok(Ok((taken, hooks))) => {
+                // With the Redis queue the script queued them itself (`hooks` is empty).
+                let full = taken >= DUE_BATCH_MAX;
                 forward(hooks, true, &webhooks, &counters);
                 if full {
                     continue; // more are due right now

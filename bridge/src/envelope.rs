@@ -78,7 +78,7 @@ pub fn is_reserved_node_id(node_id: u64) -> bool {
 }
 
 /// Appends one length-prefixed text field (`len:bytes`), as the Lua scripts' `field()` does.
-fn put_field(out: &mut Vec<u8>, value: &[u8]) {
+pub fn put_field(out: &mut Vec<u8>, value: &[u8]) {
     out.extend_from_slice(value.len().to_string().as_bytes());
     out.push(b':');
     out.extend_from_slice(value);

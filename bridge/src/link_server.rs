@@ -113,6 +113,7 @@ async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
         version,
         shard,
         shard_count,
+        cluster,
     } = hello
     else {
         tracing::warn!(link_id, "link did not start with Hello; closing it");
@@ -159,7 +160,12 @@ async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
     }
     tracing::info!(link_id, shard, shard_count, "engine shard linked");
 
-    let end = read_link(&mut reader, &mut buffer, shard, link_id, &writer, &context).await;
+    let link = LinkOf {
+        shard,
+        link_id,
+        cluster,
+    };
+    let end = read_link(&mut reader, &mut buffer, link, &writer, &context).await;
     match &end {
         LinkEnd::PeerClosed | LinkEnd::BridgeStopping => {
             tracing::info!(link_id, shard, "link ended: {end}")
@@ -172,15 +178,24 @@ async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
     writer_task.abort();
 }
 
+/// Who is on the other end of a link, from its Hello.
+#[derive(Debug, Clone, Copy)]
+struct LinkOf {
+    shard: u16,
+    link_id: LinkId,
+    /// The engine is one node of several.
+    cluster: bool,
+}
+
 /// Reads and dispatches messages until the link ends.
 async fn read_link(
     reader: &mut OwnedReadHalf,
     buffer: &mut BytesMut,
-    shard: u16,
-    link_id: LinkId,
+    link: LinkOf,
     writer: &LinkWriter,
     context: &LinkContext,
 ) -> LinkEnd {
+    let LinkOf { shard, link_id, .. } = link;
     loop {
         let message = match next_message(reader, buffer).await {
             Ok(message) => message,
@@ -281,7 +296,7 @@ async fn read_link(
                 continue;
             }
             LinkMessage::Hook(event) => {
-                hook(context, shard, event);
+                hook(context, link, event);
                 continue;
             }
             LinkMessage::MembersResync(channel, members) => {
@@ -314,16 +329,17 @@ async fn read_link(
     }
 }
 
-/// A webhook event from the engine. With Redis, the node's occupancy of a channel is state
-/// that the presence task turns into the cluster's (one pseudo-member per node and shard);
-/// everything else, and everything on a node alone, goes to the webhook task as it is.
-fn hook(context: &LinkContext, shard: u16, event: HookEvent) {
+/// A webhook event from the engine. With several nodes, the node's occupancy of a channel is
+/// state that the presence task turns into the cluster's (one pseudo-member per node and
+/// shard); everything else, and everything of a node alone, goes on as an event.
+fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) {
+    let shard = link.shard;
     let occupancy = match event.kind {
         WebhookEventType::ChannelOccupied => Some(true),
         WebhookEventType::ChannelVacated => Some(false),
         _ => None,
     };
-    if let (Some(held), Some(_)) = (occupancy, &context.presence) {
+    if let (Some(held), true, Some(_)) = (occupancy, link.cluster, &context.presence) {
         let channel = PresenceChannel {
             app_id: event.app_id,
             channel: event.channel,

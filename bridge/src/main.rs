@@ -21,6 +21,7 @@ mod redis_pubsub;
 mod redis_url;
 mod stats;
 mod stats_task;
+mod webhook_queue;
 mod webhook_router;
 mod webhook_sender;
 mod webhook_task;
@@ -49,6 +50,7 @@ use crate::redis_publish::{run_publisher, PUBLISH_QUEUE_MESSAGES_MAX};
 use crate::redis_pubsub::{run_subscriber, SUBSCRIBER_QUEUE_COMMANDS_MAX};
 use crate::stats::BridgeCounters;
 use crate::stats_task::run_stats;
+use crate::webhook_queue::{run_consumer, run_producer};
 use crate::webhook_router::WebhookRouter;
 use crate::webhook_sender::{run_sender, RetryPolicy, WEBHOOK_QUEUE_BATCHES_MAX};
 use crate::webhook_task::{run_webhooks, WEBHOOK_INPUT_QUEUE_MAX};
@@ -80,11 +82,22 @@ struct Args {
     #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
     presence_ttl_ms: u64,
     /// A node alone: no Redis, no other nodes; the bridge only sends webhooks.
-    #[arg(long, conflicts_with_all = ["redis_url", "redis_prefix", "presence_ttl_ms"])]
+    #[arg(long, conflicts_with_all = ["redis_url", "redis_prefix", "presence_ttl_ms", "webhook_queue"])]
     without_redis: bool,
+    /// Where webhook events wait for delivery: in this process (lost if it dies), or in Redis
+    /// (at-least-once: a receiver outage or a killed bridge loses nothing).
+    #[arg(long, value_enum, default_value_t = QueueDriver::Local)]
+    webhook_queue: QueueDriver,
     /// Least severe log level printed.
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
     log_level: LogLevel,
+}
+
+/// Values of `--webhook-queue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum QueueDriver {
+    Local,
+    Redis,
 }
 
 /// Values of `--log-level`.
@@ -224,7 +237,8 @@ async fn run(
     ));
 
     let (webhook_batches, webhook_batch_queue) = mpsc::channel(WEBHOOK_QUEUE_BATCHES_MAX);
-    let (webhook_sender, webhook_queue) = mpsc::channel(WEBHOOK_INPUT_QUEUE_MAX);
+    let (router_sender, router_queue) = mpsc::channel(WEBHOOK_INPUT_QUEUE_MAX);
+    let (configured, configured_watch) = tokio::sync::watch::channel(false);
     tokio::spawn(run_sender(
         webhook_batch_queue,
         http,
@@ -233,14 +247,38 @@ async fn run(
     ));
     tokio::spawn(run_webhooks(
         WebhookRouter::new(node_id, run_id()),
-        webhook_queue,
+        router_queue,
         webhook_batches,
+        configured,
         Arc::clone(&counters),
     ));
 
     let node_keys = NodeKeys {
         prefix: args.redis_prefix.clone(),
         node_id,
+        redis_queue: args.webhook_queue == QueueDriver::Redis,
+    };
+    // Webhook events go to the router directly, or through the Redis queue.
+    let webhook_sender = match (&client, node_keys.redis_queue) {
+        (Some(client), true) => {
+            let (producer_sender, producer_queue) = mpsc::channel(WEBHOOK_INPUT_QUEUE_MAX);
+            tokio::spawn(run_producer(
+                client.clone(),
+                node_keys.script_keys(),
+                producer_queue,
+                router_sender.clone(),
+                Arc::clone(&counters),
+            ));
+            tokio::spawn(run_consumer(
+                client.clone(),
+                args.redis_prefix.clone(),
+                node_id.to_string(),
+                router_sender.clone(),
+                configured_watch.clone(),
+            ));
+            producer_sender
+        }
+        _ => router_sender.clone(),
     };
     let mut cluster_tasks = Vec::new();
     let mut publisher = None;
@@ -276,8 +314,9 @@ async fn run(
             )));
             cluster_tasks.push(tokio::spawn(run_due(
                 client.clone(),
-                args.redis_prefix.clone(),
+                node_keys.script_keys(),
                 webhook_sender.clone(),
+                configured_watch.clone(),
                 Arc::clone(&counters),
             )));
             cluster_tasks.push(tokio::spawn(run_liveness(

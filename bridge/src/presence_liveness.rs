@@ -33,7 +33,7 @@ fn connection_config() -> AsyncConnectionConfig {
 
 /// Runs forever: heartbeat every `ttl / 3`, reaper every second.
 pub async fn run_liveness(client: redis::Client, keys: NodeKeys, ttl: Duration) {
-    let mut scripts = Scripts::new(&keys.prefix);
+    let mut scripts = Scripts::new(&keys.script_keys());
     let mut connection: Option<MultiplexedConnection> = None;
     let heartbeat_every = ttl / 3;
     let mut next_heartbeat = Instant::now();
@@ -208,7 +208,7 @@ pub async fn reap_self(client: &redis::Client, keys: &NodeKeys) -> redis::RedisR
     let mut connection = client
         .get_multiplexed_async_connection_with_config(&connection_config())
         .await?;
-    let mut scripts = Scripts::new(&keys.prefix);
+    let mut scripts = Scripts::new(&keys.script_keys());
     reap(
         &mut connection,
         &mut scripts,

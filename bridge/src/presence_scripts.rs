@@ -33,13 +33,21 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- A webhook event now: into the Redis queue (at-least-once) or back to the bridge.
+local function hook(payload)
+  if QUEUE then
+    redis.call('XADD', QUEUE, 'MAXLEN', '~', QUEUE_MAX, '*', 'm', payload)
+  else
+    table.insert(hooks, payload)
+  end
+end
 local function added(p, head, user, info)
   if redis.call('HINCRBY', p .. '#count', user, 1) == 1 then
     redis.call('HSET', p .. '#members', user, info)
     local payload = head .. 'A' .. field(user) .. field(info)
     redis.call('PUBLISH', p, payload)
     if redis.call('ZREM', DELAYED, head .. 'R' .. field(user)) == 0 then
-      table.insert(hooks, payload)
+      hook(payload)
     end
   end
 end
@@ -146,8 +154,25 @@ const LUA_TAKE_DUE: &str = r#"
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
 for _, payload in ipairs(due) do
   redis.call('ZREM', DELAYED, payload)
+  hook(payload)
 end
-return due
+return {#due, hooks}
+"#;
+
+/// An event the bridge hands to the Redis queue itself (a node alone, or a client event or
+/// cache miss). ARGV: `leave` | `join` | `now`, the field name (`m`: member-event payload,
+/// `h`: link-encoded hook event), the payload, and for `join` the payload of the leave it
+/// cancels. A leave waits in the delayed set; a join whose leave still waits cancels both.
+const LUA_ENQUEUE: &str = r#"
+if ARGV[1] == 'leave' then
+  redis.call('ZADD', DELAYED, now_ms() + DELAY_MS, ARGV[3])
+  return 0
+end
+if ARGV[1] == 'join' and redis.call('ZREM', DELAYED, ARGV[4]) == 1 then
+  return 0
+end
+redis.call('XADD', QUEUE, 'MAXLEN', '~', QUEUE_MAX, '*', ARGV[2], ARGV[3])
+return 1
 "#;
 
 /// One Lua script, run with EVALSHA. The SHA comes from SCRIPT LOAD (the redis crate's own
@@ -159,11 +184,18 @@ pub struct Script {
 }
 
 impl Script {
-    fn new(prefix: &str, body: &str) -> Self {
-        let delayed = lua_string(webhook_due_key(prefix).as_bytes());
+    fn new(keys: &ScriptKeys, body: &str) -> Self {
+        let delayed = lua_string(webhook_due_key(&keys.prefix).as_bytes());
+        let queue = if keys.redis_queue {
+            lua_string(webhook_queue_key(&keys.prefix).as_bytes())
+        } else {
+            "false".to_owned()
+        };
         Self {
             text: format!(
-                "local DELAYED = {delayed}\nlocal DELAY_MS = {LEAVE_DELAY_MS}\n{LUA_COMMON}{body}"
+                "local DELAYED = {delayed}\nlocal DELAY_MS = {LEAVE_DELAY_MS}\n\
+                 local QUEUE = {queue}\nlocal QUEUE_MAX = {WEBHOOK_QUEUE_ENTRIES_MAX}\n\
+                 {LUA_COMMON}{body}"
             ),
             sha: None,
         }
@@ -221,21 +253,47 @@ pub struct Scripts {
     pub reap: Script,
     /// Take the delayed leave events that are due.
     pub take_due: Script,
+    /// Hand one event to the Redis queue (or the delayed set).
+    pub enqueue: Script,
+}
+
+/// What the scripts are built for: the key prefix, and whether webhook events go to the Redis
+/// queue (`--webhook-queue redis`) or back to the bridge that ran the script.
+#[derive(Debug, Clone)]
+pub struct ScriptKeys {
+    /// The Redis prefix.
+    pub prefix: String,
+    /// Webhook events go to the Redis queue.
+    pub redis_queue: bool,
 }
 
 impl Scripts {
-    /// The scripts for keys under `prefix`, not loaded yet (the first run loads each).
-    pub fn new(prefix: &str) -> Self {
+    /// The scripts, not loaded yet (the first run loads each).
+    pub fn new(keys: &ScriptKeys) -> Self {
         Self {
-            join: Script::new(prefix, &format!("{LUA_REGISTER}{LUA_JOIN}")),
-            leave: Script::new(prefix, LUA_LEAVE),
-            resync: Script::new(prefix, &format!("{LUA_REGISTER}{LUA_RESYNC}")),
-            drop_held: Script::new(prefix, LUA_DROP_HELD),
-            reap: Script::new(prefix, LUA_REAP),
-            take_due: Script::new(prefix, LUA_TAKE_DUE),
+            join: Script::new(keys, &format!("{LUA_REGISTER}{LUA_JOIN}")),
+            leave: Script::new(keys, LUA_LEAVE),
+            resync: Script::new(keys, &format!("{LUA_REGISTER}{LUA_RESYNC}")),
+            drop_held: Script::new(keys, LUA_DROP_HELD),
+            reap: Script::new(keys, LUA_REAP),
+            take_due: Script::new(keys, LUA_TAKE_DUE),
+            enqueue: Script::new(keys, LUA_ENQUEUE),
         }
     }
 }
+
+/// Most entries of the Redis webhook queue: a safety bound (approximate trimming drops the
+/// oldest beyond it) far above what a receiver outage of the 5 minute retry window leaves.
+pub const WEBHOOK_QUEUE_ENTRIES_MAX: u64 = 1_000_000;
+
+/// `{prefix}#webhooks#queue`: the stream of webhook events (at-least-once, consumer group
+/// [`WEBHOOK_QUEUE_GROUP`]).
+pub fn webhook_queue_key(prefix: &str) -> String {
+    format!("{prefix}#webhooks#queue")
+}
+
+/// The consumer group of every bridge reading the webhook queue.
+pub const WEBHOOK_QUEUE_GROUP: &str = "ringcast";
 
 /// How long a cluster-wide last leave (`member_removed`, `channel_vacated`) waits for a
 /// rejoin anywhere before its webhook goes out.
@@ -284,9 +342,19 @@ pub struct NodeKeys {
     pub prefix: String,
     /// The node id.
     pub node_id: u64,
+    /// Webhook events go to the Redis queue.
+    pub redis_queue: bool,
 }
 
 impl NodeKeys {
+    /// What the node's scripts are built for.
+    pub fn script_keys(&self) -> ScriptKeys {
+        ScriptKeys {
+            prefix: self.prefix.clone(),
+            redis_queue: self.redis_queue,
+        }
+    }
+
     /// `{prefix}#node#{node}`.
     pub fn heartbeat(&self) -> String {
         heartbeat_key(&self.prefix, self.node_id)

@@ -141,7 +141,7 @@ pub async fn run_presence(
     counters: Arc<BridgeCounters>,
 ) {
     let mut presence = Presence {
-        scripts: Scripts::new(&keys.prefix),
+        scripts: Scripts::new(&keys.script_keys()),
         client,
         keys,
         ttl_ms: ttl.as_millis().to_string(),

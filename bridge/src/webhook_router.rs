@@ -13,6 +13,7 @@ use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::HookEvent;
 use serde::Deserialize;
 
+use crate::webhook_queue::SettleToken;
 use crate::webhook_sender::{WebhookBatch, WebhookTarget};
 
 /// How long `channel_vacated` and `member_removed` wait for a rejoin that cancels them.
@@ -86,6 +87,7 @@ type DelayKey = (String, String, Option<String>);
 struct OpenBatch {
     target: Arc<WebhookTarget>,
     events: Vec<Bytes>,
+    settle: Vec<SettleToken>,
     due_ms: u64,
 }
 
@@ -195,6 +197,20 @@ impl WebhookRouter {
         ready
     }
 
+    /// Takes an event from the Redis queue: delays and cancellations happened in Redis; the
+    /// entry's id is the event's id (the same on every redelivery).
+    pub fn push_queued(
+        &mut self,
+        event: HookEvent,
+        id: &str,
+        settle: SettleToken,
+        now_ms: u64,
+    ) -> Vec<WebhookBatch> {
+        let mut ready = Vec::new();
+        self.route_as(event, id, Some(settle), now_ms, &mut ready);
+        ready
+    }
+
     /// Takes a leave event whose delay already passed elsewhere (in Redis, cluster-wide):
     /// routed at once.
     pub fn push_due(&mut self, event: HookEvent, now_ms: u64) -> Vec<WebhookBatch> {
@@ -271,30 +287,46 @@ impl WebhookRouter {
 
     /// Gives the event its id and hands it to every webhook that wants it.
     fn route(&mut self, event: HookEvent, now_ms: u64, ready: &mut Vec<WebhookBatch>) {
-        let Some(app) = self.apps.get(&event.app_id) else {
-            return; // no webhooks (any more) for this app
-        };
-        let wanted: Vec<(usize, Arc<WebhookTarget>)> = app
-            .routes
-            .iter()
-            .enumerate()
-            .filter(|(_, route)| route.wants(event.kind, &event.channel))
-            .map(|(index, route)| (index, Arc::clone(&route.target)))
-            .collect();
-        if wanted.is_empty() {
-            return;
-        }
-        let Some(body) = with_id(&event.body, &self.id_prefix, self.next_event_seq) else {
-            tracing::debug!(app_id = %event.app_id, "dropping a webhook event that is not a JSON object");
-            return;
-        };
+        let id = format!("{}-{}", self.id_prefix, self.next_event_seq);
         self.next_event_seq += 1;
-        let batching = app.batching;
+        self.route_as(event, &id, None, now_ms, ready);
+    }
+
+    /// Routes an event with its id; `settle` (an entry of the Redis queue) goes with every batch
+    /// the event joins and is settled at once when no webhook wants it.
+    fn route_as(
+        &mut self,
+        event: HookEvent,
+        id: &str,
+        settle: Option<SettleToken>,
+        now_ms: u64,
+        ready: &mut Vec<WebhookBatch>,
+    ) {
+        let wanted: Vec<(usize, Arc<WebhookTarget>)> = match self.apps.get(&event.app_id) {
+            Some(app) => app
+                .routes
+                .iter()
+                .enumerate()
+                .filter(|(_, route)| route.wants(event.kind, &event.channel))
+                .map(|(index, route)| (index, Arc::clone(&route.target)))
+                .collect(),
+            None => Vec::new(), // no webhooks (any more) for this app
+        };
+        let body = with_id(&event.body, id);
+        let (Some(body), false) = (body, wanted.is_empty()) else {
+            if let Some(token) = settle {
+                token.settle(); // nothing to send: the entry is done
+            }
+            return;
+        };
+        let batching = self.apps.get(&event.app_id).is_some_and(|app| app.batching);
         for (index, target) in wanted {
+            let share = settle.as_ref().map(SettleToken::share);
             if !batching {
                 ready.push(WebhookBatch {
                     target,
                     events: vec![body.clone()],
+                    settle: share.into_iter().collect(),
                 });
                 continue;
             }
@@ -304,15 +336,20 @@ impl WebhookRouter {
                 .or_insert_with(|| OpenBatch {
                     target,
                     events: Vec::new(),
+                    settle: Vec::new(),
                     due_ms: now_ms + BATCH_WINDOW_MS,
                 });
             batch.events.push(body.clone());
+            batch.settle.extend(share);
             self.held_events += 1;
             if batch.events.len() >= BATCH_EVENTS_MAX {
                 if let Some(full) = self.open_batches.remove(&(event.app_id.clone(), index)) {
                     ready.push(self.close_batch(full));
                 }
             }
+        }
+        if let Some(token) = settle {
+            token.settle(); // the batches hold their own shares now
         }
     }
 
@@ -321,6 +358,7 @@ impl WebhookRouter {
         WebhookBatch {
             target: batch.target,
             events: batch.events,
+            settle: batch.settle,
         }
     }
 }
@@ -351,10 +389,10 @@ struct UserOf {
     user_id: String,
 }
 
-/// `{"id":"<node>-<seq>",…rest of body}`: every event carries an id for de-duplication.
-fn with_id(body: &[u8], id_prefix: &str, seq: u64) -> Option<Bytes> {
+/// `{"id":"<id>",…rest of body}`: every event carries an id for de-duplication.
+fn with_id(body: &[u8], id: &str) -> Option<Bytes> {
     let rest = body.strip_prefix(b"{")?;
-    let id = format!("{{\"id\":\"{id_prefix}-{seq}\"");
+    let id = format!("{{\"id\":\"{id}\"");
     let mut out = BytesMut::with_capacity(id.len() + body.len() + 1);
     out.put_slice(id.as_bytes());
     if rest.trim_ascii_start() != b"}" {
@@ -575,14 +613,11 @@ mod tests {
 
     #[test]
     fn ids_are_spliced_into_any_object() {
+        assert_eq!(&with_id(b"{}", "n-r-2").unwrap()[..], b"{\"id\":\"n-r-2\"}");
         assert_eq!(
-            &with_id(b"{}", "n-r", 2).unwrap()[..],
-            b"{\"id\":\"n-r-2\"}"
-        );
-        assert_eq!(
-            &with_id(b"{\"a\":1}", "n-r", 3).unwrap()[..],
+            &with_id(b"{\"a\":1}", "n-r-3").unwrap()[..],
             b"{\"id\":\"n-r-3\",\"a\":1}"
         );
-        assert_eq!(with_id(b"\"x\"", "n-r", 4), None);
+        assert_eq!(with_id(b"\"x\"", "n-r-4"), None);
     }
 }

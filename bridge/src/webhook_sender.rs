@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::outbound_http::{OutboundError, OutboundHttp};
+use crate::webhook_queue::SettleToken;
 
 /// Capacity of the mpsc the producers use; a producer finding it full drops the batch and
 /// counts `events_dropped_queue_full`.
@@ -69,12 +70,15 @@ impl fmt::Debug for WebhookTarget {
 }
 
 /// Events of one app to deliver in one request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct WebhookBatch {
     /// The receiver.
     pub target: Arc<WebhookTarget>,
     /// Each a complete JSON object text, spliced raw into `"events"`.
     pub events: Vec<Bytes>,
+    /// Settled once the batch is delivered or given up (the Redis queue acknowledges its
+    /// entries then); a batch dropped before that leaves its entries to be delivered again.
+    pub settle: Vec<SettleToken>,
 }
 
 /// When to retry a failed delivery.
@@ -227,6 +231,7 @@ async fn deliver(
             Err(error) if !error.is_retryable() => {
                 counters.requests_failed.fetch_add(1, Ordering::Relaxed);
                 give_up(target, events, failures + 1, &error.to_string(), &counters);
+                settle(batch.settle);
                 return;
             }
             Err(error) => Some(error.to_string()),
@@ -236,6 +241,7 @@ async fn deliver(
             counters
                 .events_delivered
                 .fetch_add(events, Ordering::Relaxed);
+            settle(batch.settle);
             return;
         };
         counters.requests_failed.fetch_add(1, Ordering::Relaxed);
@@ -248,6 +254,7 @@ async fn deliver(
         );
         let Some(delay) = delay else {
             give_up(target, events, failures, &reason, &counters);
+            settle(batch.settle);
             return;
         };
         tracing::debug!(
@@ -259,6 +266,13 @@ async fn deliver(
             "webhook attempt failed"
         );
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// The batch is done with, one way or the other: its queue entries may go.
+fn settle(tokens: Vec<SettleToken>) {
+    for token in tokens {
+        token.settle();
     }
 }
 
@@ -530,6 +544,7 @@ mod tests {
             .send(WebhookBatch {
                 target: target(receiver.url("/hooks"), custom),
                 events: events(),
+                settle: Vec::new(),
             })
             .await;
         let counters = running.finish().await;
@@ -586,6 +601,7 @@ mod tests {
             .send(WebhookBatch {
                 target: target(receiver.url("/hooks"), Vec::new()),
                 events: events(),
+                settle: Vec::new(),
             })
             .await;
         let counters = running.finish().await;
@@ -626,6 +642,7 @@ mod tests {
             .send(WebhookBatch {
                 target: target(format!("http://{addr}/late"), Vec::new()),
                 events: events(),
+                settle: Vec::new(),
             })
             .await;
         let counters = Arc::clone(&running.counters);
@@ -660,6 +677,7 @@ mod tests {
             .send(WebhookBatch {
                 target: target(receiver.url("/down"), Vec::new()),
                 events: events(),
+                settle: Vec::new(),
             })
             .await;
         let counters = running.finish().await;
@@ -696,6 +714,7 @@ mod tests {
             .send(WebhookBatch {
                 target: target(receiver.url("/silent"), Vec::new()),
                 events: events(),
+                settle: Vec::new(),
             })
             .await;
         let counters = Arc::clone(&running.counters);
@@ -733,12 +752,14 @@ mod tests {
             .send(WebhookBatch {
                 target: dead,
                 events: events(),
+                settle: Vec::new(),
             })
             .await;
         running
             .send(WebhookBatch {
                 target: target(receiver.url("/alive"), Vec::new()),
                 events: events(),
+                settle: Vec::new(),
             })
             .await;
         let counters = Arc::clone(&running.counters);
@@ -763,6 +784,7 @@ mod tests {
                 .send(WebhookBatch {
                     target: target(receiver.url("/held"), Vec::new()),
                     events: events(),
+                    settle: Vec::new(),
                 })
                 .await;
         }
@@ -797,6 +819,7 @@ mod tests {
             .send(WebhookBatch {
                 target: target(receiver.url("/hooks"), Vec::new()),
                 events: Vec::new(),
+                settle: Vec::new(),
             })
             .await;
         let counters = running.finish().await;
@@ -816,6 +839,7 @@ mod tests {
             .send(WebhookBatch {
                 target: target("ftp://example.com/hook".to_owned(), Vec::new()),
                 events: events(),
+                settle: Vec::new(),
             })
             .await;
         let counters = running.finish().await;

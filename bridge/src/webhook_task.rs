@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringcast_core::link::HookEvent;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::stats::BridgeCounters;
+use crate::webhook_queue::SettleToken;
 use crate::webhook_router::WebhookRouter;
 use crate::webhook_sender::WebhookBatch;
 
@@ -27,13 +28,25 @@ pub enum WebhookInput {
     Event(HookEvent),
     /// A leave event whose delay passed in Redis (several nodes): no further delay.
     Due(HookEvent),
+    /// An entry of the Redis queue: delays and cancellations already happened.
+    Queued {
+        /// The event.
+        event: HookEvent,
+        /// The entry's id: the event's id.
+        id: String,
+        /// Settled when every batch the event went into is done.
+        settle: SettleToken,
+    },
 }
 
-/// Runs until every sender of `inputs` is gone.
+/// Runs until every sender of `inputs` is gone. `configured` turns true once the engine's
+/// settings are in (the Redis queue's consumer waits for it: an entry routed without them
+/// would be dropped as unwanted).
 pub async fn run_webhooks(
     mut router: WebhookRouter,
     mut inputs: mpsc::Receiver<WebhookInput>,
     sender: mpsc::Sender<WebhookBatch>,
+    configured: watch::Sender<bool>,
     counters: Arc<BridgeCounters>,
 ) {
     let origin = Instant::now();
@@ -57,13 +70,19 @@ pub async fn run_webhooks(
         let mut ready = match input {
             Some(WebhookInput::Config(document)) => {
                 match router.configure(&document) {
-                    Ok(()) => tracing::debug!("webhook settings received"),
+                    Ok(()) => {
+                        tracing::debug!("webhook settings received");
+                        configured.send_replace(true);
+                    }
                     Err(err) => tracing::warn!("{err}"),
                 }
                 Vec::new()
             }
             Some(WebhookInput::Event(event)) => router.push(event, now),
             Some(WebhookInput::Due(event)) => router.push_due(event, now),
+            Some(WebhookInput::Queued { event, id, settle }) => {
+                router.push_queued(event, &id, settle, now)
+            }
             None => Vec::new(),
         };
         ready.extend(router.tick(now));

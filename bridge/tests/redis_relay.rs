@@ -100,16 +100,19 @@ fn bad_hellos_close_the_link_and_redis_down_does_not_block() {
             version: VERSION + 1,
             shard: 0,
             shard_count: 1,
+            cluster: true,
         },
         LinkMessage::Hello {
             version: VERSION,
             shard: 2,
             shard_count: 2,
+            cluster: true,
         },
         LinkMessage::Hello {
             version: VERSION,
             shard: 0,
             shard_count: 65,
+            cluster: true,
         },
         LinkMessage::Subscribe {
             app_id: APP.into(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
-use crate::config::ServerConfig;
+use crate::config::{Driver, ServerConfig};
 use crate::shard::DRAIN_REQUESTED;
 
 /// First restart delay; doubles up to the maximum while the bridge keeps failing.
@@ -58,7 +58,7 @@ pub fn start(server: &ServerConfig, socket: &Path, cluster: bool) -> Result<(), 
         let needed_for = if cluster {
             "the Redis adapter"
         } else {
-            "webhooks"
+            "webhooks (or the Redis queue)"
         };
         return Err(format!(
             "{needed_for} needs the bridge program, not found at {}: build it with \
@@ -75,7 +75,8 @@ pub fn start(server: &ServerConfig, socket: &Path, cluster: bool) -> Result<(), 
         "--node-id".into(),
         node_id.to_string(),
     ];
-    if cluster {
+    let redis_queue = server.queue_driver == Driver::Redis;
+    if cluster || redis_queue {
         args.extend([
             "--redis-url".into(),
             redis_url(server),
@@ -84,8 +85,11 @@ pub fn start(server: &ServerConfig, socket: &Path, cluster: bool) -> Result<(), 
             "--presence-ttl-ms".into(),
             server.node_heartbeat_ttl_ms.to_string(),
         ]);
+        if redis_queue {
+            args.extend(["--webhook-queue".into(), "redis".into()]);
+        }
     } else {
-        // A node alone: the bridge only sends webhooks and needs no Redis.
+        // A node alone with its webhooks in memory: the bridge needs no Redis.
         args.push("--without-redis".into());
     }
     std::thread::Builder::new()

@@ -93,7 +93,9 @@ fn run(config: config::Config) -> Result<(), String> {
         })
         .collect();
     let cluster = server.needs_bridge();
-    let webhooks = webhook_config::link_json(&config.apps).is_some();
+    // Webhooks are sent by the bridge; the Redis queue is the bridge's too.
+    let webhooks = webhook_config::link_json(&config.apps).is_some()
+        || server.queue_driver == config::Driver::Redis;
     let bridge_socket = if cluster || webhooks {
         if cluster && server.redis_cluster {
             return Err("--redis-cluster is not supported yet: use one Redis server".into());

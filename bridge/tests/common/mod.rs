@@ -195,6 +195,7 @@ impl Shard {
             version: VERSION,
             shard,
             shard_count,
+            cluster: true,
         });
         assert_eq!(
             linked.recv(),

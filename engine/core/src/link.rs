@@ -139,6 +139,9 @@ pub enum LinkMessage {
         shard: u16,
         /// Shards in the engine process.
         shard_count: u16,
+        /// The node is one of several (`--adapter-driver redis`): channel occupancy and
+        /// presence are cluster state; else the node is alone and its events are final.
+        cluster: bool,
     },
     /// Bridge → engine, answer to `Hello`.
     Welcome {
@@ -277,11 +280,13 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             version,
             shard,
             shard_count,
+            cluster,
         } => {
             out.put_u8(KIND_HELLO);
             out.put_u16_le(*version);
             out.put_u16_le(*shard);
             out.put_u16_le(*shard_count);
+            out.put_u8(u8::from(*cluster));
         }
         LinkMessage::Welcome { version, node_id } => {
             out.put_u8(KIND_WELCOME);
@@ -497,6 +502,7 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
             version: take_u16(body)?,
             shard: take_u16(body)?,
             shard_count: take_u16(body)?,
+            cluster: take_u8(body)? != 0,
         },
         KIND_WELCOME => LinkMessage::Welcome {
             version: take_u16(body)?,
@@ -692,6 +698,7 @@ mod tests {
                 version: VERSION,
                 shard: 3,
                 shard_count: 8,
+                cluster: true,
             },
             LinkMessage::Welcome {
                 version: VERSION,
@@ -835,7 +842,7 @@ mod tests {
                 LinkError::NotUtf8,
             ),
             (
-                vec![8, 0, 0, 0, KIND_HELLO, 1, 0, 0, 0, 1, 0, 9],
+                vec![9, 0, 0, 0, KIND_HELLO, 1, 0, 0, 0, 1, 0, 1, 9],
                 LinkError::TrailingBytes,
             ),
         ];

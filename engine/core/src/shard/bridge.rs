@@ -37,7 +37,7 @@ pub struct LinkState {
     /// The node is one of several (`--adapter-driver redis`): channels are announced,
     /// publishes relayed and presence is cluster-wide.
     pub(super) cluster: bool,
-    /// The webhook settings sent after every `Hello` (`None`: no app has webhooks).
+    /// The webhook settings sent after every `Hello`.
     webhook_config: Option<Bytes>,
     /// Per app: the webhook event kinds wanted (`webhook_config::wanted_kinds`).
     pub(super) hook_kinds: Vec<u8>,
@@ -82,7 +82,12 @@ impl LinkState {
         LinkState {
             enabled,
             cluster: enabled && cluster,
-            webhook_config: webhook_config::link_json(configs.clone()),
+            // Always sent: a bridge learns that no app wants webhooks too (with several nodes
+            // it still takes its share of the cluster's due leave events, and drops them).
+            webhook_config: Some(
+                webhook_config::link_json(configs.clone())
+                    .unwrap_or_else(|| Bytes::from_static(b"{\"apps\":[]}")),
+            ),
             hook_kinds: configs.map(webhook_config::wanted_kinds).collect(),
             ..Default::default()
         }
@@ -103,6 +108,7 @@ impl Shard {
             version: link::VERSION,
             shard: self.settings.shard_index,
             shard_count: self.settings.shard_count,
+            cluster: self.link.cluster,
         });
         if let Some(config) = &self.link.webhook_config {
             self.link

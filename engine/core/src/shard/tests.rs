@@ -1132,7 +1132,8 @@ fn a_linked_first_subscriber_waits_for_the_bridge() {
         LinkMessage::Hello {
             version: link::VERSION,
             shard: 0,
-            shard_count: 2
+            shard_count: 2,
+            cluster: true
         }
     ));
     let (a, _) = sim.connect(0);
@@ -1190,8 +1191,9 @@ fn without_a_link_subscriptions_go_on_and_the_link_resyncs_when_it_comes() {
     sim.shards[0].handle_link_up();
     let out = sim.link_output(0);
     assert!(matches!(out[0], LinkMessage::Hello { .. }));
+    assert!(matches!(out[1], LinkMessage::WebhookConfig(_)));
     assert!(
-        matches!(&out[1], LinkMessage::Subscribe { channel, .. } if channel == "news"),
+        matches!(&out[2], LinkMessage::Subscribe { channel, .. } if channel == "news"),
         "{out:?}"
     );
     // The link goes down while a subscription waits for the bridge: it goes on at once.
@@ -1662,10 +1664,15 @@ fn webhook_events_wait_for_the_bridge_and_apps_without_webhooks_make_none() {
     );
     assert_eq!(out.len(), 3);
 
-    // No webhook wanted: no link messages beyond the greeting, and no config to send.
+    // No webhook wanted: the bridge hears so, and nothing else follows the greeting.
     let mut quiet = Sim::new_mode(1, true, false, |app| app.enable_client_messages = true);
     quiet.shards[0].handle_link_up();
-    assert_eq!(quiet.link_output(0).len(), 1, "Hello only");
+    let out = quiet.link_output(0);
+    assert!(
+        matches!(&out[..], [LinkMessage::Hello { .. }, LinkMessage::WebhookConfig(config)]
+            if &config[..] == b"{\"apps\":[]}"),
+        "{out:?}"
+    );
     let (q, _) = quiet.connect(0);
     quiet.subscribe(q, "news", None, None);
     assert!(quiet.link_output(0).is_empty());
