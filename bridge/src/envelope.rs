@@ -72,9 +72,43 @@ pub fn decode_envelope(mut payload: Bytes) -> Result<(u64, ChannelEvent), Envelo
     Ok((node_id, event))
 }
 
-/// A node id whose envelopes would look like member events.
+/// A node id whose envelopes would look like member events or user commands.
 pub fn is_reserved_node_id(node_id: u64) -> bool {
-    node_id.to_le_bytes() == *MEMBER_EVENT_MAGIC
+    let bytes = node_id.to_le_bytes();
+    bytes == *MEMBER_EVENT_MAGIC || bytes == *USER_COMMAND_MAGIC
+}
+
+/// First bytes of a user command (server-to-user event or terminate for every node); as a node
+/// id it is reserved.
+pub const USER_COMMAND_MAGIC: &[u8; 8] = b"\xffrcusr\x00\x01";
+
+/// The Redis channel every bridge of a prefix listens on for user commands (no app id is
+/// empty, so no app's channel is named like it).
+pub fn user_command_channel(redis_prefix: &str) -> String {
+    format!("{redis_prefix}##users")
+}
+
+/// The payload carrying a `UserCommand` from node `node_id`: magic, node id, the link frame.
+pub fn encode_user_command(node_id: u64, message: &LinkMessage) -> Result<Bytes, LinkError> {
+    let mut payload = BytesMut::with_capacity(64);
+    payload.extend_from_slice(USER_COMMAND_MAGIC);
+    payload.put_u64_le(node_id);
+    link::encode(message, &mut payload)?;
+    Ok(payload.freeze())
+}
+
+/// The sending node and the `UserCommand` of a payload; `None` when it is not one.
+pub fn decode_user_command(payload: &[u8]) -> Option<(u64, LinkMessage)> {
+    let rest = payload.strip_prefix(USER_COMMAND_MAGIC)?;
+    let (node, frame) = rest.split_at_checked(NODE_ID_BYTES)?;
+    let node_id = u64::from_le_bytes(node.try_into().ok()?);
+    let mut frame = BytesMut::from(frame);
+    match link::decode(&mut frame) {
+        Ok(Some(message @ LinkMessage::UserCommand { .. })) if frame.is_empty() => {
+            Some((node_id, message))
+        }
+        _ => None,
+    }
 }
 
 /// Appends one length-prefixed text field (`len:bytes`), as the Lua scripts' `field()` does.
@@ -180,6 +214,22 @@ pub fn decode_member_event(mut payload: Bytes) -> Result<LinkMessage, EnvelopeEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_commands_round_trip_and_reserve_their_magic() {
+        let message = LinkMessage::UserCommand {
+            app_id: "a".into(),
+            user_id: "u".into(),
+            action: link::UserAction::Terminate,
+        };
+        let payload = encode_user_command(42, &message).expect("encodes");
+        assert_eq!(decode_user_command(&payload), Some((42, message)));
+        assert_eq!(decode_user_command(&payload[..payload.len() - 1]), None);
+        assert_eq!(decode_user_command(b"\xffrcusr\x00\x01short"), None);
+        assert!(is_reserved_node_id(u64::from_le_bytes(*USER_COMMAND_MAGIC)));
+        let not_a_command = encode_envelope(42, &event()).expect("encodes");
+        assert_eq!(decode_user_command(&not_a_command), None);
+    }
 
     fn event() -> ChannelEvent {
         ChannelEvent {

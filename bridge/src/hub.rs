@@ -9,7 +9,8 @@ use bytes::Bytes;
 use ringcast_core::link::{ChannelEvent, LinkMessage};
 
 use crate::envelope::{
-    decode_envelope, decode_member_event, is_member_event, redis_channel_name, EnvelopeError,
+    decode_envelope, decode_member_event, decode_user_command, is_member_event, redis_channel_name,
+    EnvelopeError, USER_COMMAND_MAGIC,
 };
 
 /// Most shards an engine may have: the width of the interest bitmask.
@@ -53,6 +54,8 @@ pub enum RemoteMessage {
         /// Bit `s` set: shard `s` has interest in the channel.
         shard_mask: u64,
     },
+    /// A user command from another node, for every linked shard.
+    User(LinkMessage),
     /// Published by this node; its engine already delivered it locally.
     OwnNode,
     /// No shard (any longer) wants the channel: an UNSUBSCRIBE still in flight.
@@ -178,6 +181,13 @@ impl<L: Clone> Hub<L> {
     pub fn route_remote(&self, payload: Bytes) -> RemoteMessage {
         if is_member_event(&payload) {
             return self.route_member_event(payload);
+        }
+        if payload.starts_with(USER_COMMAND_MAGIC) {
+            return match decode_user_command(&payload) {
+                Some((node_id, _)) if node_id == self.node_id => RemoteMessage::OwnNode,
+                Some((_, message)) => RemoteMessage::User(message),
+                None => RemoteMessage::Malformed(EnvelopeError::MemberEvent),
+            };
         }
         let (node_id, event) = match decode_envelope(payload) {
             Ok(decoded) => decoded,

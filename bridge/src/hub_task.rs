@@ -131,6 +131,15 @@ pub async fn run_hub(
                             }
                         }
                     }
+                    RemoteMessage::User(message) => {
+                        for writer in hub.all_links() {
+                            if let Err(mpsc::error::TrySendError::Full(_)) =
+                                writer.try_send(message.clone())
+                            {
+                                counters.drops.delivery_queue_full.add(1);
+                            }
+                        }
+                    }
                     RemoteMessage::OwnNode | RemoteMessage::NoInterest => {}
                     RemoteMessage::Malformed(err) => {
                         malformed_total += 1;

@@ -17,7 +17,9 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use crate::envelope::{encode_envelope, redis_channel_name};
+use crate::envelope::{
+    encode_envelope, encode_user_command, redis_channel_name, user_command_channel,
+};
 use crate::hub::{LinkId, SHARDS_MAX};
 use crate::hub_task::{HubInput, LinkWriter};
 use crate::presence_task::{occupancy_member, PresenceInput, Tracked};
@@ -226,13 +228,18 @@ async fn read_link(
                 };
                 match encode_envelope(context.node_id, &event) {
                     Ok(payload) => {
+                        let redis_channel = redis_channel_name(
+                            &context.redis_prefix,
+                            &event.app_id,
+                            &event.channel,
+                        );
+                        // A cache channel's event is also its last event, for every node.
+                        let cache = is_cache_channel(&event.channel)
+                            .then(|| (cache_key(&redis_channel), event.frame.clone()));
                         let outbound = Outbound {
-                            redis_channel: redis_channel_name(
-                                &context.redis_prefix,
-                                &event.app_id,
-                                &event.channel,
-                            ),
+                            redis_channel,
                             payload,
+                            cache,
                         };
                         if let Err(mpsc::error::TrySendError::Full(_)) =
                             publisher.try_send(outbound)
@@ -322,6 +329,33 @@ async fn read_link(
             LinkMessage::Subscribed { .. } => return LinkEnd::Unexpected("Subscribed"),
             LinkMessage::Deliver(_) => return LinkEnd::Unexpected("Deliver"),
             LinkMessage::Stats(_) => return LinkEnd::Unexpected("Stats"),
+            LinkMessage::AuthResponse { .. } => return LinkEnd::Unexpected("AuthResponse"),
+            LinkMessage::CacheAnswer { .. } => return LinkEnd::Unexpected("CacheAnswer"),
+            LinkMessage::AuthRequest(_) => return LinkEnd::Unexpected("AuthRequest (not yet)"),
+            LinkMessage::CacheQuery {
+                app_id,
+                channel,
+                query_id,
+            } => {
+                let Some(presence) = &context.presence else {
+                    return LinkEnd::Unexpected("CacheQuery without Redis");
+                };
+                let query = PresenceInput::CacheQuery {
+                    app_id,
+                    channel,
+                    query_id,
+                    reply: writer.clone(),
+                };
+                // A query must be answered, so it waits for room rather than being dropped.
+                if presence.send(query).await.is_err() {
+                    return LinkEnd::BridgeStopping;
+                }
+                continue;
+            }
+            message @ LinkMessage::UserCommand { .. } => {
+                user_command(context, link_id, &message);
+                continue;
+            }
         };
         if context.hub.send(input).await.is_err() {
             return LinkEnd::BridgeStopping;
@@ -366,6 +400,38 @@ fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) {
     {
         add(&context.counters.webhooks.events_dropped_queue_full, 1);
     }
+}
+
+/// A server-to-user event or terminate for the other nodes: published on the prefix's user
+/// command channel, which every bridge listens on.
+fn user_command(context: &LinkContext, link_id: LinkId, message: &LinkMessage) {
+    let Some(publisher) = &context.publisher else {
+        return; // a node alone: there are no other nodes
+    };
+    match encode_user_command(context.node_id, message) {
+        Ok(payload) => {
+            let outbound = Outbound {
+                redis_channel: user_command_channel(&context.redis_prefix),
+                payload,
+                cache: None,
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = publisher.try_send(outbound) {
+                context.counters.drops.publish_queue_full.add(1);
+            }
+        }
+        Err(err) => tracing::debug!(link_id, "dropping unencodable user command: {err}"),
+    }
+}
+
+/// A channel whose last event is kept (`cache-`, `private-cache-`, …).
+fn is_cache_channel(channel: &str) -> bool {
+    ringcast_core::pusher::channel::classify(channel, link::NAME_BYTES_MAX)
+        .is_ok_and(|class| class.cache)
+}
+
+/// `{P}#cache`: where a cache channel's last event is kept.
+pub fn cache_key(redis_channel: &str) -> String {
+    format!("{redis_channel}#cache")
 }
 
 /// Hands a presence change to the presence task without waiting: a full queue drops it

@@ -39,7 +39,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::cluster_hooks::run_due;
-use crate::hub::Hub;
+use crate::envelope::user_command_channel;
+use crate::hub::{Hub, SubscriberCommand};
 use crate::hub_task::{run_hub, run_without_redis, HUB_QUEUE_MESSAGES_MAX};
 use crate::link_server::{serve_links, LinkContext};
 use crate::outbound_http::{OutboundHttp, OutboundLimits};
@@ -229,6 +230,14 @@ async fn run(
     let counters = Arc::new(BridgeCounters::new());
     let (hub_sender, hub_queue) = mpsc::channel(HUB_QUEUE_MESSAGES_MAX);
     let (subscriber_sender, subscriber_queue) = mpsc::channel(SUBSCRIBER_QUEUE_COMMANDS_MAX);
+    // Every node hears the others' user commands (server-to-user events, terminations).
+    if client.is_some() {
+        let listen = SubscriberCommand::Subscribe(user_command_channel(&args.redis_prefix));
+        if subscriber_sender.try_send(listen).is_err() {
+            eprintln!("ringcast-bridge: cannot queue the user command subscription");
+            return ExitCode::FAILURE;
+        }
+    }
     tokio::spawn(run_hub(
         Hub::new(node_id, args.redis_prefix.clone()),
         hub_queue,

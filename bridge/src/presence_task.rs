@@ -23,6 +23,7 @@ use crate::cluster_hooks::forward;
 use crate::envelope::member_event_head;
 use crate::hub::SHARDS_MAX;
 use crate::hub_task::LinkWriter;
+use crate::link_server::cache_key;
 use crate::presence_scripts::{
     channel_base_of_meta, held_suffix, members_key, occupancy_base, occupancy_head_channel, Hooks,
     NodeKeys, Scripts, OCCUPANCY_MEMBER,
@@ -111,6 +112,17 @@ pub enum PresenceInput {
     ResyncDone {
         /// Shard index.
         shard: u16,
+    },
+    /// `CacheQuery`, answered on `reply` with `CacheAnswer`.
+    CacheQuery {
+        /// App id.
+        app_id: String,
+        /// Channel name.
+        channel: String,
+        /// Echoed in the answer.
+        query_id: u32,
+        /// The asking link's writer queue.
+        reply: LinkWriter,
     },
 }
 
@@ -274,6 +286,18 @@ impl Presence {
                 self.settle("resync", result);
             }
             PresenceInput::ResyncDone { shard } => self.resync_done(shard).await,
+            PresenceInput::CacheQuery {
+                app_id,
+                channel,
+                query_id,
+                reply,
+            } => {
+                let frame = self.last_cached(&app_id, &channel).await;
+                let answer = LinkMessage::CacheAnswer { query_id, frame };
+                if reply.try_send(answer).is_err() {
+                    tracing::warn!(query_id, "cache answer dropped: link queue full or gone");
+                }
+            }
         }
     }
 
@@ -320,6 +344,37 @@ impl Presence {
             )
             .await;
             self.settle("resync done", result);
+        }
+    }
+
+    /// The cluster's last event of a cache channel; empty when there is none (or Redis does not
+    /// answer: the subscriber gets a cache miss rather than a wait).
+    async fn last_cached(&mut self, app_id: &str, channel: &str) -> bytes::Bytes {
+        let key = cache_key(&self.keys.channel_base(app_id, channel));
+        let Some(mut connection) = self.connect().await else {
+            self.failed("cache query", "redis unavailable; answering a miss");
+            return bytes::Bytes::new();
+        };
+        let result: Result<redis::RedisResult<Option<Vec<u8>>>, _> = timeout(
+            RESPONSE_TIMEOUT,
+            redis::cmd("GET").arg(&key).query_async(&mut connection),
+        )
+        .await;
+        match result {
+            Ok(Ok(frame)) => frame
+                .filter(|frame| frame.len() <= link::FRAME_BYTES_MAX)
+                .map(bytes::Bytes::from)
+                .unwrap_or_default(),
+            Ok(Err(err)) => {
+                self.connection = None;
+                self.failed("cache query", &err.to_string());
+                bytes::Bytes::new()
+            }
+            Err(_) => {
+                self.connection = None;
+                self.failed("cache query", "timed out; answering a miss");
+                bytes::Bytes::new()
+            }
         }
     }
 

@@ -34,7 +34,13 @@ pub struct Outbound {
     pub redis_channel: String,
     /// The envelope.
     pub payload: Bytes,
+    /// A cache channel's event: stored under this key (with the frame) before it is published,
+    /// as the channel's last event for 30 minutes.
+    pub cache: Option<(String, Bytes)>,
 }
+
+/// How long Redis keeps a cache channel's last event (specs/pusher.md §5: 30 minutes).
+pub const CACHE_TTL_MS: u64 = 30 * 60 * 1000;
 
 /// Runs until every sender of `queue` is gone.
 pub async fn run_publisher(
@@ -114,6 +120,15 @@ async fn publish(
 ) -> redis::RedisResult<()> {
     let mut pipeline = redis::Pipeline::with_capacity(batch.len());
     for outbound in batch {
+        if let Some((key, frame)) = &outbound.cache {
+            pipeline
+                .cmd("SET")
+                .arg(key)
+                .arg(&frame[..])
+                .arg("PX")
+                .arg(CACHE_TTL_MS)
+                .ignore();
+        }
         pipeline
             .cmd("PUBLISH")
             .arg(&outbound.redis_channel)

@@ -43,6 +43,13 @@ const KIND_MEMBERS_RESYNC: u8 = 8;
 const KIND_RESYNC_DONE: u8 = 9;
 const KIND_WEBHOOK_CONFIG: u8 = 10;
 const KIND_HOOK: u8 = 11;
+const KIND_AUTH_REQUEST: u8 = 12;
+const KIND_CACHE_QUERY: u8 = 13;
+const KIND_USER_COMMAND: u8 = 14;
+const KIND_AUTH_RESPONSE: u8 = 136;
+const KIND_CACHE_ANSWER: u8 = 137;
+/// Most headers forwarded with one authorization request.
+pub const AUTH_HEADERS_MAX: usize = 64;
 const KIND_MEMBERS_SNAPSHOT: u8 = 133;
 const KIND_MEMBER_ADDED: u8 = 134;
 const KIND_MEMBER_REMOVED: u8 = 135;
@@ -94,6 +101,54 @@ pub struct BridgeStats {
     pub webhook_events_dropped: u64,
     /// Webhook events waiting right now (delayed, queued, in flight or awaiting a retry).
     pub webhook_events_pending: u64,
+}
+
+/// A subscription to authorize at the app's endpoint (auth offload): the bridge POSTs the form
+/// pusher-js would send (`socket_id`, `channel_name`, plus `form`) with `headers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRequest {
+    /// Echoed in the answer.
+    pub request_id: u32,
+    /// App id (the bridge bounds concurrent requests per app).
+    pub app_id: String,
+    /// The app's `app_channel_authorization_url`.
+    pub url: String,
+    /// The subscribing connection.
+    pub socket_id: String,
+    /// The channel to authorize.
+    pub channel: String,
+    /// Headers of the connection's upgrade request to forward (name, value).
+    pub headers: Vec<(String, String)>,
+    /// More form fields, URL-encoded (`a=1&b=2`): the connection's query, as configured.
+    pub form: String,
+}
+
+/// The endpoint's answer to an [`AuthRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// 2xx with an `auth` (and, for presence, `channel_data`); the engine still checks it.
+    Granted {
+        /// `auth` as the endpoint signed it.
+        auth: String,
+        /// `channel_data`, empty when absent.
+        channel_data: String,
+    },
+    /// Refused or failed: the status to report (the endpoint's, or 0 when it gave none).
+    Refused {
+        /// HTTP status of the endpoint, 0 when it did not answer usefully.
+        status: u16,
+        /// Why, for the subscriber's `pusher:subscription_error`.
+        reason: String,
+    },
+}
+
+/// What a user command does on the other nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserAction {
+    /// Deliver this frame to the user's signed-in connections (server-to-user event).
+    Deliver(Bytes),
+    /// Close the user's connections (`terminate_connections`).
+    Terminate,
 }
 
 /// An event for the app's webhooks that only the node it happened on sees (a client event, a
@@ -208,6 +263,42 @@ pub enum LinkMessage {
     WebhookConfig(Bytes),
     /// Engine → bridge: a webhook event only this node sees.
     Hook(HookEvent),
+    /// Engine → bridge: authorize a subscription at the app's endpoint.
+    AuthRequest(AuthRequest),
+    /// Bridge → engine: the answer to the `AuthRequest` with this id.
+    AuthResponse {
+        /// The request's id.
+        request_id: u32,
+        /// What the endpoint said.
+        outcome: AuthOutcome,
+    },
+    /// Engine → bridge (several nodes): the cluster's last event of a cache channel, answered
+    /// by `CacheAnswer` with the same `query_id`.
+    CacheQuery {
+        /// App id.
+        app_id: String,
+        /// Channel name (`cache-…`).
+        channel: String,
+        /// Echoed in the answer.
+        query_id: u32,
+    },
+    /// Bridge → engine: the last event's frame, empty when there is none.
+    CacheAnswer {
+        /// The query's id.
+        query_id: u32,
+        /// The frame, or empty.
+        frame: Bytes,
+    },
+    /// Both ways (several nodes): something for a user's connections on every node — from the
+    /// engine for the other nodes, from the bridge for this node's shards.
+    UserCommand {
+        /// App id.
+        app_id: String,
+        /// The user.
+        user_id: String,
+        /// What to do.
+        action: UserAction,
+    },
 }
 
 /// Why a frame could not be encoded or decoded.
@@ -242,7 +333,9 @@ impl std::fmt::Display for LinkError {
             LinkError::TrailingBytes => write!(f, "trailing bytes in link frame"),
             LinkError::NameTooLong(n) => write!(f, "name of {n} bytes on the link"),
             LinkError::NotUtf8 => write!(f, "name on the link is not UTF-8"),
-            LinkError::TooManyMembers(n) => write!(f, "{n} members in one link message"),
+            LinkError::TooManyMembers(n) => {
+                write!(f, "{n} members or headers in one link message")
+            }
             LinkError::Version(v) => write!(f, "link protocol version {v}, expected {VERSION}"),
             LinkError::WrongDirection => write!(f, "link message sent in the wrong direction"),
         }
@@ -389,6 +482,73 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             put_name(out, &event.channel)?;
             out.put_u8(hook_kind_code(event.kind));
             put_blob(out, &event.body)?;
+        }
+        LinkMessage::AuthRequest(request) => {
+            out.put_u8(KIND_AUTH_REQUEST);
+            out.put_u32_le(request.request_id);
+            put_name(out, &request.app_id)?;
+            put_blob(out, request.url.as_bytes())?;
+            put_name(out, &request.socket_id)?;
+            put_name(out, &request.channel)?;
+            if request.headers.len() > AUTH_HEADERS_MAX {
+                return Err(LinkError::TooManyMembers(request.headers.len()));
+            }
+            out.put_u16_le(request.headers.len() as u16);
+            for (name, value) in &request.headers {
+                put_name(out, name)?;
+                put_blob(out, value.as_bytes())?;
+            }
+            put_blob(out, request.form.as_bytes())?;
+        }
+        LinkMessage::AuthResponse {
+            request_id,
+            outcome,
+        } => {
+            out.put_u8(KIND_AUTH_RESPONSE);
+            out.put_u32_le(*request_id);
+            match outcome {
+                AuthOutcome::Granted { auth, channel_data } => {
+                    out.put_u8(1);
+                    put_blob(out, auth.as_bytes())?;
+                    put_blob(out, channel_data.as_bytes())?;
+                }
+                AuthOutcome::Refused { status, reason } => {
+                    out.put_u8(0);
+                    out.put_u16_le(*status);
+                    put_blob(out, reason.as_bytes())?;
+                }
+            }
+        }
+        LinkMessage::CacheQuery {
+            app_id,
+            channel,
+            query_id,
+        } => {
+            out.put_u8(KIND_CACHE_QUERY);
+            put_name(out, app_id)?;
+            put_name(out, channel)?;
+            out.put_u32_le(*query_id);
+        }
+        LinkMessage::CacheAnswer { query_id, frame } => {
+            out.put_u8(KIND_CACHE_ANSWER);
+            out.put_u32_le(*query_id);
+            put_blob(out, frame)?;
+        }
+        LinkMessage::UserCommand {
+            app_id,
+            user_id,
+            action,
+        } => {
+            out.put_u8(KIND_USER_COMMAND);
+            put_name(out, app_id)?;
+            put_name(out, user_id)?;
+            match action {
+                UserAction::Deliver(frame) => {
+                    out.put_u8(1);
+                    put_blob(out, frame)?;
+                }
+                UserAction::Terminate => out.put_u8(2),
+            }
         }
     }
     Ok(())
@@ -558,6 +718,71 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
             kind: hook_kind_from_code(take_u8(body)?)?,
             body: take_blob(body)?,
         }),
+        KIND_AUTH_REQUEST => {
+            let request_id = take_u32(body)?;
+            let app_id = take_name(body)?;
+            let url = take_text(body)?;
+            let socket_id = take_name(body)?;
+            let channel = take_name(body)?;
+            let count = usize::from(take_u16(body)?);
+            if count > AUTH_HEADERS_MAX {
+                return Err(LinkError::TooManyMembers(count));
+            }
+            let mut headers = Vec::with_capacity(count);
+            for _ in 0..count {
+                headers.push((take_name(body)?, take_text(body)?));
+            }
+            LinkMessage::AuthRequest(AuthRequest {
+                request_id,
+                app_id,
+                url,
+                socket_id,
+                channel,
+                headers,
+                form: take_text(body)?,
+            })
+        }
+        KIND_AUTH_RESPONSE => {
+            let request_id = take_u32(body)?;
+            let outcome = match take_u8(body)? {
+                1 => AuthOutcome::Granted {
+                    auth: take_text(body)?,
+                    channel_data: take_text(body)?,
+                },
+                0 => AuthOutcome::Refused {
+                    status: take_u16(body)?,
+                    reason: take_text(body)?,
+                },
+                other => return Err(LinkError::UnknownKind(other)),
+            };
+            LinkMessage::AuthResponse {
+                request_id,
+                outcome,
+            }
+        }
+        KIND_CACHE_QUERY => LinkMessage::CacheQuery {
+            app_id: take_name(body)?,
+            channel: take_name(body)?,
+            query_id: take_u32(body)?,
+        },
+        KIND_CACHE_ANSWER => LinkMessage::CacheAnswer {
+            query_id: take_u32(body)?,
+            frame: take_blob(body)?,
+        },
+        KIND_USER_COMMAND => {
+            let app_id = take_name(body)?;
+            let user_id = take_name(body)?;
+            let action = match take_u8(body)? {
+                1 => UserAction::Deliver(take_blob(body)?),
+                2 => UserAction::Terminate,
+                other => return Err(LinkError::UnknownKind(other)),
+            };
+            LinkMessage::UserCommand {
+                app_id,
+                user_id,
+                action,
+            }
+        }
         other => return Err(LinkError::UnknownKind(other)),
     };
     Ok(message)
@@ -579,6 +804,12 @@ pub fn take_event(body: &mut Bytes) -> Result<ChannelEvent, LinkError> {
         except_socket_id,
         frame,
     })
+}
+
+/// A blob that must be UTF-8 text.
+fn take_text(body: &mut Bytes) -> Result<String, LinkError> {
+    let blob = take_blob(body)?;
+    String::from_utf8(blob.to_vec()).map_err(|_| LinkError::NotUtf8)
 }
 
 fn take_blob(body: &mut Bytes) -> Result<Bytes, LinkError> {
@@ -760,6 +991,52 @@ mod tests {
                 kind: WebhookEventType::CacheMiss,
                 body: Bytes::new(),
             }),
+            LinkMessage::AuthRequest(AuthRequest {
+                request_id: 77,
+                app_id: "a".into(),
+                url: "http://127.0.0.1:9/auth?x=1".into(),
+                socket_id: "1.2".into(),
+                channel: "private-x".into(),
+                headers: vec![("Cookie".into(), "s=1; t=2".into())],
+                form: "device=abc".into(),
+            }),
+            LinkMessage::AuthResponse {
+                request_id: 77,
+                outcome: AuthOutcome::Granted {
+                    auth: "key:sig".into(),
+                    channel_data: "{\"user_id\":\"u\"}".into(),
+                },
+            },
+            LinkMessage::AuthResponse {
+                request_id: 78,
+                outcome: AuthOutcome::Refused {
+                    status: 403,
+                    reason: "Forbidden".into(),
+                },
+            },
+            LinkMessage::CacheQuery {
+                app_id: "a".into(),
+                channel: "cache-x".into(),
+                query_id: 5,
+            },
+            LinkMessage::CacheAnswer {
+                query_id: 5,
+                frame: Bytes::from_static(b"\x81\x01x"),
+            },
+            LinkMessage::CacheAnswer {
+                query_id: 6,
+                frame: Bytes::new(),
+            },
+            LinkMessage::UserCommand {
+                app_id: "a".into(),
+                user_id: "u".into(),
+                action: UserAction::Deliver(Bytes::from_static(b"\x81\x01y")),
+            },
+            LinkMessage::UserCommand {
+                app_id: "a".into(),
+                user_id: "u".into(),
+                action: UserAction::Terminate,
+            },
         ]
     }
 

@@ -148,6 +148,7 @@ impl Shard {
         self.link.acks_due.clear();
         self.link.bridge_stats = None;
         self.cluster_expire_joins(None);
+        self.cluster_expire_cache(None);
         for app in 0..self.apps.len() as AppIndex {
             let waiting: Vec<Arc<str>> = self
                 .registry
@@ -213,7 +214,18 @@ impl Shard {
             | LinkMessage::MembersResync(..)
             | LinkMessage::ResyncDone
             | LinkMessage::WebhookConfig(_)
-            | LinkMessage::Hook(_) => return Err(LinkError::WrongDirection),
+            | LinkMessage::Hook(_)
+            | LinkMessage::AuthRequest(_)
+            | LinkMessage::CacheQuery { .. } => return Err(LinkError::WrongDirection),
+            LinkMessage::CacheAnswer { query_id, frame } => {
+                self.cluster_cache_answer(query_id, frame);
+            }
+            LinkMessage::UserCommand {
+                app_id,
+                user_id,
+                action,
+            } => self.handle_user_command(&app_id, &user_id, action),
+            LinkMessage::AuthResponse { .. } => {} // wired next
         }
         self.run_detach_queue();
         Ok(())

@@ -17,6 +17,7 @@
 
 pub mod bridge;
 mod cluster_presence;
+mod cluster_state;
 pub mod conn;
 pub mod message;
 pub mod owner;
@@ -110,6 +111,7 @@ pub struct Shard {
     stats: ShardStats,
     link: bridge::LinkState,
     pending_joins: cluster_presence::PendingJoins,
+    pending_cache: cluster_state::PendingCache,
 }
 
 impl Shard {
@@ -138,6 +140,7 @@ impl Shard {
             stats: ShardStats::default(),
             link,
             pending_joins: cluster_presence::PendingJoins::default(),
+            pending_cache: cluster_state::PendingCache::default(),
         }
     }
 
@@ -257,6 +260,7 @@ impl Shard {
         self.now_ms = now_ms;
         self.link_expire_acks(now_ms);
         self.cluster_expire_joins(Some(now_ms));
+        self.cluster_expire_cache(Some(now_ms));
         let mut actions: Vec<(u32, TickAction)> = Vec::new();
         for (key, conn) in self.conns.iter() {
             let key = key as u32;

@@ -12,6 +12,7 @@ use super::message::{AppIndex, ConnRef, MemberData, OwnerJoin, Query, ShardMessa
 use super::owner::JoinOutcome;
 use super::Shard;
 use crate::limits;
+use crate::link::UserAction;
 use crate::pusher::channel::{self, ChannelKind};
 use crate::pusher::client_message::{self, ClientMessage};
 use crate::pusher::{auth, close, server_message, user};
@@ -65,10 +66,11 @@ impl Shard {
         let message = ShardMessage::DeliverToUser {
             app,
             user_id: Arc::from(user_id),
-            frame,
+            frame: frame.clone(),
         };
         self.broadcast(message.clone());
         self.handle_message_inner(message);
+        self.cluster_user_command(app, user_id, UserAction::Deliver(frame));
         self.run_detach_queue();
     }
 
@@ -81,6 +83,7 @@ impl Shard {
         };
         self.broadcast(message.clone());
         self.handle_message_inner(message);
+        self.cluster_user_command(app, user_id, UserAction::Terminate);
         self.run_detach_queue();
     }
 
@@ -904,6 +907,13 @@ impl Shard {
             frames.push(text_frame(&server_message::subscription_succeeded(
                 &join.channel,
             )));
+            if join.want_cache {
+                // Several nodes: the last event is the cluster's, whichever node published it.
+                match self.cluster_defer_cache(join.app, &join.channel, join.conn, frames) {
+                    Ok(()) => return,
+                    Err(back) => frames = back,
+                }
+            }
         }
         if accepted && join.want_cache {
             frames.push(self.cache_frame(join.app, &join.channel));

@@ -1753,3 +1753,112 @@ fn several_nodes_report_occupancy_as_state_and_members_through_the_bridge() {
         "member webhooks are the bridge's business with several nodes: {out:?}"
     );
 }
+
+#[test]
+fn several_nodes_take_the_cache_from_the_cluster_and_send_user_commands_on() {
+    let mut sim = Sim::new_with(1, true, |_| {});
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    let last = frame::encode_text(br#"{"event":"price","channel":"cache-p","data":"7"}"#);
+    // The node's own cache has an older event; the cluster's answer wins.
+    sim.shards[0].publish(
+        0,
+        "cache-p",
+        frame::encode_text(br#"{"event":"price","channel":"cache-p","data":"1"}"#),
+        None,
+        sim.now_ms,
+    );
+    sim.settle();
+    sim.link_output(0);
+    let (a, _) = sim.connect(0);
+    sim.subscribe(a, "cache-p", None, None);
+    let seq = sim
+        .link_output(0)
+        .into_iter()
+        .find_map(|m| match m {
+            LinkMessage::Subscribe { seq, .. } => Some(seq),
+            _ => None,
+        })
+        .unwrap();
+    sim.confirm(0, "cache-p", seq);
+    assert!(
+        sim.events(a).is_empty(),
+        "waits for the cluster's last event"
+    );
+    let out = sim.link_output(0);
+    let [LinkMessage::CacheQuery {
+        channel, query_id, ..
+    }] = &out[..]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(channel, "cache-p");
+    sim.link_in(
+        0,
+        LinkMessage::CacheAnswer {
+            query_id: *query_id,
+            frame: last,
+        },
+    );
+    let got = sim.events(a);
+    assert_eq!(
+        names(&got),
+        ["pusher_internal:subscription_succeeded", "price"]
+    );
+    assert_eq!(got[1]["data"], "7");
+    // Nothing in the cluster: a miss. And a link lost while waiting: the node's own cache.
+    let (b, _) = sim.connect(0);
+    sim.subscribe(b, "cache-q", None, None);
+    let out = sim.link_output(0);
+    let seq = out
+        .iter()
+        .find_map(|m| match m {
+            LinkMessage::Subscribe { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .unwrap();
+    sim.confirm(0, "cache-q", seq);
+    let query_id = sim
+        .link_output(0)
+        .into_iter()
+        .find_map(|m| match m {
+            LinkMessage::CacheQuery { query_id, .. } => Some(query_id),
+            _ => None,
+        })
+        .unwrap();
+    sim.link_in(
+        0,
+        LinkMessage::CacheAnswer {
+            query_id,
+            frame: bytes::Bytes::new(),
+        },
+    );
+    assert_eq!(
+        names(&sim.events(b)),
+        [
+            "pusher_internal:subscription_succeeded",
+            "pusher:cache_miss"
+        ]
+    );
+    let (c, _) = sim.connect(0);
+    sim.subscribe(c, "cache-p", None, None);
+    assert!(sim.events(c).is_empty());
+    sim.shards[0].handle_link_down();
+    sim.settle();
+    let got = sim.events(c);
+    assert_eq!(got[1]["data"], "1", "alone: the node's own last event");
+
+    // Server-to-user and terminate go on to the other nodes.
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    sim.shards[0].terminate_user(0, "tom", sim.now_ms);
+    sim.shards[0].publish_to_user(0, "ann", frame::encode_text(b"{}"), sim.now_ms);
+    let out = sim.link_output(0);
+    assert!(
+        matches!(&out[..], [
+            LinkMessage::UserCommand { user_id: tom, action: link::UserAction::Terminate, .. },
+            LinkMessage::UserCommand { user_id: ann, action: link::UserAction::Deliver(_), .. },
+        ] if tom == "tom" && ann == "ann"),
+        "{out:?}"
+    );
+}
