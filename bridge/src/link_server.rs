@@ -2,9 +2,10 @@
 //! answers Welcome, then runs a reader (decodes frames, sends subscriptions to the hub and
 //! publishes to the publisher) and a writer (drains the link's bounded queue, one `write_all`
 //! per batch). Presence messages go to the presence task, webhook settings and events to the
-//! webhook task. When a link ends, its shard's interest goes with it (its presence members
-//! stay: the engine's resync after a new Hello settles them). Without Redis (a node alone that
-//! only sends webhooks) there is no publisher and no presence task.
+//! webhook task, auth requests to the auth offload task. When a link ends, its shard's interest
+//! goes with it (its presence members stay: the engine's resync after a new Hello settles them).
+//! Without Redis (a node alone that only sends webhooks) there is no publisher and no presence
+//! task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
+use crate::auth_offload::AuthQueue;
 use crate::envelope::{
     encode_envelope, encode_user_command, redis_channel_name, user_command_channel,
 };
@@ -53,6 +55,8 @@ pub struct LinkContext {
     pub presence: Option<mpsc::Sender<PresenceInput>>,
     /// The webhook task's queue.
     pub webhooks: mpsc::Sender<WebhookInput>,
+    /// The auth offload task's queue.
+    pub auth: AuthQueue,
     /// The bridge's counters.
     pub counters: Arc<BridgeCounters>,
 }
@@ -331,7 +335,11 @@ async fn read_link(
             LinkMessage::Stats(_) => return LinkEnd::Unexpected("Stats"),
             LinkMessage::AuthResponse { .. } => return LinkEnd::Unexpected("AuthResponse"),
             LinkMessage::CacheAnswer { .. } => return LinkEnd::Unexpected("CacheAnswer"),
-            LinkMessage::AuthRequest(_) => return LinkEnd::Unexpected("AuthRequest (not yet)"),
+            LinkMessage::AuthRequest(request) => {
+                // Never waits: a full auth queue is answered with a refusal on this link.
+                context.auth.submit(request, writer);
+                continue;
+            }
             LinkMessage::CacheQuery {
                 app_id,
                 channel,

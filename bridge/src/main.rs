@@ -5,6 +5,7 @@
 //! This file owns the command line, the runtime, the socket file and the signals; the work
 //! happens in the tasks it starts.
 
+mod auth_offload;
 mod backoff;
 mod cluster_hooks;
 mod drop_counter;
@@ -38,6 +39,7 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::auth_offload::{auth_limits, run_auth, AuthCounters, AuthQueue, AUTH_QUEUE_MAX};
 use crate::cluster_hooks::run_due;
 use crate::envelope::user_command_channel;
 use crate::hub::{Hub, SubscriberCommand};
@@ -345,6 +347,19 @@ async fn run(
             ));
         }
     }
+    // Auth offload gets a client of its own: its deadlines and body bound are those of an answer
+    // a subscriber waits for, not a webhook's (reqwest fixes timeouts per client).
+    let auth_http = match OutboundHttp::new(auth_limits()) {
+        Ok(http) => http,
+        Err(err) => {
+            eprintln!("ringcast-bridge: cannot set up auth offload HTTP: {err}");
+            remove_socket(&args.link_socket);
+            return ExitCode::FAILURE;
+        }
+    };
+    let auth_counters = Arc::new(AuthCounters::default());
+    let (auth_sender, auth_jobs) = mpsc::channel(AUTH_QUEUE_MAX);
+    tokio::spawn(run_auth(auth_jobs, auth_http, Arc::clone(&auth_counters)));
     let links_task = tokio::spawn(serve_links(
         listener,
         LinkContext {
@@ -354,6 +369,7 @@ async fn run(
             publisher,
             presence,
             webhooks: webhook_sender,
+            auth: AuthQueue::new(auth_sender, Arc::clone(&auth_counters)),
             counters: Arc::clone(&counters),
         },
     ));
@@ -389,6 +405,10 @@ async fn run(
         webhook_events_given_up = webhooks.events_given_up.load(Ordering::Relaxed),
         webhook_events_dropped = webhooks.events_dropped_queue_full.load(Ordering::Relaxed),
         webhook_events_pending = webhooks.events_pending.load(Ordering::Relaxed),
+        auth_granted = auth_counters.granted.load(Ordering::Relaxed),
+        auth_refused = auth_counters.refused.load(Ordering::Relaxed),
+        auth_failed = auth_counters.failed.load(Ordering::Relaxed),
+        auth_shed = auth_counters.shed.load(Ordering::Relaxed),
         "{signal_name}: stopped"
     );
     ExitCode::SUCCESS

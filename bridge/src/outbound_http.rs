@@ -1,4 +1,4 @@
-//! Outbound HTTP calls of the bridge (webhooks now; channel-auth offload and backend calls
+//! Outbound HTTP calls of the bridge (webhooks and channel-auth offload now; backend calls
 //! later): one shared `reqwest` client, so connections to a receiver are pooled and kept alive,
 //! plus a bounded map of per-key semaphores, so one app (the key) can have at most
 //! `concurrent_per_key_max` requests open and a slow receiver of one app cannot take every
@@ -23,6 +23,12 @@ pub const KEYS_MAX: usize = 10_000;
 const IDLE_CONNECTIONS_PER_HOST_MAX: usize = 32;
 /// Idle keep-alive connections are closed after this long (receivers often close at 60 s+).
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// First pause before retrying a failed connect ([`OutboundHttp::post_retrying_connect`]):
+/// long enough for a restarting receiver's listener to come back, short against a 5 s budget.
+const CONNECT_RETRY_PAUSE_FIRST: Duration = Duration::from_millis(50);
+/// The pause doubles up to this.
+const CONNECT_RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// Limits applied to every outbound call.
 #[derive(Debug, Clone)]
@@ -209,6 +215,37 @@ impl OutboundHttp {
             status,
             body: received.freeze(),
         })
+    }
+
+    /// Like [`post`](Self::post), but retries connect failures (refused, DNS, TLS setup), which
+    /// never reached the remote end, so sending again cannot do anything twice. Everything, the
+    /// permit wait and the pauses included, fits in one `request_timeout`: a caller that owes
+    /// somebody an answer (auth offload) gets one in time. Other failures are returned at once.
+    pub async fn post_retrying_connect(
+        &self,
+        key: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let deadline = tokio::time::Instant::now() + self.inner.limits.request_timeout;
+        let mut pause = CONNECT_RETRY_PAUSE_FIRST;
+        loop {
+            let attempt =
+                tokio::time::timeout_at(deadline, self.post(key, url, headers, body.clone())).await;
+            match attempt {
+                Err(_) => return Err(OutboundError::Timeout),
+                Ok(Err(OutboundError::Connect(reason))) => {
+                    // No point pausing when no attempt could start before the deadline.
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Err(OutboundError::Connect(reason));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(CONNECT_RETRY_PAUSE_MAX);
+                }
+                Ok(result) => return result,
+            }
+        }
     }
 
     /// The semaphore bounding `key`'s concurrent requests.
@@ -696,6 +733,65 @@ mod tests {
             matches!(result, Err(OutboundError::Connect(_))),
             "{result:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn connect_errors_are_retried_until_the_receiver_listens() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let http = http_with(OutboundLimits {
+            request_timeout: Duration::from_secs(10),
+            ..OutboundLimits::default()
+        });
+        let url = format!("http://{addr}/late");
+        let call = tokio::spawn({
+            let http = http.clone();
+            async move {
+                http.post_retrying_connect("app", &url, &[], Bytes::from_static(b"x"))
+                    .await
+            }
+        });
+        // The first attempts are refused; then the receiver comes up on the same port.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let receiver = TestReceiver::start_on(addr, |_, _| Reply::Status(204)).await;
+        let response = call
+            .await
+            .expect("task")
+            .expect("a later attempt reaches the receiver");
+        assert_eq!(response.status, 204);
+        assert_eq!(receiver.request_count(), 1, "sent once it could connect");
+    }
+
+    #[tokio::test]
+    async fn connect_retries_stop_at_the_request_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let http = http_with(OutboundLimits {
+            request_timeout: Duration::from_millis(400),
+            ..OutboundLimits::default()
+        });
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            http.post_retrying_connect("app", &format!("http://{addr}/"), &[], Bytes::new()),
+        )
+        .await
+        .expect("gives up within its own timeout");
+        assert!(
+            matches!(
+                result,
+                Err(OutboundError::Connect(_) | OutboundError::Timeout)
+            ),
+            "{result:?}"
+        );
+        // Anything but a connect error is not retried: a silent receiver is asked once.
+        let silent = TestReceiver::start(|_, _| Reply::Hold).await;
+        let result = http
+            .post_retrying_connect("app", &silent.url("/slow"), &[], Bytes::new())
+            .await;
+        assert!(matches!(result, Err(OutboundError::Timeout)), "{result:?}");
+        assert_eq!(silent.request_count(), 1);
     }
 
     #[tokio::test]

@@ -93,9 +93,14 @@ fn run(config: config::Config) -> Result<(), String> {
         })
         .collect();
     let cluster = server.needs_bridge();
-    // Webhooks are sent by the bridge; the Redis queue is the bridge's too.
+    // Webhooks and offloaded authorizations are sent by the bridge; the Redis queue is the
+    // bridge's too.
     let webhooks = webhook_config::link_json(&config.apps).is_some()
-        || server.queue_driver == config::Driver::Redis;
+        || server.queue_driver == config::Driver::Redis
+        || config
+            .apps
+            .iter()
+            .any(|app| app.channel_authorization_url.is_some());
     let bridge_socket = if cluster || webhooks {
         if cluster && server.redis_cluster {
             return Err("--redis-cluster is not supported yet: use one Redis server".into());

@@ -49,6 +49,15 @@ pub struct AppConfig {
     pub max_event_batch_size: u32,
     /// Webhook switches (the bridge delivers them; kept here so one config describes the app).
     pub webhooks: WebhookFlags,
+    /// `app_channel_authorization_url`: a private/presence subscribe without `auth` is
+    /// authorized by POSTing to it (through the bridge), as pusher-js would.
+    pub channel_authorization_url: Option<String>,
+    /// `app_channel_authorization_headers`: headers of the connection's upgrade request sent
+    /// along (lower-case names, e.g. `cookie`, `authorization`).
+    pub channel_authorization_headers: Vec<String>,
+    /// `app_channel_authorization_query`: the connection's query parameters (except Pusher's
+    /// own `protocol`, `client`, `version`) are sent along as form fields.
+    pub channel_authorization_query: bool,
 }
 
 /// The seed's webhook switches for one app.
@@ -200,6 +209,9 @@ impl AppConfig {
             max_event_payload_kb: 10,
             max_event_batch_size: 10,
             webhooks: WebhookFlags::default(),
+            channel_authorization_url: None,
+            channel_authorization_headers: Vec::new(),
+            channel_authorization_query: false,
         }
     }
 }

@@ -43,8 +43,9 @@ use serde_json::Value;
 use env_file::EnvFile;
 use options::{Key, Kind, Section, Spec};
 use values::{
-    not_empty, parse_app_manager, parse_bool, parse_driver, parse_echo_path, parse_ident, parse_ip,
-    parse_log_level, parse_num, parse_port, parse_url, parse_webhooks, Number,
+    not_empty, parse_app_manager, parse_bool, parse_driver, parse_echo_path, parse_header_names,
+    parse_ident, parse_ip, parse_log_level, parse_num, parse_port, parse_url, parse_webhooks,
+    Number,
 };
 
 /// The whole validated configuration.
@@ -788,6 +789,14 @@ fn build_app(l: &Lookup, label: &str) -> Result<AppConfig, ConfigError> {
     let hooks = &mut app.webhooks;
     let enabled = l.bool(Key::AppWebhooksEnabled)?;
     hooks.url = l.get(Key::AppWebhookUrl, parse_url)?;
+    app.channel_authorization_url = l.get(Key::AppChannelAuthorizationUrl, parse_url)?;
+    if let Some(names) = l.get(Key::AppChannelAuthorizationHeaders, parse_header_names)? {
+        app.channel_authorization_headers = names;
+    }
+    set(
+        &mut app.channel_authorization_query,
+        l.bool(Key::AppChannelAuthorizationQuery)?,
+    );
     hooks.targets = l.get(Key::AppWebhooks, parse_webhooks)?.unwrap_or_default();
     // Listing webhooks says "send them"; only an explicit `app_webhooks_enabled` (either
     // way) overrides that, so a list can be kept in the file and switched off.

@@ -114,6 +114,9 @@ pub(crate) enum Key {
     AppHasCacheMissWebhooks,
     AppHasWebhookBatchingEnabled,
     AppWebhooks,
+    AppChannelAuthorizationUrl,
+    AppChannelAuthorizationHeaders,
+    AppChannelAuthorizationQuery,
 }
 
 /// One row of the option table.
@@ -361,6 +364,19 @@ pub(crate) const SPECS: &[Spec] = &[
          of {\"url\", \"event_types\": [...], \"filter\": {\"channel_name_starts_with\", \
          \"channel_name_ends_with\"}, \"headers\": {...}} (at most 16); a non-empty list \
          turns webhooks on unless --app-webhooks-enabled=false"),
+    row(Key::AppChannelAuthorizationUrl, App, "app-channel-authorization-url",
+        &["APP_CHANNEL_AUTHORIZATION_URL"], &["app_channel_authorization_url"], Value("URL"), "",
+        "Auth offload: a private/presence subscribe without auth is authorized by POSTing \
+         socket_id and channel_name to this endpoint (http:// or https://), as pusher-js would"),
+    row(Key::AppChannelAuthorizationHeaders, App, "app-channel-authorization-headers",
+        &["APP_CHANNEL_AUTHORIZATION_HEADERS"], &["app_channel_authorization_headers"],
+        Value("NAMES"), "",
+        "Auth offload: headers of the connection's upgrade request sent along (comma-separated \
+         names, e.g. Cookie,Authorization)"),
+    row(Key::AppChannelAuthorizationQuery, App, "app-channel-authorization-query",
+        &["APP_CHANNEL_AUTHORIZATION_QUERY"], &["app_channel_authorization_query"], Bool,
+        "false",
+        "Auth offload: send the connection's own query parameters along as form fields"),
 ];
 
 /// The command line: one argument per row, help text naming the env vars, JSON keys and

@@ -373,6 +373,9 @@ fn seed_rows() -> Vec<Row> {
         row("app-has-webhook-batching-enabled", "APP_HAS_WEBHOOK_BATCHING_ENABLED", "app_has_webhook_batching_enabled", true, "true", "true", "false", |c| a(c).webhooks.batching.to_string()),
         row("app-webhooks", "APP_WEBHOOKS", "app_webhooks", true, r#"[{"url": "http://h/x", "event_types": ["member_added"]}]"#, r#"[{"url":"http://h/x","event_types":["member_added"]}]"#, "[]", |c| webhooks_json(a(c))),
         row("app-webhooks-enabled", "APP_WEBHOOKS_ENABLED", "app_webhooks_enabled", true, "true", "true", "false", |c| a(c).webhooks.enabled.to_string()),
+        row("app-channel-authorization-url", "APP_CHANNEL_AUTHORIZATION_URL", "app_channel_authorization_url", true, "http://auth.example/pusher", "http://auth.example/pusher", "", |c| a(c).channel_authorization_url.clone().unwrap_or_default()),
+        row("app-channel-authorization-headers", "APP_CHANNEL_AUTHORIZATION_HEADERS", "app_channel_authorization_headers", true, "Cookie, X-Device", "cookie,x-device", "", |c| a(c).channel_authorization_headers.join(",")),
+        row("app-channel-authorization-query", "APP_CHANNEL_AUTHORIZATION_QUERY", "app_channel_authorization_query", true, "true", "true", "false", |c| a(c).channel_authorization_query.to_string()),
         // ringcast additions.
         row("app-webhook-url", "APP_WEBHOOK_URL", "app_webhook_url", true, "https://hooks.example/x", "https://hooks.example/x", "", |c| a(c).webhooks.url.clone().unwrap_or_default()),
         row("app-enabled", "APP_ENABLED", "app_enabled", true, "no", "false", "true", |c| a(c).enabled.to_string()),

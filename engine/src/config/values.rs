@@ -122,6 +122,27 @@ pub(crate) fn parse_ident(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// A comma-separated list of HTTP header names, lower-cased (empty entries ignored).
+pub(crate) fn parse_header_names(s: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let token = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(format!("{name:?} is not an HTTP header name"));
+        }
+        if names.len() >= ringcast_core::link::AUTH_HEADERS_MAX {
+            return Err(format!(
+                "more than {} header names",
+                ringcast_core::link::AUTH_HEADERS_MAX
+            ));
+        }
+        names.push(name.to_ascii_lowercase());
+    }
+    Ok(names)
+}
+
 pub(crate) fn parse_url(s: &str) -> Result<String, String> {
     let rest = s
         .strip_prefix("http://")

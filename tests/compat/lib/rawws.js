@@ -97,7 +97,8 @@ class RawPusher {
     this.replyToClose = true;
   }
 
-  async open(urlPath = '/app/app-key?protocol=7&client=js&version=8.6.0&flash=false', ms = 5000) {
+  async open(urlPath = '/app/app-key?protocol=7&client=js&version=8.6.0&flash=false', ms = 5000,
+    extraHeaders = {}) {
     const key = crypto.randomBytes(16).toString('base64');
     const sock = net.connect({ host: '127.0.0.1', port: this.port });
     this.socket = sock;
@@ -112,7 +113,8 @@ class RawPusher {
     }), ms, `${this.name}: TCP connect timed out`);
     sock.write(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1:${this.port}\r\n` +
       'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+      Object.entries(extraHeaders).map(([k, v]) => `${k}: ${v}\r\n`).join('') + '\r\n');
     const parser = new FrameParser((f) => this.onFrame(f));
     let head = Buffer.alloc(0);
     let upgraded = false;

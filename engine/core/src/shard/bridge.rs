@@ -149,6 +149,7 @@ impl Shard {
         self.link.bridge_stats = None;
         self.cluster_expire_joins(None);
         self.cluster_expire_cache(None);
+        self.auth_expire(None);
         for app in 0..self.apps.len() as AppIndex {
             let waiting: Vec<Arc<str>> = self
                 .registry
@@ -225,7 +226,10 @@ impl Shard {
                 user_id,
                 action,
             } => self.handle_user_command(&app_id, &user_id, action),
-            LinkMessage::AuthResponse { .. } => {} // wired next
+            LinkMessage::AuthResponse {
+                request_id,
+                outcome,
+            } => self.auth_answer(request_id, outcome),
         }
         self.run_detach_queue();
         Ok(())

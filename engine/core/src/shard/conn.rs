@@ -41,6 +41,8 @@ pub enum SubState {
     AwaitingOwner,
     /// Receiving the channel's events.
     Active,
+    /// Waiting for the app's authorization endpoint (auth offload, request id).
+    AwaitingAuth(u32),
 }
 
 /// One channel a connection is subscribed to (or subscribing to).
@@ -102,6 +104,8 @@ pub struct Conn {
     pub subscriptions: Vec<Subscription>,
     /// Sign-in, if any.
     pub signed_in: Option<Box<SignedIn>>,
+    /// What an offloaded channel authorization sends along (apps with an authorization URL).
+    pub auth_forward: Option<Box<super::auth_offload::AuthForward>>,
     /// Signed in or holding a private/presence subscription (authorised-connection timeout).
     pub authorized: bool,
     /// Second of the current client-event rate window.
@@ -130,6 +134,7 @@ impl Conn {
             ping_sent_ms: 0,
             subscriptions: Vec::new(),
             signed_in: None,
+            auth_forward: None,
             authorized: false,
             client_event_window_s: 0,
             client_events_in_window: 0,

@@ -15,6 +15,7 @@
 //! event, and answers with the frames to send. Rings are FIFO per shard pair, so the owner's
 //! answer always precedes the `member_added` events that follow it.
 
+mod auth_offload;
 pub mod bridge;
 mod cluster_presence;
 mod cluster_state;
@@ -112,6 +113,7 @@ pub struct Shard {
     link: bridge::LinkState,
     pending_joins: cluster_presence::PendingJoins,
     pending_cache: cluster_state::PendingCache,
+    pending_auth: auth_offload::PendingAuths,
 }
 
 impl Shard {
@@ -141,6 +143,7 @@ impl Shard {
             link,
             pending_joins: cluster_presence::PendingJoins::default(),
             pending_cache: cluster_state::PendingCache::default(),
+            pending_auth: auth_offload::PendingAuths::default(),
         }
     }
 
@@ -261,6 +264,7 @@ impl Shard {
         self.link_expire_acks(now_ms);
         self.cluster_expire_joins(Some(now_ms));
         self.cluster_expire_cache(Some(now_ms));
+        self.auth_expire(Some(now_ms));
         let mut actions: Vec<(u32, TickAction)> = Vec::new();
         for (key, conn) in self.conns.iter() {
             let key = key as u32;
@@ -595,6 +599,7 @@ impl Shard {
         self.set_phase(key, Phase::Pusher);
         let app_key = app_key.unwrap_or_default();
         self.open_pusher(key, app_key, head.query_param("protocol"));
+        self.capture_auth_forward(key, head);
     }
 
     fn handle_ws_message(&mut self, key: u32, message: frame::Message) {

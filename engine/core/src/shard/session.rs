@@ -175,7 +175,7 @@ impl Shard {
         }
     }
 
-    fn subscription_error(
+    pub(super) fn subscription_error(
         &mut self,
         key: u32,
         channel: &str,
@@ -187,7 +187,7 @@ impl Shard {
         self.send_text(key, &json);
     }
 
-    fn subscribe(
+    pub(super) fn subscribe(
         &mut self,
         key: u32,
         app: AppIndex,
@@ -249,6 +249,10 @@ impl Shard {
         let mut member = None;
         if class.needs_auth() {
             let Some(token) = auth_token.as_deref() else {
+                // The app's endpoint may authorize it for the client (auth offload).
+                if self.offload_auth(key, app, &channel_name, class.cache) {
+                    return;
+                }
                 self.subscription_error(
                     key,
                     &channel_name,
@@ -406,13 +410,18 @@ impl Shard {
 
     /// Takes one subscription of a connection out of the registry and the owner's state.
     fn leave_channel(&mut self, key: u32, app: AppIndex, sub: Subscription) {
+        if let SubState::AwaitingAuth(request_id) = sub.state {
+            // Never got further than the authorization: nothing registered yet.
+            self.auth_forget(request_id);
+            return;
+        }
         let from = self.settings.shard_index;
         if let Some(entry) = self.registry.channel_mut(app, &sub.channel) {
             match sub.state {
                 SubState::Active => {
                     entry.subscribers.swap_remove(&key);
                 }
-                SubState::AwaitingAcks | SubState::AwaitingOwner => {
+                SubState::AwaitingAcks | SubState::AwaitingOwner | SubState::AwaitingAuth(_) => {
                     entry.pending.retain(|k| *k != key);
                 }
             }

@@ -55,6 +55,10 @@ pub struct ShardStats {
     pub link_events_in: u64,
     /// Webhook events handed to the bridge.
     pub webhook_events_out: u64,
+    /// Subscriptions authorized through the app's endpoint (auth offload) asked for.
+    pub auth_offloaded: u64,
+    /// Of those, refused or failed.
+    pub auth_offload_refused: u64,
     /// Webhook events dropped before the bridge got them (link queue full, or too many
     /// waiting while the bridge was away).
     pub webhook_events_dropped: u64,
@@ -83,6 +87,8 @@ impl Default for ShardStats {
             link_publishes_dropped: 0,
             link_events_in: 0,
             webhook_events_out: 0,
+            auth_offloaded: 0,
+            auth_offload_refused: 0,
             webhook_events_dropped: 0,
         }
     }
@@ -251,6 +257,18 @@ pub fn render_prometheus(snapshots: &[StatsSnapshot], app_ids: &[&str]) -> Strin
         "ringcast_webhook_events_out_total",
         "Webhook events handed to the bridge for sending.",
         &|s| s.webhook_events_out,
+    );
+    counter(
+        &mut out,
+        "ringcast_auth_offload_requests_total",
+        "Subscriptions without auth sent to the app's authorization endpoint.",
+        &|s| s.auth_offloaded,
+    );
+    counter(
+        &mut out,
+        "ringcast_auth_offload_refused_total",
+        "Offloaded authorizations refused by the endpoint, failed or timed out.",
+        &|s| s.auth_offload_refused,
     );
     counter(
         &mut out,

@@ -1862,3 +1862,101 @@ fn several_nodes_take_the_cache_from_the_cluster_and_send_user_commands_on() {
         "{out:?}"
     );
 }
+
+#[test]
+fn auth_offload_asks_the_endpoint_and_checks_its_answer() {
+    use crate::link::AuthOutcome;
+    let mut sim = Sim::new_mode(1, true, false, |app| {
+        app.channel_authorization_url = Some("http://127.0.0.1:9/auth".into());
+    });
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    let (a, a_id) = sim.connect(0);
+    let ask = |sim: &mut Sim, channel: &str| -> u32 {
+        sim.subscribe(a, channel, None, None);
+        let out = sim.link_output(0);
+        match &out[..] {
+            [LinkMessage::AuthRequest(request)] => {
+                assert_eq!(request.channel, channel);
+                assert_eq!(request.socket_id, a_id);
+                request.request_id
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // Granted with a good signature: subscribed as if the client had sent it.
+    let id = ask(&mut sim, "private-ok");
+    assert!(sim.events(a).is_empty(), "waits for the endpoint");
+    let auth = auth::channel_auth_token(KEY, SECRET, &a_id, "private-ok", None);
+    let granted = AuthOutcome::Granted {
+        auth,
+        channel_data: String::new(),
+    };
+    sim.link_in(
+        0,
+        LinkMessage::AuthResponse {
+            request_id: id,
+            outcome: granted,
+        },
+    );
+    assert_eq!(
+        names(&sim.events(a)),
+        ["pusher_internal:subscription_succeeded"]
+    );
+    // A forged answer fails like a forged client auth; a refusal keeps its status.
+    let id = ask(&mut sim, "private-forged");
+    let forged = AuthOutcome::Granted {
+        auth: format!("{KEY}:{}", "0".repeat(64)),
+        channel_data: String::new(),
+    };
+    sim.link_in(
+        0,
+        LinkMessage::AuthResponse {
+            request_id: id,
+            outcome: forged,
+        },
+    );
+    let got = sim.events(a);
+    assert_eq!(names(&got), ["pusher:subscription_error"]);
+    assert_eq!(data_of(&got[0])["status"], 401);
+    let id = ask(&mut sim, "private-denied");
+    let refused = AuthOutcome::Refused {
+        status: 403,
+        reason: "authorization endpoint answered 403".into(),
+    };
+    sim.link_in(
+        0,
+        LinkMessage::AuthResponse {
+            request_id: id,
+            outcome: refused,
+        },
+    );
+    assert_eq!(data_of(&sim.events(a)[0])["status"], 403);
+    // Unsubscribed while waiting: the late answer changes nothing.
+    let id = ask(&mut sim, "private-left");
+    sim.send(
+        a,
+        serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": "private-left"}}),
+    );
+    let auth = auth::channel_auth_token(KEY, SECRET, &a_id, "private-left", None);
+    let late = AuthOutcome::Granted {
+        auth,
+        channel_data: String::new(),
+    };
+    sim.link_in(
+        0,
+        LinkMessage::AuthResponse {
+            request_id: id,
+            outcome: late,
+        },
+    );
+    assert!(sim.events(a).is_empty());
+    // The bridge goes away while one waits: 503 at once; without it, 401 as before.
+    ask(&mut sim, "private-orphan");
+    sim.shards[0].handle_link_down();
+    sim.settle();
+    let got = sim.events(a);
+    assert_eq!(data_of(&got[0])["status"], 503);
+    sim.subscribe(a, "private-alone", None, None);
+    assert_eq!(data_of(&sim.events(a)[0])["status"], 401);
+}
