@@ -75,7 +75,9 @@ pub fn decode_envelope(mut payload: Bytes) -> Result<(u64, ChannelEvent), Envelo
 /// A node id whose envelopes would look like member events or user commands.
 pub fn is_reserved_node_id(node_id: u64) -> bool {
     let bytes = node_id.to_le_bytes();
-    bytes == *MEMBER_EVENT_MAGIC || bytes == *USER_COMMAND_MAGIC
+    bytes == *MEMBER_EVENT_MAGIC
+        || bytes == *USER_COMMAND_MAGIC
+        || bytes == *crate::cluster_query::QUERY_MAGIC
 }
 
 /// First bytes of a user command (server-to-user event or terminate for every node); as a node

@@ -56,6 +56,8 @@ pub enum RemoteMessage {
     },
     /// A user command from another node, for every linked shard.
     User(LinkMessage),
+    /// A channels question or answer between nodes, for the query task.
+    Query(Bytes),
     /// Published by this node; its engine already delivered it locally.
     OwnNode,
     /// No shard (any longer) wants the channel: an UNSUBSCRIBE still in flight.
@@ -181,6 +183,9 @@ impl<L: Clone> Hub<L> {
     pub fn route_remote(&self, payload: Bytes) -> RemoteMessage {
         if is_member_event(&payload) {
             return self.route_member_event(payload);
+        }
+        if payload.starts_with(crate::cluster_query::QUERY_MAGIC) {
+            return RemoteMessage::Query(payload);
         }
         if payload.starts_with(USER_COMMAND_MAGIC) {
             return match decode_user_command(&payload) {

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use ringcast_core::link::{BridgeStats, LinkMessage};
 use tokio::sync::mpsc;
 
+use crate::cluster_query::QueryInput;
 use crate::hub::{Hub, LinkId, RemoteMessage, SubscriberCommand};
 use crate::stats::BridgeCounters;
 
@@ -74,6 +75,7 @@ pub async fn run_hub(
     mut hub: Hub<LinkWriter>,
     mut inputs: mpsc::Receiver<HubInput>,
     subscriber: mpsc::Sender<SubscriberCommand<LinkWriter>>,
+    queries: Option<mpsc::Sender<QueryInput>>,
     counters: Arc<BridgeCounters>,
 ) {
     let mut malformed_total: u64 = 0;
@@ -138,6 +140,13 @@ pub async fn run_hub(
                             {
                                 counters.drops.delivery_queue_full.add(1);
                             }
+                        }
+                    }
+                    RemoteMessage::Query(payload) => {
+                        if let Some(queries) = &queries {
+                            let engine = hub.all_links().next().cloned();
+                            // A question dropped here is answered by the asker's wait.
+                            let _ = queries.try_send(QueryInput::Remote { payload, engine });
                         }
                     }
                     RemoteMessage::OwnNode | RemoteMessage::NoInterest => {}

@@ -19,6 +19,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::auth_offload::AuthQueue;
+use crate::cluster_query::QueryInput;
 use crate::envelope::{
     encode_envelope, encode_user_command, redis_channel_name, user_command_channel,
 };
@@ -55,6 +56,8 @@ pub struct LinkContext {
     pub presence: Option<mpsc::Sender<PresenceInput>>,
     /// The webhook task's queue.
     pub webhooks: mpsc::Sender<WebhookInput>,
+    /// The channels query task's queue (with Redis).
+    pub queries: Option<mpsc::Sender<QueryInput>>,
     /// The auth offload task's queue.
     pub auth: AuthQueue,
     /// The bridge's counters.
@@ -357,6 +360,36 @@ async fn read_link(
                 // A query must be answered, so it waits for room rather than being dropped.
                 if presence.send(query).await.is_err() {
                     return LinkEnd::BridgeStopping;
+                }
+                continue;
+            }
+            LinkMessage::ChannelsQuery {
+                query_id,
+                app_id,
+                filter,
+            } => {
+                let Some(queries) = &context.queries else {
+                    // A node alone: the other nodes have nothing.
+                    let answer = LinkMessage::ChannelsAnswer {
+                        query_id,
+                        channels: Vec::new(),
+                    };
+                    let _ = writer.try_send(answer);
+                    continue;
+                };
+                let ask = QueryInput::Ask {
+                    query_id,
+                    app_id,
+                    filter,
+                    reply: writer.clone(),
+                };
+                // Answered by the engine's own timeout if it cannot be asked now.
+                let _ = queries.try_send(ask);
+                continue;
+            }
+            LinkMessage::ChannelsAnswer { query_id, channels } => {
+                if let Some(queries) = &context.queries {
+                    let _ = queries.try_send(QueryInput::NodeAnswer { query_id, channels });
                 }
                 continue;
             }

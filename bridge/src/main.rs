@@ -8,6 +8,7 @@
 mod auth_offload;
 mod backoff;
 mod cluster_hooks;
+mod cluster_query;
 mod drop_counter;
 mod envelope;
 mod hub;
@@ -41,6 +42,7 @@ use tokio::sync::mpsc;
 
 use crate::auth_offload::{auth_limits, run_auth, AuthCounters, AuthQueue, AUTH_QUEUE_MAX};
 use crate::cluster_hooks::run_due;
+use crate::cluster_query::{query_channel, run_queries, QUERY_QUEUE_MAX};
 use crate::envelope::user_command_channel;
 use crate::hub::{Hub, SubscriberCommand};
 use crate::hub_task::{run_hub, run_without_redis, HUB_QUEUE_MESSAGES_MAX};
@@ -232,18 +234,29 @@ async fn run(
     let counters = Arc::new(BridgeCounters::new());
     let (hub_sender, hub_queue) = mpsc::channel(HUB_QUEUE_MESSAGES_MAX);
     let (subscriber_sender, subscriber_queue) = mpsc::channel(SUBSCRIBER_QUEUE_COMMANDS_MAX);
-    // Every node hears the others' user commands (server-to-user events, terminations).
+    // Every node hears the others' user commands (server-to-user events, terminations) and
+    // channels questions.
     if client.is_some() {
-        let listen = SubscriberCommand::Subscribe(user_command_channel(&args.redis_prefix));
-        if subscriber_sender.try_send(listen).is_err() {
-            eprintln!("ringcast-bridge: cannot queue the user command subscription");
-            return ExitCode::FAILURE;
+        for channel in [
+            user_command_channel(&args.redis_prefix),
+            query_channel(&args.redis_prefix),
+        ] {
+            if subscriber_sender
+                .try_send(SubscriberCommand::Subscribe(channel))
+                .is_err()
+            {
+                eprintln!("ringcast-bridge: cannot queue the control subscriptions");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    let (query_sender, query_queue) = mpsc::channel(QUERY_QUEUE_MAX);
+    let queries = client.as_ref().map(|_| query_sender.clone());
     tokio::spawn(run_hub(
         Hub::new(node_id, args.redis_prefix.clone()),
         hub_queue,
         subscriber_sender,
+        queries.clone(),
         Arc::clone(&counters),
     ));
 
@@ -335,6 +348,14 @@ async fn run(
                 node_keys.clone(),
                 presence_ttl,
             )));
+            tokio::spawn(run_queries(
+                client.clone(),
+                args.redis_prefix.clone(),
+                node_id,
+                query_queue,
+                publisher_sender.clone(),
+                Arc::clone(&counters),
+            ));
             publisher = Some(publisher_sender);
             presence = Some(presence_sender);
         }
@@ -369,6 +390,7 @@ async fn run(
             publisher,
             presence,
             webhooks: webhook_sender,
+            queries,
             auth: AuthQueue::new(auth_sender, Arc::clone(&auth_counters)),
             counters: Arc::clone(&counters),
         },

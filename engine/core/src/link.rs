@@ -46,6 +46,10 @@ const KIND_HOOK: u8 = 11;
 const KIND_AUTH_REQUEST: u8 = 12;
 const KIND_CACHE_QUERY: u8 = 13;
 const KIND_USER_COMMAND: u8 = 14;
+const KIND_CHANNELS_QUERY: u8 = 15;
+const KIND_CHANNELS_ANSWER: u8 = 16;
+/// Most channels in one channels answer, and names in one query.
+pub const CHANNELS_MAX: usize = 100_000;
 const KIND_AUTH_RESPONSE: u8 = 136;
 const KIND_CACHE_ANSWER: u8 = 137;
 /// Most headers forwarded with one authorization request.
@@ -140,6 +144,26 @@ pub enum AuthOutcome {
         /// Why, for the subscriber's `pusher:subscription_error`.
         reason: String,
     },
+}
+
+/// Which channels a channels query asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelFilter {
+    /// Every occupied channel whose name starts with this (empty: all).
+    Prefix(String),
+    /// These channels, occupied or not.
+    Names(Vec<String>),
+}
+
+/// One channel's counts in a channels answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelCount {
+    /// Channel name.
+    pub name: String,
+    /// Subscriptions (connections).
+    pub subscriptions: u64,
+    /// Presence users, when known to the answering side.
+    pub users: Option<u64>,
 }
 
 /// What a user command does on the other nodes.
@@ -288,6 +312,25 @@ pub enum LinkMessage {
         query_id: u32,
         /// The frame, or empty.
         frame: Bytes,
+    },
+    /// Both ways (several nodes): engine → bridge, "what do the other nodes have" (for `GET
+    /// /channels…`); bridge → engine, "what does this node have" (asked by another node).
+    /// Answered by `ChannelsAnswer` with the same `query_id`.
+    ChannelsQuery {
+        /// Echoed in the answer.
+        query_id: u32,
+        /// App id.
+        app_id: String,
+        /// Which channels.
+        filter: ChannelFilter,
+    },
+    /// Both ways: the answer to a `ChannelsQuery` (the other nodes' totals with the cluster's
+    /// presence user counts, or this node's counts).
+    ChannelsAnswer {
+        /// The query's id.
+        query_id: u32,
+        /// The channels.
+        channels: Vec<ChannelCount>,
     },
     /// Both ways (several nodes): something for a user's connections on every node — from the
     /// engine for the other nodes, from the bridge for this node's shards.
@@ -534,6 +577,50 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             out.put_u32_le(*query_id);
             put_blob(out, frame)?;
         }
+        LinkMessage::ChannelsQuery {
+            query_id,
+            app_id,
+            filter,
+        } => {
+            out.put_u8(KIND_CHANNELS_QUERY);
+            out.put_u32_le(*query_id);
+            put_name(out, app_id)?;
+            match filter {
+                ChannelFilter::Prefix(prefix) => {
+                    out.put_u8(1);
+                    put_name(out, prefix)?;
+                }
+                ChannelFilter::Names(names) => {
+                    out.put_u8(2);
+                    if names.len() > CHANNELS_MAX {
+                        return Err(LinkError::TooManyMembers(names.len()));
+                    }
+                    out.put_u32_le(names.len() as u32);
+                    for name in names {
+                        put_name(out, name)?;
+                    }
+                }
+            }
+        }
+        LinkMessage::ChannelsAnswer { query_id, channels } => {
+            out.put_u8(KIND_CHANNELS_ANSWER);
+            out.put_u32_le(*query_id);
+            if channels.len() > CHANNELS_MAX {
+                return Err(LinkError::TooManyMembers(channels.len()));
+            }
+            out.put_u32_le(channels.len() as u32);
+            for channel in channels {
+                put_name(out, &channel.name)?;
+                out.put_u64_le(channel.subscriptions);
+                match channel.users {
+                    Some(users) => {
+                        out.put_u8(1);
+                        out.put_u64_le(users);
+                    }
+                    None => out.put_u8(0),
+                }
+            }
+        }
         LinkMessage::UserCommand {
             app_id,
             user_id,
@@ -769,6 +856,55 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
             query_id: take_u32(body)?,
             frame: take_blob(body)?,
         },
+        KIND_CHANNELS_QUERY => {
+            let query_id = take_u32(body)?;
+            let app_id = take_name(body)?;
+            let filter = match take_u8(body)? {
+                1 => ChannelFilter::Prefix(take_name(body)?),
+                2 => {
+                    let count = take_u32(body)? as usize;
+                    // Each name takes at least 2 bytes.
+                    if count > CHANNELS_MAX || count > body.remaining() / 2 {
+                        return Err(LinkError::TooManyMembers(count));
+                    }
+                    let mut names = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        names.push(take_name(body)?);
+                    }
+                    ChannelFilter::Names(names)
+                }
+                other => return Err(LinkError::UnknownKind(other)),
+            };
+            LinkMessage::ChannelsQuery {
+                query_id,
+                app_id,
+                filter,
+            }
+        }
+        KIND_CHANNELS_ANSWER => {
+            let query_id = take_u32(body)?;
+            let count = take_u32(body)? as usize;
+            // Each channel takes at least 11 bytes.
+            if count > CHANNELS_MAX || count > body.remaining() / 11 {
+                return Err(LinkError::TooManyMembers(count));
+            }
+            let mut channels = Vec::with_capacity(count);
+            for _ in 0..count {
+                let name = take_name(body)?;
+                let subscriptions = take_u64(body)?;
+                let users = match take_u8(body)? {
+                    0 => None,
+                    1 => Some(take_u64(body)?),
+                    other => return Err(LinkError::UnknownKind(other)),
+                };
+                channels.push(ChannelCount {
+                    name,
+                    subscriptions,
+                    users,
+                });
+            }
+            LinkMessage::ChannelsAnswer { query_id, channels }
+        }
         KIND_USER_COMMAND => {
             let app_id = take_name(body)?;
             let user_id = take_name(body)?;
@@ -1036,6 +1172,31 @@ mod tests {
                 app_id: "a".into(),
                 user_id: "u".into(),
                 action: UserAction::Terminate,
+            },
+            LinkMessage::ChannelsQuery {
+                query_id: 3,
+                app_id: "a".into(),
+                filter: ChannelFilter::Prefix("presence-".into()),
+            },
+            LinkMessage::ChannelsQuery {
+                query_id: 4,
+                app_id: "a".into(),
+                filter: ChannelFilter::Names(vec!["x".into(), "presence-y".into()]),
+            },
+            LinkMessage::ChannelsAnswer {
+                query_id: 4,
+                channels: vec![
+                    ChannelCount {
+                        name: "x".into(),
+                        subscriptions: 12,
+                        users: None,
+                    },
+                    ChannelCount {
+                        name: "presence-y".into(),
+                        subscriptions: 3,
+                        users: Some(2),
+                    },
+                ],
             },
         ]
     }

@@ -1,8 +1,9 @@
 'use strict';
-// Cluster-wide users and cache channels: three nodes on one real redis-server, the `pusher` SDK
-// talking to one node and pusher-js clients on the others. terminateUserConnections and
-// sendToUser reach the user's connections on every node; a cache channel's last event is the
-// cluster's, whichever node it was published on.
+// Cluster-wide REST, users and cache channels: three nodes on one real redis-server, the
+// `pusher` SDK talking to one node and pusher-js clients on the others. Channel lists and
+// counts are the cluster's from any node; terminateUserConnections and sendToUser reach the
+// user's connections on every node; a cache channel's last event is the cluster's, whichever
+// node it was published on.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { delay } = require('../lib/server');
@@ -55,6 +56,37 @@ describe('users and cache channels across three nodes', () => {
     const xs = on();
     return xs[xs.findIndex((m) => m.event === 'pusher_internal:subscription_succeeded') + 1];
   }
+
+  it('GET /channels and channel info count every node, from any node', async () => {
+    const sub = async (i, channel, user) => {
+      const c = await clients[i].connect({ name: `${channel}@node${i}`, user });
+      await c.subscribe(channel);
+      return c;
+    };
+    await sub(0, 'count-a');
+    await sub(0, 'count-a');
+    await sub(1, 'count-a');
+    await sub(2, 'count-b');
+    await sub(0, 'presence-count', { user_id: 'alice' });
+    await sub(1, 'presence-count', { user_id: 'bob' });
+    await sub(2, 'presence-count', { user_id: 'bob' });
+    const list = await ok(restSdk(nodes[2].port).get({ path: '/channels' }), 'GET /channels on node 2');
+    for (const name of ['count-a', 'count-b', 'presence-count']) {
+      assert.ok(name in list.body.channels, `${name} listed: ${JSON.stringify(list.body)}`);
+    }
+    const a = await ok(restSdk(nodes[2].port).get({ path: '/channels/count-a',
+      params: { info: 'subscription_count' } }), 'GET count-a on node 2, which has none of it');
+    assert.deepEqual(a.body, { occupied: true, subscription_count: 3 });
+    const p = await ok(restSdk(nodes[0].port).get({ path: '/channels/presence-count',
+      params: { info: 'user_count,subscription_count' } }), 'GET presence-count on node 0');
+    assert.deepEqual(p.body, { occupied: true, user_count: 2, subscription_count: 3 });
+    const filtered = await ok(restSdk(nodes[1].port).get({ path: '/channels',
+      params: { filter_by_prefix: 'presence-', info: 'user_count' } }), 'presence channels on node 1');
+    assert.deepEqual(filtered.body.channels['presence-count'], { user_count: 2 });
+    const none = await ok(restSdk(nodes[1].port).get({ path: '/channels/count-nobody',
+      params: { info: 'subscription_count' } }), 'GET an empty channel');
+    assert.deepEqual(none.body, { occupied: false, subscription_count: 0 });
+  });
 
   it('sendToUser on one node reaches the user on every node, and nobody else', async () => {
     const tab0 = await signedIn(0, 'ursula');

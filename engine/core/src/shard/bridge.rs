@@ -150,6 +150,7 @@ impl Shard {
         self.cluster_expire_joins(None);
         self.cluster_expire_cache(None);
         self.auth_expire(None);
+        self.cluster_expire_queries(None);
         for app in 0..self.apps.len() as AppIndex {
             let waiting: Vec<Arc<str>> = self
                 .registry
@@ -230,6 +231,14 @@ impl Shard {
                 request_id,
                 outcome,
             } => self.auth_answer(request_id, outcome),
+            LinkMessage::ChannelsQuery {
+                query_id,
+                app_id,
+                filter,
+            } => self.node_channels_query(query_id, &app_id, filter),
+            LinkMessage::ChannelsAnswer { query_id, channels } => {
+                self.cluster_channels_answer(query_id, channels);
+            }
         }
         self.run_detach_queue();
         Ok(())

@@ -98,6 +98,8 @@ pub struct QueryPart {
     pub users: Vec<Arc<str>>,
     /// Counters (for `Stats`).
     pub stats: Option<Box<super::stats::StatsSnapshot>>,
+    /// The other nodes' part (several nodes): its user counts are the cluster's.
+    pub cluster: bool,
 }
 
 /// One message between shards.

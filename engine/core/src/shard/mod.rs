@@ -17,6 +17,7 @@
 
 mod auth_offload;
 pub mod bridge;
+mod cluster_channels;
 mod cluster_presence;
 mod cluster_state;
 pub mod conn;
@@ -114,6 +115,7 @@ pub struct Shard {
     pending_joins: cluster_presence::PendingJoins,
     pending_cache: cluster_state::PendingCache,
     pending_auth: auth_offload::PendingAuths,
+    cluster_queries: cluster_channels::ClusterQueries,
 }
 
 impl Shard {
@@ -144,6 +146,7 @@ impl Shard {
             pending_joins: cluster_presence::PendingJoins::default(),
             pending_cache: cluster_state::PendingCache::default(),
             pending_auth: auth_offload::PendingAuths::default(),
+            cluster_queries: cluster_channels::ClusterQueries::default(),
         }
     }
 
@@ -265,6 +268,7 @@ impl Shard {
         self.cluster_expire_joins(Some(now_ms));
         self.cluster_expire_cache(Some(now_ms));
         self.auth_expire(Some(now_ms));
+        self.cluster_expire_queries(Some(now_ms));
         let mut actions: Vec<(u32, TickAction)> = Vec::new();
         for (key, conn) in self.conns.iter() {
             let key = key as u32;

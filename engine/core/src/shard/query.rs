@@ -47,6 +47,11 @@ pub enum Purpose {
     },
     /// `GET /metrics`.
     Metrics,
+    /// Another node asked for this node's channel counts (through the bridge).
+    NodeChannels {
+        /// The bridge's question id.
+        query_id: u32,
+    },
 }
 
 /// A question in flight.
@@ -112,6 +117,12 @@ impl Shard {
             route,
         }) as u64;
         self.conns[key as usize].phase = Phase::HttpWaiting;
+        // Several nodes: the other nodes' counts are part of the answer.
+        if self.cluster_ask_channels(id, &query) {
+            if let Some(pending) = self.queries.get_mut(id as usize) {
+                pending.waiting += 1;
+            }
+        }
         let query = Arc::new(query);
         let from = self.settings.shard_index;
         for target in targets {
@@ -222,6 +233,10 @@ impl Shard {
             return;
         }
         let pending = self.queries.remove(id as usize);
+        if let Purpose::NodeChannels { query_id } = pending.purpose {
+            self.answer_node_channels(query_id, &pending.parts);
+            return;
+        }
         let (status, content_type, body) = self.build_answer(&pending);
         let live = self
             .conns
@@ -297,6 +312,7 @@ impl Shard {
                 });
                 (200, json, body)
             }
+            Purpose::NodeChannels { .. } => (200, json, "{}".to_owned()), // answered on the link
             Purpose::BatchInfo { events } => {
                 let totals = merge(&pending.parts);
                 let mut body = String::from("{\"batch\":[");
@@ -334,10 +350,15 @@ fn channels_object<'a>(
     body
 }
 
-/// Sums the parts per channel: subscriptions add up, users and cache come from the owner.
+/// Sums the parts per channel: subscriptions add up, users and cache come from the owner —
+/// and user counts from the other nodes' part (the cluster's) win over the node's.
 fn merge(parts: &[QueryPart]) -> AHashMap<Arc<str>, ChannelTotals> {
     let mut totals: AHashMap<Arc<str>, ChannelTotals> = AHashMap::new();
-    for stat in parts.iter().flat_map(|p| p.channels.iter()) {
+    let node_first = parts
+        .iter()
+        .filter(|p| !p.cluster)
+        .chain(parts.iter().filter(|p| p.cluster));
+    for stat in node_first.flat_map(|p| p.channels.iter()) {
         let t = totals.entry(stat.name.clone()).or_default();
         t.subscriptions += stat.subscriptions;
         if stat.users.is_some() {
@@ -348,6 +369,11 @@ fn merge(parts: &[QueryPart]) -> AHashMap<Arc<str>, ChannelTotals> {
         }
     }
     totals
+}
+
+/// [`merge`], for the node's answer to another node.
+pub(super) fn merge_parts(parts: &[QueryPart]) -> AHashMap<Arc<str>, ChannelTotals> {
+    merge(parts)
 }
 
 /// `{"occupied":…,"user_count":…,"subscription_count":…,"cache":{…}}` for one channel.
