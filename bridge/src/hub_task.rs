@@ -65,6 +65,8 @@ pub enum HubInput {
     },
     /// The payload of a message Redis delivered on a subscribed channel.
     Remote(Bytes),
+    /// A message for every linked shard.
+    ToAllLinks(LinkMessage),
     /// The bridge's counters, for every link. `links` is replaced by the hub's own count, which
     /// is exact at this point of the queue (the snapshot may predate an attach queued before).
     Stats(BridgeStats),
@@ -153,6 +155,16 @@ pub async fn run_hub(
                     RemoteMessage::Malformed(err) => {
                         malformed_total += 1;
                         tracing::debug!(malformed_total, "ignoring malformed redis message: {err}");
+                    }
+                }
+                Vec::new()
+            }
+            HubInput::ToAllLinks(message) => {
+                for writer in hub.all_links() {
+                    if let Err(mpsc::error::TrySendError::Full(_)) =
+                        writer.try_send(message.clone())
+                    {
+                        counters.drops.delivery_queue_full.add(1);
                     }
                 }
                 Vec::new()

@@ -19,6 +19,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::auth_offload::AuthQueue;
+use crate::cluster_connections::ReportedCounts;
 use crate::cluster_query::QueryInput;
 use crate::envelope::{
     encode_envelope, encode_user_command, redis_channel_name, user_command_channel,
@@ -58,6 +59,8 @@ pub struct LinkContext {
     pub webhooks: mpsc::Sender<WebhookInput>,
     /// The channels query task's queue (with Redis).
     pub queries: Option<mpsc::Sender<QueryInput>>,
+    /// The engine's latest connection counts per app (with Redis).
+    pub connection_counts: Option<ReportedCounts>,
     /// The auth offload task's queue.
     pub auth: AuthQueue,
     /// The bridge's counters.
@@ -385,6 +388,12 @@ async fn read_link(
                 };
                 // Answered by the engine's own timeout if it cannot be asked now.
                 let _ = queries.try_send(ask);
+                continue;
+            }
+            LinkMessage::ConnectionCounts(counts) => {
+                if let Some(latest) = &context.connection_counts {
+                    latest.send_replace(counts);
+                }
                 continue;
             }
             LinkMessage::ChannelsAnswer { query_id, channels } => {

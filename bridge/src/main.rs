@@ -7,6 +7,7 @@
 
 mod auth_offload;
 mod backoff;
+mod cluster_connections;
 mod cluster_hooks;
 mod cluster_query;
 mod drop_counter;
@@ -41,6 +42,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::auth_offload::{auth_limits, run_auth, AuthCounters, AuthQueue, AUTH_QUEUE_MAX};
+use crate::cluster_connections::run_connections;
 use crate::cluster_hooks::run_due;
 use crate::cluster_query::{query_channel, run_queries, QUERY_QUEUE_MAX};
 use crate::envelope::user_command_channel;
@@ -305,6 +307,7 @@ async fn run(
         _ => router_sender.clone(),
     };
     let mut cluster_tasks = Vec::new();
+    let mut connection_counts = None;
     let mut publisher = None;
     let mut presence = None;
     match &client {
@@ -356,6 +359,17 @@ async fn run(
                 publisher_sender.clone(),
                 Arc::clone(&counters),
             ));
+            let (counts_sender, counts_watch) = tokio::sync::watch::channel(Vec::new());
+            tokio::spawn(run_connections(
+                client.clone(),
+                args.redis_prefix.clone(),
+                node_id,
+                presence_ttl,
+                counts_watch,
+                hub_sender.downgrade(),
+                Arc::clone(&counters),
+            ));
+            connection_counts = Some(Arc::new(counts_sender));
             publisher = Some(publisher_sender);
             presence = Some(presence_sender);
         }
@@ -391,6 +405,7 @@ async fn run(
             presence,
             webhooks: webhook_sender,
             queries,
+            connection_counts,
             auth: AuthQueue::new(auth_sender, Arc::clone(&auth_counters)),
             counters: Arc::clone(&counters),
         },

@@ -226,6 +226,8 @@ pub struct AppTable {
     by_key: ahash::AHashMap<String, u32>,
     by_id: ahash::AHashMap<String, u32>,
     connections: Vec<std::sync::atomic::AtomicU64>,
+    /// Several nodes: the other nodes' connections per app, as the bridge last reported them.
+    remote_connections: Vec<std::sync::atomic::AtomicU64>,
     backend_events: Vec<RateWindow>,
     read_requests: Vec<RateWindow>,
 }
@@ -274,6 +276,10 @@ impl AppTable {
             .iter()
             .map(|_| std::sync::atomic::AtomicU64::new(0))
             .collect();
+        let remote_connections = apps
+            .iter()
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
         let backend_events = apps.iter().map(|_| RateWindow::default()).collect();
         let read_requests = apps.iter().map(|_| RateWindow::default()).collect();
         AppTable {
@@ -281,6 +287,7 @@ impl AppTable {
             by_key,
             by_id,
             connections,
+            remote_connections,
             backend_events,
             read_requests,
         }
@@ -311,7 +318,8 @@ impl AppTable {
         self.by_id.get(id).copied()
     }
 
-    /// Counts a new connection unless the app is at `max_connections`; false = refuse (4004).
+    /// Counts a new connection unless the app is at `max_connections` (with several nodes:
+    /// counting the other nodes' connections, as last reported); false = refuse (4004).
     pub fn try_admit(&self, index: u32) -> bool {
         use std::sync::atomic::Ordering;
         let max = self.apps[index as usize].max_connections;
@@ -320,11 +328,27 @@ impl AppTable {
             counter.fetch_add(1, Ordering::Relaxed);
             return true;
         }
+        let elsewhere = self.remote_connections[index as usize].load(Ordering::Relaxed);
         counter
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
+                (n.saturating_add(elsewhere) < max).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    /// This node's open connections per app (for the other nodes).
+    pub fn connection_counts(&self) -> Vec<(String, u64)> {
+        use std::sync::atomic::Ordering;
+        self.apps
+            .iter()
+            .zip(&self.connections)
+            .map(|(app, count)| (app.id.clone(), count.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// The other nodes' connections of `index` (several nodes; 0 when alone).
+    pub fn set_remote_connections(&self, index: u32, count: u64) {
+        self.remote_connections[index as usize].store(count, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Releases a connection counted by `try_admit`.
@@ -353,6 +377,23 @@ impl AppTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_counts_the_other_nodes_connections() {
+        let mut app = AppConfig::with_credentials("1", "k", "s");
+        app.max_connections = 3;
+        let table = AppTable::new(vec![app]);
+        table.set_remote_connections(0, 2);
+        assert!(table.try_admit(0), "2 elsewhere + 0 here < 3");
+        assert!(!table.try_admit(0), "2 elsewhere + 1 here = 3");
+        assert_eq!(table.connection_counts(), vec![("1".to_owned(), 1)]);
+        table.set_remote_connections(0, 0);
+        assert!(table.try_admit(0));
+        assert!(table.try_admit(0));
+        assert!(!table.try_admit(0), "alone again: 3 here");
+        table.release(0);
+        assert!(table.try_admit(0));
+    }
 
     #[test]
     fn rate_windows_reset_each_second() {

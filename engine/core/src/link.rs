@@ -48,6 +48,9 @@ const KIND_CACHE_QUERY: u8 = 13;
 const KIND_USER_COMMAND: u8 = 14;
 const KIND_CHANNELS_QUERY: u8 = 15;
 const KIND_CHANNELS_ANSWER: u8 = 16;
+const KIND_CONNECTION_COUNTS: u8 = 17;
+/// Most apps in one connection counts message.
+pub const APPS_MAX: usize = 65_536;
 /// Most channels in one channels answer, and names in one query.
 pub const CHANNELS_MAX: usize = 100_000;
 const KIND_AUTH_RESPONSE: u8 = 136;
@@ -332,6 +335,9 @@ pub enum LinkMessage {
         /// The channels.
         channels: Vec<ChannelCount>,
     },
+    /// Both ways (several nodes), once a second: engine → bridge, this node's open connections
+    /// per app; bridge → engine, the other nodes' (for `app_max_connections` cluster-wide).
+    ConnectionCounts(Vec<(String, u64)>),
     /// Both ways (several nodes): something for a user's connections on every node — from the
     /// engine for the other nodes, from the bridge for this node's shards.
     UserCommand {
@@ -621,6 +627,17 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
                 }
             }
         }
+        LinkMessage::ConnectionCounts(counts) => {
+            out.put_u8(KIND_CONNECTION_COUNTS);
+            if counts.len() > APPS_MAX {
+                return Err(LinkError::TooManyMembers(counts.len()));
+            }
+            out.put_u32_le(counts.len() as u32);
+            for (app_id, count) in counts {
+                put_name(out, app_id)?;
+                out.put_u64_le(*count);
+            }
+        }
         LinkMessage::UserCommand {
             app_id,
             user_id,
@@ -905,6 +922,18 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
             }
             LinkMessage::ChannelsAnswer { query_id, channels }
         }
+        KIND_CONNECTION_COUNTS => {
+            let count = take_u32(body)? as usize;
+            // Each entry takes at least 10 bytes.
+            if count > APPS_MAX || count > body.remaining() / 10 {
+                return Err(LinkError::TooManyMembers(count));
+            }
+            let mut counts = Vec::with_capacity(count);
+            for _ in 0..count {
+                counts.push((take_name(body)?, take_u64(body)?));
+            }
+            LinkMessage::ConnectionCounts(counts)
+        }
         KIND_USER_COMMAND => {
             let app_id = take_name(body)?;
             let user_id = take_name(body)?;
@@ -1173,6 +1202,8 @@ mod tests {
                 user_id: "u".into(),
                 action: UserAction::Terminate,
             },
+            LinkMessage::ConnectionCounts(vec![("a".into(), 7), ("b".into(), 0)]),
+            LinkMessage::ConnectionCounts(Vec::new()),
             LinkMessage::ChannelsQuery {
                 query_id: 3,
                 app_id: "a".into(),

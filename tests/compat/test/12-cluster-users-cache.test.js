@@ -10,6 +10,7 @@ const { delay } = require('../lib/server');
 const { Clients, Recorder } = require('../lib/clients');
 const { startRedis, startNodes } = require('../lib/cluster');
 const { restSdk, ok } = require('../lib/rest');
+const { RawPusher } = require('../lib/rawws');
 
 // Time for a wrong extra event to show up before asserting it did not (never a speed check).
 const SETTLE_MS = 300;
@@ -129,5 +130,49 @@ describe('users and cache channels across three nodes', () => {
     assert.deepEqual(latest.data, { t: 2 }, JSON.stringify(latest));
     const miss = await firstAfterSubscribing(1, 'cache-never-published');
     assert.equal(miss.event, 'pusher:cache_miss');
+  });
+});
+
+describe('app_max_connections across two nodes', () => {
+  let redis;
+  let nodes = [];
+  const raws = [];
+
+  before(async () => {
+    redis = await startRedis();
+    nodes = await startNodes(redis, 2, ['--app-max-connections', '3']);
+  });
+
+  after(async () => {
+    for (const raw of raws) raw.destroy();
+    await Promise.all(nodes.map((n) => n.kill()));
+    if (redis) await redis.stop();
+  });
+
+  /** Opens a raw connection on node `i`; resolves true when admitted, false on a 4004 close. */
+  async function connect(i) {
+    const raw = new RawPusher(nodes[i].port, `conn@node${i}`);
+    raws.push(raw);
+    try {
+      await raw.open(undefined, 3000);
+      return { raw, admitted: true };
+    } catch (_) {
+      const close = await raw.closeFrame(3000);
+      assert.equal(close.code, 4004, `refused with 4004, got ${close.code}`);
+      return { raw, admitted: false };
+    }
+  }
+
+  it('counts the connections of every node', async () => {
+    for (const i of [0, 0, 1]) {
+      assert.equal((await connect(i)).admitted, true, `connection on node ${i} within the limit`);
+    }
+    // Each node hears the other's count within about a second.
+    await delay(2500);
+    assert.equal((await connect(1)).admitted, false, 'node 1 knows node 0 holds two of three');
+    assert.equal((await connect(0)).admitted, false, 'and node 0 the other way round');
+    raws[0].destroy(); // one of node 0's leaves
+    await delay(2500);
+    assert.equal((await connect(1)).admitted, true, 'room again, seen from the other node');
   });
 });

@@ -151,6 +151,7 @@ impl Shard {
         self.cluster_expire_cache(None);
         self.auth_expire(None);
         self.cluster_expire_queries(None);
+        self.cluster_remote_connections(None);
         for app in 0..self.apps.len() as AppIndex {
             let waiting: Vec<Arc<str>> = self
                 .registry
@@ -239,6 +240,7 @@ impl Shard {
             LinkMessage::ChannelsAnswer { query_id, channels } => {
                 self.cluster_channels_answer(query_id, channels);
             }
+            LinkMessage::ConnectionCounts(counts) => self.cluster_remote_connections(Some(counts)),
         }
         self.run_detach_queue();
         Ok(())

@@ -1,9 +1,10 @@
 //! Cluster-wide state besides presence, the shard's side (several nodes, linked): server-to-user
 //! events and `terminate_connections` reach the user's connections on every node (the bridge
-//! relays them), and a cache channel's last event is the cluster's (the bridge keeps it in
-//! Redis for 30 minutes whenever a cache channel is published on any node): the owner asks for
-//! it before answering a new subscriber. While the link is down the node is alone and uses its
-//! own cache.
+//! relays them); a cache channel's last event is the cluster's (the bridge keeps it in Redis
+//! for 30 minutes whenever a cache channel is published on any node): the owner asks for it
+//! before answering a new subscriber; and `app_max_connections` counts every node (shard 0
+//! reports the node's connections each second, the bridge answers with the other nodes'). While
+//! the link is down the node is alone: its own cache, its own connections.
 
 use std::sync::Arc;
 
@@ -62,6 +63,43 @@ impl Shard {
             user_id: user_id.to_owned(),
             action,
         });
+    }
+
+    /// From the sweep (shard 0, several nodes, linked, some app with a connection limit): the
+    /// node's open connections per app, for the other nodes.
+    pub(super) fn cluster_report_connections(&mut self) {
+        if self.settings.shard_index != 0 || !self.link.is_cluster_up() {
+            return;
+        }
+        let limited: Vec<(String, u64)> = self
+            .apps
+            .connection_counts()
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| self.apps.get(*index as u32).max_connections > 0)
+            .map(|(_, count)| count)
+            .collect();
+        if !limited.is_empty() {
+            self.link.push(LinkMessage::ConnectionCounts(limited));
+        }
+    }
+
+    /// The other nodes' connections per app (or, with `None`, none: the node is alone now).
+    pub(super) fn cluster_remote_connections(&mut self, counts: Option<Vec<(String, u64)>>) {
+        match counts {
+            Some(counts) => {
+                for (app_id, count) in counts {
+                    if let Some(index) = self.apps.index_by_id(&app_id) {
+                        self.apps.set_remote_connections(index, count);
+                    }
+                }
+            }
+            None => {
+                for index in 0..self.apps.len() as u32 {
+                    self.apps.set_remote_connections(index, 0);
+                }
+            }
+        }
     }
 
     /// A user command from another node, for this shard's connections of the user.

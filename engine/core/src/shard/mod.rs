@@ -269,6 +269,7 @@ impl Shard {
         self.cluster_expire_cache(Some(now_ms));
         self.auth_expire(Some(now_ms));
         self.cluster_expire_queries(Some(now_ms));
+        self.cluster_report_connections();
         let mut actions: Vec<(u32, TickAction)> = Vec::new();
         for (key, conn) in self.conns.iter() {
             let key = key as u32;
