@@ -102,8 +102,16 @@ fn run(config: config::Config) -> Result<(), String> {
             .iter()
             .any(|app| app.channel_authorization_url.is_some());
     let bridge_socket = if cluster || webhooks {
-        if cluster && server.redis_cluster {
+        let uses_redis = cluster || server.queue_driver == config::Driver::Redis;
+        if uses_redis && server.redis_cluster {
             return Err("--redis-cluster is not supported yet: use one Redis server".into());
+        }
+        if uses_redis && server.redis_tls {
+            return Err(
+                "--redis-tls is not supported yet: reach Redis over a private network or a \
+                 TLS tunnel (stunnel, spiped) for now"
+                    .into(),
+            );
         }
         let socket = bridge_supervisor::socket_path(server);
         if server.bridge_external {

@@ -434,4 +434,9 @@ fn the_redis_adapter_without_a_bridge_program_is_a_clear_start_error() {
         stderr.contains("--redis-cluster is not supported yet"),
         "{stderr}"
     );
+    let stderr = failed_start(&["--queue-driver", "redis", "--redis-tls"]);
+    assert!(
+        stderr.contains("--redis-tls is not supported yet"),
+        "{stderr}"
+    );
 }
