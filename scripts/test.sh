@@ -22,6 +22,8 @@ command -v node >/dev/null && command -v npm >/dev/null || { step "installing No
 python3 -c 'import venv, ensurepip' 2>/dev/null || { step "installing python3-venv"; apt_install python3-venv; }
 # The multi-node tests start their own redis-server processes on free ports.
 command -v redis-server >/dev/null || { step "installing redis-server"; apt_install redis-server; }
+# The Redis-over-TLS test makes a throwaway CA with the openssl command.
+command -v openssl >/dev/null || { step "installing openssl"; apt_install openssl; }
 
 step "formatting"
 cargo fmt --all -- --check

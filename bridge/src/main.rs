@@ -78,6 +78,10 @@ struct Args {
     /// Redis server for pub/sub between nodes.
     #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
+    /// PEM file of the certificate authority that signed the Redis server's certificate
+    /// (`rediss://` URLs); without it the public web roots are trusted.
+    #[arg(long, value_name = "PATH")]
+    redis_tls_ca: Option<PathBuf>,
     /// Prefix of the Redis channel names (`{prefix}#{app_id}#{channel}`).
     #[arg(long, value_name = "P", default_value = "pusher")]
     redis_prefix: String,
@@ -144,14 +148,16 @@ fn main() -> ExitCode {
         eprintln!("ringcast-bridge: node id {node_id} is reserved; choose another");
         return ExitCode::from(EXIT_USAGE);
     }
+    // rustls on `ring`, the one provider in the tree: installed explicitly, so that no other
+    // crate enabling a second provider could make TLS set-up panic.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = if args.without_redis {
         None
     } else {
-        match redis::Client::open(args.redis_url.as_str()) {
+        match redis_client(&args.redis_url, args.redis_tls_ca.as_deref()) {
             Ok(client) => Some(client),
-            Err(err) => {
-                let url = redis_url::without_password(&args.redis_url);
-                eprintln!("ringcast-bridge: invalid --redis-url {url}: {err}");
+            Err(message) => {
+                eprintln!("ringcast-bridge: {message}");
                 return ExitCode::from(EXIT_USAGE);
             }
         }
@@ -179,6 +185,29 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(args, node_id, client, http))
+}
+
+/// The Redis client for `url`; with `ca_file`, TLS trusts that authority only.
+fn redis_client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client, String> {
+    let shown = redis_url::without_password(url);
+    let result = match ca_file {
+        None => redis::Client::open(url),
+        Some(path) => {
+            if !url.starts_with("rediss://") {
+                return Err(format!(
+                    "--redis-tls-ca needs a rediss:// URL (TLS), not {shown}"
+                ));
+            }
+            let pem = std::fs::read(path)
+                .map_err(|err| format!("cannot read --redis-tls-ca {}: {err}", path.display()))?;
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(url, certificates)
+        }
+    };
+    result.map_err(|err| format!("invalid --redis-url {shown}: {err}"))
 }
 
 /// Removes a socket file left by a bridge that was killed; refuses to touch anything else.

@@ -88,6 +88,9 @@ pub fn start(server: &ServerConfig, socket: &Path, cluster: bool) -> Result<(), 
         if redis_queue {
             args.extend(["--webhook-queue".into(), "redis".into()]);
         }
+        if let Some(ca_file) = &server.redis_tls_ca_file {
+            args.extend(["--redis-tls-ca".into(), ca_file.clone()]);
+        }
     } else {
         // A node alone with its webhooks in memory: the bridge needs no Redis.
         args.push("--without-redis".into());

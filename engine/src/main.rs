@@ -106,12 +106,8 @@ fn run(config: config::Config) -> Result<(), String> {
         if uses_redis && server.redis_cluster {
             return Err("--redis-cluster is not supported yet: use one Redis server".into());
         }
-        if uses_redis && server.redis_tls {
-            return Err(
-                "--redis-tls is not supported yet: reach Redis over a private network or a \
-                 TLS tunnel (stunnel, spiped) for now"
-                    .into(),
-            );
+        if server.redis_tls_ca_file.is_some() && !server.redis_tls {
+            return Err("--redis-tls-ca-file needs --redis-tls".into());
         }
         let socket = bridge_supervisor::socket_path(server);
         if server.bridge_external {

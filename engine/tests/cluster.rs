@@ -434,9 +434,156 @@ fn the_redis_adapter_without_a_bridge_program_is_a_clear_start_error() {
         stderr.contains("--redis-cluster is not supported yet"),
         "{stderr}"
     );
-    let stderr = failed_start(&["--queue-driver", "redis", "--redis-tls"]);
+    let stderr = failed_start(&["--queue-driver", "redis", "--redis-tls-ca-file", "/ca.pem"]);
     assert!(
-        stderr.contains("--redis-tls is not supported yet"),
+        stderr.contains("--redis-tls-ca-file needs --redis-tls"),
         "{stderr}"
     );
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 it signed, made with the `openssl`
+/// command (scripts/test.sh installs it when missing). Returns (dir, ca.crt path).
+fn tls_material(test: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("ringcast-tls-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run openssl ({e}): install it (Debian: openssl)"));
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    let ca = dir.join("ca.crt").display().to_string();
+    (dir, ca)
+}
+
+#[test]
+fn nodes_talk_to_redis_over_tls() {
+    let (dir, ca) = tls_material("nodes");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-cert-file",
+            &file("server.crt"),
+            "--tls-key-file",
+            &file("server.key"),
+        ])
+        .args(["--tls-ca-cert-file", &ca, "--tls-auth-clients", "no"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server (TLS) did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let prefix = unique_prefix("tls");
+    let url = format!("127.0.0.1:{port}");
+    let tls_node = || {
+        let server = Server::start(&[
+            "--adapter-driver",
+            "redis",
+            "--redis-url",
+            &url,
+            "--redis-tls",
+            "--redis-tls-ca-file",
+            &ca,
+            "--redis-prefix",
+            &prefix,
+        ]);
+        wait_linked(&server, 1);
+        server
+    };
+    let a = tls_node();
+    let b = tls_node();
+    let mut on_b = WsClient::pusher(b.addr);
+    on_b.subscribe_ok("secure-news", None);
+    publish_until_received(a.addr, "secure-news", "over-tls", &mut on_b);
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    while !http_get(a.addr, "/metrics")
+        .body_text()
+        .lines()
+        .any(|l| l == "ringcast_bridge_redis_connected 1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the bridge reports Redis connected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

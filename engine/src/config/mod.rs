@@ -83,6 +83,8 @@ pub struct ServerConfig {
     pub redis_url: String,
     /// `--redis-tls`.
     pub redis_tls: bool,
+    /// `--redis-tls-ca-file`: the CA that signed Redis's certificate.
+    pub redis_tls_ca_file: Option<String>,
     /// `--redis-cluster` (JSON also `redis_cluster_mode`).
     pub redis_cluster: bool,
     /// `--log-level`.
@@ -558,6 +560,7 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
             .get(Key::RedisUrl, not_empty)?
             .unwrap_or_else(|| String::from("localhost:6379")),
         redis_tls: l.bool(Key::RedisTls)?.unwrap_or(false),
+        redis_tls_ca_file: l.get(Key::RedisTlsCaFile, not_empty)?,
         redis_cluster: l.bool(Key::RedisCluster)?.unwrap_or(false),
         log_level: l
             .get(Key::LogLevel, parse_log_level)?

@@ -69,6 +69,7 @@ pub(crate) enum Key {
     RedisPrefix,
     RedisUrl,
     RedisTls,
+    RedisTlsCaFile,
     RedisCluster,
     LogLevel,
     IgnoreLoggerMiddleware,
@@ -224,6 +225,10 @@ pub(crate) const SPECS: &[Spec] = &[
         "localhost:6379", "URL of the Redis server"),
     row(Key::RedisTls, Server, "redis-tls", &["REDIS_TLS"], &["redis_tls"], Bool, "false",
         "Use TLS for the Redis connection"),
+    row(Key::RedisTlsCaFile, Server, "redis-tls-ca-file", &["REDIS_TLS_CA_FILE"],
+        &["redis_tls_ca_file"], Value("PATH"), "",
+        "PEM file of the CA that signed Redis's certificate (with --redis-tls; default: the \
+         public web roots)"),
     row(Key::RedisCluster, Server, "redis-cluster", &["REDIS_CLUSTER"],
         &["redis_cluster", "redis_cluster_mode"], Bool, "false", "Use Redis cluster mode"),
     row(Key::LogLevel, Server, "log-level", &["LOG_LEVEL"], &["log_level"],

@@ -339,6 +339,7 @@ fn seed_rows() -> Vec<Row> {
         row("redis-prefix", "REDIS_PREFIX", "redis_prefix", false, "rc", "rc", "pusher", |c| s(c).redis_prefix.clone()),
         row("redis-url", "REDIS_URL", "redis_url", false, "redis://r:6380", "redis://r:6380", "localhost:6379", |c| s(c).redis_url.clone()),
         row("redis-tls", "REDIS_TLS", "redis_tls", false, "yes", "true", "false", |c| s(c).redis_tls.to_string()),
+        row("redis-tls-ca-file", "REDIS_TLS_CA_FILE", "redis_tls_ca_file", false, "/etc/ringcast/redis-ca.pem", "/etc/ringcast/redis-ca.pem", "", |c| s(c).redis_tls_ca_file.clone().unwrap_or_default()),
         row("redis-cluster", "REDIS_CLUSTER", "redis_cluster", false, "1", "true", "false", |c| s(c).redis_cluster.to_string()),
         row("redis-cluster", "REDIS_CLUSTER", "redis_cluster_mode", false, "TRUE", "true", "false", |c| s(c).redis_cluster.to_string()),
         row("log-level", "LOG_LEVEL", "log_level", false, "DEBUG", "debug", "info", |c| s(c).log_level.as_str().into()),
