@@ -201,6 +201,16 @@ impl Script {
         }
     }
 
+    /// The SHA once the script is loaded (for a pipeline of EVALSHA calls).
+    pub fn loaded_sha(&self) -> Option<&str> {
+        self.sha.as_deref()
+    }
+
+    /// Forgets the SHA (Redis answered NOSCRIPT): the next `run` loads the script again.
+    pub fn forget(&mut self) {
+        self.sha = None;
+    }
+
     /// Runs the script with `keys` and `args`.
     pub async fn run<T: FromRedisValue>(
         &mut self,

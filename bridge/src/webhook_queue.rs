@@ -39,6 +39,8 @@ use crate::webhook_task::WebhookInput;
 pub const QUEUE_IN_FLIGHT_MAX: usize = 10_000;
 /// Events the producer keeps while Redis is away; past it they are dropped (counted).
 pub const PRODUCER_WAITING_MAX: usize = 65_536;
+/// Most events queued by one pipeline of scripts.
+const ENQUEUE_BATCH: usize = 256;
 /// Entries read per command.
 const READ_BATCH: usize = 256;
 /// Longest block of a read waiting for new entries.
@@ -202,35 +204,26 @@ pub async fn run_producer(
     let mut backoff = Backoff::for_redis();
     let mut waiting: VecDeque<QueueEntry> = VecDeque::new();
     loop {
-        // Take what arrived; wait for input only when nothing is waiting for Redis.
-        let next = if waiting.is_empty() {
+        // Wait for input only when nothing is waiting for Redis; then take all that arrived.
+        if waiting.is_empty() {
             match inputs.recv().await {
-                Some(input) => Some(input),
+                Some(input) => {
+                    if !take_input(input, &mut waiting, &router, &counters).await {
+                        return;
+                    }
+                }
                 None => return,
             }
-        } else {
-            inputs.try_recv().ok()
-        };
-        match next {
-            Some(WebhookInput::Config(document)) => {
-                if router.send(WebhookInput::Config(document)).await.is_err() {
-                    return;
-                }
-            }
-            Some(WebhookInput::Event(event) | WebhookInput::Due(event)) => {
-                match queue_entry(&event) {
-                    Some(_) if waiting.len() >= PRODUCER_WAITING_MAX => {
-                        add(&counters.webhooks.events_dropped_queue_full, 1);
-                    }
-                    Some(entry) => waiting.push_back(entry),
-                    None => tracing::debug!("ignoring a webhook event without a user id"),
-                }
-            }
-            Some(WebhookInput::Queued { .. }) | None => {}
         }
-        let Some(entry) = waiting.front() else {
+        while waiting.len() < ENQUEUE_BATCH {
+            let Ok(input) = inputs.try_recv() else { break };
+            if !take_input(input, &mut waiting, &router, &counters).await {
+                return;
+            }
+        }
+        if waiting.is_empty() {
             continue;
-        };
+        }
         let open = match connection.as_mut() {
             Some(open) => open,
             None => match connect(&client, false).await {
@@ -245,23 +238,83 @@ pub async fn run_producer(
                 }
             },
         };
-        let args: [&[u8]; 4] = [
-            entry.mode.as_bytes(),
-            entry.field.as_bytes(),
-            &entry.payload,
-            &entry.cancels,
-        ];
-        match scripts.enqueue.run::<i64>(open, &[], &args).await {
-            Ok(_) => {
-                waiting.pop_front();
+        // One round trip for many events, in order, once the script is loaded; the first
+        // event (or one after NOSCRIPT) goes alone, which loads it.
+        let result = match scripts.enqueue.loaded_sha() {
+            Some(sha) if waiting.len() > 1 => {
+                let count = waiting.len().min(ENQUEUE_BATCH);
+                let mut pipeline = redis::pipe();
+                for entry in waiting.iter().take(count) {
+                    pipeline
+                        .cmd("EVALSHA")
+                        .arg(sha)
+                        .arg(0)
+                        .arg(entry.mode)
+                        .arg(entry.field)
+                        .arg(&entry.payload[..])
+                        .arg(&entry.cancels[..])
+                        .ignore();
+                }
+                pipeline.query_async::<()>(open).await.map(|()| count)
+            }
+            _ => {
+                let Some(entry) = waiting.front() else {
+                    continue;
+                };
+                let args: [&[u8]; 4] = [
+                    entry.mode.as_bytes(),
+                    entry.field.as_bytes(),
+                    &entry.payload,
+                    &entry.cancels,
+                ];
+                scripts
+                    .enqueue
+                    .run::<i64>(open, &[], &args)
+                    .await
+                    .map(|_| 1)
+            }
+        };
+        match result {
+            Ok(queued) => {
+                waiting.drain(..queued);
+            }
+            Err(err)
+                if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                // Redis forgot the script (restarted): nothing of the pipeline ran.
+                scripts.enqueue.forget();
             }
             Err(err) => {
-                tracing::debug!("webhook queue: cannot queue an event: {err}");
+                tracing::debug!("webhook queue: cannot queue events: {err}");
                 connection = None;
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
+}
+
+/// Takes one input of the producer: settings go on to the router, events wait for Redis
+/// (bounded). False when the router is gone.
+async fn take_input(
+    input: WebhookInput,
+    waiting: &mut VecDeque<QueueEntry>,
+    router: &mpsc::Sender<WebhookInput>,
+    counters: &BridgeCounters,
+) -> bool {
+    match input {
+        WebhookInput::Config(document) => {
+            return router.send(WebhookInput::Config(document)).await.is_ok();
+        }
+        WebhookInput::Event(event) | WebhookInput::Due(event) => match queue_entry(&event) {
+            Some(_) if waiting.len() >= PRODUCER_WAITING_MAX => {
+                add(&counters.webhooks.events_dropped_queue_full, 1);
+            }
+            Some(entry) => waiting.push_back(entry),
+            None => tracing::debug!("ignoring a webhook event without a user id"),
+        },
+        WebhookInput::Queued { .. } => {}
+    }
+    true
 }
 
 /// A stream entry as XREADGROUP / XAUTOCLAIM return it.
