@@ -41,7 +41,7 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::auth_offload::{auth_limits, run_auth, AuthCounters, AuthQueue, AUTH_QUEUE_MAX};
+use crate::auth_offload::{auth_limits, run_auth, AuthQueue, AUTH_QUEUE_MAX};
 use crate::cluster_connections::run_connections;
 use crate::cluster_hooks::run_due;
 use crate::cluster_query::{query_channel, run_queries, QUERY_QUEUE_MAX};
@@ -421,7 +421,7 @@ async fn run(
             return ExitCode::FAILURE;
         }
     };
-    let auth_counters = Arc::new(AuthCounters::default());
+    let auth_counters = Arc::clone(&counters.auth);
     let (auth_sender, auth_jobs) = mpsc::channel(AUTH_QUEUE_MAX);
     tokio::spawn(run_auth(auth_jobs, auth_http, Arc::clone(&auth_counters)));
     let links_task = tokio::spawn(serve_links(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ringcast_core::link::BridgeStats;
 
+use crate::auth_offload::AuthCounters;
 use crate::drop_counter::Drops;
 use crate::webhook_sender::WebhookCounters;
 
@@ -29,6 +30,8 @@ pub struct BridgeCounters {
     pub webhooks: Arc<WebhookCounters>,
     /// Webhook events delayed or being batched by the webhook task.
     pub webhook_events_held: AtomicU64,
+    /// Auth offload outcomes.
+    pub auth: Arc<AuthCounters>,
 }
 
 impl BridgeCounters {
@@ -43,6 +46,7 @@ impl BridgeCounters {
             links: AtomicU16::new(0),
             webhooks: Arc::new(WebhookCounters::default()),
             webhook_events_held: AtomicU64::new(0),
+            auth: Arc::new(AuthCounters::default()),
         }
     }
 
@@ -74,6 +78,10 @@ impl BridgeCounters {
                 .events_pending
                 .load(Ordering::Relaxed)
                 .saturating_add(self.webhook_events_held.load(Ordering::Relaxed)),
+            auth_granted: self.auth.granted.load(Ordering::Relaxed),
+            auth_refused: self.auth.refused.load(Ordering::Relaxed),
+            auth_failed: self.auth.failed.load(Ordering::Relaxed),
+            auth_shed: self.auth.shed.load(Ordering::Relaxed),
         }
     }
 }
@@ -112,6 +120,10 @@ mod tests {
         add(&counters.webhooks.events_dropped_queue_full, 14);
         add(&counters.webhooks.events_pending, 15);
         add(&counters.webhook_events_held, 16);
+        add(&counters.auth.granted, 17);
+        add(&counters.auth.refused, 18);
+        add(&counters.auth.failed, 19);
+        add(&counters.auth.shed, 20);
         assert_eq!(
             counters.snapshot(9),
             BridgeStats {
@@ -128,6 +140,10 @@ mod tests {
                 webhook_events_given_up: 13,
                 webhook_events_dropped: 14,
                 webhook_events_pending: 31,
+                auth_granted: 17,
+                auth_refused: 18,
+                auth_failed: 19,
+                auth_shed: 20,
             }
         );
     }

@@ -108,6 +108,14 @@ pub struct BridgeStats {
     pub webhook_events_dropped: u64,
     /// Webhook events waiting right now (delayed, queued, in flight or awaiting a retry).
     pub webhook_events_pending: u64,
+    /// Offloaded authorizations the endpoint granted.
+    pub auth_granted: u64,
+    /// Offloaded authorizations the endpoint refused (or answered unusably).
+    pub auth_refused: u64,
+    /// Offloaded authorizations the endpoint did not answer (timeout, connect error).
+    pub auth_failed: u64,
+    /// Offloaded authorizations refused by the bridge without asking (bounds reached).
+    pub auth_shed: u64,
 }
 
 /// A subscription to authorize at the app's endpoint (auth offload): the bridge POSTs the form
@@ -483,6 +491,10 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             out.put_u64_le(stats.webhook_events_given_up);
             out.put_u64_le(stats.webhook_events_dropped);
             out.put_u64_le(stats.webhook_events_pending);
+            out.put_u64_le(stats.auth_granted);
+            out.put_u64_le(stats.auth_refused);
+            out.put_u64_le(stats.auth_failed);
+            out.put_u64_le(stats.auth_shed);
         }
         LinkMessage::MemberJoin(channel, member) => {
             out.put_u8(KIND_MEMBER_JOIN);
@@ -802,6 +814,10 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
             webhook_events_given_up: take_u64(body)?,
             webhook_events_dropped: take_u64(body)?,
             webhook_events_pending: take_u64(body)?,
+            auth_granted: take_u64(body)?,
+            auth_refused: take_u64(body)?,
+            auth_failed: take_u64(body)?,
+            auth_shed: take_u64(body)?,
         }),
         KIND_MEMBER_JOIN => LinkMessage::MemberJoin(take_channel(body)?, take_member(body)?),
         KIND_MEMBER_LEAVE => LinkMessage::MemberLeave(take_channel(body)?, take_name(body)?),
@@ -1142,6 +1158,10 @@ mod tests {
                 webhook_events_given_up: 10,
                 webhook_events_dropped: 11,
                 webhook_events_pending: 12,
+                auth_granted: 13,
+                auth_refused: 14,
+                auth_failed: 15,
+                auth_shed: 16,
             }),
             LinkMessage::WebhookConfig(Bytes::from_static(b"{\"apps\":[]}")),
             LinkMessage::Hook(HookEvent {

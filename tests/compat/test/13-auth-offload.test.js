@@ -154,6 +154,21 @@ describe('auth offload', () => {
     const refused = total('ringcast_auth_offload_refused_total');
     assert.ok(sent >= 6, `offloaded requests counted: ${sent}`);
     assert.ok(refused >= 2, `refusals (403, timeout) counted: ${refused}`);
+    // The bridge's own counts (reported once a second): what the endpoint did.
+    const bridgeCount = async (name) => {
+      const m = new RegExp(`^${name} (\\d+)$`, 'm').exec((await httpGet(server.port, '/metrics')).body);
+      return m ? Number(m[1]) : -1;
+    };
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const granted = await bridgeCount('ringcast_bridge_auth_granted_total');
+      const endpointRefused = await bridgeCount('ringcast_bridge_auth_refused_total');
+      const failed = await bridgeCount('ringcast_bridge_auth_failed_total');
+      if (granted >= 3 && endpointRefused >= 1 && failed >= 1) break;
+      assert.ok(Date.now() < deadline,
+        `bridge auth counters: granted ${granted}, refused ${endpointRefused}, failed ${failed}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   });
 
   it('an auth the client sends itself is used as before, without the endpoint', async () => {

@@ -387,7 +387,7 @@ fn render_bridge(out: &mut String, snapshots: &[StatsSnapshot]) {
     let Some(bridge) = snapshots.iter().find_map(|s| s.bridge_stats.as_ref()) else {
         return;
     };
-    let rows: [(&str, &str, &str, u64); 13] = [
+    let rows: [(&str, &str, &str, u64); 17] = [
         (
             "ringcast_bridge_redis_connected",
             "gauge",
@@ -465,6 +465,30 @@ fn render_bridge(out: &mut String, snapshots: &[StatsSnapshot]) {
             "gauge",
             "Webhook events waiting in the bridge (delayed, queued, in flight or to be retried).",
             bridge.webhook_events_pending,
+        ),
+        (
+            "ringcast_bridge_auth_granted_total",
+            "counter",
+            "Offloaded authorizations the app's endpoint granted.",
+            bridge.auth_granted,
+        ),
+        (
+            "ringcast_bridge_auth_refused_total",
+            "counter",
+            "Offloaded authorizations the endpoint refused or answered unusably.",
+            bridge.auth_refused,
+        ),
+        (
+            "ringcast_bridge_auth_failed_total",
+            "counter",
+            "Offloaded authorizations the endpoint did not answer (timeout, connect error).",
+            bridge.auth_failed,
+        ),
+        (
+            "ringcast_bridge_auth_shed_total",
+            "counter",
+            "Offloaded authorizations refused by the bridge without asking (bounds reached).",
+            bridge.auth_shed,
         ),
     ];
     for (name, kind, help, value) in rows {
