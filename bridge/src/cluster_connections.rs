@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use ringcast_core::link::LinkMessage;
 use tokio::sync::{mpsc, watch};
 
 use crate::hub_task::HubInput;
 use crate::presence_scripts::nodes_key;
+use crate::redis_connect;
 use crate::stats::BridgeCounters;
 
 /// How often the counts are exchanged.
@@ -54,13 +54,7 @@ pub async fn run_connections(
             continue; // no app with a limit (or nothing reported yet)
         }
         if connection.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(REDIS_TIMEOUT))
-                .set_response_timeout(Some(REDIS_TIMEOUT));
-            match client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-            {
+            match redis_connect::open(&client, REDIS_TIMEOUT, REDIS_TIMEOUT).await {
                 Ok(opened) => connection = Some(opened),
                 Err(err) => {
                     tracing::debug!("connection counts: cannot connect to redis: {err}");

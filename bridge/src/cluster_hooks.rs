@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::{HookEvent, LinkMessage, PresenceChannel};
-use ringcast_core::pusher::server_message::push_json_string;
+use ringcast_core::webhook_config::event_body;
 use tokio::sync::{mpsc, watch};
 
 use crate::backoff::Backoff;
 use crate::envelope::decode_member_event;
 use crate::presence_scripts::{Hooks, ScriptKeys, Scripts};
+use crate::redis_connect;
 use crate::stats::{add, BridgeCounters};
 use crate::webhook_task::WebhookInput;
 
@@ -46,16 +46,7 @@ pub fn hook_of_payload(payload: &[u8]) -> Option<HookEvent> {
         None if joined => (WebhookEventType::MemberAdded, channel, Some(user_id)),
         None => (WebhookEventType::MemberRemoved, channel, Some(user_id)),
     };
-    let mut body = String::with_capacity(64 + channel.len());
-    body.push_str("{\"name\":\"");
-    body.push_str(kind.name());
-    body.push_str("\",\"channel\":");
-    push_json_string(&mut body, &channel);
-    if let Some(user_id) = &user_id {
-        body.push_str(",\"user_id\":");
-        push_json_string(&mut body, user_id);
-    }
-    body.push('}');
+    let body = event_body(kind, &channel, user_id.as_deref());
     Some(HookEvent {
         app_id,
         channel,
@@ -111,13 +102,7 @@ pub async fn run_due(
             return;
         }
         let Some(open) = connection.as_mut() else {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(REDIS_TIMEOUT))
-                .set_response_timeout(Some(REDIS_TIMEOUT));
-            match client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-            {
+            match redis_connect::open(&client, REDIS_TIMEOUT, REDIS_TIMEOUT).await {
                 Ok(opened) => {
                     backoff.reset();
                     connection = Some(opened);

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use ringcast_core::link::{self, ChannelCount, ChannelFilter, LinkMessage, CHANNELS_MAX};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -19,6 +18,7 @@ use tokio::time::Instant;
 use crate::envelope::redis_channel_name;
 use crate::hub_task::LinkWriter;
 use crate::presence_scripts::{members_key, nodes_key};
+use crate::redis_connect;
 use crate::redis_publish::Outbound;
 use crate::stats::BridgeCounters;
 
@@ -465,14 +465,7 @@ impl Queries {
 
     async fn connect(&mut self) -> Option<&mut MultiplexedConnection> {
         if self.connection.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(REDIS_TIMEOUT))
-                .set_response_timeout(Some(REDIS_TIMEOUT));
-            match self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-            {
+            match redis_connect::open(&self.client, REDIS_TIMEOUT, REDIS_TIMEOUT).await {
                 Ok(connection) => self.connection = Some(connection),
                 Err(err) => {
                     tracing::debug!("channels query: cannot connect to redis: {err}");

@@ -19,6 +19,7 @@ mod outbound_http;
 mod presence_liveness;
 mod presence_scripts;
 mod presence_task;
+mod redis_connect;
 mod redis_publish;
 mod redis_pubsub;
 mod redis_url;

@@ -7,12 +7,12 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use tokio::time::{timeout, Instant};
 
 use crate::presence_scripts::{
     heartbeat_key, keys_hash_key, nodes_key, reap_lock_key, NodeKeys, Scripts,
 };
+use crate::redis_connect;
 
 /// How often the node set is checked for dead nodes.
 const REAP_INTERVAL: Duration = Duration::from_secs(1);
@@ -24,12 +24,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most nodes looked at per round (the node set is small; this only bounds a corrupt one).
 const NODES_PER_ROUND_MAX: usize = 1_024;
-
-fn connection_config() -> AsyncConnectionConfig {
-    AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-}
 
 /// Runs forever: heartbeat every `ttl / 3`, reaper every second.
 pub async fn run_liveness(client: redis::Client, keys: NodeKeys, ttl: Duration) {
@@ -43,10 +37,7 @@ pub async fn run_liveness(client: redis::Client, keys: NodeKeys, ttl: Duration) 
     loop {
         tokio::time::sleep_until(next_heartbeat.min(next_reap)).await;
         if connection.is_none() {
-            match client
-                .get_multiplexed_async_connection_with_config(&connection_config())
-                .await
-            {
+            match redis_connect::open(&client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await {
                 Ok(open) => connection = Some(open),
                 Err(err) => {
                     log_failure(&mut failing, &format!("cannot connect: {err}"));
@@ -205,9 +196,7 @@ async fn reap(
 
 /// Graceful shutdown: this node's members leave the cluster now rather than after the TTL.
 pub async fn reap_self(client: &redis::Client, keys: &NodeKeys) -> redis::RedisResult<()> {
-    let mut connection = client
-        .get_multiplexed_async_connection_with_config(&connection_config())
-        .await?;
+    let mut connection = redis_connect::open(client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await?;
     let mut scripts = Scripts::new(&keys.script_keys());
     reap(
         &mut connection,

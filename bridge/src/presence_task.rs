@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 
 use crate::backoff::Backoff;
 use crate::cluster_hooks::forward;
@@ -28,6 +27,7 @@ use crate::presence_scripts::{
     channel_base_of_meta, held_suffix, members_key, occupancy_base, occupancy_head_channel, Hooks,
     NodeKeys, Scripts, OCCUPANCY_MEMBER,
 };
+use crate::redis_connect;
 use crate::stats::BridgeCounters;
 use crate::webhook_task::WebhookInput;
 
@@ -467,14 +467,7 @@ impl Presence {
         if Instant::now() < self.retry_at {
             return None;
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        match self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-        {
+        match redis_connect::open(&self.client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await {
             Ok(connection) => {
                 self.backoff.reset();
                 self.connection = Some(connection.clone());

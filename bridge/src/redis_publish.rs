@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use tokio::sync::mpsc;
 
 use crate::backoff::Backoff;
+use crate::redis_connect;
 use crate::stats::{self, BridgeCounters};
 
 /// Capacity of the publish queue, in messages.
@@ -48,9 +48,6 @@ pub async fn run_publisher(
     mut queue: mpsc::Receiver<Outbound>,
     counters: Arc<BridgeCounters>,
 ) {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT));
     let mut connection: Option<MultiplexedConnection> = None;
     let mut backoff = Backoff::for_redis();
     let mut failing = false;
@@ -69,10 +66,7 @@ pub async fn run_publisher(
         }
         let result = match connection.as_mut() {
             Some(open) => publish(open, &batch).await,
-            None => match client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-            {
+            None => match redis_connect::open(&client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await {
                 Ok(mut open) => {
                     let result = publish(&mut open, &batch).await;
                     connection = Some(open);

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::{self, HookEvent, LinkMessage};
 use tokio::sync::{mpsc, watch};
@@ -32,6 +31,7 @@ use crate::presence_scripts::{
     occupancy_head_channel, webhook_queue_key, ScriptKeys, Scripts, OCCUPANCY_MEMBER,
     WEBHOOK_QUEUE_GROUP,
 };
+use crate::redis_connect;
 use crate::stats::{add, BridgeCounters};
 use crate::webhook_task::WebhookInput;
 
@@ -182,12 +182,7 @@ async fn connect(client: &redis::Client, block: bool) -> redis::RedisResult<Mult
     } else {
         REDIS_TIMEOUT
     };
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(REDIS_TIMEOUT))
-        .set_response_timeout(Some(response));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
+    redis_connect::open(client, REDIS_TIMEOUT, response).await
 }
 
 /// The producer: runs until every sender of `inputs` is gone. Settings go on to the webhook

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::app::{AppConfig, WebhookEventType};
+use crate::pusher::server_message::push_json_string;
 
 /// The document for `apps`, or `None` when no app has a webhook (no bridge needed for them).
 pub fn link_json<'a>(apps: impl IntoIterator<Item = &'a AppConfig>) -> Option<Bytes> {
@@ -71,6 +72,22 @@ pub fn kind_bit(kind: WebhookEventType) -> u8 {
         .position(|k| *k == kind)
         .unwrap_or(0);
     1 << position
+}
+
+/// The webhook event object `{"name":…,"channel":…[,"user_id":…]}` of the channel and member
+/// kinds (made by the engine on a node alone and by the bridge for the cluster).
+pub fn event_body(kind: WebhookEventType, channel: &str, user_id: Option<&str>) -> String {
+    let mut body = String::with_capacity(48 + channel.len() + user_id.map_or(0, str::len));
+    body.push_str("{\"name\":\"");
+    body.push_str(kind.name());
+    body.push_str("\",\"channel\":");
+    push_json_string(&mut body, channel);
+    if let Some(user_id) = user_id {
+        body.push_str(",\"user_id\":");
+        push_json_string(&mut body, user_id);
+    }
+    body.push('}');
+    body
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use ahash::AHashMap;
 
+use super::bridge::overdue;
 use super::conn::{SubState, Subscription};
 use super::message::AppIndex;
 use super::Shard;
@@ -199,16 +200,7 @@ impl Shard {
 
     /// Authorizations overdue (`now_ms` given) or all of them (link down, `None`) fail.
     pub(super) fn auth_expire(&mut self, now_ms: Option<u64>) {
-        let due: Vec<u32> = self
-            .pending_auth
-            .by_request
-            .iter()
-            .filter(|(_, p)| match now_ms {
-                Some(now) => p.deadline_ms <= now,
-                None => true,
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let due = overdue(&self.pending_auth.by_request, now_ms, |p| p.deadline_ms);
         for request_id in due {
             let reason = if now_ms.is_some() {
                 "The authorization endpoint did not answer in time"

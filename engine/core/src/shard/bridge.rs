@@ -29,6 +29,20 @@ pub const LINK_QUEUE_MAX: usize = 65_536;
 /// (a bridge that lost the answer, or a Redis that does not answer, must not hang subscribes).
 pub const LINK_ACK_TIMEOUT_MS: u64 = 2_000;
 
+/// Ids of the requests to the bridge in `waiting` that are overdue at `now_ms`, or all of them
+/// when `now_ms` is `None` (the link went down): what every bridge-waiting table expires by.
+pub(super) fn overdue<V>(
+    waiting: &ahash::AHashMap<u32, V>,
+    now_ms: Option<u64>,
+    deadline_ms: impl Fn(&V) -> u64,
+) -> Vec<u32> {
+    waiting
+        .iter()
+        .filter(|(_, entry)| now_ms.is_none_or(|now| deadline_ms(entry) <= now))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 /// The link's state inside a shard.
 #[derive(Debug, Default)]
 pub struct LinkState {

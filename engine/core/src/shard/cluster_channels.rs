@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use ahash::AHashMap;
 
-use super::message::{ChannelStat, Query, QueryPart, ShardMessage};
-use super::query::{merge_parts, PendingQuery, Purpose};
+use super::bridge::overdue;
+use super::message::{ChannelStat, Query, QueryPart};
+use super::query::{merge, PendingQuery, Purpose};
 use super::Shard;
 use crate::link::{ChannelCount, ChannelFilter, LinkMessage, CHANNELS_MAX};
 
@@ -83,16 +84,9 @@ impl Shard {
     /// Questions whose other nodes are overdue (`now_ms` given) or unreachable (link down,
     /// `None`) go on with the node's own counts.
     pub(super) fn cluster_expire_queries(&mut self, now_ms: Option<u64>) {
-        let due: Vec<u32> = self
-            .cluster_queries
-            .waiting
-            .iter()
-            .filter(|(_, (_, deadline_ms))| match now_ms {
-                Some(now) => *deadline_ms <= now,
-                None => true,
-            })
-            .map(|(query_id, _)| *query_id)
-            .collect();
+        let due = overdue(&self.cluster_queries.waiting, now_ms, |(_, deadline_ms)| {
+            *deadline_ms
+        });
         for query_id in due {
             if let Some((pending_id, _)) = self.cluster_queries.waiting.remove(&query_id) {
                 self.handle_query_reply(pending_id, QueryPart::default());
@@ -149,24 +143,13 @@ impl Shard {
             keep_alive: false,
             route: "link",
         }) as u64;
-        let query = Arc::new(query);
-        let from = self.settings.shard_index;
-        for target in 0..shard_count {
-            self.route(
-                target,
-                ShardMessage::Query {
-                    id,
-                    from,
-                    query: query.clone(),
-                },
-            );
-        }
+        self.send_query(id, query, 0..shard_count);
         true
     }
 
     /// This node's counts, for the bridge (presence user counts are the cluster's business).
     pub(super) fn answer_node_channels(&mut self, query_id: u32, parts: &[QueryPart]) {
-        let channels: Vec<ChannelCount> = merge_parts(parts)
+        let channels: Vec<ChannelCount> = merge(parts)
             .into_iter()
             .filter(|(_, totals)| totals.subscriptions > 0)
             .take(CHANNELS_MAX)

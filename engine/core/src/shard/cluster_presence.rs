@@ -13,6 +13,7 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use bytes::Bytes;
 
+use super::bridge::overdue;
 use super::message::{AppIndex, ConnRef, MemberData, QueryPart, ShardMessage};
 use super::session::text_frame;
 use super::Shard;
@@ -170,16 +171,7 @@ impl Shard {
     /// Joins and users queries whose answer is overdue (`now_ms` given) or all of them (link
     /// down, `None`) are answered from the node's own members.
     pub(super) fn cluster_expire_joins(&mut self, now_ms: Option<u64>) {
-        let due: Vec<u32> = self
-            .pending_joins
-            .by_query
-            .iter()
-            .filter(|(_, p)| match now_ms {
-                Some(now) => p.deadline_ms <= now,
-                None => true,
-            })
-            .map(|(query, _)| *query)
-            .collect();
+        let due = overdue(&self.pending_joins.by_query, now_ms, |p| p.deadline_ms);
         for query in due {
             let Some(pending) = self.pending_joins.by_query.remove(&query) else {
                 continue;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use bytes::Bytes;
 
-use super::bridge::LINK_QUEUE_MAX;
+use super::bridge::{overdue, LINK_QUEUE_MAX};
 use super::message::{AppIndex, ConnRef, ShardMessage};
 use super::session::text_frame;
 use super::Shard;
@@ -166,16 +166,7 @@ impl Shard {
     /// Cache subscriptions whose answer is overdue (`now_ms` given) or all of them (link down,
     /// `None`) are answered from the node's own cache.
     pub(super) fn cluster_expire_cache(&mut self, now_ms: Option<u64>) {
-        let due: Vec<u32> = self
-            .pending_cache
-            .by_query
-            .iter()
-            .filter(|(_, p)| match now_ms {
-                Some(now) => p.deadline_ms <= now,
-                None => true,
-            })
-            .map(|(query, _)| *query)
-            .collect();
+        let due = overdue(&self.pending_cache.by_query, now_ms, |p| p.deadline_ms);
         for query in due {
             if let Some(pending) = self.pending_cache.by_query.remove(&query) {
                 let own = self

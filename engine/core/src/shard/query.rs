@@ -123,6 +123,17 @@ impl Shard {
                 pending.waiting += 1;
             }
         }
+        self.send_query(id, query, targets);
+        true
+    }
+
+    /// Sends question `id` to the `targets` shards (this one included if named).
+    pub(super) fn send_query(
+        &mut self,
+        id: u64,
+        query: Query,
+        targets: impl IntoIterator<Item = u16>,
+    ) {
         let query = Arc::new(query);
         let from = self.settings.shard_index;
         for target in targets {
@@ -135,7 +146,6 @@ impl Shard {
                 },
             );
         }
-        true
     }
 
     /// Answers a question with this shard's part.
@@ -352,7 +362,7 @@ fn channels_object<'a>(
 
 /// Sums the parts per channel: subscriptions add up, users and cache come from the owner —
 /// and user counts from the other nodes' part (the cluster's) win over the node's.
-fn merge(parts: &[QueryPart]) -> AHashMap<Arc<str>, ChannelTotals> {
+pub(super) fn merge(parts: &[QueryPart]) -> AHashMap<Arc<str>, ChannelTotals> {
     let mut totals: AHashMap<Arc<str>, ChannelTotals> = AHashMap::new();
     let node_first = parts
         .iter()
@@ -369,11 +379,6 @@ fn merge(parts: &[QueryPart]) -> AHashMap<Arc<str>, ChannelTotals> {
         }
     }
     totals
-}
-
-/// [`merge`], for the node's answer to another node.
-pub(super) fn merge_parts(parts: &[QueryPart]) -> AHashMap<Arc<str>, ChannelTotals> {
-    merge(parts)
 }
 
 /// `{"occupied":…,"user_count":…,"subscription_count":…,"cache":{…}}` for one channel.

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use crate::app::WebhookEventType;
 use crate::link::{HookEvent, LinkMessage};
 use crate::pusher::server_message::push_json_string;
-use crate::webhook_config::kind_bit;
+use crate::webhook_config::{event_body, kind_bit};
 
 use super::bridge::LINK_QUEUE_MAX;
 use super::message::AppIndex;
@@ -91,7 +91,7 @@ impl Shard {
         {
             return;
         }
-        let body = channel_body(kind, channel, None);
+        let body = event_body(kind, channel, None);
         self.hook(app, kind, channel, body);
     }
 
@@ -114,7 +114,7 @@ impl Shard {
                 .collect();
             for channel in held {
                 if self.owner_of(app, &channel) == self.settings.shard_index {
-                    let body = channel_body(pair.0, &channel, None);
+                    let body = event_body(pair.0, &channel, None);
                     self.hook(app, pair.0, &channel, body);
                 }
             }
@@ -136,7 +136,7 @@ impl Shard {
         if self.link.cluster || !self.wants_pair(app, pair.0, pair.1) {
             return;
         }
-        let body = channel_body(kind, channel, Some(user_id));
+        let body = event_body(kind, channel, Some(user_id));
         self.hook(app, kind, channel, body);
     }
 
@@ -144,7 +144,7 @@ impl Shard {
     pub(super) fn hook_cache_miss(&mut self, app: AppIndex, channel: &str) {
         let kind = WebhookEventType::CacheMiss;
         if self.wants_hook(app, kind) {
-            let body = channel_body(kind, channel, None);
+            let body = event_body(kind, channel, None);
             self.hook(app, kind, channel, body);
         }
     }
@@ -184,19 +184,4 @@ impl Shard {
         body.push('}');
         self.hook(app, kind, channel, body);
     }
-}
-
-/// `{"name":…,"channel":…[,"user_id":…]}`.
-fn channel_body(kind: WebhookEventType, channel: &str, user_id: Option<&str>) -> String {
-    let mut body = String::with_capacity(48 + channel.len() + user_id.map_or(0, str::len));
-    body.push_str("{\"name\":\"");
-    body.push_str(kind.name());
-    body.push_str("\",\"channel\":");
-    push_json_string(&mut body, channel);
-    if let Some(user_id) = user_id {
-        body.push_str(",\"user_id\":");
-        push_json_string(&mut body, user_id);
-    }
-    body.push('}');
-    body
 }
