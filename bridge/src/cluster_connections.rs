@@ -8,13 +8,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use crate::redis_connect::{self, RedisClient, RedisConnection};
 use ringcast_core::link::LinkMessage;
 use tokio::sync::{mpsc, watch};
 
 use crate::hub_task::HubInput;
 use crate::presence_scripts::nodes_key;
-use crate::redis_connect;
 use crate::stats::BridgeCounters;
 
 /// How often the counts are exchanged.
@@ -32,7 +31,7 @@ pub fn connections_key(prefix: &str, node_id: u64) -> String {
 
 /// Runs until the hub is gone. `reported` holds the engine's latest counts.
 pub async fn run_connections(
-    client: redis::Client,
+    client: RedisClient,
     prefix: String,
     node_id: u64,
     ttl: Duration,
@@ -40,7 +39,7 @@ pub async fn run_connections(
     hub: mpsc::WeakSender<HubInput>,
     counters: Arc<BridgeCounters>,
 ) {
-    let mut connection: Option<MultiplexedConnection> = None;
+    let mut connection: Option<RedisConnection> = None;
     let mut ticker = tokio::time::interval(EXCHANGE_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
@@ -82,7 +81,7 @@ pub async fn run_connections(
 
 /// Writes this node's counts and returns the other live nodes' sums per app.
 async fn exchange(
-    connection: &mut MultiplexedConnection,
+    connection: &mut RedisConnection,
     prefix: &str,
     node_id: u64,
     ttl_ms: u64,

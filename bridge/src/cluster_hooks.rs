@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::redis_connect::{self, RedisClient, RedisConnection};
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::{HookEvent, LinkMessage, PresenceChannel};
 use ringcast_core::webhook_config::event_body;
@@ -17,8 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::backoff::Backoff;
 use crate::envelope::decode_member_event;
-use crate::presence_scripts::{Hooks, ScriptKeys, Scripts};
-use crate::redis_connect;
+use crate::presence_scripts::{webhook_due_key, Hooks, ScriptKeys, Scripts};
 use crate::stats::{add, BridgeCounters};
 use crate::webhook_task::WebhookInput;
 
@@ -84,7 +83,7 @@ pub fn forward(
 /// engine's webhook settings are in (`configured`), so that nothing taken is routed without
 /// them.
 pub async fn run_due(
-    client: redis::Client,
+    client: RedisClient,
     keys: ScriptKeys,
     webhooks: mpsc::Sender<WebhookInput>,
     mut configured: watch::Receiver<bool>,
@@ -94,9 +93,10 @@ pub async fn run_due(
         return;
     }
     let mut scripts = Scripts::new(&keys);
-    let mut connection: Option<MultiplexedConnection> = None;
+    let mut connection: Option<RedisConnection> = None;
     let mut backoff = Backoff::for_redis();
     let limit = DUE_BATCH_MAX.to_string();
+    let delayed = webhook_due_key(&keys.prefix);
     loop {
         if webhooks.is_closed() {
             return;
@@ -118,7 +118,7 @@ pub async fn run_due(
             REDIS_TIMEOUT,
             scripts
                 .take_due
-                .run::<(usize, Hooks)>(open, &[], &[limit.as_bytes()]),
+                .run::<(usize, Hooks)>(open, &[&delayed], &[limit.as_bytes()]),
         )
         .await;
         match taken {

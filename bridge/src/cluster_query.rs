@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::redis_connect::{self, RedisClient, RedisConnection};
+use crate::redis_layout::key_prefix;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use redis::aio::MultiplexedConnection;
 use ringcast_core::link::{self, ChannelCount, ChannelFilter, LinkMessage, CHANNELS_MAX};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -18,7 +19,6 @@ use tokio::time::Instant;
 use crate::envelope::redis_channel_name;
 use crate::hub_task::LinkWriter;
 use crate::presence_scripts::{members_key, nodes_key};
-use crate::redis_connect;
 use crate::redis_publish::Outbound;
 use crate::stats::BridgeCounters;
 
@@ -175,11 +175,14 @@ fn decode(payload: &[u8]) -> Option<Wire> {
 
 /// The query task's state.
 struct Queries {
-    client: redis::Client,
+    client: RedisClient,
+    /// Prefix of the pub/sub channels.
     prefix: String,
+    /// Prefix of the state keys (`{prefix}`).
+    key_prefix: String,
     node_id: u64,
     publisher: mpsc::Sender<Outbound>,
-    connection: Option<MultiplexedConnection>,
+    connection: Option<RedisConnection>,
     asks: HashMap<u32, Ask>,
     next_ask: u32,
     forwarded: HashMap<u32, Forwarded>,
@@ -189,7 +192,7 @@ struct Queries {
 
 /// Runs until every sender of `inputs` is gone.
 pub async fn run_queries(
-    client: redis::Client,
+    client: RedisClient,
     prefix: String,
     node_id: u64,
     mut inputs: mpsc::Receiver<QueryInput>,
@@ -198,6 +201,7 @@ pub async fn run_queries(
 ) {
     let mut queries = Queries {
         client,
+        key_prefix: key_prefix(&prefix),
         prefix,
         node_id,
         publisher,
@@ -421,7 +425,7 @@ impl Queries {
         }
         let mut pipeline = redis::pipe();
         for channel in channels {
-            let base = redis_channel_name(&self.prefix, app_id, channel);
+            let base = redis_channel_name(&self.key_prefix, app_id, channel);
             pipeline.cmd("HLEN").arg(members_key(&base));
         }
         let Some(connection) = self.connect().await else {
@@ -440,7 +444,7 @@ impl Queries {
 
     /// How many other nodes are in the cluster (0 when Redis does not say).
     async fn other_nodes(&mut self) -> usize {
-        let key = nodes_key(&self.prefix);
+        let key = nodes_key(&self.key_prefix);
         let node = self.node_id.to_string();
         let Some(connection) = self.connect().await else {
             return 0;
@@ -463,7 +467,7 @@ impl Queries {
         }
     }
 
-    async fn connect(&mut self) -> Option<&mut MultiplexedConnection> {
+    async fn connect(&mut self) -> Option<&mut RedisConnection> {
         if self.connection.is_none() {
             match redis_connect::open(&self.client, REDIS_TIMEOUT, REDIS_TIMEOUT).await {
                 Ok(connection) => self.connection = Some(connection),

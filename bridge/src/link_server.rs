@@ -27,8 +27,10 @@ use crate::envelope::{
 use crate::hub::{LinkId, SHARDS_MAX};
 use crate::hub_task::{HubInput, LinkWriter};
 use crate::presence_task::{occupancy_member, PresenceInput, Tracked};
+use crate::redis_layout::cache_key;
 use crate::redis_publish::Outbound;
 use crate::stats::{add, BridgeCounters};
+use crate::subscription_count_task::CountInput;
 use crate::webhook_task::WebhookInput;
 
 /// Capacity of a link's writer queue, in messages.
@@ -57,6 +59,8 @@ pub struct LinkContext {
     pub presence: Option<mpsc::Sender<PresenceInput>>,
     /// The webhook task's queue.
     pub webhooks: mpsc::Sender<WebhookInput>,
+    /// The subscription count task's queue.
+    pub subscription_counts: mpsc::Sender<CountInput>,
     /// The channels query task's queue (with Redis).
     pub queries: Option<mpsc::Sender<QueryInput>>,
     /// The engine's latest connection counts per app (with Redis).
@@ -186,6 +190,11 @@ async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
     }
     // Best effort: a stopping hub has nothing left to clean up.
     let _ = context.hub.send(HubInput::Detach { shard, link_id }).await;
+    // Waits for room: a lost end would keep the shard's counts in the node's totals.
+    let _ = context
+        .subscription_counts
+        .send(CountInput::LinkGone { shard, link_id })
+        .await;
     // Dropping both halves closes the socket, also when the reader stopped on corrupt input.
     writer_task.abort();
 }
@@ -418,6 +427,9 @@ async fn read_link(
 /// shard); everything else, and everything of a node alone, goes on as an event.
 fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) {
     let shard = link.shard;
+    if event.kind == WebhookEventType::SubscriptionCount {
+        return shard_count(context, link, event);
+    }
     let occupancy = match event.kind {
         WebhookEventType::ChannelOccupied => Some(true),
         WebhookEventType::ChannelVacated => Some(false),
@@ -452,6 +464,37 @@ fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) {
     }
 }
 
+/// A shard's own count of a channel (`subscription_count` state, not yet an event): summed over
+/// the node's shards by the count task, which makes the event. TODO(cluster): with several
+/// nodes the node totals are to be summed through Redis; see `subscription_count_task`.
+fn shard_count(context: &LinkContext, link: LinkOf, event: HookEvent) {
+    #[derive(serde::Deserialize)]
+    struct CountOf {
+        subscription_count: u64,
+    }
+    let Ok(CountOf {
+        subscription_count: count,
+    }) = serde_json::from_slice(&event.body)
+    else {
+        tracing::debug!(
+            link_id = link.link_id,
+            "ignoring a subscription count without a count"
+        );
+        return;
+    };
+    let input = CountInput::Shard {
+        shard: link.shard,
+        link_id: link.link_id,
+        cluster: link.cluster,
+        app_id: event.app_id,
+        channel: event.channel,
+        count,
+    };
+    if let Err(mpsc::error::TrySendError::Full(_)) = context.subscription_counts.try_send(input) {
+        add(&context.counters.webhooks.events_dropped_queue_full, 1);
+    }
+}
+
 /// A server-to-user event or terminate for the other nodes: published on the prefix's user
 /// command channel, which every bridge listens on.
 fn user_command(context: &LinkContext, link_id: LinkId, message: &LinkMessage) {
@@ -477,11 +520,6 @@ fn user_command(context: &LinkContext, link_id: LinkId, message: &LinkMessage) {
 fn is_cache_channel(channel: &str) -> bool {
     ringcast_core::pusher::channel::classify(channel, link::NAME_BYTES_MAX)
         .is_ok_and(|class| class.cache)
-}
-
-/// `{P}#cache`: where a cache channel's last event is kept.
-pub fn cache_key(redis_channel: &str) -> String {
-    format!("{redis_channel}#cache")
 }
 
 /// Hands a presence change to the presence task without waiting: a full queue drops it

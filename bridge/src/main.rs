@@ -10,6 +10,7 @@ mod backoff;
 mod cluster_connections;
 mod cluster_hooks;
 mod cluster_query;
+mod cluster_subscription_counts;
 mod drop_counter;
 mod envelope;
 mod hub;
@@ -20,11 +21,15 @@ mod presence_liveness;
 mod presence_scripts;
 mod presence_task;
 mod redis_connect;
+mod redis_layout;
 mod redis_publish;
 mod redis_pubsub;
+mod redis_pubsub_cluster;
 mod redis_url;
 mod stats;
 mod stats_task;
+mod subscription_count_task;
+mod subscription_counts;
 mod webhook_queue;
 mod webhook_router;
 mod webhook_sender;
@@ -34,7 +39,7 @@ use std::io::IsTerminal;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
@@ -46,6 +51,7 @@ use crate::auth_offload::{auth_limits, run_auth, AuthQueue, AUTH_QUEUE_MAX};
 use crate::cluster_connections::run_connections;
 use crate::cluster_hooks::run_due;
 use crate::cluster_query::{query_channel, run_queries, QUERY_QUEUE_MAX};
+use crate::cluster_subscription_counts::{run_cluster_counts, CLUSTER_COUNT_QUEUE_MAX};
 use crate::envelope::user_command_channel;
 use crate::hub::{Hub, SubscriberCommand};
 use crate::hub_task::{run_hub, run_without_redis, HUB_QUEUE_MESSAGES_MAX};
@@ -54,10 +60,13 @@ use crate::outbound_http::{OutboundHttp, OutboundLimits};
 use crate::presence_liveness::{reap_self, run_liveness};
 use crate::presence_scripts::NodeKeys;
 use crate::presence_task::{run_presence, PRESENCE_QUEUE_MESSAGES_MAX};
-use crate::redis_publish::{run_publisher, PUBLISH_QUEUE_MESSAGES_MAX};
+use crate::redis_connect::RedisClient;
+use crate::redis_publish::{run_publisher, PublishLayout, PUBLISH_QUEUE_MESSAGES_MAX};
 use crate::redis_pubsub::{run_subscriber, SUBSCRIBER_QUEUE_COMMANDS_MAX};
+use crate::redis_pubsub_cluster::{run_cluster_subscriber, ClusterSubscriberSetup};
 use crate::stats::BridgeCounters;
 use crate::stats_task::run_stats;
+use crate::subscription_count_task::{run_counts, COUNT_INPUT_QUEUE_MAX};
 use crate::webhook_queue::{run_consumer, run_producer};
 use crate::webhook_router::WebhookRouter;
 use crate::webhook_sender::{run_sender, RetryPolicy, WEBHOOK_QUEUE_BATCHES_MAX};
@@ -76,9 +85,14 @@ struct Args {
     /// Unix socket the engine shards link to.
     #[arg(long, value_name = "PATH", default_value = "/tmp/ringcast-bridge.sock")]
     link_socket: PathBuf,
-    /// Redis server for pub/sub between nodes.
+    /// Redis server for pub/sub between nodes; with `--redis-cluster`, one or more nodes of the
+    /// cluster, comma-separated (the others are discovered).
     #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
+    /// Redis is a Redis Cluster: message channels use sharded pub/sub (Redis 7+), state keys
+    /// share one hash slot.
+    #[arg(long)]
+    redis_cluster: bool,
     /// PEM file of the certificate authority that signed the Redis server's certificate
     /// (`rediss://` URLs); without it the public web roots are trusted.
     #[arg(long, value_name = "PATH")]
@@ -94,7 +108,7 @@ struct Args {
     #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
     presence_ttl_ms: u64,
     /// A node alone: no Redis, no other nodes; the bridge only sends webhooks.
-    #[arg(long, conflicts_with_all = ["redis_url", "redis_prefix", "presence_ttl_ms", "webhook_queue"])]
+    #[arg(long, conflicts_with_all = ["redis_url", "redis_prefix", "presence_ttl_ms", "webhook_queue", "redis_cluster"])]
     without_redis: bool,
     /// Where webhook events wait for delivery: in this process (lost if it dies), or in Redis
     /// (at-least-once: a receiver outage or a killed bridge loses nothing).
@@ -152,10 +166,18 @@ fn main() -> ExitCode {
     // rustls on `ring`, the one provider in the tree: installed explicitly, so that no other
     // crate enabling a second provider could make TLS set-up panic.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Err(message) = redis_layout::check_prefix(&args.redis_prefix) {
+        eprintln!("ringcast-bridge: {message}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let client = if args.without_redis {
         None
     } else {
-        match redis_client(&args.redis_url, args.redis_tls_ca.as_deref()) {
+        match redis_client(
+            &args.redis_url,
+            args.redis_tls_ca.as_deref(),
+            args.redis_cluster,
+        ) {
             Ok(client) => Some(client),
             Err(message) => {
                 eprintln!("ringcast-bridge: {message}");
@@ -188,27 +210,59 @@ fn main() -> ExitCode {
     runtime.block_on(run(args, node_id, client, http))
 }
 
-/// The Redis client for `url`; with `ca_file`, TLS trusts that authority only.
-fn redis_client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client, String> {
-    let shown = redis_url::without_password(url);
-    let result = match ca_file {
-        None => redis::Client::open(url),
-        Some(path) => {
-            if !url.starts_with("rediss://") {
-                return Err(format!(
-                    "--redis-tls-ca needs a rediss:// URL (TLS), not {shown}"
-                ));
-            }
-            let pem = std::fs::read(path)
-                .map_err(|err| format!("cannot read --redis-tls-ca {}: {err}", path.display()))?;
-            let certificates = redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem),
-            };
-            redis::Client::build_with_tls(url, certificates)
-        }
+/// The Redis client for `url` (with `cluster`: a comma-separated list of seed nodes); with
+/// `ca_file`, TLS trusts that authority only.
+fn redis_client(url: &str, ca_file: Option<&Path>, cluster: bool) -> Result<RedisClient, String> {
+    let urls: Vec<&str> = if cluster {
+        url.split(',')
+            .map(str::trim)
+            .filter(|seed| !seed.is_empty())
+            .collect()
+    } else {
+        vec![url]
     };
-    result.map_err(|err| format!("invalid --redis-url {shown}: {err}"))
+    if urls.is_empty() {
+        return Err("--redis-url names no Redis Cluster node".to_owned());
+    }
+    let root_certificate =
+        match ca_file {
+            None => None,
+            Some(path) => {
+                if let Some(plain) = urls.iter().find(|url| !url.starts_with("rediss://")) {
+                    return Err(format!(
+                        "--redis-tls-ca needs rediss:// URLs (TLS), not {}",
+                        redis_url::without_password(plain)
+                    ));
+                }
+                Some(std::fs::read(path).map_err(|err| {
+                    format!("cannot read --redis-tls-ca {}: {err}", path.display())
+                })?)
+            }
+        };
+    // Every URL is checked here, so that a typo is a start error rather than a retry loop.
+    let mut single = None;
+    for url in &urls {
+        let shown = redis_url::without_password(url);
+        let client = match &root_certificate {
+            None => redis::Client::open(*url),
+            Some(pem) => redis::Client::build_with_tls(
+                *url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|err| format!("invalid --redis-url {shown}: {err}"))?;
+        single = Some(client);
+    }
+    match single {
+        Some(client) if !cluster => Ok(RedisClient::Single(client)),
+        _ => Ok(RedisClient::Cluster {
+            seeds: urls.into_iter().map(str::to_owned).collect(),
+            root_certificate,
+        }),
+    }
 }
 
 /// Removes a socket file left by a bridge that was killed; refuses to touch anything else.
@@ -228,7 +282,7 @@ fn clear_stale_socket(path: &Path) -> Result<(), String> {
 async fn run(
     args: Args,
     node_id: u64,
-    client: Option<redis::Client>,
+    client: Option<RedisClient>,
     http: OutboundHttp,
 ) -> ExitCode {
     let listener = match UnixListener::bind(&args.link_socket) {
@@ -253,7 +307,14 @@ async fn run(
         }
     };
     let redis_shown = match &client {
-        Some(_) => redis_url::without_password(&args.redis_url),
+        Some(RedisClient::Single(_)) => redis_url::without_password(&args.redis_url),
+        Some(RedisClient::Cluster { seeds, .. }) => {
+            let shown: Vec<String> = seeds
+                .iter()
+                .map(|seed| redis_url::without_password(seed))
+                .collect();
+            format!("Redis Cluster via {}", shown.join(","))
+        }
         None => "none (a node alone: webhooks only)".to_owned(),
     };
     tracing::info!(
@@ -309,8 +370,10 @@ async fn run(
         Arc::clone(&counters),
     ));
 
+    let key_prefix = redis_layout::key_prefix(&args.redis_prefix);
     let node_keys = NodeKeys {
-        prefix: args.redis_prefix.clone(),
+        prefix: key_prefix.clone(),
+        channel_prefix: args.redis_prefix.clone(),
         node_id,
         redis_queue: args.webhook_queue == QueueDriver::Redis,
     };
@@ -327,7 +390,7 @@ async fn run(
             ));
             tokio::spawn(run_consumer(
                 client.clone(),
-                args.redis_prefix.clone(),
+                key_prefix.clone(),
                 node_id.to_string(),
                 router_sender.clone(),
                 configured_watch.clone(),
@@ -338,19 +401,43 @@ async fn run(
     };
     let mut cluster_tasks = Vec::new();
     let mut connection_counts = None;
+    let mut cluster_sums = None;
     let mut publisher = None;
     let mut presence = None;
     match &client {
         Some(client) => {
             let (publisher_sender, publisher_queue) = mpsc::channel(PUBLISH_QUEUE_MESSAGES_MAX);
-            tokio::spawn(run_subscriber(
-                client.clone(),
-                subscriber_queue,
-                hub_sender.clone(),
-                Arc::clone(&counters),
-            ));
+            // Whether the cluster has sharded pub/sub (Redis 7+): the subscriber finds out, the
+            // publisher follows.
+            let sharded = Arc::new(AtomicBool::new(client.is_cluster()));
+            match client {
+                RedisClient::Single(single) => tokio::spawn(run_subscriber(
+                    single.clone(),
+                    subscriber_queue,
+                    hub_sender.clone(),
+                    Arc::clone(&counters),
+                )),
+                RedisClient::Cluster {
+                    seeds,
+                    root_certificate,
+                } => tokio::spawn(run_cluster_subscriber(
+                    ClusterSubscriberSetup {
+                        seeds: seeds.clone(),
+                        root_certificate: root_certificate.clone(),
+                        prefix: args.redis_prefix.clone(),
+                        sharded: Arc::clone(&sharded),
+                    },
+                    subscriber_queue,
+                    hub_sender.clone(),
+                    Arc::clone(&counters),
+                )),
+            };
             tokio::spawn(run_publisher(
                 client.clone(),
+                PublishLayout {
+                    prefix: args.redis_prefix.clone(),
+                    sharded,
+                },
                 publisher_queue,
                 Arc::clone(&counters),
             ));
@@ -392,7 +479,7 @@ async fn run(
             let (counts_sender, counts_watch) = tokio::sync::watch::channel(Vec::new());
             tokio::spawn(run_connections(
                 client.clone(),
-                args.redis_prefix.clone(),
+                key_prefix.clone(),
                 node_id,
                 presence_ttl,
                 counts_watch,
@@ -400,6 +487,16 @@ async fn run(
                 Arc::clone(&counters),
             ));
             connection_counts = Some(Arc::new(counts_sender));
+            let (sums_sender, sums_queue) = mpsc::channel(CLUSTER_COUNT_QUEUE_MAX);
+            tokio::spawn(run_cluster_counts(
+                client.clone(),
+                node_keys.clone(),
+                presence_ttl,
+                sums_queue,
+                webhook_sender.clone(),
+                Arc::clone(&counters),
+            ));
+            cluster_sums = Some(sums_sender);
             publisher = Some(publisher_sender);
             presence = Some(presence_sender);
         }
@@ -422,6 +519,13 @@ async fn run(
             return ExitCode::FAILURE;
         }
     };
+    let (counts_sender, counts_queue) = mpsc::channel(COUNT_INPUT_QUEUE_MAX);
+    tokio::spawn(run_counts(
+        counts_queue,
+        webhook_sender.clone(),
+        cluster_sums,
+        Arc::clone(&counters),
+    ));
     let auth_counters = Arc::clone(&counters.auth);
     let (auth_sender, auth_jobs) = mpsc::channel(AUTH_QUEUE_MAX);
     tokio::spawn(run_auth(auth_jobs, auth_http, Arc::clone(&auth_counters)));
@@ -434,6 +538,7 @@ async fn run(
             publisher,
             presence,
             webhooks: webhook_sender,
+            subscription_counts: counts_sender,
             queries,
             connection_counts,
             auth: AuthQueue::new(auth_sender, Arc::clone(&auth_counters)),
@@ -493,5 +598,44 @@ fn run_id() -> u32 {
 fn remove_socket(path: &Path) {
     if let Err(err) = std::fs::remove_file(path) {
         tracing::warn!("cannot remove {}: {err}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_url_lists_seeds_and_each_is_checked() {
+        let client =
+            redis_client("redis://h1:7001, redis://h2:7002,", None, true).expect("two seeds");
+        let RedisClient::Cluster { seeds, .. } = client else {
+            panic!("a cluster client");
+        };
+        assert_eq!(seeds, ["redis://h1:7001", "redis://h2:7002"]);
+        assert!(redis_client(" , ", None, true).is_err(), "no seed at all");
+        let error = match redis_client("redis://h1:7001,nonsense://x", None, true) {
+            Err(error) => error,
+            Ok(_) => panic!("a bad seed is a start error"),
+        };
+        assert!(error.contains("nonsense://x"), "{error}");
+        // Without --redis-cluster the URL is one server's.
+        assert!(matches!(
+            redis_client("redis://h1:7001", None, false),
+            Ok(RedisClient::Single(_))
+        ));
+    }
+
+    #[test]
+    fn a_private_ca_needs_tls_seeds() {
+        let ca =
+            std::env::temp_dir().join(format!("ringcast-bridge-test-ca-{}", std::process::id()));
+        std::fs::write(&ca, b"not checked here").expect("temp file");
+        let error = match redis_client("rediss://h1:7001,redis://h2:7002", Some(&ca), true) {
+            Err(error) => error,
+            Ok(_) => panic!("a plain seed with a CA file is a start error"),
+        };
+        assert!(error.contains("redis://h2:7002"), "{error}");
+        let _ = std::fs::remove_file(&ca);
     }
 }

@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use crate::redis_connect::{self, RedisClient, RedisConnection};
 use tokio::time::{timeout, Instant};
 
 use crate::presence_scripts::{
     heartbeat_key, keys_hash_key, nodes_key, reap_lock_key, NodeKeys, Scripts,
 };
-use crate::redis_connect;
 
 /// How often the node set is checked for dead nodes.
 const REAP_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,9 +25,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 const NODES_PER_ROUND_MAX: usize = 1_024;
 
 /// Runs forever: heartbeat every `ttl / 3`, reaper every second.
-pub async fn run_liveness(client: redis::Client, keys: NodeKeys, ttl: Duration) {
+pub async fn run_liveness(client: RedisClient, keys: NodeKeys, ttl: Duration) {
     let mut scripts = Scripts::new(&keys.script_keys());
-    let mut connection: Option<MultiplexedConnection> = None;
+    let mut connection: Option<RedisConnection> = None;
     let heartbeat_every = ttl / 3;
     let mut next_heartbeat = Instant::now();
     let mut next_reap = Instant::now();
@@ -90,7 +89,7 @@ fn log_failure(failing: &mut bool, reason: &str) {
 /// cluster until the engine resyncs, which the link protocol cannot ask for yet — so it is
 /// logged loudly.
 async fn heartbeat(
-    connection: &mut MultiplexedConnection,
+    connection: &mut RedisConnection,
     keys: &NodeKeys,
     ttl: Duration,
     registered_before: &mut bool,
@@ -120,7 +119,7 @@ async fn heartbeat(
 
 /// Reaps every node of the set whose heartbeat is gone.
 async fn reap_dead(
-    connection: &mut MultiplexedConnection,
+    connection: &mut RedisConnection,
     keys: &NodeKeys,
     scripts: &mut Scripts,
 ) -> redis::RedisResult<()> {
@@ -175,7 +174,7 @@ async fn reap_dead(
 
 /// Runs the reap script for `node_id`; `force` reaps even a live node (our own shutdown).
 async fn reap(
-    connection: &mut MultiplexedConnection,
+    connection: &mut RedisConnection,
     scripts: &mut Scripts,
     prefix: &str,
     node_id: u64,
@@ -195,7 +194,7 @@ async fn reap(
 }
 
 /// Graceful shutdown: this node's members leave the cluster now rather than after the TTL.
-pub async fn reap_self(client: &redis::Client, keys: &NodeKeys) -> redis::RedisResult<()> {
+pub async fn reap_self(client: &RedisClient, keys: &NodeKeys) -> redis::RedisResult<()> {
     let mut connection = redis_connect::open(client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await?;
     let mut scripts = Scripts::new(&keys.script_keys());
     reap(

@@ -2,17 +2,20 @@
 //! Every change is one script, so Redis applies it atomically and the member events it
 //! publishes are in the order of the state changes.
 //!
-//! Keys, with `P` = `{prefix}#{app_id}#{channel}` (also the channel's Redis pub/sub channel):
+//! Keys, with `P` = `{prefix}#{app_id}#{channel}` (the braces are part of the name: every state
+//! key shares one Redis Cluster hash slot, see `redis_layout`; the channel's pub/sub channel is
+//! the same name without them):
 //! - `P#members`: user id → user info, cluster-wide;
 //! - `P#count`: user id → number of (node, shard) pairs holding the user;
 //! - `P#held#{node}#{shard}`: user id → user info held by that node and shard;
+//! - `P#subscriptions`: node id → the node's subscription count (`subscription_count` webhooks);
 //! - `{prefix}#node#{node}`: the node's heartbeat (expires unless refreshed);
 //! - `{prefix}#nodes`: set of node ids that may hold members;
 //! - `{prefix}#node#{node}#keys`: hash, `P#held#…` key → `field(P)` followed by the channel's
 //!   member event head (see `envelope`). A hash rather than a set so that the reaper of a dead
 //!   node gets the channel's names without parsing key names (names may contain `#`).
 
-use redis::aio::MultiplexedConnection;
+use crate::redis_connect::RedisConnection;
 use redis::{Cmd, FromRedisValue, RedisResult, ToRedisArgs};
 
 use crate::envelope::redis_channel_name;
@@ -41,11 +44,15 @@ local function hook(payload)
     table.insert(hooks, payload)
   end
 end
+-- The pub/sub channel of a key base: the same name without the braces of the key prefix.
+local function channel_of(p)
+  return CHANNEL_PREFIX .. string.sub(p, KEY_PREFIX_LEN + 1)
+end
 local function added(p, head, user, info)
   if redis.call('HINCRBY', p .. '#count', user, 1) == 1 then
     redis.call('HSET', p .. '#members', user, info)
     local payload = head .. 'A' .. field(user) .. field(info)
-    redis.call('PUBLISH', p, payload)
+    redis.call('PUBLISH', channel_of(p), payload)
     if redis.call('ZREM', DELAYED, head .. 'R' .. field(user)) == 0 then
       hook(payload)
     end
@@ -56,7 +63,7 @@ local function removed(p, head, user)
     redis.call('HDEL', p .. '#count', user)
     redis.call('HDEL', p .. '#members', user)
     local payload = head .. 'R' .. field(user)
-    redis.call('PUBLISH', p, payload)
+    redis.call('PUBLISH', channel_of(p), payload)
     redis.call('ZADD', DELAYED, now_ms() + DELAY_MS, payload)
   end
 end
@@ -148,7 +155,8 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 "#;
 
-/// ARGV: most entries to take. Takes the delayed leave events whose time came (each by one
+/// KEYS: the delayed set (it routes the call in a Redis Cluster). ARGV: most entries to take.
+/// Takes the delayed leave events whose time came (each by one
 /// bridge only: the script is atomic) and returns their payloads.
 const LUA_TAKE_DUE: &str = r#"
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
@@ -160,7 +168,7 @@ return {#due, hooks}
 "#;
 
 /// An event the bridge hands to the Redis queue itself (a node alone, or a client event or
-/// cache miss). ARGV: `leave` | `join` | `now`, the field name (`m`: member-event payload,
+/// cache miss). KEYS: the delayed set (for routing, as above). ARGV: `leave` | `join` | `now`, the field name (`m`: member-event payload,
 /// `h`: link-encoded hook event), the payload, and for `join` the payload of the leave it
 /// cancels. A leave waits in the delayed set; a join whose leave still waits cancels both.
 const LUA_ENQUEUE: &str = r#"
@@ -175,6 +183,31 @@ redis.call('XADD', QUEUE, 'MAXLEN', '~', QUEUE_MAX, '*', ARGV[2], ARGV[3])
 return 1
 "#;
 
+/// A node's count of one channel's subscriptions, summed with the other live nodes' into the
+/// cluster's (for `subscription_count` webhooks). A count of 0 removes the node's entry; entries
+/// of nodes no longer in the node set (reaped) are dropped on the way. KEYS: the channel's
+/// counts hash (`P#subscriptions`), nodes set, heartbeat. ARGV: node id, the node's count, TTL.
+/// Returns the cluster's count.
+const LUA_SUBSCRIPTION_COUNT: &str = r#"
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[3], 'NX')
+redis.call('SADD', KEYS[2], ARGV[1])
+if ARGV[2] == '0' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+local total = 0
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  if redis.call('SISMEMBER', KEYS[2], entries[i]) == 1 then
+    total = total + tonumber(entries[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
+end
+return total
+"#;
+
 /// One Lua script, run with EVALSHA. The SHA comes from SCRIPT LOAD (the redis crate's own
 /// `Script` needs a SHA-1 crate the workspace does not have); after a Redis restart forgot the
 /// script, NOSCRIPT makes it load again.
@@ -186,6 +219,8 @@ pub struct Script {
 impl Script {
     fn new(keys: &ScriptKeys, body: &str) -> Self {
         let delayed = lua_string(webhook_due_key(&keys.prefix).as_bytes());
+        let channel_prefix = lua_string(keys.channel_prefix.as_bytes());
+        let key_prefix_length = keys.prefix.len();
         let queue = if keys.redis_queue {
             lua_string(webhook_queue_key(&keys.prefix).as_bytes())
         } else {
@@ -194,6 +229,7 @@ impl Script {
         Self {
             text: format!(
                 "local DELAYED = {delayed}\nlocal DELAY_MS = {LEAVE_DELAY_MS}\n\
+                 local CHANNEL_PREFIX = {channel_prefix}\nlocal KEY_PREFIX_LEN = {key_prefix_length}\n\
                  local QUEUE = {queue}\nlocal QUEUE_MAX = {WEBHOOK_QUEUE_ENTRIES_MAX}\n\
                  {LUA_COMMON}{body}"
             ),
@@ -214,7 +250,7 @@ impl Script {
     /// Runs the script with `keys` and `args`.
     pub async fn run<T: FromRedisValue>(
         &mut self,
-        connection: &mut MultiplexedConnection,
+        connection: &mut RedisConnection,
         keys: &[&str],
         args: &[&[u8]],
     ) -> RedisResult<T> {
@@ -265,14 +301,18 @@ pub struct Scripts {
     pub take_due: Script,
     /// Hand one event to the Redis queue (or the delayed set).
     pub enqueue: Script,
+    /// Set the node's subscription count of a channel; get the cluster's.
+    pub subscription_count: Script,
 }
 
 /// What the scripts are built for: the key prefix, and whether webhook events go to the Redis
 /// queue (`--webhook-queue redis`) or back to the bridge that ran the script.
 #[derive(Debug, Clone)]
 pub struct ScriptKeys {
-    /// The Redis prefix.
+    /// The prefix of state keys (`{prefix}`).
     pub prefix: String,
+    /// The prefix of pub/sub channels (the configured prefix).
+    pub channel_prefix: String,
     /// Webhook events go to the Redis queue.
     pub redis_queue: bool,
 }
@@ -288,6 +328,7 @@ impl Scripts {
             reap: Script::new(keys, LUA_REAP),
             take_due: Script::new(keys, LUA_TAKE_DUE),
             enqueue: Script::new(keys, LUA_ENQUEUE),
+            subscription_count: Script::new(keys, LUA_SUBSCRIPTION_COUNT),
         }
     }
 }
@@ -348,8 +389,10 @@ pub fn occupancy_head_channel(channel: &str) -> String {
 /// Key names of one node.
 #[derive(Debug, Clone)]
 pub struct NodeKeys {
-    /// The Redis prefix.
+    /// The prefix of state keys (`{prefix}`, see `redis_layout::key_prefix`).
     pub prefix: String,
+    /// The prefix of pub/sub channels (the configured prefix).
+    pub channel_prefix: String,
     /// The node id.
     pub node_id: u64,
     /// Webhook events go to the Redis queue.
@@ -361,6 +404,7 @@ impl NodeKeys {
     pub fn script_keys(&self) -> ScriptKeys {
         ScriptKeys {
             prefix: self.prefix.clone(),
+            channel_prefix: self.channel_prefix.clone(),
             redis_queue: self.redis_queue,
         }
     }
@@ -414,6 +458,11 @@ pub fn nodes_key(prefix: &str) -> String {
 /// `{prefix}#reap#{node}`: lock so that one bridge reaps a dead node.
 pub fn reap_lock_key(prefix: &str, node_id: u64) -> String {
     format!("{prefix}#reap#{node_id}")
+}
+
+/// `P#subscriptions`: node id → the node's subscription count of the channel.
+pub fn subscriptions_key(channel_base: &str) -> String {
+    format!("{channel_base}#subscriptions")
 }
 
 /// `P#members`.

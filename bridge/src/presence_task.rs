@@ -15,19 +15,17 @@ use ringcast_core::link::{self, LinkMessage, Member, PresenceChannel};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
-use redis::aio::MultiplexedConnection;
-
 use crate::backoff::Backoff;
 use crate::cluster_hooks::forward;
-use crate::envelope::member_event_head;
+use crate::envelope::{member_event_head, redis_channel_name};
 use crate::hub::SHARDS_MAX;
 use crate::hub_task::LinkWriter;
-use crate::link_server::cache_key;
 use crate::presence_scripts::{
     channel_base_of_meta, held_suffix, members_key, occupancy_base, occupancy_head_channel, Hooks,
     NodeKeys, Scripts, OCCUPANCY_MEMBER,
 };
-use crate::redis_connect;
+use crate::redis_connect::{self, RedisClient, RedisConnection};
+use crate::redis_layout::cache_key;
 use crate::stats::BridgeCounters;
 use crate::webhook_task::WebhookInput;
 
@@ -128,12 +126,12 @@ pub enum PresenceInput {
 
 /// State of the presence task.
 struct Presence {
-    client: redis::Client,
+    client: RedisClient,
     keys: NodeKeys,
     /// The heartbeat TTL in ms, as text for the scripts.
     ttl_ms: String,
     scripts: Scripts,
-    connection: Option<MultiplexedConnection>,
+    connection: Option<RedisConnection>,
     backoff: Backoff,
     /// While disconnected: no connection attempt before this.
     retry_at: Instant,
@@ -145,7 +143,7 @@ struct Presence {
 
 /// Runs until every sender of `inputs` is gone.
 pub async fn run_presence(
-    client: redis::Client,
+    client: RedisClient,
     keys: NodeKeys,
     ttl: Duration,
     mut inputs: mpsc::Receiver<PresenceInput>,
@@ -350,7 +348,11 @@ impl Presence {
     /// The cluster's last event of a cache channel; empty when there is none (or Redis does not
     /// answer: the subscriber gets a cache miss rather than a wait).
     async fn last_cached(&mut self, app_id: &str, channel: &str) -> bytes::Bytes {
-        let key = cache_key(&self.keys.channel_base(app_id, channel));
+        let key = cache_key(&redis_channel_name(
+            &self.keys.channel_prefix,
+            app_id,
+            channel,
+        ));
         let Some(mut connection) = self.connect().await else {
             self.failed("cache query", "redis unavailable; answering a miss");
             return bytes::Bytes::new();
@@ -460,7 +462,7 @@ impl Presence {
     }
 
     /// The connection, opening one unless a recent attempt failed.
-    async fn connect(&mut self) -> Option<MultiplexedConnection> {
+    async fn connect(&mut self) -> Option<RedisConnection> {
         if let Some(connection) = &self.connection {
             return Some(connection.clone());
         }

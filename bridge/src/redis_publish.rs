@@ -1,18 +1,22 @@
 //! The Redis publisher task: drains the bounded publish queue in batches and sends each batch
 //! as one pipeline of PUBLISH commands on one connection — one round trip per batch, and the
-//! order in which the node's shards published is the order Redis sees. A batch Redis does not
-//! take is dropped (and counted), and the connection is reopened with backoff; nothing queues
-//! up beyond the bounded queue meanwhile.
+//! order in which the node's shards published is the order Redis sees. On a Redis Cluster a
+//! pipeline must stay in one hash slot: a batch goes as one pipeline per slot, all at once (one
+//! channel's messages share a slot, so their order holds), with SPUBLISH for the sharded
+//! channels. A batch Redis does not take is dropped (and counted), and the connection is
+//! reopened with backoff; nothing queues up beyond the bounded queue meanwhile.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::redis_connect::{self, RedisClient, RedisConnection};
+use crate::redis_layout::{is_sharded_channel, slot_of};
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 
 use crate::backoff::Backoff;
-use crate::redis_connect;
 use crate::stats::{self, BridgeCounters};
 
 /// Capacity of the publish queue, in messages.
@@ -42,13 +46,22 @@ pub struct Outbound {
 /// How long Redis keeps a cache channel's last event (specs/pusher.md §5: 30 minutes).
 pub const CACHE_TTL_MS: u64 = 30 * 60 * 1000;
 
+/// How the publisher names its commands on a Redis Cluster.
+pub struct PublishLayout {
+    /// The prefix of the pub/sub channels (tells message channels from the others).
+    pub prefix: String,
+    /// The cluster has sharded pub/sub (set by the subscriber, which finds out).
+    pub sharded: Arc<AtomicBool>,
+}
+
 /// Runs until every sender of `queue` is gone.
 pub async fn run_publisher(
-    client: redis::Client,
+    client: RedisClient,
+    layout: PublishLayout,
     mut queue: mpsc::Receiver<Outbound>,
     counters: Arc<BridgeCounters>,
 ) {
-    let mut connection: Option<MultiplexedConnection> = None;
+    let mut connection: Option<RedisConnection> = None;
     let mut backoff = Backoff::for_redis();
     let mut failing = false;
     let mut batch: Vec<Outbound> = Vec::with_capacity(BATCH_MESSAGES_MAX);
@@ -65,10 +78,10 @@ pub async fn run_publisher(
             }
         }
         let result = match connection.as_mut() {
-            Some(open) => publish(open, &batch).await,
+            Some(open) => publish(open, &layout, &batch).await,
             None => match redis_connect::open(&client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await {
                 Ok(mut open) => {
-                    let result = publish(&mut open, &batch).await;
+                    let result = publish(&mut open, &layout, &batch).await;
                     connection = Some(open);
                     result
                 }
@@ -109,25 +122,53 @@ pub async fn run_publisher(
 }
 
 async fn publish(
-    connection: &mut MultiplexedConnection,
+    connection: &mut RedisConnection,
+    layout: &PublishLayout,
     batch: &[Outbound],
 ) -> redis::RedisResult<()> {
-    let mut pipeline = redis::Pipeline::with_capacity(batch.len());
-    for outbound in batch {
-        if let Some((key, frame)) = &outbound.cache {
-            pipeline
-                .cmd("SET")
-                .arg(key)
-                .arg(&frame[..])
-                .arg("PX")
-                .arg(CACHE_TTL_MS)
-                .ignore();
+    let RedisConnection::Cluster(_) = connection else {
+        let mut pipeline = redis::Pipeline::with_capacity(batch.len());
+        for outbound in batch {
+            add_publish(&mut pipeline, "PUBLISH", outbound);
         }
+        return pipeline.query_async::<()>(connection).await;
+    };
+    let sharded = layout.sharded.load(Ordering::Relaxed);
+    let mut by_slot: HashMap<u16, redis::Pipeline, ahash::RandomState> = HashMap::default();
+    for outbound in batch {
+        let command = if sharded && is_sharded_channel(&layout.prefix, &outbound.redis_channel) {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let slot = slot_of(outbound.redis_channel.as_bytes());
+        add_publish(by_slot.entry(slot).or_default(), command, outbound);
+    }
+    let sends = by_slot.into_values().map(|pipeline| {
+        let mut connection = connection.clone();
+        async move { pipeline.query_async::<()>(&mut connection).await }
+    });
+    futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Adds the commands of `outbound` to `pipeline`: the cache SET (same slot as its channel), then
+/// the publish.
+fn add_publish(pipeline: &mut redis::Pipeline, command: &str, outbound: &Outbound) {
+    if let Some((key, frame)) = &outbound.cache {
         pipeline
-            .cmd("PUBLISH")
-            .arg(&outbound.redis_channel)
-            .arg(&outbound.payload[..])
+            .cmd("SET")
+            .arg(key)
+            .arg(&frame[..])
+            .arg("PX")
+            .arg(CACHE_TTL_MS)
             .ignore();
     }
-    pipeline.query_async::<()>(connection).await
+    pipeline
+        .cmd(command)
+        .arg(&outbound.redis_channel)
+        .arg(&outbound.payload[..])
+        .ignore();
 }

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::redis_connect::{self, RedisClient, RedisConnection};
 use bytes::BytesMut;
-use redis::aio::MultiplexedConnection;
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::{self, HookEvent, LinkMessage};
 use tokio::sync::{mpsc, watch};
@@ -28,10 +28,9 @@ use crate::backoff::Backoff;
 use crate::cluster_hooks::hook_of_payload;
 use crate::envelope::{member_event_head, put_field};
 use crate::presence_scripts::{
-    occupancy_head_channel, webhook_queue_key, ScriptKeys, Scripts, OCCUPANCY_MEMBER,
-    WEBHOOK_QUEUE_GROUP,
+    occupancy_head_channel, webhook_due_key, webhook_queue_key, ScriptKeys, Scripts,
+    OCCUPANCY_MEMBER, WEBHOOK_QUEUE_GROUP,
 };
-use crate::redis_connect;
 use crate::stats::{add, BridgeCounters};
 use crate::webhook_task::WebhookInput;
 
@@ -123,7 +122,9 @@ fn queue_entry(event: &HookEvent) -> Option<QueueEntry> {
             let body: serde_json::Value = serde_json::from_slice(&event.body).ok()?;
             (event.channel.clone(), body["user_id"].as_str()?.to_owned())
         }
-        WebhookEventType::ClientEvent | WebhookEventType::CacheMiss => {
+        WebhookEventType::ClientEvent
+        | WebhookEventType::CacheMiss
+        | WebhookEventType::SubscriptionCount => {
             let mut encoded = BytesMut::new();
             link::encode(&LinkMessage::Hook(event.clone()), &mut encoded).ok()?;
             return Some(QueueEntry {
@@ -175,7 +176,7 @@ fn entry_event(fields: &[(String, Vec<u8>)]) -> Option<HookEvent> {
     }
 }
 
-async fn connect(client: &redis::Client, block: bool) -> redis::RedisResult<MultiplexedConnection> {
+async fn connect(client: &RedisClient, block: bool) -> redis::RedisResult<RedisConnection> {
     // A blocking read waits up to READ_BLOCK_MS on top of the usual answer time.
     let response = if block {
         REDIS_TIMEOUT + Duration::from_millis(READ_BLOCK_MS)
@@ -188,14 +189,15 @@ async fn connect(client: &redis::Client, block: bool) -> redis::RedisResult<Mult
 /// The producer: runs until every sender of `inputs` is gone. Settings go on to the webhook
 /// task (`router`); events go into Redis, in order, kept while Redis is away.
 pub async fn run_producer(
-    client: redis::Client,
+    client: RedisClient,
     keys: ScriptKeys,
     mut inputs: mpsc::Receiver<WebhookInput>,
     router: mpsc::Sender<WebhookInput>,
     counters: Arc<BridgeCounters>,
 ) {
     let mut scripts = Scripts::new(&keys);
-    let mut connection: Option<MultiplexedConnection> = None;
+    let delayed = webhook_due_key(&keys.prefix);
+    let mut connection: Option<RedisConnection> = None;
     let mut backoff = Backoff::for_redis();
     let mut waiting: VecDeque<QueueEntry> = VecDeque::new();
     loop {
@@ -243,7 +245,8 @@ pub async fn run_producer(
                     pipeline
                         .cmd("EVALSHA")
                         .arg(sha)
-                        .arg(0)
+                        .arg(1)
+                        .arg(&delayed)
                         .arg(entry.mode)
                         .arg(entry.field)
                         .arg(&entry.payload[..])
@@ -264,7 +267,7 @@ pub async fn run_producer(
                 ];
                 scripts
                     .enqueue
-                    .run::<i64>(open, &[], &args)
+                    .run::<i64>(open, &[&delayed], &args)
                     .await
                     .map(|_| 1)
             }
@@ -319,7 +322,7 @@ type StreamEntry = (String, Vec<(String, Vec<u8>)>);
 /// group (the same for every bridge the node's engine starts). It starts reading once the
 /// engine's webhook settings are in (`configured`).
 pub async fn run_consumer(
-    client: redis::Client,
+    client: RedisClient,
     prefix: String,
     consumer: String,
     router: mpsc::Sender<WebhookInput>,
@@ -338,7 +341,7 @@ pub async fn run_consumer(
         Arc::clone(&in_flight),
     ));
     let mut backoff = Backoff::for_redis();
-    let mut connection: Option<MultiplexedConnection> = None;
+    let mut connection: Option<RedisConnection> = None;
     // First what this node's previous bridge had taken and not finished, then new entries.
     let mut own_pending_after: Option<String> = Some("0".to_owned());
     let mut next_claim = tokio::time::Instant::now();
@@ -417,7 +420,7 @@ pub async fn run_consumer(
 }
 
 /// Creates the consumer group (from the start of the stream) unless it exists.
-async fn create_group(connection: &mut MultiplexedConnection, key: &str) -> redis::RedisResult<()> {
+async fn create_group(connection: &mut RedisConnection, key: &str) -> redis::RedisResult<()> {
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(key)
@@ -434,7 +437,7 @@ async fn create_group(connection: &mut MultiplexedConnection, key: &str) -> redi
 
 /// This consumer's own pending entries after `pending_after`, or (`None`) new entries.
 async fn read_entries(
-    connection: &mut MultiplexedConnection,
+    connection: &mut RedisConnection,
     key: &str,
     consumer: &str,
     pending_after: Option<&str>,
@@ -464,7 +467,7 @@ async fn read_entries(
 
 /// Entries other consumers left idle past the retry window, now this consumer's.
 async fn claim_idle(
-    connection: &mut MultiplexedConnection,
+    connection: &mut RedisConnection,
     key: &str,
     consumer: &str,
 ) -> redis::RedisResult<Vec<StreamEntry>> {
@@ -484,13 +487,13 @@ async fn claim_idle(
 /// Acknowledges and deletes settled entries, a batch per round trip. Runs until every
 /// [`SettleToken`] and the consumer are gone.
 async fn run_acker(
-    client: redis::Client,
+    client: RedisClient,
     key: String,
     mut acks: mpsc::Receiver<String>,
     in_flight: Arc<AtomicUsize>,
 ) {
     let mut backoff = Backoff::for_redis();
-    let mut connection: Option<MultiplexedConnection> = None;
+    let mut connection: Option<RedisConnection> = None;
     let mut batch: Vec<String> = Vec::new();
     loop {
         if batch.is_empty() {

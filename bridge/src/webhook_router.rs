@@ -190,7 +190,9 @@ impl WebhookRouter {
                     self.route(event, now_ms, &mut ready);
                 }
             }
-            WebhookEventType::ClientEvent | WebhookEventType::CacheMiss => {
+            WebhookEventType::ClientEvent
+            | WebhookEventType::CacheMiss
+            | WebhookEventType::SubscriptionCount => {
                 self.route(event, now_ms, &mut ready);
             }
         }

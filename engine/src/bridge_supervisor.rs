@@ -29,15 +29,29 @@ pub fn socket_path(server: &ServerConfig) -> PathBuf {
 }
 
 /// The Redis URL as the bridge wants it: the seed's `host:port` form gets a scheme, and
-/// `--redis-tls` selects `rediss://`.
+/// `--redis-tls` selects `rediss://`. With `--redis-cluster` it may list several nodes,
+/// comma-separated; each gets its scheme.
 pub fn redis_url(server: &ServerConfig) -> String {
-    let url = server.redis_url.trim();
-    let rest = url
-        .strip_prefix("redis://")
-        .or_else(|| url.strip_prefix("rediss://"));
-    let secure = server.redis_tls || url.starts_with("rediss://");
-    let scheme = if secure { "rediss" } else { "redis" };
-    format!("{scheme}://{}", rest.unwrap_or(url))
+    let with_scheme = |url: &str| {
+        let rest = url
+            .strip_prefix("redis://")
+            .or_else(|| url.strip_prefix("rediss://"));
+        let secure = server.redis_tls || url.starts_with("rediss://");
+        let scheme = if secure { "rediss" } else { "redis" };
+        format!("{scheme}://{}", rest.unwrap_or(url))
+    };
+    if server.redis_cluster {
+        let seeds: Vec<String> = server
+            .redis_url
+            .split(',')
+            .map(str::trim)
+            .filter(|seed| !seed.is_empty())
+            .map(with_scheme)
+            .collect();
+        seeds.join(",")
+    } else {
+        with_scheme(server.redis_url.trim())
+    }
 }
 
 /// Finds the bridge program and starts supervising it. Fails (before any shard starts) when
@@ -87,6 +101,9 @@ pub fn start(server: &ServerConfig, socket: &Path, cluster: bool) -> Result<(), 
         ]);
         if redis_queue {
             args.extend(["--webhook-queue".into(), "redis".into()]);
+        }
+        if server.redis_cluster {
+            args.push("--redis-cluster".into());
         }
         if let Some(ca_file) = &server.redis_tls_ca_file {
             args.extend(["--redis-tls-ca".into(), ca_file.clone()]);
@@ -186,5 +203,22 @@ mod tests {
         assert_eq!(redis_url(&server("redis://h:1/2", false)), "redis://h:1/2");
         assert_eq!(redis_url(&server("redis://h:1", true)), "rediss://h:1");
         assert_eq!(redis_url(&server("rediss://h:1", false)), "rediss://h:1");
+    }
+
+    #[test]
+    fn a_redis_cluster_url_lists_seed_nodes() {
+        let mut cluster = server("h1:7001, redis://h2:7002,,h3:7003", false);
+        cluster.redis_cluster = true;
+        assert_eq!(
+            redis_url(&cluster),
+            "redis://h1:7001,redis://h2:7002,redis://h3:7003"
+        );
+        cluster.redis_tls = true;
+        assert_eq!(
+            redis_url(&cluster),
+            "rediss://h1:7001,rediss://h2:7002,rediss://h3:7003"
+        );
+        // Without --redis-cluster a comma is just part of the one URL.
+        assert_eq!(redis_url(&server("h1:1", false)), "redis://h1:1");
     }
 }

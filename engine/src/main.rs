@@ -103,8 +103,12 @@ fn run(config: config::Config) -> Result<(), String> {
             .any(|app| app.channel_authorization_url.is_some());
     let bridge_socket = if cluster || webhooks {
         let uses_redis = cluster || server.queue_driver == config::Driver::Redis;
-        if uses_redis && server.redis_cluster {
-            return Err("--redis-cluster is not supported yet: use one Redis server".into());
+        if uses_redis && server.redis_prefix.contains(['{', '}']) {
+            // They would change the hash slots of the state keys (see docs/cluster.md).
+            return Err(format!(
+                "--redis-prefix {:?} may not contain '{{' or '}}'",
+                server.redis_prefix
+            ));
         }
         if server.redis_tls_ca_file.is_some() && !server.redis_tls {
             return Err("--redis-tls-ca-file needs --redis-tls".into());

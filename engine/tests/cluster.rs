@@ -429,9 +429,9 @@ fn the_redis_adapter_without_a_bridge_program_is_a_clear_start_error() {
         stderr.contains("/nonexistent/ringcast-bridge") && stderr.contains("--bridge-external"),
         "the error names the path and the ways out: {stderr}"
     );
-    let stderr = failed_start(&["--adapter-driver", "redis", "--redis-cluster"]);
+    let stderr = failed_start(&["--adapter-driver", "redis", "--redis-prefix", "a{b}"]);
     assert!(
-        stderr.contains("--redis-cluster is not supported yet"),
+        stderr.contains("--redis-prefix \"a{b}\" may not contain"),
         "{stderr}"
     );
     let stderr = failed_start(&["--queue-driver", "redis", "--redis-tls-ca-file", "/ca.pem"]);

@@ -79,6 +79,8 @@ pub struct WebhookFlags {
     pub member_removed: bool,
     /// `app_has_cache_miss_webhooks`.
     pub cache_miss: bool,
+    /// `app_has_subscription_count_webhooks` (a ringcast addition: the seed has no such switch).
+    pub subscription_count: bool,
     /// `app_has_webhook_batching_enabled`.
     pub batching: bool,
     /// `app_webhooks`: further webhooks, each with its own event types, channel filter and
@@ -101,17 +103,22 @@ pub enum WebhookEventType {
     ClientEvent,
     /// `cache_miss`: a subscription to a cache channel with no cached event.
     CacheMiss,
+    /// `subscription_count`: the channel's number of subscribed connections changed (every
+    /// channel type but presence, which has member events; sent at most once a second per
+    /// channel, with the latest count).
+    SubscriptionCount,
 }
 
 impl WebhookEventType {
     /// Every kind, in the order of the spec.
-    pub const ALL: [WebhookEventType; 6] = [
+    pub const ALL: [WebhookEventType; 7] = [
         WebhookEventType::ChannelOccupied,
         WebhookEventType::ChannelVacated,
         WebhookEventType::MemberAdded,
         WebhookEventType::MemberRemoved,
         WebhookEventType::ClientEvent,
         WebhookEventType::CacheMiss,
+        WebhookEventType::SubscriptionCount,
     ];
 
     /// The `name` of such events in a webhook body.
@@ -123,6 +130,7 @@ impl WebhookEventType {
             WebhookEventType::MemberRemoved => "member_removed",
             WebhookEventType::ClientEvent => "client_event",
             WebhookEventType::CacheMiss => "cache_miss",
+            WebhookEventType::SubscriptionCount => "subscription_count",
         }
     }
 
@@ -163,6 +171,7 @@ impl WebhookFlags {
                 (self.member_removed, WebhookEventType::MemberRemoved),
                 (self.client_event, WebhookEventType::ClientEvent),
                 (self.cache_miss, WebhookEventType::CacheMiss),
+                (self.subscription_count, WebhookEventType::SubscriptionCount),
             ];
             let event_types: Vec<WebhookEventType> = switches
                 .into_iter()

@@ -187,7 +187,9 @@ pub enum UserAction {
 }
 
 /// An event for the app's webhooks that only the node it happened on sees (a client event, a
-/// cache miss): the bridge filters, batches and sends it.
+/// cache miss): the bridge filters, batches and sends it. A `subscription_count` from the engine
+/// is not an event yet: its body carries the sending shard's own count of the channel, which
+/// the bridge sums over the shards (and nodes) before it makes the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookEvent {
     /// App id.
@@ -728,6 +730,7 @@ fn hook_kind_code(kind: WebhookEventType) -> u8 {
         WebhookEventType::MemberRemoved => 4,
         WebhookEventType::ClientEvent => 5,
         WebhookEventType::CacheMiss => 6,
+        WebhookEventType::SubscriptionCount => 7,
     }
 }
 
@@ -1271,7 +1274,7 @@ mod tests {
             assert_eq!(hook_kind_from_code(hook_kind_code(kind)), Ok(kind));
         }
         assert_eq!(hook_kind_from_code(0), Err(LinkError::UnknownKind(0)));
-        assert_eq!(hook_kind_from_code(7), Err(LinkError::UnknownKind(7)));
+        assert_eq!(hook_kind_from_code(8), Err(LinkError::UnknownKind(8)));
     }
 
     #[test]

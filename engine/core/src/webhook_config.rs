@@ -90,12 +90,53 @@ pub fn event_body(kind: WebhookEventType, channel: &str, user_id: Option<&str>) 
     body
 }
 
+/// The `subscription_count` event object `{"name":…,"channel":…,"subscription_count":n}` (a
+/// shard's own count on the link, the node's or cluster's total in the webhook).
+pub fn subscription_count_body(channel: &str, count: u64) -> String {
+    let mut body = String::with_capacity(72 + channel.len());
+    body.push_str("{\"name\":\"subscription_count\",\"channel\":");
+    push_json_string(&mut body, channel);
+    body.push_str(",\"subscription_count\":");
+    body.push_str(&count.to_string());
+    body.push('}');
+    body
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
     use crate::app::WebhookTarget;
+
+    #[test]
+    fn subscription_count_bodies_are_json_with_the_count() {
+        let body = subscription_count_body("private-\"q\"", 12);
+        let value: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            value,
+            json!({"name": "subscription_count", "channel": "private-\"q\"",
+                   "subscription_count": 12})
+        );
+        let mut app = AppConfig::with_credentials("1", "k", "s");
+        app.webhooks.enabled = true;
+        app.webhooks.targets.push(crate::app::WebhookTarget {
+            url: "http://127.0.0.1:9/x".into(),
+            event_types: vec![WebhookEventType::SubscriptionCount],
+            channel_name_starts_with: None,
+            channel_name_ends_with: None,
+            headers: Vec::new(),
+        });
+        assert_eq!(
+            wanted_kinds(&app),
+            kind_bit(WebhookEventType::SubscriptionCount)
+        );
+        assert_ne!(
+            kind_bit(WebhookEventType::SubscriptionCount),
+            kind_bit(WebhookEventType::ChannelOccupied),
+            "the seventh kind has a bit of its own in the u8 mask"
+        );
+    }
 
     #[test]
     fn apps_without_webhooks_are_left_out() {

@@ -826,6 +826,10 @@ fn build_app(l: &Lookup, label: &str) -> Result<AppConfig, ConfigError> {
     );
     set(&mut hooks.cache_miss, l.bool(Key::AppHasCacheMissWebhooks)?);
     set(
+        &mut hooks.subscription_count,
+        l.bool(Key::AppHasSubscriptionCountWebhooks)?,
+    );
+    set(
         &mut hooks.batching,
         l.bool(Key::AppHasWebhookBatchingEnabled)?,
     );

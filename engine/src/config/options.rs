@@ -113,6 +113,7 @@ pub(crate) enum Key {
     AppHasMemberAddedWebhooks,
     AppHasMemberRemovedWebhooks,
     AppHasCacheMissWebhooks,
+    AppHasSubscriptionCountWebhooks,
     AppHasWebhookBatchingEnabled,
     AppWebhooks,
     AppChannelAuthorizationUrl,
@@ -360,6 +361,10 @@ pub(crate) const SPECS: &[Spec] = &[
     row(Key::AppHasCacheMissWebhooks, App, "app-has-cache-miss-webhooks",
         &["APP_HAS_CACHE_MISS_WEBHOOKS"], &["app_has_cache_miss_webhooks"], Bool, "false",
         "Send cache_miss webhooks"),
+    row(Key::AppHasSubscriptionCountWebhooks, App, "app-has-subscription-count-webhooks",
+        &["APP_HAS_SUBSCRIPTION_COUNT_WEBHOOKS"], &["app_has_subscription_count_webhooks"], Bool,
+        "false", "Send subscription_count webhooks (not for presence channels; at most one per \
+         channel per second, with the latest count)"),
     row(Key::AppHasWebhookBatchingEnabled, App, "app-has-webhook-batching-enabled",
         &["APP_HAS_WEBHOOK_BATCHING_ENABLED"], &["app_has_webhook_batching_enabled"], Bool,
         "false", "Batch several events into one webhook request"),

@@ -378,6 +378,7 @@ fn seed_rows() -> Vec<Row> {
         row("app-channel-authorization-headers", "APP_CHANNEL_AUTHORIZATION_HEADERS", "app_channel_authorization_headers", true, "Cookie, X-Device", "cookie,x-device", "", |c| a(c).channel_authorization_headers.join(",")),
         row("app-channel-authorization-query", "APP_CHANNEL_AUTHORIZATION_QUERY", "app_channel_authorization_query", true, "true", "true", "false", |c| a(c).channel_authorization_query.to_string()),
         // ringcast additions.
+        row("app-has-subscription-count-webhooks", "APP_HAS_SUBSCRIPTION_COUNT_WEBHOOKS", "app_has_subscription_count_webhooks", true, "true", "true", "false", |c| a(c).webhooks.subscription_count.to_string()),
         row("app-webhook-url", "APP_WEBHOOK_URL", "app_webhook_url", true, "https://hooks.example/x", "https://hooks.example/x", "", |c| a(c).webhooks.url.clone().unwrap_or_default()),
         row("app-enabled", "APP_ENABLED", "app_enabled", true, "no", "false", "true", |c| a(c).enabled.to_string()),
         row("shards", "SHARDS", "shards", false, "3", "3", "", |c| s(c).shards.to_string()),
@@ -885,7 +886,7 @@ fn app_webhooks_errors_name_the_option_and_the_place() {
         (in_file(json!([hook(json!({"event_types": ["member_added", "channel_created"]}))])),
          "invalid value for --app-webhooks: app_webhooks[0].event_types[1]: \"channel_created\" \
           is not a webhook event type (expected one of: channel_occupied, channel_vacated, \
-          member_added, member_removed, client_event, cache_miss) \
+          member_added, member_removed, client_event, cache_miss, subscription_count) \
           (from applications[0].app_webhooks in "),
         (in_file(json!([hook(json!({})), hook(json!({"url": "ftp://h/"}))])),
          "invalid value for --app-webhooks: app_webhooks[1].url: \"ftp://h/\" is not an http:// or https:// URL"),

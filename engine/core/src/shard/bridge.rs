@@ -57,6 +57,9 @@ pub struct LinkState {
     pub(super) hook_kinds: Vec<u8>,
     /// Webhook events made while the link was down.
     pub(super) hooks_waiting: super::webhooks::HooksWaiting,
+    /// Channels whose local subscription count changed since the last tick (apps that want
+    /// `subscription_count` only).
+    pub(super) counts_dirty: super::webhooks::CountsDirty,
     /// The link is connected and greeted.
     up: bool,
     /// Messages for the bridge, in order.
@@ -134,6 +137,7 @@ impl Shard {
             self.cluster_resync();
         }
         self.hooks_flush_waiting();
+        self.hooks_resync_counts();
     }
 
     /// After `Hello` (several nodes): every channel with local subscribers.
@@ -161,6 +165,8 @@ impl Shard {
         self.link.out.clear();
         self.link.acks_due.clear();
         self.link.bridge_stats = None;
+        // The resync after the next Hello states every count; nothing needs to wait for it.
+        self.link.counts_dirty.clear();
         self.cluster_expire_joins(None);
         self.cluster_expire_cache(None);
         self.auth_expire(None);

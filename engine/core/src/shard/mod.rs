@@ -261,7 +261,8 @@ impl Shard {
         self.run_detach_queue();
     }
 
-    /// Once-a-second sweep: handshake, activity, authorisation and close deadlines.
+    /// Once-a-second sweep: handshake, activity, authorisation and close deadlines, and the
+    /// subscription counts changed since the last one (for the bridge).
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         self.link_expire_acks(now_ms);
@@ -270,6 +271,7 @@ impl Shard {
         self.auth_expire(Some(now_ms));
         self.cluster_expire_queries(Some(now_ms));
         self.cluster_report_connections();
+        self.hooks_flush_counts();
         let mut actions: Vec<(u32, TickAction)> = Vec::new();
         for (key, conn) in self.conns.iter() {
             let key = key as u32;

@@ -392,7 +392,13 @@ impl Shard {
         conn.subscriptions[index].state = SubState::Active;
         if let Some(entry) = self.registry.channel_mut(app, channel) {
             entry.pending.retain(|k| *k != key);
-            entry.subscribers.insert(key);
+            if entry.subscribers.insert(key) && self.counts_wanted(app) {
+                // The interned name: a dirty mark costs a refcount, not a copy.
+                if let Some((name, _)) = self.registry.channel_with_name(app, channel) {
+                    let name = name.clone();
+                    self.count_changed(app, &name);
+                }
+            }
         }
         for frame in frames {
             self.push_data(key, frame);
@@ -416,10 +422,11 @@ impl Shard {
             return;
         }
         let from = self.settings.shard_index;
+        let mut counted = false;
         if let Some(entry) = self.registry.channel_mut(app, &sub.channel) {
             match sub.state {
                 SubState::Active => {
-                    entry.subscribers.swap_remove(&key);
+                    counted = entry.subscribers.swap_remove(&key);
                 }
                 SubState::AwaitingAcks | SubState::AwaitingOwner | SubState::AwaitingAuth(_) => {
                     entry.pending.retain(|k| *k != key);
@@ -442,6 +449,9 @@ impl Shard {
                 self.link_withdraw(app, &sub.channel);
                 self.hook_occupancy(app, &sub.channel, true, node_keeps_it);
             }
+        }
+        if counted {
+            self.count_changed(app, &sub.channel);
         }
         if let Some(member) = &sub.member {
             if sub.state != SubState::AwaitingAcks {

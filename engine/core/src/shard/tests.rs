@@ -1960,3 +1960,153 @@ fn auth_offload_asks_the_endpoint_and_checks_its_answer() {
     sim.subscribe(a, "private-alone", None, None);
     assert_eq!(data_of(&sim.events(a)[0])["status"], 401);
 }
+
+// ------------------------------------------------------- subscription counts (webhook state)
+
+/// A node alone whose app wants only `subscription_count` (and `channel_occupied`, to show the
+/// two kinds do not mix), linked on every shard.
+fn count_sim(shard_count: u16) -> Sim {
+    use crate::app::{WebhookEventType, WebhookTarget};
+    let mut sim = Sim::new_mode(shard_count, true, false, |app| {
+        app.webhooks.enabled = true;
+        app.webhooks.targets.push(WebhookTarget {
+            url: "http://127.0.0.1:9/counts".into(),
+            event_types: vec![
+                WebhookEventType::SubscriptionCount,
+                WebhookEventType::ChannelOccupied,
+            ],
+            channel_name_starts_with: None,
+            channel_name_ends_with: None,
+            headers: Vec::new(),
+        });
+    });
+    for shard in 0..usize::from(shard_count) {
+        sim.shards[shard].handle_link_up();
+        assert_eq!(sim.link_output(shard).len(), 2, "Hello and the settings");
+    }
+    sim
+}
+
+impl Sim {
+    /// The subscription counts each shard reported: (shard, channel, count), in order.
+    fn counts(&mut self) -> Vec<(usize, String, u64)> {
+        let mut counts = Vec::new();
+        for shard in 0..self.shards.len() {
+            for message in self.link_output(shard) {
+                let event = match message {
+                    LinkMessage::Hook(event) => event,
+                    LinkMessage::Hello { .. } | LinkMessage::WebhookConfig(_) => continue,
+                    other => panic!("only webhook events expected: {other:?}"),
+                };
+                if event.kind != crate::app::WebhookEventType::SubscriptionCount {
+                    continue;
+                }
+                let body: Value = serde_json::from_slice(&event.body).unwrap();
+                assert_eq!(body["name"], "subscription_count");
+                assert_eq!(body["channel"], event.channel.as_str());
+                let count = body["subscription_count"].as_u64().unwrap();
+                counts.push((shard, event.channel, count));
+            }
+        }
+        counts
+    }
+}
+
+#[test]
+fn each_shard_reports_its_latest_count_once_per_tick_and_never_for_presence() {
+    let mut sim = count_sim(2);
+    let (a, a_id) = sim.connect(0);
+    let (b, _) = sim.connect(1);
+    let (c, _) = sim.connect(1);
+    for client in [a, b, c] {
+        sim.subscribe(client, "news", None, None);
+    }
+    sim.join_presence(a, &a_id, "presence-room", "alice");
+    assert!(sim.counts().is_empty(), "counts wait for the tick");
+    sim.tick(1);
+    let mut counts = sim.counts();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [(0, "news".to_owned(), 1), (1, "news".to_owned(), 2)],
+        "each shard's own count; presence channels have none"
+    );
+    sim.tick(1);
+    assert!(sim.counts().is_empty(), "nothing changed, nothing said");
+
+    // A burst on one shard: many changes, one report with the final count.
+    let unsubscribe =
+        serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": "news"}});
+    let mut burst = Vec::new();
+    for _ in 0..20 {
+        let (client, _) = sim.connect(0);
+        sim.subscribe(client, "news", None, None);
+        burst.push(client);
+    }
+    for client in &burst[..5] {
+        sim.send(*client, unsubscribe.clone());
+    }
+    sim.tick(1);
+    assert_eq!(sim.counts(), [(0, "news".to_owned(), 16)]);
+
+    // Up and back down within one tick is still reported: the bridge may have a stale value.
+    sim.send(b, unsubscribe.clone());
+    sim.subscribe(b, "news", None, None);
+    sim.send(c, unsubscribe.clone());
+    sim.tick(1);
+    assert_eq!(sim.counts(), [(1, "news".to_owned(), 1)]);
+    // The last one leaves: 0 is a count too.
+    sim.send(b, unsubscribe);
+    sim.tick(1);
+    assert_eq!(sim.counts(), [(1, "news".to_owned(), 0)]);
+}
+
+#[test]
+fn a_new_link_hears_every_count_and_a_down_link_keeps_none() {
+    let mut sim = count_sim(1);
+    let (a, _) = sim.connect(0);
+    let (b, _) = sim.connect(0);
+    sim.subscribe(a, "news", None, None);
+    sim.subscribe(b, "news", None, None);
+    sim.subscribe(b, "private-x", None, None); // refused: no auth, so never counted
+    sim.subscribe(a, "sports", None, None);
+    sim.shards[0].handle_link_down();
+    sim.tick(1);
+    assert!(sim.link_output(0).is_empty(), "nothing written while down");
+    sim.send(
+        a,
+        serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": "sports"}}),
+    );
+    sim.tick(1);
+    sim.shards[0].handle_link_up();
+    let mut counts = sim.counts();
+    assert_eq!(
+        counts,
+        [("news".to_owned(), 2)]
+            .map(|(channel, count)| (0, channel, count))
+            .to_vec(),
+        "the resync states what the shard holds now"
+    );
+    sim.tick(1);
+    counts = sim.counts();
+    assert!(
+        counts.is_empty(),
+        "changes while down were not kept: {counts:?}"
+    );
+}
+
+#[test]
+fn apps_that_do_not_want_counts_make_no_reports() {
+    let mut sim = webhook_sim(2);
+    let (a, _) = sim.connect(0);
+    let (b, _) = sim.connect(1);
+    sim.subscribe(a, "news", None, None);
+    sim.subscribe(b, "news", None, None);
+    sim.tick(2);
+    let kinds: Vec<_> = sim.hooks().into_iter().map(|(kind, _)| kind).collect();
+    assert_eq!(
+        kinds,
+        [crate::app::WebhookEventType::ChannelOccupied],
+        "every other kind is on, but not subscription_count"
+    );
+}

@@ -8,13 +8,19 @@
 //! occupancy exactly and without extra messages. Events made while the bridge is away wait in
 //! a bounded queue and go out after the next `Hello`; a restarted bridge therefore misses
 //! nothing the engine saw, up to that bound.
+//!
+//! `subscription_count` is state, not an event: each shard reports its own count of a channel
+//! (at most once per tick, the latest value, so a burst of subscribes costs one report) and the
+//! bridge sums the shards. Nothing waits while the link is down; after `Hello` every counted
+//! channel is reported again, so a new bridge starts from the truth.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::app::WebhookEventType;
 use crate::link::{HookEvent, LinkMessage};
 use crate::pusher::server_message::push_json_string;
-use crate::webhook_config::{event_body, kind_bit};
+use crate::webhook_config::{event_body, kind_bit, subscription_count_body};
 
 use super::bridge::LINK_QUEUE_MAX;
 use super::message::AppIndex;
@@ -25,6 +31,18 @@ pub const HOOKS_WAITING_MAX: usize = 65_536;
 
 /// Webhook events waiting for the link.
 pub(super) type HooksWaiting = VecDeque<HookEvent>;
+
+/// Channels whose changed subscription count waits for the next tick; past it a change is
+/// reported at once (not coalesced, but never lost).
+pub const COUNTS_DIRTY_MAX: usize = 65_536;
+
+/// Channels whose subscription count changed since the last tick.
+pub(super) type CountsDirty = ahash::AHashSet<(AppIndex, Arc<str>)>;
+
+/// Presence channels have member events and `user_count` instead (as Pusher does).
+fn counts_subscriptions(channel: &str) -> bool {
+    !channel.starts_with("presence-")
+}
 
 impl Shard {
     /// True when some webhook of the app wants events of `kind` (and a bridge sends them).
@@ -182,6 +200,69 @@ impl Shard {
             push_json_string(&mut body, user_id);
         }
         body.push('}');
+        self.hook(app, kind, channel, body);
+    }
+}
+
+impl Shard {
+    /// True when the app's subscription counts go to the bridge now: an index and a bit test,
+    /// all that other apps pay.
+    pub(super) fn counts_wanted(&self, app: AppIndex) -> bool {
+        self.link.is_up() && self.wants_hook(app, WebhookEventType::SubscriptionCount)
+    }
+
+    /// A local connection joined or left `channel`'s subscribers.
+    pub(super) fn count_changed(&mut self, app: AppIndex, channel: &Arc<str>) {
+        if !self.counts_wanted(app) || !counts_subscriptions(channel) {
+            return;
+        }
+        let key = (app, channel.clone());
+        if self.link.counts_dirty.len() < COUNTS_DIRTY_MAX || self.link.counts_dirty.contains(&key)
+        {
+            self.link.counts_dirty.insert(key);
+        } else {
+            self.hook_count(app, channel);
+        }
+    }
+
+    /// From the tick: one report per channel whose count changed, with its count now.
+    pub(super) fn hooks_flush_counts(&mut self) {
+        if self.link.counts_dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.link.counts_dirty);
+        for (app, channel) in &dirty {
+            self.hook_count(*app, channel);
+        }
+    }
+
+    /// After `Hello`: the count of every channel this shard has subscribers for (the bridge
+    /// forgot the old link's counts when it went).
+    pub(super) fn hooks_resync_counts(&mut self) {
+        for app in 0..self.apps.len() as AppIndex {
+            if !self.wants_hook(app, WebhookEventType::SubscriptionCount) {
+                continue;
+            }
+            let counted: Vec<Arc<str>> = self
+                .registry
+                .channels_of(app)
+                .filter(|(name, entry)| !entry.subscribers.is_empty() && counts_subscriptions(name))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for channel in counted {
+                self.hook_count(app, &channel);
+            }
+        }
+    }
+
+    /// This shard's count of `channel` for the bridge (0 once the channel is gone here).
+    fn hook_count(&mut self, app: AppIndex, channel: &str) {
+        let count = self
+            .registry
+            .channel(app, channel)
+            .map_or(0, |entry| entry.subscribers.len());
+        let kind = WebhookEventType::SubscriptionCount;
+        let body = subscription_count_body(channel, count as u64);
         self.hook(app, kind, channel, body);
     }
 }
