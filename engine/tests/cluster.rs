@@ -587,3 +587,170 @@ fn nodes_talk_to_redis_over_tls() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A free loopback TCP port (bound, read, released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `redis-cli --tls --cacert ca` with `args`; returns its stdout.
+fn redis_cli_tls(ca: &str, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["--tls", "--cacert", ca])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}): it comes with redis-server"));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Three TLS Redis Cluster masters (`--tls-cluster yes`), killed when dropped.
+struct TlsCluster {
+    children: Vec<Child>,
+    ports: Vec<u16>,
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl TlsCluster {
+    fn start(dir: &std::path::Path, ca: &str) -> TlsCluster {
+        let file = |name: &str| dir.join(name).display().to_string();
+        let mut cluster = TlsCluster {
+            children: Vec::new(),
+            ports: Vec::new(),
+        };
+        for _ in 0..3 {
+            let port = free_port();
+            let node_dir = dir.join(format!("n{port}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let child = Command::new("redis-server")
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                // The bus port would be port + 10000, past 65535 for a high free port.
+                .args(["--cluster-port", &free_port().to_string()])
+                .args(["--cluster-enabled", "yes", "--tls-cluster", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--dir", &node_dir.display().to_string()])
+                .args([
+                    "--tls-cert-file",
+                    &file("server.crt"),
+                    "--tls-key-file",
+                    &file("server.key"),
+                ])
+                .args(["--tls-ca-cert-file", ca, "--tls-auth-clients", "no"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server starts");
+            cluster.children.push(child);
+            cluster.ports.push(port);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for port in &cluster.ports {
+            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server (TLS) did not start"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
+        create.extend(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"].map(str::to_owned));
+        let create: Vec<&str> = create.iter().map(String::as_str).collect();
+        let created = redis_cli_tls(ca, &create);
+        assert!(created.contains("[OK]"), "cluster create: {created}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in &cluster.ports {
+            let port = port.to_string();
+            while !redis_cli_tls(ca, &["-p", &port, "CLUSTER", "INFO"]).contains("cluster_state:ok")
+            {
+                assert!(Instant::now() < deadline, "the cluster did not become ok");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        cluster
+    }
+
+    fn seeds(&self) -> String {
+        let seeds: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        seeds.join(",")
+    }
+}
+
+#[test]
+fn nodes_talk_to_a_redis_cluster_over_tls_with_sharded_pub_sub() {
+    let (dir, ca) = tls_material("cluster");
+    let cluster = TlsCluster::start(&dir, &ca);
+    let prefix = unique_prefix("tlscluster");
+    let seeds = cluster.seeds();
+    let cluster_node = || {
+        let server = Server::start(&[
+            "--adapter-driver",
+            "redis",
+            "--redis-cluster",
+            "--redis-url",
+            &seeds,
+            "--redis-tls",
+            "--redis-tls-ca-file",
+            &ca,
+            "--redis-prefix",
+            &prefix,
+        ]);
+        wait_linked(&server, 1);
+        server
+    };
+    let a = cluster_node();
+    let b = cluster_node();
+    // Twelve channels: their slots fall on one master only with a chance of 3 in 3^12.
+    let channels: Vec<String> = (0..12).map(|i| format!("tls-{i}")).collect();
+    let mut on_b = WsClient::pusher(b.addr);
+    for channel in &channels {
+        on_b.subscribe_ok(channel, None);
+    }
+    for channel in &channels {
+        publish_until_received(a.addr, channel, &format!("over-tls-{channel}"), &mut on_b);
+    }
+    // Sharded subscriptions, each on the master owning its slot.
+    let mut sharded = Vec::new();
+    for port in &cluster.ports {
+        let listed = redis_cli_tls(&ca, &["-p", &port.to_string(), "PUBSUB", "SHARDCHANNELS"]);
+        let here: Vec<String> = listed
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .map(str::to_owned)
+            .collect();
+        if !here.is_empty() {
+            sharded.push(here);
+        }
+    }
+    let total: usize = sharded.iter().map(Vec::len).sum();
+    assert_eq!(
+        total,
+        channels.len(),
+        "every channel is a sharded subscription: {sharded:?}"
+    );
+    assert!(
+        sharded.len() >= 2,
+        "spread over several masters: {sharded:?}"
+    );
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -19,8 +19,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::app::WebhookEventType;
 
-/// Protocol version; both ends must speak the same one.
-pub const VERSION: u16 = 2;
+/// Protocol version; both ends must speak the same one (a bridge run by hand from another
+/// release is refused at `Hello`, not misread). 3: the `subscription_count` hook kind.
+pub const VERSION: u16 = 3;
 /// Largest frame, length prefix included: a maximal event (1 MiB REST body) plus its names.
 pub const FRAME_BYTES_MAX: usize = 2 * 1024 * 1024;
 /// Longest app id, channel name or socket id on the link (channel names are ≤ 200 bytes).
