@@ -77,28 +77,36 @@ pub async fn run_publisher(
                 Err(_) => break,
             }
         }
-        let result = match connection.as_mut() {
+        let (failed, error) = match connection.as_mut() {
             Some(open) => publish(open, &layout, &batch).await,
             None => match redis_connect::open(&client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await {
                 Ok(mut open) => {
-                    let result = publish(&mut open, &layout, &batch).await;
+                    let outcome = publish(&mut open, &layout, &batch).await;
                     connection = Some(open);
-                    result
+                    outcome
                 }
-                Err(err) => Err(err),
+                Err(err) => (batch.len(), Some(err)),
             },
         };
-        match result {
-            Ok(()) => {
-                stats::add(&counters.publishes_relayed, batch.len() as u64);
+        stats::add(&counters.publishes_relayed, (batch.len() - failed) as u64);
+        counters.drops.publish_failed.add(failed as u64);
+        match error {
+            None => {
                 backoff.reset();
                 if failing {
                     failing = false;
                     tracing::info!("redis publishing resumed");
                 }
             }
-            Err(err) => {
-                counters.drops.publish_failed.add(batch.len() as u64);
+            // Some masters of a cluster took their share: the connection works (the library
+            // reconnects the others); the failed share is dropped.
+            Some(err) if failed < batch.len() => {
+                if !failing {
+                    failing = true;
+                    tracing::warn!(failed, "redis cluster publish partly failed: {err}");
+                }
+            }
+            Some(err) => {
                 connection = None;
                 let delay = backoff.next_delay();
                 if failing {
@@ -121,20 +129,26 @@ pub async fn run_publisher(
     }
 }
 
+/// Sends `batch`; answers how many of its messages Redis did not take, and why.
 async fn publish(
     connection: &mut RedisConnection,
     layout: &PublishLayout,
     batch: &[Outbound],
-) -> redis::RedisResult<()> {
+) -> (usize, Option<redis::RedisError>) {
     let RedisConnection::Cluster(_) = connection else {
         let mut pipeline = redis::Pipeline::with_capacity(batch.len());
         for outbound in batch {
             add_publish(&mut pipeline, "PUBLISH", outbound);
         }
-        return pipeline.query_async::<()>(connection).await;
+        return match pipeline.query_async::<()>(connection).await {
+            Ok(()) => (0, None),
+            Err(err) => (batch.len(), Some(err)),
+        };
     };
     let sharded = layout.sharded.load(Ordering::Relaxed);
-    let mut by_slot: HashMap<u16, redis::Pipeline, ahash::RandomState> = HashMap::default();
+    // Per slot: the pipeline and how many messages it carries.
+    let mut by_slot: HashMap<u16, (redis::Pipeline, usize), ahash::RandomState> =
+        HashMap::default();
     for outbound in batch {
         let command = if sharded && is_sharded_channel(&layout.prefix, &outbound.redis_channel) {
             "SPUBLISH"
@@ -142,16 +156,23 @@ async fn publish(
             "PUBLISH"
         };
         let slot = slot_of(outbound.redis_channel.as_bytes());
-        add_publish(by_slot.entry(slot).or_default(), command, outbound);
+        let (pipeline, messages) = by_slot.entry(slot).or_default();
+        add_publish(pipeline, command, outbound);
+        *messages += 1;
     }
-    let sends = by_slot.into_values().map(|pipeline| {
+    let sends = by_slot.into_values().map(|(pipeline, messages)| {
         let mut connection = connection.clone();
-        async move { pipeline.query_async::<()>(&mut connection).await }
+        async move { (messages, pipeline.query_async::<()>(&mut connection).await) }
     });
-    futures_util::future::join_all(sends)
-        .await
-        .into_iter()
-        .collect()
+    let mut failed = 0;
+    let mut error = None;
+    for (messages, result) in futures_util::future::join_all(sends).await {
+        if let Err(err) = result {
+            failed += messages;
+            error.get_or_insert(err);
+        }
+    }
+    (failed, error)
 }
 
 /// Adds the commands of `outbound` to `pipeline`: the cache SET (same slot as its channel), then
