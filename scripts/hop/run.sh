@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/ringcast-hop}; mkdir -p "$OUT"
 R=target/release
-pkill -f "ringcast --port 671" ; sleep 0.5
+pkill -f "ringcast --port 671" ; sleep 0.5; rm -rf ${OUT}/n71*
 taskset -c 0 redis-server --port 6390 --bind 127.0.0.1 --save "" --appendonly no --daemonize yes --pidfile ${OUT}/single.pid --logfile ${OUT}/single.log
 for p in 7101 7102 7103; do mkdir -p ${OUT}/n$p; taskset -c 0 redis-server --port $p --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file nodes-$p.conf --dir ${OUT}/n$p --save '' --appendonly no --daemonize yes --pidfile ${OUT}/n$p/pid --logfile ${OUT}/n$p/log; done
 sleep 1
