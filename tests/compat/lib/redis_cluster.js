@@ -107,6 +107,23 @@ async function waitClusterOk(ports, ms = 20000) {
   }
 }
 
+/** Resolves once the node on `port` answers PING (its log in the error otherwise). */
+async function waitPong(dir, port) {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    // eslint-disable-next-line no-await-in-loop
+    const pong = await redisCli(port, 'PING').catch(() => '');
+    if (pong.trim() === 'PONG') return;
+    if (Date.now() > deadline) {
+      const logFile = path.join(dir, `redis-${port}.log`);
+      const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+      throw new Error(`cluster redis-server on ${port} did not start:\n${log}`);
+    }
+    // eslint-disable-next-line no-await-in-loop
+    await delay(20);
+  }
+}
+
 /**
  * Starts `masters` cluster-enabled redis-servers in a fresh temporary directory and joins them
  * into one cluster. Resolves {ports, url, redisCli(port, ...args), slotOf, ownerPort(slot),
@@ -117,7 +134,24 @@ async function startRedisCluster({ masters = 3 } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-redis-cluster-'));
   const children = [];
   const ports = [];
+  const busPorts = new Map(); // port → cluster bus port
+  const childOf = new Map(); // port → its running redis-server
   const taken = new Set();
+  /** Starts (or starts again: same directory, same node config) the node on `port`. */
+  const spawnNode = (port, busPort) => {
+    busPorts.set(port, busPort);
+    const log = fs.openSync(path.join(dir, `redis-${port}.log`), 'a');
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+      '--cluster-enabled', 'yes', '--cluster-port', String(busPort),
+      '--cluster-config-file', `nodes-${port}.conf`,
+      '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    child.on('error', () => { /* reported by the PING wait */ });
+    children.push(child);
+    childOf.set(port, child);
+    running.set(child, dir);
+    return child;
+  };
   const stop = async () => {
     await Promise.all(children.map((child) => {
       running.delete(child);
@@ -133,32 +167,10 @@ async function startRedisCluster({ masters = 3 } = {}) {
       // The cluster bus needs a port too: its default, port + 10000, may be taken or above 65535.
       // eslint-disable-next-line no-await-in-loop
       const [port, busPort] = [await unusedPort(taken), await unusedPort(taken)];
-      const log = fs.openSync(path.join(dir, `redis-${port}.log`), 'a');
-      const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
-        '--cluster-enabled', 'yes', '--cluster-port', String(busPort),
-        '--cluster-config-file', `nodes-${port}.conf`,
-        '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', log, log] });
-      fs.closeSync(log);
-      child.on('error', () => { /* reported by the PING wait below */ });
-      children.push(child);
-      running.set(child, dir);
+      spawnNode(port, busPort);
       ports.push(port);
     }
-    const deadline = Date.now() + 10000;
-    for (const port of ports) {
-      for (;;) {
-        // eslint-disable-next-line no-await-in-loop
-        const pong = await redisCli(port, 'PING').catch(() => '');
-        if (pong.trim() === 'PONG') break;
-        if (Date.now() > deadline) {
-          const logFile = path.join(dir, `redis-${port}.log`);
-          const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
-          throw new Error(`cluster redis-server on ${port} did not start:\n${log}`);
-        }
-        // eslint-disable-next-line no-await-in-loop
-        await delay(20);
-      }
-    }
+    await Promise.all(ports.map((port) => waitPong(dir, port)));
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`),
       '--cluster-replicas', '0', '--cluster-yes'], { timeoutMs: 30000 });
     await waitClusterOk(ports);
@@ -205,6 +217,22 @@ async function startRedisCluster({ masters = 3 } = {}) {
     ownerPort,
     /** The port of the master holding `key` (or serving the shard channel `key`). */
     masterOf: (key) => ownerPort(slotOf(key)),
+    /**
+     * Kills the master on `port` (SIGKILL: its data is gone, its slots stay in its node config)
+     * and starts it again; resolves once the cluster is ok again.
+     */
+    async restart(port) {
+      const child = childOf.get(port);
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.on('exit', resolve));
+        child.kill('SIGKILL');
+        await exited;
+        running.delete(child);
+      }
+      spawnNode(port, busPorts.get(port));
+      await waitPong(dir, port);
+      await waitClusterOk(ports);
+    },
     stop,
   };
 }

@@ -113,6 +113,68 @@ describe('three nodes on a three-master Redis Cluster', () => {
     return { c, ch, rec: c.record(ch) };
   }
 
+  /**
+   * After a fault: publishes on node 0 with a new event name (`tag`-round) each round until every
+   * subscriber got one on every channel, then one more event that must arrive exactly once;
+   * no event twice, and the sharded subscriptions back on each channel's master.
+   */
+  async function deliversAgainOnEveryChannel(tag) {
+    // Publish with a new event name each round until every subscriber has one on every channel.
+    const rest = restSdk(nodes[0].port);
+    const resubbed = (channel) => subs.every((s) => s.recs[channel].items
+      .some((x) => x.event.startsWith(`${tag}-`)));
+    const deadline = Date.now() + RESUBSCRIBE_MS;
+    for (let round = 0; !channels.every(({ channel }) => resubbed(channel)); round += 1) {
+      if (Date.now() > deadline) {
+        const missing = [];
+        for (const { channel, name, port } of channels.filter((x) => !resubbed(x.channel))) {
+          const who = subs.filter((x) => !x.recs[channel].items
+            .some((e) => e.event.startsWith(`${tag}-`))).map((x) => x.c.name);
+          // eslint-disable-next-line no-await-in-loop
+          const shard = await numsub(cluster, port, 'SHARDNUMSUB', [name]);
+          missing.push(`${channel} (master ${port}, SHARDNUMSUB ${shard.get(name)}) for ${who.join(' ')}`);
+        }
+        assert.fail(`no delivery after ${RESUBSCRIBE_MS} ms of publishing on: ${missing.join('; ')}` +
+          `\nnode logs (warnings and errors):\n${nodes.map((n, i) => n.stderr.split('\n')
+            .filter((l) => /WARN|ERROR/.test(l)).slice(-8).map((l) => `node ${i}: ${l}`).join('\n'))
+            .join('\n')}`);
+      }
+      for (const { channel } of channels.filter((x) => !resubbed(x.channel))) {
+        // eslint-disable-next-line no-await-in-loop
+        await ok(rest.trigger(channel, `${tag}-${round}`, { round }), `trigger round ${round}`);
+      }
+      // eslint-disable-next-line no-await-in-loop
+      await delay(250);
+    }
+    // Resubscribed once: one more event arrives once on every channel.
+    for (const { channel } of channels) {
+      // eslint-disable-next-line no-await-in-loop
+      await ok(rest.trigger(channel, `${tag}-once`, { channel }), `trigger on ${channel}`);
+    }
+    for (const s of subs) {
+      for (const { channel, port } of channels) {
+        // eslint-disable-next-line no-await-in-loop
+        await s.recs[channel].first((x) => x.event === `${tag}-once`,
+          `${s.c.name}: ${tag}-once on ${channel} (master ${port})`);
+      }
+    }
+    await delay(SETTLE_MS);
+    for (const s of subs) {
+      for (const { channel } of channels) {
+        const events = s.recs[channel].items.map((x) => x.event)
+          .filter((e) => e.startsWith(`${tag}-`) || e === `${tag}-once`);
+        assert.equal(new Set(events).size, events.length, `${s.c.name} on ${channel}: no duplicates ` +
+          `(${events.join(', ')})`);
+        assert.equal(count(s.recs[channel], `${tag}-once`), 1);
+      }
+    }
+    for (const { channel, name, port } of channels) {
+      // eslint-disable-next-line no-await-in-loop
+      const shard = await numsub(cluster, port, 'SHARDNUMSUB', [name]);
+      assert.ok(shard.get(name) >= 2, `${channel}: sharded subscriptions back on master ${port}`);
+    }
+  }
+
   it('an SDK trigger on node 0 reaches every subscriber on nodes 1 and 2 once, on every master', async () => {
     assert.equal(new Set(channels.map((x) => x.port)).size, 3, 'the channels cover all three masters');
     const rest = restSdk(nodes[0].port);
@@ -235,60 +297,7 @@ describe('three nodes on a three-master Redis Cluster', () => {
       const killed = Number((await cluster.redisCli(port, 'CLIENT', 'KILL', 'TYPE', 'pubsub')).trim());
       assert.ok(killed >= 1, `master ${port} had pub/sub connections to kill (killed ${killed})`);
     }
-    // Publish with a new event name each round until every subscriber has one on every channel.
-    const rest = restSdk(nodes[0].port);
-    const resubbed = (channel) => subs.every((s) => s.recs[channel].items
-      .some((x) => x.event.startsWith('after-kill-')));
-    const deadline = Date.now() + RESUBSCRIBE_MS;
-    for (let round = 0; !channels.every(({ channel }) => resubbed(channel)); round += 1) {
-      if (Date.now() > deadline) {
-        const missing = [];
-        for (const { channel, name, port } of channels.filter((x) => !resubbed(x.channel))) {
-          const who = subs.filter((x) => !x.recs[channel].items
-            .some((e) => e.event.startsWith('after-kill-'))).map((x) => x.c.name);
-          // eslint-disable-next-line no-await-in-loop
-          const shard = await numsub(cluster, port, 'SHARDNUMSUB', [name]);
-          missing.push(`${channel} (master ${port}, SHARDNUMSUB ${shard.get(name)}) for ${who.join(' ')}`);
-        }
-        assert.fail(`no delivery after ${RESUBSCRIBE_MS} ms of publishing on: ${missing.join('; ')}` +
-          `\nnode logs (warnings and errors):\n${nodes.map((n, i) => n.stderr.split('\n')
-            .filter((l) => /WARN|ERROR/.test(l)).slice(-8).map((l) => `node ${i}: ${l}`).join('\n'))
-            .join('\n')}`);
-      }
-      for (const { channel } of channels.filter((x) => !resubbed(x.channel))) {
-        // eslint-disable-next-line no-await-in-loop
-        await ok(rest.trigger(channel, `after-kill-${round}`, { round }), `trigger round ${round}`);
-      }
-      // eslint-disable-next-line no-await-in-loop
-      await delay(250);
-    }
-    // Resubscribed once: one more event arrives once on every channel.
-    for (const { channel } of channels) {
-      // eslint-disable-next-line no-await-in-loop
-      await ok(rest.trigger(channel, 'resubscribed', { channel }), `trigger on ${channel}`);
-    }
-    for (const s of subs) {
-      for (const { channel, port } of channels) {
-        // eslint-disable-next-line no-await-in-loop
-        await s.recs[channel].first((x) => x.event === 'resubscribed',
-          `${s.c.name}: resubscribed on ${channel} (master ${port})`);
-      }
-    }
-    await delay(SETTLE_MS);
-    for (const s of subs) {
-      for (const { channel } of channels) {
-        const events = s.recs[channel].items.map((x) => x.event)
-          .filter((e) => e.startsWith('after-kill-') || e === 'resubscribed');
-        assert.equal(new Set(events).size, events.length, `${s.c.name} on ${channel}: no duplicates ` +
-          `(${events.join(', ')})`);
-        assert.equal(count(s.recs[channel], 'resubscribed'), 1);
-      }
-    }
-    for (const { channel, name, port } of channels) {
-      // eslint-disable-next-line no-await-in-loop
-      const shard = await numsub(cluster, port, 'SHARDNUMSUB', [name]);
-      assert.ok(shard.get(name) >= 2, `${channel}: sharded subscriptions back on master ${port}`);
-    }
+    await deliversAgainOnEveryChannel('after-kill');
   });
 
   it('after CLIENT KILL TYPE pubsub, presence members still reach other nodes', async () => {
@@ -331,6 +340,11 @@ describe('three nodes on a three-master Redis Cluster', () => {
     await delay(SETTLE_MS);
     assert.equal(count(watcher.rec, 'pusher:member_added'), 1, 'member_added once');
     assert.equal(count(watcher.rec, 'pusher:member_removed'), 1, 'member_removed once');
+  });
+  it('a master killed (-9) and started again: its channels deliver again, no node restarted', async () => {
+    const { port } = channels[0];
+    await cluster.restart(port);
+    await deliversAgainOnEveryChannel(`after-restart-${port}`);
   });
 });
 
