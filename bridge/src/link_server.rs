@@ -295,17 +295,14 @@ async fn read_link(
                 continue;
             }
             LinkMessage::MembersQuery(channel, query_id) => {
-                let Some(presence) = &context.presence else {
-                    return LinkEnd::Unexpected("MembersQuery without Redis");
-                };
                 let query = PresenceInput::Query {
                     channel,
                     query_id,
                     reply: writer.clone(),
                 };
-                // A query must be answered, so it waits for room rather than being dropped.
-                if presence.send(query).await.is_err() {
-                    return LinkEnd::BridgeStopping;
+                if let Some(end) = ask_presence(context, query, "MembersQuery without Redis").await
+                {
+                    return end;
                 }
                 continue;
             }
@@ -360,18 +357,14 @@ async fn read_link(
                 channel,
                 query_id,
             } => {
-                let Some(presence) = &context.presence else {
-                    return LinkEnd::Unexpected("CacheQuery without Redis");
-                };
                 let query = PresenceInput::CacheQuery {
                     app_id,
                     channel,
                     query_id,
                     reply: writer.clone(),
                 };
-                // A query must be answered, so it waits for room rather than being dropped.
-                if presence.send(query).await.is_err() {
-                    return LinkEnd::BridgeStopping;
+                if let Some(end) = ask_presence(context, query, "CacheQuery without Redis").await {
+                    return end;
                 }
                 continue;
             }
@@ -520,6 +513,23 @@ fn user_command(context: &LinkContext, link_id: LinkId, message: &LinkMessage) {
 fn is_cache_channel(channel: &str) -> bool {
     ringcast_core::pusher::channel::classify(channel, link::NAME_BYTES_MAX)
         .is_ok_and(|class| class.cache)
+}
+
+/// Hands a question to the presence task. It must be answered, so it waits for room rather than
+/// being dropped; `Some` ends the link (no Redis: `without_redis` names the message).
+async fn ask_presence(
+    context: &LinkContext,
+    query: PresenceInput,
+    without_redis: &'static str,
+) -> Option<LinkEnd> {
+    let Some(presence) = &context.presence else {
+        return Some(LinkEnd::Unexpected(without_redis));
+    };
+    presence
+        .send(query)
+        .await
+        .err()
+        .map(|_| LinkEnd::BridgeStopping)
 }
 
 /// Hands a presence change to the presence task without waiting: a full queue drops it

@@ -10,7 +10,6 @@ mod backoff;
 mod cluster_connections;
 mod cluster_hooks;
 mod cluster_query;
-mod cluster_subscription_counts;
 mod drop_counter;
 mod envelope;
 mod hub;
@@ -51,7 +50,6 @@ use crate::auth_offload::{auth_limits, run_auth, AuthQueue, AUTH_QUEUE_MAX};
 use crate::cluster_connections::run_connections;
 use crate::cluster_hooks::run_due;
 use crate::cluster_query::{query_channel, run_queries, QUERY_QUEUE_MAX};
-use crate::cluster_subscription_counts::{run_cluster_counts, CLUSTER_COUNT_QUEUE_MAX};
 use crate::envelope::user_command_channel;
 use crate::hub::{Hub, SubscriberCommand};
 use crate::hub_task::{run_hub, run_without_redis, HUB_QUEUE_MESSAGES_MAX};
@@ -401,7 +399,6 @@ async fn run(
     };
     let mut cluster_tasks = Vec::new();
     let mut connection_counts = None;
-    let mut cluster_sums = None;
     let mut publisher = None;
     let mut presence = None;
     match &client {
@@ -487,16 +484,6 @@ async fn run(
                 Arc::clone(&counters),
             ));
             connection_counts = Some(Arc::new(counts_sender));
-            let (sums_sender, sums_queue) = mpsc::channel(CLUSTER_COUNT_QUEUE_MAX);
-            tokio::spawn(run_cluster_counts(
-                client.clone(),
-                node_keys.clone(),
-                presence_ttl,
-                sums_queue,
-                webhook_sender.clone(),
-                Arc::clone(&counters),
-            ));
-            cluster_sums = Some(sums_sender);
             publisher = Some(publisher_sender);
             presence = Some(presence_sender);
         }
@@ -523,7 +510,7 @@ async fn run(
     tokio::spawn(run_counts(
         counts_queue,
         webhook_sender.clone(),
-        cluster_sums,
+        presence.clone(),
         Arc::clone(&counters),
     ));
     let auth_counters = Arc::clone(&counters.auth);

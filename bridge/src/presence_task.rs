@@ -21,12 +21,14 @@ use crate::envelope::{member_event_head, redis_channel_name};
 use crate::hub::SHARDS_MAX;
 use crate::hub_task::LinkWriter;
 use crate::presence_scripts::{
-    channel_base_of_meta, held_suffix, members_key, occupancy_base, occupancy_head_channel, Hooks,
-    NodeKeys, Scripts, OCCUPANCY_MEMBER,
+    channel_base_of_meta, held_suffix, members_key, occupancy_base, occupancy_head_channel,
+    subscriptions_key, Hooks, NodeKeys, Scripts, OCCUPANCY_MEMBER,
 };
 use crate::redis_connect::{self, RedisClient, RedisConnection};
 use crate::redis_layout::cache_key;
-use crate::stats::BridgeCounters;
+use crate::stats::{add, BridgeCounters};
+use crate::subscription_count_task::count_event;
+use crate::subscription_counts::NodeCount;
 use crate::webhook_task::WebhookInput;
 
 /// Capacity of the presence queue, in messages.
@@ -111,6 +113,9 @@ pub enum PresenceInput {
         /// Shard index.
         shard: u16,
     },
+    /// The node's subscription count of a channel changed (`subscription_count` webhooks): it
+    /// is stored and summed with the other nodes' in Redis, and the cluster's count goes out.
+    SubscriptionCount(NodeCount),
     /// `CacheQuery`, answered on `reply` with `CacheAnswer`.
     CacheQuery {
         /// App id.
@@ -284,6 +289,7 @@ impl Presence {
                 self.settle("resync", result);
             }
             PresenceInput::ResyncDone { shard } => self.resync_done(shard).await,
+            PresenceInput::SubscriptionCount(count) => self.subscription_count(count).await,
             PresenceInput::CacheQuery {
                 app_id,
                 channel,
@@ -342,6 +348,48 @@ impl Presence {
             )
             .await;
             self.settle("resync done", result);
+        }
+    }
+
+    /// Stores the node's count of a channel and sends the cluster's (the script sums the live
+    /// nodes' counts atomically). A count Redis does not take is dropped: the channel's next
+    /// change corrects it.
+    async fn subscription_count(&mut self, count: NodeCount) {
+        let counts_key = subscriptions_key(&self.keys.channel_base(&count.app_id, &count.channel));
+        let (_, nodes, node, heartbeat) = self.node_names();
+        let node_count = count.total.to_string();
+        let Some(mut connection) = self.connect().await else {
+            return self.failed("subscription count", "redis unavailable");
+        };
+        let summed = timeout(
+            RESPONSE_TIMEOUT,
+            self.scripts.subscription_count.run::<u64>(
+                &mut connection,
+                &[&counts_key, &nodes, &heartbeat],
+                &[
+                    node.as_bytes(),
+                    node_count.as_bytes(),
+                    self.ttl_ms.as_bytes(),
+                ],
+            ),
+        )
+        .await;
+        let total = match summed {
+            Ok(Ok(total)) => total,
+            Ok(Err(err)) => {
+                self.connection = None;
+                return self.failed("subscription count", &err.to_string());
+            }
+            Err(_) => {
+                self.connection = None;
+                return self.failed("subscription count", "timed out");
+            }
+        };
+        let event = count_event(count.app_id, count.channel, total);
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.webhooks.try_send(WebhookInput::Event(event))
+        {
+            add(&self.counters.webhooks.events_dropped_queue_full, 1);
         }
     }
 

@@ -2,7 +2,9 @@
 //! [`SubscriberCommand`]s strictly in order (an acknowledgement leaves only after the SUBSCRIBE
 //! queued before it was answered, or failed), hands every received message to the hub, and
 //! reconnects with backoff — re-subscribing every wanted channel — whenever the connection is
-//! lost. It never waits on the hub, so the hub may wait on it.
+//! lost. It never waits on the hub, so the hub may wait on it. Handing messages and
+//! acknowledgements on and the reconnection schedule are shared with the Redis Cluster
+//! subscriber (`redis_pubsub_cluster`).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_lite::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
+use ringcast_core::link::LinkMessage;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
@@ -42,11 +45,7 @@ struct Subscriber {
     sink: Option<PubSubSink>,
     /// Present while connected.
     stream: Option<PubSubStream>,
-    backoff: Backoff,
-    /// When disconnected: the earliest time of the next connection attempt.
-    reconnect_at: Instant,
-    /// Redis is known to be unreachable: "redis unavailable" was logged for this outage.
-    in_outage: bool,
+    reconnect: Reconnect,
     /// A connection succeeded before: the next success is a reconnect.
     connected_before: bool,
 }
@@ -65,13 +64,11 @@ pub async fn run_subscriber(
         wanted: HashSet::default(),
         sink: None,
         stream: None,
-        backoff: Backoff::for_redis(),
-        reconnect_at: Instant::now(),
-        in_outage: false,
+        reconnect: Reconnect::new("redis"),
         connected_before: false,
     };
     loop {
-        if subscriber.sink.is_none() && Instant::now() >= subscriber.reconnect_at {
+        if subscriber.sink.is_none() && Instant::now() >= subscriber.reconnect.at {
             subscriber.connect().await;
         }
         let connected = subscriber.stream.is_some();
@@ -81,10 +78,10 @@ pub async fn run_subscriber(
                 None => return,
             },
             message = next_message(&mut subscriber.stream), if connected => match message {
-                Some(payload) => subscriber.forward(payload),
+                Some(payload) => forward_to_hub(&subscriber.hub, &subscriber.counters, payload),
                 None => subscriber.lost("connection closed"),
             },
-            () = tokio::time::sleep_until(subscriber.reconnect_at), if !connected => {}
+            () = tokio::time::sleep_until(subscriber.reconnect.at), if !connected => {}
         }
     }
 }
@@ -101,18 +98,11 @@ impl Subscriber {
             Ok(Ok((sink, stream))) => {
                 self.sink = Some(sink);
                 self.stream = Some(stream);
-                self.backoff.reset();
                 if self.connected_before {
                     stats::add(&self.counters.redis_reconnects, 1);
                 }
                 self.connected_before = true;
-                self.counters.redis_connected.store(true, Ordering::Relaxed);
-                if self.in_outage {
-                    self.in_outage = false;
-                    tracing::info!(channels = self.wanted.len(), "redis reconnected");
-                } else {
-                    tracing::info!("redis connected");
-                }
+                self.reconnect.succeeded(&self.counters, self.wanted.len());
             }
             Ok(Err(err)) => self.lost(&err.to_string()),
             Err(_) => self.lost("connect timed out"),
@@ -153,21 +143,7 @@ impl Subscriber {
                     }
                 }
             }
-            SubscriberCommand::Ack { link, message } => {
-                if let Err(mpsc::error::TrySendError::Full(_)) = link.try_send(message) {
-                    self.counters.drops.ack_queue_full.add(1);
-                }
-            }
-        }
-    }
-
-    fn forward(&self, payload: Bytes) {
-        stats::add(&self.counters.messages_received, 1);
-        // Never wait on the hub: it may be waiting on this task's command queue.
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.hub.try_send(HubInput::Remote(payload))
-        {
-            self.counters.drops.hub_queue_full.add(1);
+            SubscriberCommand::Ack { link, message } => send_ack(&link, message, &self.counters),
         }
     }
 
@@ -175,21 +151,81 @@ impl Subscriber {
     fn lost(&mut self, reason: &str) {
         self.sink = None;
         self.stream = None;
-        self.counters
-            .redis_connected
-            .store(false, Ordering::Relaxed);
+        self.reconnect.failed(&self.counters, reason);
+    }
+}
+
+/// A message from Redis for the hub; never waits on it (the hub may be waiting on the
+/// subscriber's command queue), a full queue drops the message (counted).
+pub(crate) fn forward_to_hub(
+    hub: &mpsc::Sender<HubInput>,
+    counters: &BridgeCounters,
+    payload: Bytes,
+) {
+    stats::add(&counters.messages_received, 1);
+    if let Err(mpsc::error::TrySendError::Full(_)) = hub.try_send(HubInput::Remote(payload)) {
+        counters.drops.hub_queue_full.add(1);
+    }
+}
+
+/// A subscription's acknowledgement for its link; a full link queue drops it (counted).
+pub(crate) fn send_ack(link: &LinkWriter, message: LinkMessage, counters: &BridgeCounters) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = link.try_send(message) {
+        counters.drops.ack_queue_full.add(1);
+    }
+}
+
+/// When a subscriber connects next, and the log of an outage: one warning when Redis becomes
+/// unreachable, quiet retries, one line when it is back.
+pub(crate) struct Reconnect {
+    /// What is connected to, for the log: `redis` or `redis cluster`.
+    label: &'static str,
+    backoff: Backoff,
+    /// When disconnected: the earliest time of the next connection attempt.
+    pub(crate) at: Instant,
+    /// "unavailable" was logged for this outage.
+    in_outage: bool,
+}
+
+impl Reconnect {
+    pub(crate) fn new(label: &'static str) -> Self {
+        Self {
+            label,
+            backoff: Backoff::for_redis(),
+            at: Instant::now(),
+            in_outage: false,
+        }
+    }
+
+    /// A connection was made (`channels` wanted ones are being subscribed).
+    pub(crate) fn succeeded(&mut self, counters: &BridgeCounters, channels: usize) {
+        self.backoff.reset();
+        counters.redis_connected.store(true, Ordering::Relaxed);
+        let label = self.label;
+        if self.in_outage {
+            self.in_outage = false;
+            tracing::info!(channels, "{label} reconnected");
+        } else {
+            tracing::info!("{label} connected");
+        }
+    }
+
+    /// No connection, or it was lost: the next attempt waits for the backoff.
+    pub(crate) fn failed(&mut self, counters: &BridgeCounters, reason: &str) {
+        counters.redis_connected.store(false, Ordering::Relaxed);
         let delay = self.backoff.next_delay();
-        self.reconnect_at = Instant::now() + delay;
+        self.at = Instant::now() + delay;
+        let label = self.label;
         if self.in_outage {
             tracing::debug!(
                 retry_in_ms = delay.as_millis(),
-                "redis still unavailable: {reason}"
+                "{label} still unavailable: {reason}"
             );
         } else {
             self.in_outage = true;
             tracing::warn!(
                 retry_in_ms = delay.as_millis(),
-                "redis unavailable: {reason}"
+                "{label} unavailable: {reason}"
             );
         }
     }

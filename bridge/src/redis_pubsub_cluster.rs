@@ -28,6 +28,7 @@ use crate::hub::SubscriberCommand;
 use crate::hub_task::{HubInput, LinkWriter};
 use crate::redis_connect::open_cluster_subscriber;
 use crate::redis_layout::is_sharded_channel;
+use crate::redis_pubsub::{forward_to_hub, send_ack, Reconnect};
 use crate::stats::{self, BridgeCounters};
 
 /// Longest wait for the cluster connection.
@@ -74,10 +75,7 @@ struct ClusterSubscriber {
     /// Present while connected.
     connection: Option<ClusterConnection>,
     pushes_sender: mpsc::Sender<PushInfo>,
-    connect_backoff: Backoff,
-    /// When disconnected: the earliest time of the next connection attempt.
-    reconnect_at: Instant,
-    in_outage: bool,
+    reconnect: Reconnect,
 }
 
 /// Runs until the hub drops its command sender.
@@ -100,12 +98,10 @@ pub async fn run_cluster_subscriber(
         lost_push: Arc::new(AtomicBool::new(false)),
         connection: None,
         pushes_sender,
-        connect_backoff: Backoff::for_redis(),
-        reconnect_at: now,
-        in_outage: false,
+        reconnect: Reconnect::new("redis cluster"),
     };
     loop {
-        if subscriber.connection.is_none() && Instant::now() >= subscriber.reconnect_at {
+        if subscriber.connection.is_none() && Instant::now() >= subscriber.reconnect.at {
             subscriber.connect().await;
         }
         if subscriber.lost_push.swap(false, Ordering::Relaxed) {
@@ -121,7 +117,7 @@ pub async fn run_cluster_subscriber(
         let wake_at = if connected {
             subscriber.retry_at
         } else {
-            subscriber.reconnect_at
+            subscriber.reconnect.at
         };
         tokio::select! {
             command = commands.recv() => match command {
@@ -165,39 +161,11 @@ impl ClusterSubscriber {
         match opened {
             Ok(Ok(connection)) => {
                 self.connection = Some(connection);
-                self.connect_backoff.reset();
-                self.counters.redis_connected.store(true, Ordering::Relaxed);
-                if self.in_outage {
-                    self.in_outage = false;
-                    tracing::info!(channels = self.wanted.len(), "redis cluster reconnected");
-                } else {
-                    tracing::info!("redis cluster connected");
-                }
+                self.reconnect.succeeded(&self.counters, self.wanted.len());
                 self.resubscribe_all(Duration::ZERO);
             }
-            Ok(Err(err)) => self.unreachable(&err.to_string()),
-            Err(_) => self.unreachable("connect timed out"),
-        }
-    }
-
-    /// No connection could be made: try again later.
-    fn unreachable(&mut self, reason: &str) {
-        self.counters
-            .redis_connected
-            .store(false, Ordering::Relaxed);
-        let delay = self.connect_backoff.next_delay();
-        self.reconnect_at = Instant::now() + delay;
-        if self.in_outage {
-            tracing::debug!(
-                retry_in_ms = delay.as_millis(),
-                "redis cluster still unavailable: {reason}"
-            );
-        } else {
-            self.in_outage = true;
-            tracing::warn!(
-                retry_in_ms = delay.as_millis(),
-                "redis cluster unavailable: {reason}"
-            );
+            Ok(Err(err)) => self.reconnect.failed(&self.counters, &err.to_string()),
+            Err(_) => self.reconnect.failed(&self.counters, "connect timed out"),
         }
     }
 
@@ -241,11 +209,7 @@ impl ClusterSubscriber {
                     }
                 }
             }
-            SubscriberCommand::Ack { link, message } => {
-                if let Err(mpsc::error::TrySendError::Full(_)) = link.try_send(message) {
-                    self.counters.drops.ack_queue_full.add(1);
-                }
-            }
+            SubscriberCommand::Ack { link, message } => send_ack(&link, message, &self.counters),
         }
     }
 
@@ -325,7 +289,7 @@ impl ClusterSubscriber {
             PushKind::Message | PushKind::SMessage => {
                 // [channel, payload]
                 if let Some(Value::BulkString(payload)) = push.data.into_iter().nth(1) {
-                    self.forward(Bytes::from(payload));
+                    forward_to_hub(&self.hub, &self.counters, Bytes::from(payload));
                 }
             }
             PushKind::Disconnection => {
@@ -346,16 +310,6 @@ impl ClusterSubscriber {
                 }
             }
             _ => {}
-        }
-    }
-
-    fn forward(&self, payload: Bytes) {
-        stats::add(&self.counters.messages_received, 1);
-        // Never wait on the hub: it may be waiting on this task's command queue.
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.hub.try_send(HubInput::Remote(payload))
-        {
-            self.counters.drops.hub_queue_full.add(1);
         }
     }
 }

@@ -1,8 +1,7 @@
 //! The task that owns the node's [`SubscriptionCounts`]: the link readers hand it each shard's
 //! reported counts and each link's end through one bounded queue; it wakes for the counts'
 //! intervals and hands every node total on: on a node alone as a `subscription_count` webhook
-//! event, with several nodes to the task that sums the nodes' counts in Redis
-//! (`cluster_subscription_counts`).
+//! event, with several nodes to the presence task, which sums the nodes' counts in Redis.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use ringcast_core::webhook_config::subscription_count_body;
 use tokio::sync::mpsc;
 
 use crate::hub::LinkId;
+use crate::presence_task::PresenceInput;
 use crate::stats::{add, BridgeCounters};
 use crate::subscription_counts::{NodeCount, SubscriptionCounts};
 use crate::webhook_task::WebhookInput;
@@ -41,7 +41,7 @@ pub enum CountInput {
 pub async fn run_counts(
     mut inputs: mpsc::Receiver<CountInput>,
     webhooks: mpsc::Sender<WebhookInput>,
-    cluster_sums: Option<mpsc::Sender<NodeCount>>,
+    cluster_sums: Option<mpsc::Sender<PresenceInput>>,
     counters: Arc<BridgeCounters>,
 ) {
     let mut counts = SubscriptionCounts::new();
@@ -104,7 +104,7 @@ pub async fn run_counts(
 /// webhook router; with several nodes it goes to be summed with the others' in Redis.
 fn send_node_total(
     webhooks: &mpsc::Sender<WebhookInput>,
-    cluster_sums: Option<&mpsc::Sender<NodeCount>>,
+    cluster_sums: Option<&mpsc::Sender<PresenceInput>>,
     counters: &BridgeCounters,
     cluster: bool,
     total: NodeCount,
@@ -112,7 +112,9 @@ fn send_node_total(
     if cluster {
         match cluster_sums {
             Some(sums) => {
-                if let Err(mpsc::error::TrySendError::Full(_)) = sums.try_send(total) {
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    sums.try_send(PresenceInput::SubscriptionCount(total))
+                {
                     add(&counters.webhooks.events_dropped_queue_full, 1);
                 }
             }
@@ -125,19 +127,19 @@ fn send_node_total(
         }
         return;
     }
-    let NodeCount {
-        app_id,
-        channel,
-        total,
-    } = total;
-    let body = subscription_count_body(&channel, total);
-    let event = HookEvent {
+    let event = count_event(total.app_id, total.channel, total.total);
+    if let Err(mpsc::error::TrySendError::Full(_)) = webhooks.try_send(WebhookInput::Event(event)) {
+        add(&counters.webhooks.events_dropped_queue_full, 1);
+    }
+}
+
+/// The `subscription_count` webhook event of a channel's count.
+pub fn count_event(app_id: String, channel: String, count: u64) -> HookEvent {
+    let body = subscription_count_body(&channel, count);
+    HookEvent {
         app_id,
         channel,
         kind: WebhookEventType::SubscriptionCount,
         body: body.into(),
-    };
-    if let Err(mpsc::error::TrySendError::Full(_)) = webhooks.try_send(WebhookInput::Event(event)) {
-        add(&counters.webhooks.events_dropped_queue_full, 1);
     }
 }

@@ -510,6 +510,22 @@ fn tls_material(test: &str) -> (std::path::PathBuf, String) {
     (dir, ca)
 }
 
+/// A node linked over TLS (trusting `ca`) to the Redis that `redis_args` name.
+fn tls_node(redis_args: &[&str], ca: &str, prefix: &str) -> Server {
+    let mut args = vec!["--adapter-driver", "redis"];
+    args.extend_from_slice(redis_args);
+    args.extend([
+        "--redis-tls",
+        "--redis-tls-ca-file",
+        ca,
+        "--redis-prefix",
+        prefix,
+    ]);
+    let server = Server::start(&args);
+    wait_linked(&server, 1);
+    server
+}
+
 #[test]
 fn nodes_talk_to_redis_over_tls() {
     let (dir, ca) = tls_material("nodes");
@@ -551,23 +567,8 @@ fn nodes_talk_to_redis_over_tls() {
     }
     let prefix = unique_prefix("tls");
     let url = format!("127.0.0.1:{port}");
-    let tls_node = || {
-        let server = Server::start(&[
-            "--adapter-driver",
-            "redis",
-            "--redis-url",
-            &url,
-            "--redis-tls",
-            "--redis-tls-ca-file",
-            &ca,
-            "--redis-prefix",
-            &prefix,
-        ]);
-        wait_linked(&server, 1);
-        server
-    };
-    let a = tls_node();
-    let b = tls_node();
+    let a = tls_node(&["--redis-url", &url], &ca, &prefix);
+    let b = tls_node(&["--redis-url", &url], &ca, &prefix);
     let mut on_b = WsClient::pusher(b.addr);
     on_b.subscribe_ok("secure-news", None);
     publish_until_received(a.addr, "secure-news", "over-tls", &mut on_b);
@@ -701,24 +702,9 @@ fn nodes_talk_to_a_redis_cluster_over_tls_with_sharded_pub_sub() {
     let cluster = TlsCluster::start(&dir, &ca);
     let prefix = unique_prefix("tlscluster");
     let seeds = cluster.seeds();
-    let cluster_node = || {
-        let server = Server::start(&[
-            "--adapter-driver",
-            "redis",
-            "--redis-cluster",
-            "--redis-url",
-            &seeds,
-            "--redis-tls",
-            "--redis-tls-ca-file",
-            &ca,
-            "--redis-prefix",
-            &prefix,
-        ]);
-        wait_linked(&server, 1);
-        server
-    };
-    let a = cluster_node();
-    let b = cluster_node();
+    let redis_args = ["--redis-cluster", "--redis-url", &seeds];
+    let a = tls_node(&redis_args, &ca, &prefix);
+    let b = tls_node(&redis_args, &ca, &prefix);
     // Twelve channels: their slots fall on one master only with a chance of 3 in 3^12.
     let channels: Vec<String> = (0..12).map(|i| format!("tls-{i}")).collect();
     let mut on_b = WsClient::pusher(b.addr);
