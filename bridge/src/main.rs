@@ -5,34 +5,14 @@
 //! This file owns the command line, the runtime, the socket file and the signals; the work
 //! happens in the tasks it starts.
 
-mod auth_offload;
 mod backoff;
-mod cluster_connections;
-mod cluster_hooks;
-mod cluster_query;
-mod drop_counter;
-mod envelope;
-mod hub;
-mod hub_task;
-mod link_server;
-mod outbound_http;
-mod presence_liveness;
-mod presence_scripts;
-mod presence_task;
-mod redis_connect;
-mod redis_layout;
-mod redis_publish;
-mod redis_pubsub;
-mod redis_pubsub_cluster;
-mod redis_url;
-mod stats;
-mod stats_task;
-mod subscription_count_task;
-mod subscription_counts;
-mod webhook_queue;
-mod webhook_router;
-mod webhook_sender;
-mod webhook_task;
+mod cluster;
+mod counters;
+mod link;
+mod links;
+mod outbound;
+mod redis;
+mod webhooks;
 
 use std::io::IsTerminal;
 use std::os::unix::fs::FileTypeExt;
@@ -46,29 +26,28 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::auth_offload::{auth_limits, run_auth, AuthQueue, AUTH_QUEUE_MAX};
-use crate::cluster_connections::run_connections;
-use crate::cluster_hooks::run_due;
-use crate::cluster_query::{query_channel, run_queries, QUERY_QUEUE_MAX};
-use crate::envelope::user_command_channel;
-use crate::hub::{Hub, SubscriberCommand};
-use crate::hub_task::{run_hub, run_without_redis, HUB_QUEUE_MESSAGES_MAX};
-use crate::link_server::{serve_links, LinkContext};
-use crate::outbound_http::{OutboundHttp, OutboundLimits};
-use crate::presence_liveness::{reap_self, run_liveness};
-use crate::presence_scripts::NodeKeys;
-use crate::presence_task::{run_presence, PRESENCE_QUEUE_MESSAGES_MAX};
-use crate::redis_connect::RedisClient;
-use crate::redis_publish::{run_publisher, PublishLayout, PUBLISH_QUEUE_MESSAGES_MAX};
-use crate::redis_pubsub::{run_subscriber, SUBSCRIBER_QUEUE_COMMANDS_MAX};
-use crate::redis_pubsub_cluster::{run_cluster_subscriber, ClusterSubscriberSetup};
-use crate::stats::BridgeCounters;
-use crate::stats_task::run_stats;
-use crate::subscription_count_task::{run_counts, COUNT_INPUT_QUEUE_MAX};
-use crate::webhook_queue::{run_consumer, run_producer};
-use crate::webhook_router::WebhookRouter;
-use crate::webhook_sender::{run_sender, RetryPolicy, WEBHOOK_QUEUE_BATCHES_MAX};
-use crate::webhook_task::{run_webhooks, WEBHOOK_INPUT_QUEUE_MAX};
+use crate::cluster::connections::run_connections;
+use crate::cluster::count_task::{run_counts, COUNT_INPUT_QUEUE_MAX};
+use crate::cluster::liveness::{reap_self, run_liveness};
+use crate::cluster::presence::{run_presence, PRESENCE_QUEUE_MESSAGES_MAX};
+use crate::cluster::query::{run_queries, QUERY_QUEUE_MAX};
+use crate::counters::BridgeCounters;
+use crate::link::hub::Hub;
+use crate::link::hub_task::{run_hub, run_without_redis, HUB_QUEUE_MESSAGES_MAX};
+use crate::link::server::{serve_links, LinkContext};
+use crate::link::stats_task::run_stats;
+use crate::outbound::auth::{auth_limits, run_auth, AuthQueue, AUTH_QUEUE_MAX};
+use crate::outbound::http::{OutboundHttp, OutboundLimits};
+use crate::redis::connect::RedisClient;
+use crate::redis::layout::{query_channel, user_command_channel, NodeKeys};
+use crate::redis::publish::{run_publisher, PublishLayout, PUBLISH_QUEUE_MESSAGES_MAX};
+use crate::redis::subscribe::{run_subscriber, SubscriberCommand, SUBSCRIBER_QUEUE_COMMANDS_MAX};
+use crate::redis::subscribe_cluster::{run_cluster_subscriber, ClusterSubscriberSetup};
+use crate::webhooks::due::run_due;
+use crate::webhooks::queue::{run_consumer, run_producer};
+use crate::webhooks::router::WebhookRouter;
+use crate::webhooks::sender::{run_sender, RetryPolicy, WEBHOOK_QUEUE_BATCHES_MAX};
+use crate::webhooks::task::{run_webhooks, WEBHOOK_INPUT_QUEUE_MAX};
 
 /// Longest wait for the node's own presence cleanup on shutdown; past it the other nodes'
 /// reapers do it once the heartbeat expires.
@@ -155,7 +134,7 @@ fn main() -> ExitCode {
     let node_id = args
         .node_id
         .unwrap_or_else(|| ahash::RandomState::new().hash_one(std::process::id()));
-    if envelope::is_reserved_node_id(node_id) {
+    if crate::redis::envelope::is_reserved_node_id(node_id) {
         // Its publish envelopes would read as member events; a random id hits it practically
         // never, a given one is refused.
         eprintln!("ringcast-bridge: node id {node_id} is reserved; choose another");
@@ -164,7 +143,7 @@ fn main() -> ExitCode {
     // rustls on `ring`, the one provider in the tree: installed explicitly, so that no other
     // crate enabling a second provider could make TLS set-up panic.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if let Err(message) = redis_layout::check_prefix(&args.redis_prefix) {
+    if let Err(message) = crate::redis::layout::check_prefix(&args.redis_prefix) {
         eprintln!("ringcast-bridge: {message}");
         return ExitCode::from(EXIT_USAGE);
     }
@@ -229,7 +208,7 @@ fn redis_client(url: &str, ca_file: Option<&Path>, cluster: bool) -> Result<Redi
                 if let Some(plain) = urls.iter().find(|url| !url.starts_with("rediss://")) {
                     return Err(format!(
                         "--redis-tls-ca needs rediss:// URLs (TLS), not {}",
-                        redis_url::without_password(plain)
+                        crate::redis::url::without_password(plain)
                     ));
                 }
                 Some(std::fs::read(path).map_err(|err| {
@@ -240,12 +219,12 @@ fn redis_client(url: &str, ca_file: Option<&Path>, cluster: bool) -> Result<Redi
     // Every URL is checked here, so that a typo is a start error rather than a retry loop.
     let mut single = None;
     for url in &urls {
-        let shown = redis_url::without_password(url);
+        let shown = crate::redis::url::without_password(url);
         let client = match &root_certificate {
-            None => redis::Client::open(*url),
-            Some(pem) => redis::Client::build_with_tls(
+            None => ::redis::Client::open(*url),
+            Some(pem) => ::redis::Client::build_with_tls(
                 *url,
-                redis::TlsCertificates {
+                ::redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem.clone()),
                 },
@@ -305,11 +284,11 @@ async fn run(
         }
     };
     let redis_shown = match &client {
-        Some(RedisClient::Single(_)) => redis_url::without_password(&args.redis_url),
+        Some(RedisClient::Single(_)) => crate::redis::url::without_password(&args.redis_url),
         Some(RedisClient::Cluster { seeds, .. }) => {
             let shown: Vec<String> = seeds
                 .iter()
-                .map(|seed| redis_url::without_password(seed))
+                .map(|seed| crate::redis::url::without_password(seed))
                 .collect();
             format!("Redis Cluster via {}", shown.join(","))
         }
@@ -368,7 +347,7 @@ async fn run(
         Arc::clone(&counters),
     ));
 
-    let key_prefix = redis_layout::key_prefix(&args.redis_prefix);
+    let key_prefix = crate::redis::layout::key_prefix(&args.redis_prefix);
     let node_keys = NodeKeys {
         prefix: key_prefix.clone(),
         channel_prefix: args.redis_prefix.clone(),

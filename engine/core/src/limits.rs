@@ -25,3 +25,7 @@ pub const DRAIN_TIMEOUT_S_DEFAULT: u64 = 10;
 pub const PONG_GRACE_S: u64 = 30;
 /// Messages in flight on one inter-shard ring; a full ring makes the sender wait (backpressure).
 pub const SHARD_RING_CAPACITY: usize = 4_096;
+/// Most shards one engine may run: shard-interest sets are a `u64` bitmask. The engine's
+/// `--shards` option and the bridge's link table are both bounded by it.
+pub const SHARD_COUNT_MAX: u16 = 64;
+const _: () = assert!(SHARD_COUNT_MAX as u32 == u64::BITS);

@@ -1,0 +1,558 @@
+//! The presence task: carries out the engine shards' presence messages against Redis, one at a
+//! time and in arrival order (a join and the leave after it must reach Redis in that order):
+//! joins, leaves and resyncs run the `presence_scripts`, queries are answered from
+//! `P#members`. Channel occupancy (for webhooks) is kept the same way, with one pseudo-member
+//! per (node, shard) holding the channel. Member events come back through the channels'
+//! pub/sub subscriptions (the hub), not from here; the webhook events the scripts return go to
+//! the webhook task. A Redis failure loses that one change (logged and counted) and never blocks a
+//! query: it is answered empty, so the engine never waits forever.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringcast_core::limits::SHARD_COUNT_MAX;
+use ringcast_core::link::{self, LinkMessage, Member, PresenceChannel};
+use tokio::sync::mpsc;
+use tokio::time::{timeout, Instant};
+
+use crate::backoff::Backoff;
+use crate::cluster::counts::NodeCount;
+use crate::counters::{add, BridgeCounters};
+use crate::links::LinkWriter;
+use crate::redis::connect::{self, RedisClient, RedisConnection};
+use crate::redis::envelope::member_event_head;
+use crate::redis::layout::{
+    cache_key, channel_base_of_meta, held_suffix, members_key, occupancy_base,
+    occupancy_head_channel, redis_channel_name, subscriptions_key, NodeKeys, OCCUPANCY_MEMBER,
+};
+use crate::redis::scripts::{Hooks, Scripts};
+use crate::webhooks::events::{count_event, forward};
+use crate::webhooks::task::WebhookInput;
+
+/// Capacity of the presence queue, in messages.
+pub const PRESENCE_QUEUE_MESSAGES_MAX: usize = 65_536;
+/// Longest wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for one script or query: a query's answer must not keep the engine waiting.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Room kept in a snapshot frame for its names and counts.
+const SNAPSHOT_FRAME_MARGIN_BYTES: usize = 4 * 1024;
+
+/// A hash as HGETALL returns it.
+type HashPairs = Vec<(String, Vec<u8>)>;
+
+/// What a join or leave is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracked {
+    /// A user of a presence channel.
+    Member,
+    /// The channel's occupancy by this (node, shard) (the member is [`occupancy_member`]).
+    Occupancy,
+}
+
+/// The pseudo-member standing for a (node, shard) that holds a channel.
+pub fn occupancy_member() -> Member {
+    Member {
+        user_id: OCCUPANCY_MEMBER.to_owned(),
+        user_info: bytes::Bytes::new(),
+    }
+}
+
+/// What a link hands to the presence task.
+#[derive(Debug)]
+pub enum PresenceInput {
+    /// A shard said Hello: what it mentions from now on is what it holds.
+    Hello {
+        /// Shard index.
+        shard: u16,
+    },
+    /// `MemberJoin`, or a channel the node now holds.
+    Join {
+        /// Shard index.
+        shard: u16,
+        /// Member or occupancy.
+        tracked: Tracked,
+        /// The channel.
+        channel: PresenceChannel,
+        /// The member.
+        member: Member,
+    },
+    /// `MemberLeave`, or a channel the node no longer holds.
+    Leave {
+        /// Shard index.
+        shard: u16,
+        /// Member or occupancy.
+        tracked: Tracked,
+        /// The channel.
+        channel: PresenceChannel,
+        /// The user id.
+        user_id: String,
+    },
+    /// `MembersQuery`, answered on `reply`.
+    Query {
+        /// The channel.
+        channel: PresenceChannel,
+        /// Echoed in the answer.
+        query_id: u32,
+        /// The asking link's writer queue.
+        reply: LinkWriter,
+    },
+    /// `MembersResync`.
+    Resync {
+        /// Shard index.
+        shard: u16,
+        /// The channel.
+        channel: PresenceChannel,
+        /// Everything the shard holds for the channel.
+        members: Vec<Member>,
+    },
+    /// `ResyncDone`.
+    ResyncDone {
+        /// Shard index.
+        shard: u16,
+    },
+    /// The node's subscription count of a channel changed (`subscription_count` webhooks): it
+    /// is stored and summed with the other nodes' in Redis, and the cluster's count goes out.
+    SubscriptionCount(NodeCount),
+    /// `CacheQuery`, answered on `reply` with `CacheAnswer`.
+    CacheQuery {
+        /// App id.
+        app_id: String,
+        /// Channel name.
+        channel: String,
+        /// Echoed in the answer.
+        query_id: u32,
+        /// The asking link's writer queue.
+        reply: LinkWriter,
+    },
+}
+
+/// State of the presence task.
+struct Presence {
+    client: RedisClient,
+    keys: NodeKeys,
+    /// The heartbeat TTL in ms, as text for the scripts.
+    ttl_ms: String,
+    scripts: Scripts,
+    connection: Option<RedisConnection>,
+    backoff: Backoff,
+    /// While disconnected: no connection attempt before this.
+    retry_at: Instant,
+    /// Per shard: the channel bases (`P`) it mentioned since its Hello.
+    mentioned: Vec<HashSet<String, ahash::RandomState>>,
+    webhooks: mpsc::Sender<WebhookInput>,
+    counters: Arc<BridgeCounters>,
+}
+
+/// Runs until every sender of `inputs` is gone.
+pub async fn run_presence(
+    client: RedisClient,
+    keys: NodeKeys,
+    ttl: Duration,
+    mut inputs: mpsc::Receiver<PresenceInput>,
+    webhooks: mpsc::Sender<WebhookInput>,
+    counters: Arc<BridgeCounters>,
+) {
+    let mut presence = Presence {
+        scripts: Scripts::new(&keys.script_keys()),
+        client,
+        keys,
+        ttl_ms: ttl.as_millis().to_string(),
+        connection: None,
+        backoff: Backoff::for_redis(),
+        retry_at: Instant::now(),
+        mentioned: (0..SHARD_COUNT_MAX).map(|_| HashSet::default()).collect(),
+        webhooks,
+        counters,
+    };
+    while let Some(input) = inputs.recv().await {
+        presence.handle(input).await;
+    }
+}
+
+impl Presence {
+    async fn handle(&mut self, input: PresenceInput) {
+        match input {
+            PresenceInput::Hello { shard } => {
+                if let Some(mentioned) = self.mentioned.get_mut(usize::from(shard)) {
+                    mentioned.clear();
+                }
+            }
+            PresenceInput::Join {
+                shard,
+                tracked,
+                channel,
+                member,
+            } => {
+                let (base, head) = self.names(tracked, &channel);
+                self.mention(shard, &base);
+                let held = self.keys.held(&base, shard);
+                let (keys_hash, nodes, node, heartbeat) = self.node_names();
+                let result = match self.connect().await {
+                    Some(mut connection) => {
+                        timeout(
+                            RESPONSE_TIMEOUT,
+                            self.scripts.join.run::<Hooks>(
+                                &mut connection,
+                                &[&held, &keys_hash, &nodes, &heartbeat],
+                                &[
+                                    base.as_bytes(),
+                                    &head,
+                                    node.as_bytes(),
+                                    self.ttl_ms.as_bytes(),
+                                    member.user_id.as_bytes(),
+                                    &member.user_info,
+                                ],
+                            ),
+                        )
+                        .await
+                    }
+                    None => return self.failed("join", "redis unavailable"),
+                };
+                self.settle("join", result);
+            }
+            PresenceInput::Leave {
+                shard,
+                tracked,
+                channel,
+                user_id,
+            } => {
+                let (base, head) = self.names(tracked, &channel);
+                let held = self.keys.held(&base, shard);
+                let result = match self.connect().await {
+                    Some(mut connection) => {
+                        timeout(
+                            RESPONSE_TIMEOUT,
+                            self.scripts.leave.run::<Hooks>(
+                                &mut connection,
+                                &[&held],
+                                &[base.as_bytes(), &head, user_id.as_bytes()],
+                            ),
+                        )
+                        .await
+                    }
+                    None => return self.failed("leave", "redis unavailable"),
+                };
+                self.settle("leave", result);
+            }
+            PresenceInput::Query {
+                channel,
+                query_id,
+                reply,
+            } => {
+                let members = self.query(&channel).await;
+                let answer = LinkMessage::MembersSnapshot(channel, query_id, members);
+                if reply.try_send(answer).is_err() {
+                    tracing::warn!(
+                        query_id,
+                        "members snapshot dropped: link queue full or gone"
+                    );
+                }
+            }
+            PresenceInput::Resync {
+                shard,
+                channel,
+                members,
+            } => {
+                let (base, head) = self.names(Tracked::Member, &channel);
+                self.mention(shard, &base);
+                let held = self.keys.held(&base, shard);
+                let (keys_hash, nodes, node, heartbeat) = self.node_names();
+                let ttl_ms = self.ttl_ms.clone();
+                let mut args: Vec<&[u8]> = Vec::with_capacity(4 + members.len() * 2);
+                args.extend([
+                    base.as_bytes(),
+                    &head[..],
+                    node.as_bytes(),
+                    ttl_ms.as_bytes(),
+                ]);
+                for member in &members {
+                    args.push(member.user_id.as_bytes());
+                    args.push(&member.user_info);
+                }
+                let result = match self.connect().await {
+                    Some(mut connection) => {
+                        timeout(
+                            RESPONSE_TIMEOUT,
+                            self.scripts.resync.run::<Hooks>(
+                                &mut connection,
+                                &[&held, &keys_hash, &nodes, &heartbeat],
+                                &args,
+                            ),
+                        )
+                        .await
+                    }
+                    None => return self.failed("resync", "redis unavailable"),
+                };
+                self.settle("resync", result);
+            }
+            PresenceInput::ResyncDone { shard } => self.resync_done(shard).await,
+            PresenceInput::SubscriptionCount(count) => self.subscription_count(count).await,
+            PresenceInput::CacheQuery {
+                app_id,
+                channel,
+                query_id,
+                reply,
+            } => {
+                let frame = self.last_cached(&app_id, &channel).await;
+                let answer = LinkMessage::CacheAnswer { query_id, frame };
+                if reply.try_send(answer).is_err() {
+                    tracing::warn!(query_id, "cache answer dropped: link queue full or gone");
+                }
+            }
+        }
+    }
+
+    /// Channels of `shard` not mentioned since its Hello have no members there any more.
+    async fn resync_done(&mut self, shard: u16) {
+        let Some(mut connection) = self.connect().await else {
+            return self.failed("resync done", "redis unavailable");
+        };
+        let keys_hash = self.keys.keys_hash();
+        let listed: Result<redis::RedisResult<HashPairs>, _> = timeout(
+            RESPONSE_TIMEOUT,
+            redis::cmd("HGETALL")
+                .arg(&keys_hash)
+                .query_async(&mut connection),
+        )
+        .await;
+        let held_keys = match listed {
+            Ok(Ok(held_keys)) => held_keys,
+            Ok(Err(err)) => return self.failed("resync done", &err.to_string()),
+            Err(_) => return self.failed("resync done", "timed out"),
+        };
+        let suffix = held_suffix(self.keys.node_id, shard);
+        let empty = HashSet::default();
+        let mentioned = self.mentioned.get(usize::from(shard)).unwrap_or(&empty);
+        let stale: Vec<String> = held_keys
+            .into_iter()
+            .filter(|(held, _)| held.ends_with(&suffix))
+            .filter(|(_, meta)| {
+                channel_base_of_meta(meta)
+                    .and_then(|base| std::str::from_utf8(base).ok())
+                    .is_none_or(|base| !mentioned.contains(base))
+            })
+            .map(|(held, _)| held)
+            .collect();
+        tracing::info!(shard, stale = stale.len(), "presence resync done");
+        for held in stale {
+            let result = timeout(
+                RESPONSE_TIMEOUT,
+                self.scripts.drop_held.run::<Hooks>(
+                    &mut connection,
+                    &[&keys_hash],
+                    &[held.as_bytes()],
+                ),
+            )
+            .await;
+            self.settle("resync done", result);
+        }
+    }
+
+    /// Stores the node's count of a channel and sends the cluster's (the script sums the live
+    /// nodes' counts atomically). A count Redis does not take is dropped: the channel's next
+    /// change corrects it.
+    async fn subscription_count(&mut self, count: NodeCount) {
+        let counts_key = subscriptions_key(&self.keys.channel_base(&count.app_id, &count.channel));
+        let (_, nodes, node, heartbeat) = self.node_names();
+        let node_count = count.total.to_string();
+        let Some(mut connection) = self.connect().await else {
+            return self.failed("subscription count", "redis unavailable");
+        };
+        let summed = timeout(
+            RESPONSE_TIMEOUT,
+            self.scripts.subscription_count.run::<u64>(
+                &mut connection,
+                &[&counts_key, &nodes, &heartbeat],
+                &[
+                    node.as_bytes(),
+                    node_count.as_bytes(),
+                    self.ttl_ms.as_bytes(),
+                ],
+            ),
+        )
+        .await;
+        let total = match summed {
+            Ok(Ok(total)) => total,
+            Ok(Err(err)) => {
+                self.connection = None;
+                return self.failed("subscription count", &err.to_string());
+            }
+            Err(_) => {
+                self.connection = None;
+                return self.failed("subscription count", "timed out");
+            }
+        };
+        let event = count_event(count.app_id, count.channel, total);
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.webhooks.try_send(WebhookInput::Event(event))
+        {
+            add(&self.counters.webhooks.events_dropped_queue_full, 1);
+        }
+    }
+
+    /// The cluster's last event of a cache channel; empty when there is none (or Redis does not
+    /// answer: the subscriber gets a cache miss rather than a wait).
+    async fn last_cached(&mut self, app_id: &str, channel: &str) -> bytes::Bytes {
+        let key = cache_key(&redis_channel_name(
+            &self.keys.channel_prefix,
+            app_id,
+            channel,
+        ));
+        let Some(mut connection) = self.connect().await else {
+            self.failed("cache query", "redis unavailable; answering a miss");
+            return bytes::Bytes::new();
+        };
+        let result: Result<redis::RedisResult<Option<Vec<u8>>>, _> = timeout(
+            RESPONSE_TIMEOUT,
+            redis::cmd("GET").arg(&key).query_async(&mut connection),
+        )
+        .await;
+        match result {
+            Ok(Ok(frame)) => frame
+                .filter(|frame| frame.len() <= link::FRAME_BYTES_MAX)
+                .map(bytes::Bytes::from)
+                .unwrap_or_default(),
+            Ok(Err(err)) => {
+                self.connection = None;
+                self.failed("cache query", &err.to_string());
+                bytes::Bytes::new()
+            }
+            Err(_) => {
+                self.connection = None;
+                self.failed("cache query", "timed out; answering a miss");
+                bytes::Bytes::new()
+            }
+        }
+    }
+
+    /// The cluster's members of a channel, bounded to what one link frame carries; empty (and
+    /// logged) when Redis does not answer.
+    async fn query(&mut self, channel: &PresenceChannel) -> Vec<Member> {
+        let base = self.keys.channel_base(&channel.app_id, &channel.channel);
+        let Some(mut connection) = self.connect().await else {
+            self.failed("members query", "redis unavailable; answering empty");
+            return Vec::new();
+        };
+        let result: Result<redis::RedisResult<HashPairs>, _> = timeout(
+            RESPONSE_TIMEOUT,
+            redis::cmd("HGETALL")
+                .arg(members_key(&base))
+                .query_async(&mut connection),
+        )
+        .await;
+        let all = match result {
+            Ok(Ok(all)) => all,
+            Ok(Err(err)) => {
+                self.connection = None;
+                self.failed("members query", &err.to_string());
+                return Vec::new();
+            }
+            Err(_) => {
+                self.connection = None;
+                self.failed("members query", "timed out; answering empty");
+                return Vec::new();
+            }
+        };
+        let total = all.len();
+        let mut bytes = 0usize;
+        let mut members = Vec::with_capacity(total.min(link::MEMBERS_MAX));
+        for (user_id, user_info) in all {
+            if user_id.len() > link::NAME_BYTES_MAX {
+                continue;
+            }
+            bytes += user_id.len() + user_info.len() + 6;
+            if members.len() >= link::MEMBERS_MAX
+                || bytes > link::FRAME_BYTES_MAX - SNAPSHOT_FRAME_MARGIN_BYTES
+            {
+                tracing::warn!(total, sent = members.len(), "members snapshot truncated");
+                break;
+            }
+            members.push(Member {
+                user_id,
+                user_info: user_info.into(),
+            });
+        }
+        members
+    }
+
+    /// The base `P` and the event head of what a join or leave is about.
+    fn names(&self, tracked: Tracked, channel: &PresenceChannel) -> (String, Vec<u8>) {
+        match tracked {
+            Tracked::Member => (
+                self.keys.channel_base(&channel.app_id, &channel.channel),
+                member_event_head(&channel.app_id, &channel.channel),
+            ),
+            Tracked::Occupancy => (
+                occupancy_base(&self.keys.prefix, &channel.app_id, &channel.channel),
+                member_event_head(&channel.app_id, &occupancy_head_channel(&channel.channel)),
+            ),
+        }
+    }
+
+    /// Records that `shard` mentioned the base `base` since its Hello.
+    fn mention(&mut self, shard: u16, base: &str) {
+        if let Some(mentioned) = self.mentioned.get_mut(usize::from(shard)) {
+            mentioned.insert(base.to_owned());
+        }
+    }
+
+    /// Keys hash, node set, node id and heartbeat key: what registering the node needs.
+    fn node_names(&self) -> (String, String, String, String) {
+        (
+            self.keys.keys_hash(),
+            self.keys.nodes(),
+            self.keys.node_id.to_string(),
+            self.keys.heartbeat(),
+        )
+    }
+
+    /// The connection, opening one unless a recent attempt failed.
+    async fn connect(&mut self) -> Option<RedisConnection> {
+        if let Some(connection) = &self.connection {
+            return Some(connection.clone());
+        }
+        if Instant::now() < self.retry_at {
+            return None;
+        }
+        match connect::open(&self.client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await {
+            Ok(connection) => {
+                self.backoff.reset();
+                self.connection = Some(connection.clone());
+                Some(connection)
+            }
+            Err(err) => {
+                self.retry_at = Instant::now() + self.backoff.next_delay();
+                tracing::debug!("presence: cannot connect to redis: {err}");
+                None
+            }
+        }
+    }
+
+    /// Hands the webhook events of a script's answer on, or records its failure.
+    fn settle(
+        &mut self,
+        what: &str,
+        result: Result<redis::RedisResult<Hooks>, tokio::time::error::Elapsed>,
+    ) {
+        match result {
+            Ok(Ok(hooks)) => forward(hooks, false, &self.webhooks, &self.counters),
+            Ok(Err(err)) => {
+                self.connection = None;
+                self.failed(what, &err.to_string());
+            }
+            Err(_) => {
+                self.connection = None;
+                self.failed(what, "timed out");
+            }
+        }
+    }
+
+    /// A change that did not reach Redis: the engine's next resync repairs it. The counter
+    /// warns (rate-limited); the reason of each failure is only worth a debug line.
+    fn failed(&mut self, what: &str, reason: &str) {
+        self.counters.drops.presence_failed.add(1);
+        tracing::debug!("presence {what} failed: {reason}");
+    }
+}

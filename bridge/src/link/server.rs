@@ -1,0 +1,599 @@
+//! The link server: accepts the engine shards' Unix-socket links, checks each one's Hello,
+//! answers Welcome, then runs a reader (decodes frames, sends subscriptions to the hub and
+//! publishes to the publisher) and a writer (drains the link's bounded queue, one `write_all`
+//! per batch). Presence messages go to the presence task, webhook settings and events to the
+//! webhook task, auth requests to the auth offload task. When a link ends, its shard's interest
+//! goes with it (its presence members stay: the engine's resync after a new Hello settles them).
+//! Without Redis (a node alone that only sends webhooks) there is no publisher and no presence
+//! task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ringcast_core::app::WebhookEventType;
+use ringcast_core::limits::SHARD_COUNT_MAX;
+use ringcast_core::link::{self, HookEvent, LinkMessage, PresenceChannel, VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use crate::cluster::connections::ReportedCounts;
+use crate::cluster::count_task::CountInput;
+use crate::cluster::presence::{occupancy_member, PresenceInput, Tracked};
+use crate::cluster::query::QueryInput;
+use crate::counters::{add, BridgeCounters};
+use crate::links::{HubInput, LinkId, LinkWriter};
+use crate::outbound::auth::AuthQueue;
+use crate::redis::envelope::{encode_envelope, encode_user_command};
+use crate::redis::layout::{cache_key, redis_channel_name, user_command_channel};
+use crate::redis::publish::Outbound;
+use crate::webhooks::task::WebhookInput;
+
+/// Capacity of a link's writer queue, in messages.
+pub const LINK_QUEUE_MESSAGES_MAX: usize = 65_536;
+/// Longest wait for a new link's Hello; a silent peer does not hold a connection forever.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Free space ensured in a link's read buffer before each read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// A writer batch stops growing at this size (one frame can be 2 MiB).
+const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// What every link needs to know about the node.
+#[derive(Debug, Clone)]
+pub struct LinkContext {
+    /// This node's id (Welcome, and the envelope of every publish).
+    pub node_id: u64,
+    /// Prefix of the Redis channel names.
+    pub redis_prefix: Arc<str>,
+    /// The hub task's queue.
+    pub hub: mpsc::Sender<HubInput>,
+    /// The publisher task's queue (with Redis).
+    pub publisher: Option<mpsc::Sender<Outbound>>,
+    /// The presence task's queue (with Redis).
+    pub presence: Option<mpsc::Sender<PresenceInput>>,
+    /// The webhook task's queue.
+    pub webhooks: mpsc::Sender<WebhookInput>,
+    /// The subscription count task's queue.
+    pub subscription_counts: mpsc::Sender<CountInput>,
+    /// The channels query task's queue (with Redis).
+    pub queries: Option<mpsc::Sender<QueryInput>>,
+    /// The engine's latest connection counts per app (with Redis).
+    pub connection_counts: Option<ReportedCounts>,
+    /// The auth offload task's queue.
+    pub auth: AuthQueue,
+    /// The bridge's counters.
+    pub counters: Arc<BridgeCounters>,
+}
+
+/// Accepts links forever.
+pub async fn serve_links(listener: UnixListener, context: LinkContext) {
+    let mut link_id_next: LinkId = 1;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let link_id = link_id_next;
+                link_id_next += 1;
+                tokio::spawn(run_link(stream, link_id, context.clone()));
+            }
+            Err(err) => {
+                tracing::warn!("accepting a link failed: {err}");
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+            }
+        }
+    }
+}
+
+/// Why a link ended (for the log).
+enum LinkEnd {
+    PeerClosed,
+    Io(std::io::Error),
+    Corrupt(link::LinkError),
+    Unexpected(&'static str),
+    BridgeStopping,
+}
+
+impl std::fmt::Display for LinkEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkEnd::PeerClosed => write!(f, "closed by the engine"),
+            LinkEnd::Io(err) => write!(f, "{err}"),
+            LinkEnd::Corrupt(err) => write!(f, "{err}"),
+            LinkEnd::Unexpected(kind) => write!(f, "unexpected {kind} from the engine"),
+            LinkEnd::BridgeStopping => write!(f, "bridge stopping"),
+        }
+    }
+}
+
+async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
+    let (mut reader, writer_half) = stream.into_split();
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let hello =
+        match tokio::time::timeout(HELLO_TIMEOUT, next_message(&mut reader, &mut buffer)).await {
+            Ok(Ok(hello)) => hello,
+            Ok(Err(end)) => {
+                tracing::warn!(link_id, "link closed before a valid Hello: {end}");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(link_id, "link sent no Hello in time; closing it");
+                return;
+            }
+        };
+    let LinkMessage::Hello {
+        version,
+        shard,
+        shard_count,
+        cluster,
+    } = hello
+    else {
+        tracing::warn!(link_id, "link did not start with Hello; closing it");
+        return;
+    };
+    if version != VERSION || shard >= shard_count || shard_count > SHARD_COUNT_MAX {
+        tracing::warn!(
+            link_id,
+            version,
+            shard,
+            shard_count,
+            "refusing link: need version {VERSION} and shard < shard_count <= {SHARD_COUNT_MAX}"
+        );
+        return;
+    }
+
+    let (writer, queue) = mpsc::channel(LINK_QUEUE_MESSAGES_MAX);
+    // First in the queue, so the Welcome precedes every answer.
+    let welcome = LinkMessage::Welcome {
+        version: VERSION,
+        node_id: context.node_id,
+    };
+    if writer.try_send(welcome).is_err() {
+        return;
+    }
+    let writer_task = tokio::spawn(write_link(writer_half, queue, link_id));
+    let attach = HubInput::Attach {
+        shard,
+        link_id,
+        writer: writer.clone(),
+    };
+    // The hub and this link's reader (for presence answers) keep the long-lived senders; the
+    // writer task is aborted when the reader ends.
+    if context.hub.send(attach).await.is_err() {
+        writer_task.abort();
+        return;
+    }
+    // Before any presence message of this link: a resync starts from a clean slate.
+    if let Some(presence) = &context.presence {
+        if presence.send(PresenceInput::Hello { shard }).await.is_err() {
+            writer_task.abort();
+            return;
+        }
+    }
+    tracing::info!(link_id, shard, shard_count, "engine shard linked");
+
+    let link = LinkOf {
+        shard,
+        link_id,
+        cluster,
+    };
+    let end = read_link(&mut reader, &mut buffer, link, &writer, &context).await;
+    match &end {
+        LinkEnd::PeerClosed | LinkEnd::BridgeStopping => {
+            tracing::info!(link_id, shard, "link ended: {end}")
+        }
+        _ => tracing::warn!(link_id, shard, "closing link: {end}"),
+    }
+    // Best effort: a stopping hub has nothing left to clean up.
+    let _ = context.hub.send(HubInput::Detach { shard, link_id }).await;
+    // Waits for room: a lost end would keep the shard's counts in the node's totals.
+    let _ = context
+        .subscription_counts
+        .send(CountInput::LinkGone { shard, link_id })
+        .await;
+    // Dropping both halves closes the socket, also when the reader stopped on corrupt input.
+    writer_task.abort();
+}
+
+/// Who is on the other end of a link, from its Hello.
+#[derive(Debug, Clone, Copy)]
+struct LinkOf {
+    shard: u16,
+    link_id: LinkId,
+    /// The engine is one node of several.
+    cluster: bool,
+}
+
+/// Reads and dispatches messages until the link ends.
+async fn read_link(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut BytesMut,
+    link: LinkOf,
+    writer: &LinkWriter,
+    context: &LinkContext,
+) -> LinkEnd {
+    let LinkOf { shard, link_id, .. } = link;
+    loop {
+        let message = match next_message(reader, buffer).await {
+            Ok(message) => message,
+            Err(end) => return end,
+        };
+        let input = match message {
+            LinkMessage::Subscribe {
+                app_id,
+                channel,
+                seq,
+            } => HubInput::Subscribe {
+                shard,
+                link_id,
+                app_id,
+                channel,
+                seq,
+            },
+            LinkMessage::Unsubscribe { app_id, channel } => HubInput::Unsubscribe {
+                shard,
+                link_id,
+                app_id,
+                channel,
+            },
+            LinkMessage::Publish(event) => {
+                // Publishing needs no routing state, so it bypasses the hub.
+                let Some(publisher) = &context.publisher else {
+                    continue; // a node alone: nobody to publish to
+                };
+                match encode_envelope(context.node_id, &event) {
+                    Ok(payload) => {
+                        let redis_channel = redis_channel_name(
+                            &context.redis_prefix,
+                            &event.app_id,
+                            &event.channel,
+                        );
+                        // A cache channel's event is also its last event, for every node.
+                        let cache = is_cache_channel(&event.channel)
+                            .then(|| (cache_key(&redis_channel), event.frame.clone()));
+                        let outbound = Outbound {
+                            redis_channel,
+                            payload,
+                            cache,
+                        };
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            publisher.try_send(outbound)
+                        {
+                            context.counters.drops.publish_queue_full.add(1);
+                        }
+                    }
+                    Err(err) => tracing::debug!(link_id, "dropping unencodable publish: {err}"),
+                }
+                continue;
+            }
+            LinkMessage::MemberJoin(channel, member) => {
+                presence(
+                    context,
+                    PresenceInput::Join {
+                        shard,
+                        tracked: Tracked::Member,
+                        channel,
+                        member,
+                    },
+                );
+                continue;
+            }
+            LinkMessage::MemberLeave(channel, user_id) => {
+                presence(
+                    context,
+                    PresenceInput::Leave {
+                        shard,
+                        tracked: Tracked::Member,
+                        channel,
+                        user_id,
+                    },
+                );
+                continue;
+            }
+            LinkMessage::MembersQuery(channel, query_id) => {
+                let query = PresenceInput::Query {
+                    channel,
+                    query_id,
+                    reply: writer.clone(),
+                };
+                if let Some(end) = ask_presence(context, query, "MembersQuery without Redis").await
+                {
+                    return end;
+                }
+                continue;
+            }
+            LinkMessage::WebhookConfig(document) => {
+                // Rare and small: waits for room rather than losing the settings.
+                if context
+                    .webhooks
+                    .send(WebhookInput::Config(document))
+                    .await
+                    .is_err()
+                {
+                    return LinkEnd::BridgeStopping;
+                }
+                continue;
+            }
+            LinkMessage::Hook(event) => {
+                hook(context, link, event);
+                continue;
+            }
+            LinkMessage::MembersResync(channel, members) => {
+                presence(
+                    context,
+                    PresenceInput::Resync {
+                        shard,
+                        channel,
+                        members,
+                    },
+                );
+                continue;
+            }
+            LinkMessage::ResyncDone => {
+                presence(context, PresenceInput::ResyncDone { shard });
+                continue;
+            }
+            LinkMessage::Hello { .. } => return LinkEnd::Unexpected("second Hello"),
+            LinkMessage::MembersSnapshot(..) => return LinkEnd::Unexpected("MembersSnapshot"),
+            LinkMessage::MemberAdded(..) => return LinkEnd::Unexpected("MemberAdded"),
+            LinkMessage::MemberRemoved(..) => return LinkEnd::Unexpected("MemberRemoved"),
+            LinkMessage::Welcome { .. } => return LinkEnd::Unexpected("Welcome"),
+            LinkMessage::Subscribed { .. } => return LinkEnd::Unexpected("Subscribed"),
+            LinkMessage::Deliver(_) => return LinkEnd::Unexpected("Deliver"),
+            LinkMessage::Stats(_) => return LinkEnd::Unexpected("Stats"),
+            LinkMessage::AuthResponse { .. } => return LinkEnd::Unexpected("AuthResponse"),
+            LinkMessage::CacheAnswer { .. } => return LinkEnd::Unexpected("CacheAnswer"),
+            LinkMessage::AuthRequest(request) => {
+                // Never waits: a full auth queue is answered with a refusal on this link.
+                context.auth.submit(request, writer);
+                continue;
+            }
+            LinkMessage::CacheQuery {
+                app_id,
+                channel,
+                query_id,
+            } => {
+                let query = PresenceInput::CacheQuery {
+                    app_id,
+                    channel,
+                    query_id,
+                    reply: writer.clone(),
+                };
+                if let Some(end) = ask_presence(context, query, "CacheQuery without Redis").await {
+                    return end;
+                }
+                continue;
+            }
+            LinkMessage::ChannelsQuery {
+                query_id,
+                app_id,
+                filter,
+            } => {
+                let Some(queries) = &context.queries else {
+                    // A node alone: the other nodes have nothing.
+                    let answer = LinkMessage::ChannelsAnswer {
+                        query_id,
+                        channels: Vec::new(),
+                    };
+                    let _ = writer.try_send(answer);
+                    continue;
+                };
+                let ask = QueryInput::Ask {
+                    query_id,
+                    app_id,
+                    filter,
+                    reply: writer.clone(),
+                };
+                // Answered by the engine's own timeout if it cannot be asked now.
+                let _ = queries.try_send(ask);
+                continue;
+            }
+            LinkMessage::ConnectionCounts(counts) => {
+                if let Some(latest) = &context.connection_counts {
+                    latest.send_replace(counts);
+                }
+                continue;
+            }
+            LinkMessage::ChannelsAnswer { query_id, channels } => {
+                if let Some(queries) = &context.queries {
+                    let _ = queries.try_send(QueryInput::NodeAnswer { query_id, channels });
+                }
+                continue;
+            }
+            message @ LinkMessage::UserCommand { .. } => {
+                user_command(context, link_id, &message);
+                continue;
+            }
+        };
+        if context.hub.send(input).await.is_err() {
+            return LinkEnd::BridgeStopping;
+        }
+    }
+}
+
+/// A webhook event from the engine. With several nodes, the node's occupancy of a channel is
+/// state that the presence task turns into the cluster's (one pseudo-member per node and
+/// shard); everything else, and everything of a node alone, goes on as an event.
+fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) {
+    let shard = link.shard;
+    if event.kind == WebhookEventType::SubscriptionCount {
+        return shard_count(context, link, event);
+    }
+    let occupancy = match event.kind {
+        WebhookEventType::ChannelOccupied => Some(true),
+        WebhookEventType::ChannelVacated => Some(false),
+        _ => None,
+    };
+    if let (Some(held), true, Some(_)) = (occupancy, link.cluster, &context.presence) {
+        let channel = PresenceChannel {
+            app_id: event.app_id,
+            channel: event.channel,
+        };
+        let input = if held {
+            PresenceInput::Join {
+                shard,
+                tracked: Tracked::Occupancy,
+                channel,
+                member: occupancy_member(),
+            }
+        } else {
+            PresenceInput::Leave {
+                shard,
+                tracked: Tracked::Occupancy,
+                channel,
+                user_id: occupancy_member().user_id,
+            }
+        };
+        return presence(context, input);
+    }
+    if let Err(mpsc::error::TrySendError::Full(_)) =
+        context.webhooks.try_send(WebhookInput::Event(event))
+    {
+        add(&context.counters.webhooks.events_dropped_queue_full, 1);
+    }
+}
+
+/// A shard's own count of a channel (`subscription_count` state, not yet an event): summed over
+/// the node's shards by the count task, which makes the event. TODO(cluster): with several
+/// nodes the node totals are to be summed through Redis; see `subscription_count_task`.
+fn shard_count(context: &LinkContext, link: LinkOf, event: HookEvent) {
+    #[derive(serde::Deserialize)]
+    struct CountOf {
+        subscription_count: u64,
+    }
+    let Ok(CountOf {
+        subscription_count: count,
+    }) = serde_json::from_slice(&event.body)
+    else {
+        tracing::debug!(
+            link_id = link.link_id,
+            "ignoring a subscription count without a count"
+        );
+        return;
+    };
+    let input = CountInput::Shard {
+        shard: link.shard,
+        link_id: link.link_id,
+        cluster: link.cluster,
+        app_id: event.app_id,
+        channel: event.channel,
+        count,
+    };
+    if let Err(mpsc::error::TrySendError::Full(_)) = context.subscription_counts.try_send(input) {
+        add(&context.counters.webhooks.events_dropped_queue_full, 1);
+    }
+}
+
+/// A server-to-user event or terminate for the other nodes: published on the prefix's user
+/// command channel, which every bridge listens on.
+fn user_command(context: &LinkContext, link_id: LinkId, message: &LinkMessage) {
+    let Some(publisher) = &context.publisher else {
+        return; // a node alone: there are no other nodes
+    };
+    match encode_user_command(context.node_id, message) {
+        Ok(payload) => {
+            let outbound = Outbound {
+                redis_channel: user_command_channel(&context.redis_prefix),
+                payload,
+                cache: None,
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = publisher.try_send(outbound) {
+                context.counters.drops.publish_queue_full.add(1);
+            }
+        }
+        Err(err) => tracing::debug!(link_id, "dropping unencodable user command: {err}"),
+    }
+}
+
+/// A channel whose last event is kept (`cache-`, `private-cache-`, …).
+fn is_cache_channel(channel: &str) -> bool {
+    ringcast_core::pusher::channel::classify(channel, link::NAME_BYTES_MAX)
+        .is_ok_and(|class| class.cache)
+}
+
+/// Hands a question to the presence task. It must be answered, so it waits for room rather than
+/// being dropped; `Some` ends the link (no Redis: `without_redis` names the message).
+async fn ask_presence(
+    context: &LinkContext,
+    query: PresenceInput,
+    without_redis: &'static str,
+) -> Option<LinkEnd> {
+    let Some(presence) = &context.presence else {
+        return Some(LinkEnd::Unexpected(without_redis));
+    };
+    presence
+        .send(query)
+        .await
+        .err()
+        .map(|_| LinkEnd::BridgeStopping)
+}
+
+/// Hands a presence change to the presence task without waiting: a full queue drops it
+/// (counted), as a link reader must not stall the shard's publishes behind Redis.
+fn presence(context: &LinkContext, input: PresenceInput) {
+    let Some(presence) = &context.presence else {
+        return; // a node alone keeps its presence itself
+    };
+    if let Err(mpsc::error::TrySendError::Full(_)) = presence.try_send(input) {
+        context.counters.drops.presence_queue_full.add(1);
+    }
+}
+
+/// The next complete message, reading as needed. The buffer stays bounded because `decode`
+/// refuses any frame announced over `FRAME_BYTES_MAX`.
+async fn next_message(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut BytesMut,
+) -> Result<LinkMessage, LinkEnd> {
+    loop {
+        match link::decode(buffer) {
+            Ok(Some(message)) => return Ok(message),
+            Ok(None) => {}
+            Err(err) => return Err(LinkEnd::Corrupt(err)),
+        }
+        buffer.reserve(READ_CHUNK_BYTES);
+        match reader.read_buf(buffer).await {
+            Ok(0) => return Err(LinkEnd::PeerClosed),
+            Ok(_) => {}
+            Err(err) => return Err(LinkEnd::Io(err)),
+        }
+    }
+}
+
+/// Writes queued messages until the queue closes or the peer goes away: everything available
+/// is encoded into one buffer and written with one `write_all`.
+async fn write_link(
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<LinkMessage>,
+    link_id: LinkId,
+) {
+    let mut batch = BytesMut::new();
+    while let Some(first) = queue.recv().await {
+        batch.clear();
+        encode_into(&first, &mut batch, link_id);
+        while batch.len() < WRITE_BATCH_BYTES_MAX {
+            match queue.try_recv() {
+                Ok(message) => encode_into(&message, &mut batch, link_id),
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = writer.write_all(&batch).await {
+            tracing::debug!(link_id, "link write failed: {err}");
+            return;
+        }
+        // A burst of large frames should not pin its buffer for the link's lifetime.
+        if batch.capacity() > WRITE_BATCH_BYTES_MAX * 2 {
+            batch = BytesMut::new();
+        }
+    }
+}
+
+fn encode_into(message: &LinkMessage, batch: &mut BytesMut, link_id: LinkId) {
+    // Only over-long fields fail, and everything sent was decoded from a link with the same
+    // bounds; skipping keeps the stream well-formed regardless.
+    if let Err(err) = link::encode(message, batch) {
+        tracing::warn!(link_id, "dropping unencodable message: {err}");
+    }
+}
