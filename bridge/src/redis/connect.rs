@@ -5,8 +5,10 @@
 //! [`RedisConnection`] the same way for both; what differs (sharded pub/sub, pipelines per slot)
 //! is decided where it matters, from [`RedisClient::is_cluster`].
 
+use std::path::Path;
 use std::time::Duration;
 
+use crate::redis::url::without_password;
 use redis::aio::{AsyncPushSender, ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -37,6 +39,18 @@ pub enum RedisConnection {
 }
 
 impl RedisClient {
+    /// Where this client goes, for the log: `url` (as given) or the cluster's seeds, with any
+    /// password hidden.
+    pub fn shown(&self, url: &str) -> String {
+        match self {
+            RedisClient::Single(_) => without_password(url),
+            RedisClient::Cluster { seeds, .. } => {
+                let shown: Vec<String> = seeds.iter().map(|seed| without_password(seed)).collect();
+                format!("Redis Cluster via {}", shown.join(","))
+            }
+        }
+    }
+
     /// Whether this is a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self, RedisClient::Cluster { .. })
@@ -146,5 +160,103 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Single(connection) => connection.get_db(),
             RedisConnection::Cluster(connection) => connection.get_db(),
         }
+    }
+}
+
+/// The Redis client for `url` (with `cluster`: a comma-separated list of seed nodes); with
+/// `ca_file`, TLS trusts that authority only.
+pub fn redis_client(
+    url: &str,
+    ca_file: Option<&Path>,
+    cluster: bool,
+) -> Result<RedisClient, String> {
+    let urls: Vec<&str> = if cluster {
+        url.split(',')
+            .map(str::trim)
+            .filter(|seed| !seed.is_empty())
+            .collect()
+    } else {
+        vec![url]
+    };
+    if urls.is_empty() {
+        return Err("--redis-url names no Redis Cluster node".to_owned());
+    }
+    let root_certificate =
+        match ca_file {
+            None => None,
+            Some(path) => {
+                if let Some(plain) = urls.iter().find(|url| !url.starts_with("rediss://")) {
+                    return Err(format!(
+                        "--redis-tls-ca needs rediss:// URLs (TLS), not {}",
+                        without_password(plain)
+                    ));
+                }
+                Some(std::fs::read(path).map_err(|err| {
+                    format!("cannot read --redis-tls-ca {}: {err}", path.display())
+                })?)
+            }
+        };
+    // Every URL is checked here, so that a typo is a start error rather than a retry loop.
+    let mut single = None;
+    for url in &urls {
+        let shown = without_password(url);
+        let client = match &root_certificate {
+            None => redis::Client::open(*url),
+            Some(pem) => redis::Client::build_with_tls(
+                *url,
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|err| format!("invalid --redis-url {shown}: {err}"))?;
+        single = Some(client);
+    }
+    match single {
+        Some(client) if !cluster => Ok(RedisClient::Single(client)),
+        _ => Ok(RedisClient::Cluster {
+            seeds: urls.into_iter().map(str::to_owned).collect(),
+            root_certificate,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_url_lists_seeds_and_each_is_checked() {
+        let client =
+            redis_client("redis://h1:7001, redis://h2:7002,", None, true).expect("two seeds");
+        let RedisClient::Cluster { seeds, .. } = client else {
+            panic!("a cluster client");
+        };
+        assert_eq!(seeds, ["redis://h1:7001", "redis://h2:7002"]);
+        assert!(redis_client(" , ", None, true).is_err(), "no seed at all");
+        let error = match redis_client("redis://h1:7001,nonsense://x", None, true) {
+            Err(error) => error,
+            Ok(_) => panic!("a bad seed is a start error"),
+        };
+        assert!(error.contains("nonsense://x"), "{error}");
+        // Without --redis-cluster the URL is one server's.
+        assert!(matches!(
+            redis_client("redis://h1:7001", None, false),
+            Ok(RedisClient::Single(_))
+        ));
+    }
+
+    #[test]
+    fn a_private_ca_needs_tls_seeds() {
+        let ca =
+            std::env::temp_dir().join(format!("ringcast-bridge-test-ca-{}", std::process::id()));
+        std::fs::write(&ca, b"not checked here").expect("temp file");
+        let error = match redis_client("rediss://h1:7001,redis://h2:7002", Some(&ca), true) {
+            Err(error) => error,
+            Ok(_) => panic!("a plain seed with a CA file is a start error"),
+        };
+        assert!(error.contains("redis://h2:7002"), "{error}");
+        let _ = std::fs::remove_file(&ca);
     }
 }
