@@ -66,9 +66,9 @@ pub fn text_payload(len: usize) -> Vec<u8> {
 }
 
 /// A server text frame whose *total* length (header included) is `total_len` bytes, e.g. the
-/// 100-byte frame of `specs/performance.md` (2-byte header + 98-byte payload). The few totals
-/// no frame can have (128, 129 and 65,540–65,545: the header grows by 2 or 6 bytes there) come
-/// out a few bytes longer.
+/// 100-byte frame of the measurements in `docs/performance.md` (2-byte header + 98-byte
+/// payload). The few totals no frame can have (128, 129 and 65,540–65,545: the header grows by
+/// 2 or 6 bytes there) come out a few bytes longer.
 pub fn server_frame_of_total_len(total_len: usize) -> Bytes {
     // The header grows at 126 and 65,536 payload bytes; pick the payload that lands exactly.
     let payload_len = [2usize, 4, 10]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+use crate::limits::{PRESENCE_TTL_MS_DEFAULT, PRESENCE_TTL_MS_MAX, PRESENCE_TTL_MS_MIN};
 use crate::redis::connect::{redis_client, RedisClient};
 use crate::redis::envelope::is_reserved_node_id;
 use crate::redis::layout::check_prefix;
@@ -37,7 +38,7 @@ pub struct Args {
     pub node_id: Option<u64>,
     /// Lifetime of this node's presence heartbeat: a node silent this long is presumed dead
     /// and its presence members are removed.
-    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
+    #[arg(long, value_name = "MS", default_value_t = PRESENCE_TTL_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(PRESENCE_TTL_MS_MIN..=PRESENCE_TTL_MS_MAX))]
     pub presence_ttl_ms: u64,
     /// A node alone: no Redis, no other nodes; the bridge only sends webhooks.
     #[arg(long, conflicts_with_all = ["redis_url", "redis_prefix", "presence_ttl_ms", "webhook_queue", "redis_cluster"])]

@@ -9,7 +9,7 @@
 //! Imports go one way, from the leaves at the top of this list to the link server at the bottom;
 //! no file imports a file that imports it back (`scripts/import_cycles/check.py` checks it).
 //!
-//! - [`backoff`]: the reconnect pacing every Redis task uses.
+//! - [`limits`]: every bound of the process, its value and what it stops.
 //! - [`counters`]: the shared counters and their snapshot for the engine; drop counting.
 //! - [`links`]: how the bridge reaches a shard (link id, writer queue) and the hub's inbox.
 //! - [`redis`]: connections, key layout, envelopes, Lua scripts, publisher and subscribers.
@@ -21,9 +21,9 @@
 //! - [`wiring`]: which tasks run and how their queues connect; stopping them.
 
 mod args;
-mod backoff;
 mod cluster;
 mod counters;
+mod limits;
 mod link;
 mod links;
 mod outbound;

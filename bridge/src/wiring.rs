@@ -12,32 +12,34 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::cluster::connections::{run_connections, ReportedCounts};
-use crate::cluster::count_task::{run_counts, COUNT_INPUT_QUEUE_MAX};
+use crate::cluster::count_task::run_counts;
 use crate::cluster::liveness::{reap_self, run_liveness};
-use crate::cluster::presence::{run_presence, PresenceInput, PRESENCE_QUEUE_MESSAGES_MAX};
-use crate::cluster::query::{run_queries, QueryInput, QUERY_QUEUE_MAX};
+use crate::cluster::presence::{run_presence, PresenceInput};
+use crate::cluster::query::{run_queries, QueryInput};
 use crate::counters::BridgeCounters;
+use crate::limits::{
+    AUTH_QUEUE_REQUESTS_MAX, COUNT_QUEUE_MESSAGES_MAX, HUB_QUEUE_MESSAGES_MAX,
+    PRESENCE_QUEUE_MESSAGES_MAX, PUBLISH_QUEUE_MESSAGES_MAX, QUERY_QUEUE_MESSAGES_MAX,
+    SHUTDOWN_REAP_TIMEOUT_MS, SUBSCRIBER_QUEUE_COMMANDS_MAX, WEBHOOK_BATCH_QUEUE_BATCHES_MAX,
+    WEBHOOK_QUEUE_MESSAGES_MAX,
+};
 use crate::link::hub::Hub;
-use crate::link::hub_task::{run_hub, run_without_redis, HUB_QUEUE_MESSAGES_MAX};
+use crate::link::hub_task::{run_hub, run_without_redis};
 use crate::link::server::{serve_links, LinkContext};
 use crate::link::stats_task::run_stats;
 use crate::links::{HubInput, LinkWriter};
-use crate::outbound::auth::{auth_limits, run_auth, AuthQueue, AUTH_QUEUE_MAX};
+use crate::outbound::auth::{auth_limits, run_auth, AuthQueue};
 use crate::outbound::http::OutboundHttp;
 use crate::redis::connect::RedisClient;
 use crate::redis::layout::{key_prefix, query_channel, user_command_channel, NodeKeys};
-use crate::redis::publish::{run_publisher, Outbound, PublishLayout, PUBLISH_QUEUE_MESSAGES_MAX};
-use crate::redis::subscribe::{run_subscriber, SubscriberCommand, SUBSCRIBER_QUEUE_COMMANDS_MAX};
+use crate::redis::publish::{run_publisher, Outbound, PublishLayout};
+use crate::redis::subscribe::{run_subscriber, SubscriberCommand};
 use crate::redis::subscribe_cluster::{run_cluster_subscriber, ClusterSubscriberSetup};
 use crate::webhooks::due::run_due;
 use crate::webhooks::queue::{run_consumer, run_producer};
 use crate::webhooks::router::WebhookRouter;
-use crate::webhooks::sender::{run_sender, RetryPolicy, WEBHOOK_QUEUE_BATCHES_MAX};
-use crate::webhooks::task::{run_webhooks, WebhookInput, WEBHOOK_INPUT_QUEUE_MAX};
-
-/// Longest wait for the node's own presence cleanup on shutdown; past it the other nodes'
-/// reapers do it once the heartbeat expires.
-const SHUTDOWN_REAP_TIMEOUT: Duration = Duration::from_secs(3);
+use crate::webhooks::sender::{run_sender, RetryPolicy};
+use crate::webhooks::task::{run_webhooks, WebhookInput};
 
 /// What the tasks are started with, parsed and checked.
 pub struct NodeSetup {
@@ -89,7 +91,7 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
     };
     let (hub_sender, hub_queue) = mpsc::channel(HUB_QUEUE_MESSAGES_MAX);
     let (subscriber_sender, subscriber_queue) = mpsc::channel(SUBSCRIBER_QUEUE_COMMANDS_MAX);
-    let (query_sender, query_queue) = mpsc::channel(QUERY_QUEUE_MAX);
+    let (query_sender, query_queue) = mpsc::channel(QUERY_QUEUE_MESSAGES_MAX);
     let queries = setup.client.as_ref().map(|_| query_sender.clone());
     if setup.client.is_some() {
         subscribe_control_channels(&subscriber_sender, &setup.redis_prefix)?;
@@ -133,14 +135,14 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
             ClusterQueues::default()
         }
     };
-    let (counts_sender, counts_queue) = mpsc::channel(COUNT_INPUT_QUEUE_MAX);
+    let (counts_sender, counts_queue) = mpsc::channel(COUNT_QUEUE_MESSAGES_MAX);
     tokio::spawn(run_counts(
         counts_queue,
         webhook_sender.clone(),
         cluster.presence.clone(),
         Arc::clone(&counters),
     ));
-    let (auth_sender, auth_jobs) = mpsc::channel(AUTH_QUEUE_MAX);
+    let (auth_sender, auth_jobs) = mpsc::channel(AUTH_QUEUE_REQUESTS_MAX);
     tokio::spawn(run_auth(auth_jobs, auth_http, Arc::clone(&counters.auth)));
     let links_task = tokio::spawn(serve_links(
         listener,
@@ -193,8 +195,8 @@ fn start_webhooks(
     configured_watch: watch::Receiver<bool>,
     counters: &Arc<BridgeCounters>,
 ) -> mpsc::Sender<WebhookInput> {
-    let (webhook_batches, webhook_batch_queue) = mpsc::channel(WEBHOOK_QUEUE_BATCHES_MAX);
-    let (router_sender, router_queue) = mpsc::channel(WEBHOOK_INPUT_QUEUE_MAX);
+    let (webhook_batches, webhook_batch_queue) = mpsc::channel(WEBHOOK_BATCH_QUEUE_BATCHES_MAX);
+    let (router_sender, router_queue) = mpsc::channel(WEBHOOK_QUEUE_MESSAGES_MAX);
     tokio::spawn(run_sender(
         webhook_batch_queue,
         setup.webhook_http.clone(),
@@ -211,7 +213,7 @@ fn start_webhooks(
     // Webhook events go to the router directly, or through the Redis queue.
     match (&setup.client, node_keys.redis_queue) {
         (Some(client), true) => {
-            let (producer_sender, producer_queue) = mpsc::channel(WEBHOOK_INPUT_QUEUE_MAX);
+            let (producer_sender, producer_queue) = mpsc::channel(WEBHOOK_QUEUE_MESSAGES_MAX);
             tokio::spawn(run_producer(
                 client.clone(),
                 node_keys.script_keys(),
@@ -342,15 +344,18 @@ fn start_cluster(
 impl Node {
     /// Ends the node: nothing may re-add members or refresh the heartbeat after it left, so the
     /// links and the presence tasks stop first; then its members are removed (bounded by
-    /// [`SHUTDOWN_REAP_TIMEOUT`]) and the final counts logged.
+    /// [`SHUTDOWN_REAP_TIMEOUT_MS`]) and the final counts logged.
     pub async fn stop(self, why: &str) {
         self.links_task.abort();
         for task in self.cluster_tasks {
             task.abort();
         }
         if let Some(client) = &self.client {
-            match tokio::time::timeout(SHUTDOWN_REAP_TIMEOUT, reap_self(client, &self.node_keys))
-                .await
+            match tokio::time::timeout(
+                Duration::from_millis(SHUTDOWN_REAP_TIMEOUT_MS),
+                reap_self(client, &self.node_keys),
+            )
+            .await
             {
                 Ok(Ok(())) => tracing::info!("presence members of this node removed"),
                 Ok(Err(err)) => tracing::warn!("cannot remove this node's presence members: {err}"),

@@ -11,35 +11,28 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::UnixStream;
+use ringcast_core::backoff::Backoff;
 use ringcast_core::link;
 use tracing::{info, warn};
 
-use crate::shard::ShardCtx;
-
-/// First retry after a failed connect or a lost link; doubles up to the maximum.
-const BACKOFF_MS_MIN: u64 = 100;
-/// Longest wait between connection attempts.
-const BACKOFF_MS_MAX: u64 = 5_000;
-/// Failed attempts in a row before an outage is logged (the bridge may just be starting).
-const ATTEMPTS_BEFORE_WARNING: u32 = 10;
-/// Bytes read from the socket per call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// Reads handled per poll before yielding to the shard's other tasks.
-const READS_PER_POLL: usize = 16;
+use crate::shard_ctx::ShardCtx;
+use ringcast_core::limits::{
+    LINK_ATTEMPTS_BEFORE_WARNING, LINK_READS_PER_POLL_MAX, LINK_READ_CHUNK_BYTES,
+};
 
 /// Keeps the shard linked to the bridge at `path` for the life of the shard.
 pub async fn run(ctx: Rc<ShardCtx>, path: PathBuf) {
     let shard = ctx.core.borrow().index();
-    let mut backoff_ms = BACKOFF_MS_MIN;
+    let mut backoff = Backoff::reconnect();
     let mut failed_attempts: u32 = 0;
     loop {
         match UnixStream::connect(&path).await {
             Ok(mut stream) => {
-                if failed_attempts >= ATTEMPTS_BEFORE_WARNING {
+                if failed_attempts >= LINK_ATTEMPTS_BEFORE_WARNING {
                     info!(shard, "bridge reachable again");
                 }
                 failed_attempts = 0;
-                backoff_ms = BACKOFF_MS_MIN;
+                backoff.reset();
                 ctx.core.borrow_mut().handle_link_up();
                 ctx.after_core();
                 info!(shard, path = %path.display(), "bridge link up");
@@ -51,21 +44,20 @@ pub async fn run(ctx: Rc<ShardCtx>, path: PathBuf) {
             }
             Err(err) => {
                 failed_attempts = failed_attempts.saturating_add(1);
-                if failed_attempts == ATTEMPTS_BEFORE_WARNING {
+                if failed_attempts == LINK_ATTEMPTS_BEFORE_WARNING {
                     warn!(shard, path = %path.display(), %err,
                         "bridge not reachable: serving this node alone, retrying");
                 }
             }
         }
-        glommio::timer::sleep(Duration::from_millis(backoff_ms)).await;
-        backoff_ms = (backoff_ms * 2).min(BACKOFF_MS_MAX);
+        glommio::timer::sleep(Duration::from_millis(backoff.next_delay_ms())).await;
     }
 }
 
 /// Runs one connected link until it fails; returns why.
 async fn serve(ctx: &ShardCtx, stream: &mut UnixStream) -> String {
-    let mut inbound = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut scratch = vec![0u8; READ_CHUNK_BYTES];
+    let mut inbound = BytesMut::with_capacity(LINK_READ_CHUNK_BYTES);
+    let mut scratch = vec![0u8; LINK_READ_CHUNK_BYTES];
     let mut unwritten: Option<Bytes> = None;
     futures_lite::future::poll_fn(|cx| {
         drive(ctx, stream, &mut inbound, &mut scratch, &mut unwritten, cx)
@@ -115,7 +107,7 @@ fn drive(
         }
 
         // 2. Read and hand complete frames to the core.
-        if reads >= READS_PER_POLL {
+        if reads >= LINK_READS_PER_POLL_MAX {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

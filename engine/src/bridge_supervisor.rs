@@ -8,17 +8,12 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use ringcast_core::backoff::Backoff;
 use tracing::{error, info, warn};
 
 use crate::config::{Driver, ServerConfig};
 use crate::shard::DRAIN_REQUESTED;
-
-/// First restart delay; doubles up to the maximum while the bridge keeps failing.
-const RESTART_DELAY_MS_MIN: u64 = 100;
-/// Longest restart delay.
-const RESTART_DELAY_MS_MAX: u64 = 5_000;
-/// A bridge that ran this long was healthy: the next restart starts from the minimum delay.
-const HEALTHY_RUN: Duration = Duration::from_secs(30);
+use ringcast_core::limits::BRIDGE_HEALTHY_RUN_MS;
 
 /// The Unix socket the shards link to: `--bridge-socket`, else one per engine process.
 pub fn socket_path(server: &ServerConfig) -> PathBuf {
@@ -128,7 +123,8 @@ fn bridge_log_level(server: &ServerConfig) -> &'static str {
 }
 
 fn supervise(binary: &Path, args: &[String]) {
-    let mut delay_ms = RESTART_DELAY_MS_MIN;
+    // Doubles while the bridge keeps failing.
+    let mut backoff = Backoff::reconnect();
     loop {
         let started = Instant::now();
         let mut command = Command::new(binary);
@@ -151,11 +147,10 @@ fn supervise(binary: &Path, args: &[String]) {
         if DRAIN_REQUESTED.load(Ordering::Relaxed) {
             return;
         }
-        if started.elapsed() >= HEALTHY_RUN {
-            delay_ms = RESTART_DELAY_MS_MIN;
+        if started.elapsed() >= Duration::from_millis(BRIDGE_HEALTHY_RUN_MS) {
+            backoff.reset();
         }
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        delay_ms = (delay_ms * 2).min(RESTART_DELAY_MS_MAX);
+        std::thread::sleep(Duration::from_millis(backoff.next_delay_ms()));
     }
 }
 

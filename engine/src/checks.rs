@@ -1,14 +1,8 @@
 //! Startup checks of the host: io_uring available, RLIMIT_MEMLOCK large enough for every shard's
 //! rings, RLIMIT_NOFILE raised to its hard limit. Each failure names its cause and the fix.
 
+use ringcast_core::limits::{IO_MEMORY_BYTES_MAX, IO_MEMORY_BYTES_MIN, MEMLOCK_BYTES_MIN};
 use tracing::{info, warn};
-
-/// glommio refuses to start an executor below this RLIMIT_MEMLOCK.
-const MEMLOCK_MIN_BYTES: u64 = 512 * 1024;
-/// Registered I/O buffer per shard we aim for; the engine does no disk I/O, so little is needed.
-const IO_MEMORY_MAX_BYTES: usize = 1024 * 1024;
-/// glommio's floor for its buffer slab.
-const IO_MEMORY_MIN_BYTES: usize = 64 * 1024;
 
 /// What the checks decided.
 pub struct HostPlan {
@@ -67,18 +61,18 @@ pub fn run(shards: usize) -> Result<HostPlan, String> {
         _ => {}
     }
     let (memlock, _) = rlimit(libc::RLIMIT_MEMLOCK).unwrap_or((u64::MAX, u64::MAX));
-    if memlock < MEMLOCK_MIN_BYTES {
+    if memlock < MEMLOCK_BYTES_MIN {
         return Err(format!(
             "RLIMIT_MEMLOCK is {} KiB; io_uring needs at least {} KiB; \
              fix: ulimit -l 8192 (shell), LimitMEMLOCK=8M (systemd) or memlock in /etc/security/limits.conf",
             memlock / 1024,
-            MEMLOCK_MIN_BYTES / 1024
+            MEMLOCK_BYTES_MIN / 1024
         ));
     }
     // glommio registers its buffer in three rings per shard; keep a quarter of the limit spare.
     let budget = memlock.saturating_mul(3) / 4 / (3 * shards.max(1) as u64);
     let io_memory_bytes =
-        (budget.min(IO_MEMORY_MAX_BYTES as u64) as usize).max(IO_MEMORY_MIN_BYTES);
+        (budget.min(IO_MEMORY_BYTES_MAX as u64) as usize).max(IO_MEMORY_BYTES_MIN);
     if (io_memory_bytes as u64) * 3 * (shards as u64) > memlock {
         warn!(
             memlock_kib = memlock / 1024,

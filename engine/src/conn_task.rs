@@ -13,14 +13,8 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
 use glommio::net::TcpStream;
 use ringcast_core::shard::OutputState;
 
-use crate::shard::ShardCtx;
-
-/// Bytes coalesced into one write. Large enough for dozens of frames per send.
-pub const WRITE_CHUNK_BYTES: usize = 64 * 1024;
-/// Reads handled in one poll before yielding to other tasks (fairness).
-const READS_PER_POLL: usize = 8;
-/// How long a finished connection waits for the client's FIN after ours.
-const LINGER: Duration = Duration::from_secs(2);
+use crate::shard_ctx::ShardCtx;
+use ringcast_core::limits::{CLOSE_LINGER_MS, SOCKET_READS_PER_POLL_MAX, SOCKET_WRITE_CHUNK_BYTES};
 
 enum End {
     /// The core finished the connection: flush done, close gracefully.
@@ -47,7 +41,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, key: u32) {
 /// RST (closing a socket with unread input sends one).
 async fn linger(stream: TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write).await;
-    let _ = stream.set_read_timeout(Some(LINGER));
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(CLOSE_LINGER_MS)));
     let mut stream = stream;
     let mut sink = vec![0u8; 512];
     loop {
@@ -89,10 +83,10 @@ fn drive(
             let state = {
                 let mut out = ctx.write_buf.borrow_mut();
                 out.clear();
-                let state = ctx
-                    .core
-                    .borrow_mut()
-                    .take_output(key, &mut out, WRITE_CHUNK_BYTES);
+                let state =
+                    ctx.core
+                        .borrow_mut()
+                        .take_output(key, &mut out, SOCKET_WRITE_CHUNK_BYTES);
                 if !out.is_empty() {
                     match Pin::new(&mut *stream).poll_write(cx, &out) {
                         Poll::Ready(Ok(n)) if n > 0 => {
@@ -121,7 +115,7 @@ fn drive(
         }
 
         // 2. Read, unless cross-shard rings are backed up.
-        if reads >= READS_PER_POLL {
+        if reads >= SOCKET_READS_PER_POLL_MAX {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

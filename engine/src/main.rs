@@ -9,6 +9,7 @@ mod config;
 mod conn_task;
 mod listener;
 mod shard;
+mod shard_ctx;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

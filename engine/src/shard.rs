@@ -2,16 +2,12 @@
 //! listener, its connection tasks, a once-a-second sweep and its ends of the inter-shard rings.
 //! Everything here is glue: decisions live in the core.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use futures_lite::StreamExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use glommio::net::TcpListener;
@@ -22,136 +18,11 @@ use ringcast_core::shard::{Shard, ShardSettings};
 use tracing::{debug, info, warn};
 
 use crate::conn_task;
+use crate::shard_ctx::{drain_overflow, ShardCtx};
+use ringcast_core::limits::{IO_RING_ENTRIES, SOCKET_WRITE_CHUNK_BYTES};
 
 /// Set by the signal thread: every shard starts draining at its next sweep.
 pub static DRAIN_REQUESTED: AtomicBool = AtomicBool::new(false);
-
-/// Cross-shard messages waiting for a full ring, over all targets, before connection tasks stop
-/// reading from their sockets (backpressure instead of an unbounded queue).
-const RING_OVERFLOW_MAX: usize = 65_536;
-
-/// Entries of each of the executor's io_uring rings. Not for concurrency: the kernel sizes a
-/// ring's cancel hash table from it (at most 256 buckets, reached at 4096), and every cancel
-/// glommio submits (two preemption timers per reactor turn, a dropped connection's poll) walks
-/// one bucket holding 1/buckets of all in-flight polls, one per open connection. glommio's
-/// default of 128 gives 8 buckets: with 10,000 connections each cancel walked ≈ 1,250 entries.
-const IO_RING_DEPTH: usize = 4096;
-
-/// Everything a shard's tasks share. Single-threaded: `RefCell`s are never held across awaits.
-pub struct ShardCtx {
-    /// The sans-IO state machine.
-    pub core: RefCell<Shard>,
-    /// Waker of each connection task, by slab key, for fan-out wakeups.
-    pub wakers: RefCell<Vec<Option<Waker>>>,
-    /// Scratch buffer for socket reads (one per shard, borrowed only inside a poll).
-    pub read_buf: RefCell<Vec<u8>>,
-    /// Scratch buffer for coalesced socket writes.
-    pub write_buf: RefCell<BytesMut>,
-    /// Process start, the zero of the monotonic clock given to the core.
-    start: Instant,
-    senders: Senders<ShardMessage>,
-    overflow: RefCell<Vec<VecDeque<ShardMessage>>>,
-    overflow_len: Cell<usize>,
-    /// The target whose popped overflow message is being awaited; new messages for it must
-    /// queue behind it to keep per-target order.
-    overflow_in_flight: Cell<Option<usize>>,
-    overflow_waker: RefCell<Option<Waker>>,
-    backpressure_waiters: RefCell<Vec<Waker>>,
-    scratch_wake: RefCell<Vec<u32>>,
-    scratch_outbox: RefCell<Vec<(u16, ShardMessage)>>,
-    /// Waker of the bridge link task, woken when the core queues link output.
-    pub link_waker: RefCell<Option<Waker>>,
-}
-
-impl ShardCtx {
-    /// Monotonic milliseconds since start, plus one so that 0 never names a real instant.
-    pub fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64 + 1
-    }
-
-    /// After every call into the core: wake connections with new output and ship messages to
-    /// other shards.
-    pub fn after_core(&self) {
-        let mut wake = self.scratch_wake.borrow_mut();
-        let mut outbox = self.scratch_outbox.borrow_mut();
-        let link_output = {
-            let mut core = self.core.borrow_mut();
-            core.take_wakeups(&mut wake);
-            core.take_outbox(&mut outbox);
-            core.has_link_output()
-        };
-        if link_output {
-            if let Some(waker) = self.link_waker.borrow().as_ref() {
-                waker.wake_by_ref();
-            }
-        }
-        if !wake.is_empty() {
-            let wakers = self.wakers.borrow();
-            for key in wake.drain(..) {
-                if let Some(Some(waker)) = wakers.get(key as usize) {
-                    waker.wake_by_ref();
-                }
-            }
-        }
-        for (target, message) in outbox.drain(..) {
-            self.send(target, message);
-        }
-    }
-
-    /// Sends in order: straight into the ring when nothing is waiting for that target, else
-    /// behind the waiting messages (the overflow task drains them with awaits).
-    fn send(&self, target: u16, message: ShardMessage) {
-        let target = usize::from(target);
-        let mut overflow = self.overflow.borrow_mut();
-        if overflow[target].is_empty() && self.overflow_in_flight.get() != Some(target) {
-            match self.senders.try_send_to(target, message) {
-                Ok(()) => return,
-                Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(message))) => {
-                    overflow[target].push_back(message);
-                }
-                Err(err) => {
-                    debug!(target, %err, "peer shard ring closed; message dropped");
-                    return;
-                }
-            }
-        } else {
-            overflow[target].push_back(message);
-        }
-        self.overflow_len.set(self.overflow_len.get() + 1);
-        if let Some(waker) = self.overflow_waker.borrow_mut().take() {
-            waker.wake();
-        }
-    }
-
-    /// True while too many cross-shard messages wait: connection tasks pause reading.
-    pub fn is_backpressured(&self, waker: &Waker) -> bool {
-        if self.overflow_len.get() < RING_OVERFLOW_MAX {
-            return false;
-        }
-        self.backpressure_waiters.borrow_mut().push(waker.clone());
-        true
-    }
-
-    /// Registers a connection task's waker.
-    pub fn set_waker(&self, key: u32, waker: &Waker) {
-        let mut wakers = self.wakers.borrow_mut();
-        let index = key as usize;
-        if wakers.len() <= index {
-            wakers.resize(index + 1, None);
-        }
-        match &wakers[index] {
-            Some(existing) if existing.will_wake(waker) => {}
-            _ => wakers[index] = Some(waker.clone()),
-        }
-    }
-
-    /// Forgets a finished connection task's waker.
-    pub fn clear_waker(&self, key: u32) {
-        if let Some(slot) = self.wakers.borrow_mut().get_mut(key as usize) {
-            *slot = None;
-        }
-    }
-}
 
 /// What each shard needs to start.
 pub struct ShardStart {
@@ -210,7 +81,7 @@ pub fn spawn_all(
         let handle = LocalExecutorBuilder::new(Placement::Fixed(start.cpu))
             .name(&format!("shard-{ordinal}"))
             .io_memory(settings.io_memory_bytes)
-            .ring_depth(IO_RING_DEPTH)
+            .ring_depth(IO_RING_ENTRIES)
             .spawn(move || async move {
                 // SAFETY: fd is a listening TCP socket we own; ownership moves to glommio here.
                 #[allow(unsafe_code)]
@@ -264,22 +135,12 @@ async fn run_shard(
         },
         apps,
     );
-    let ctx = Rc::new(ShardCtx {
-        core: RefCell::new(core),
-        wakers: RefCell::new(Vec::new()),
-        read_buf: RefCell::new(vec![0; 64 * 1024]),
-        write_buf: RefCell::new(BytesMut::with_capacity(conn_task::WRITE_CHUNK_BYTES * 2)),
-        start: Instant::now(),
-        overflow: RefCell::new((0..settings.shard_count).map(|_| VecDeque::new()).collect()),
+    let ctx = Rc::new(ShardCtx::new(
+        core,
         senders,
-        overflow_len: Cell::new(0),
-        overflow_in_flight: Cell::new(None),
-        overflow_waker: RefCell::new(None),
-        backpressure_waiters: RefCell::new(Vec::new()),
-        scratch_wake: RefCell::new(Vec::new()),
-        scratch_outbox: RefCell::new(Vec::new()),
-        link_waker: RefCell::new(None),
-    });
+        settings.shard_count,
+        SOCKET_WRITE_CHUNK_BYTES * 2,
+    ));
     debug!(shard = shard_index, "shard started");
 
     let mut receivers = receivers;
@@ -367,43 +228,6 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, metrics_only: boo
                 // EMFILE/ENFILE and friends: back off instead of spinning.
                 warn!(%err, "accept failed");
                 glommio::timer::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Sends messages that found their ring full, in order, waiting for room.
-async fn drain_overflow(ctx: Rc<ShardCtx>) {
-    loop {
-        let next = {
-            let mut overflow = ctx.overflow.borrow_mut();
-            overflow
-                .iter_mut()
-                .enumerate()
-                .find_map(|(target, queue)| queue.pop_front().map(|m| (target, m)))
-        };
-        let Some((target, message)) = next else {
-            futures_lite::future::poll_fn(|cx| {
-                if ctx.overflow_len.get() > 0 {
-                    std::task::Poll::Ready(())
-                } else {
-                    *ctx.overflow_waker.borrow_mut() = Some(cx.waker().clone());
-                    std::task::Poll::Pending
-                }
-            })
-            .await;
-            continue;
-        };
-        ctx.overflow_in_flight.set(Some(target));
-        if ctx.senders.send_to(target, message).await.is_err() {
-            debug!(target, "peer shard ring closed; message dropped");
-        }
-        ctx.overflow_in_flight.set(None);
-        ctx.overflow_len
-            .set(ctx.overflow_len.get().saturating_sub(1));
-        if ctx.overflow_len.get() < RING_OVERFLOW_MAX / 2 {
-            for waker in ctx.backpressure_waiters.borrow_mut().drain(..) {
-                waker.wake();
             }
         }
     }

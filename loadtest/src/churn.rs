@@ -27,7 +27,8 @@ use crate::profile::Plan;
 use crate::publisher::{publish_request, send_once, Event};
 use crate::report::{latency_line, ms, Latency};
 use crate::stats::new_histogram;
-use crate::ws_client::{now_us, open, parse_stamp, subscribe_message, Message, MEASURED_MARKER};
+use crate::wire::{now_us, parse_stamp, MEASURED_MARKER};
+use crate::ws_client::{open, subscribe_message, Message};
 
 /// Time one connection gets to connect, upgrade and subscribe.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,4 +1,4 @@
-//! Hand-written SVG plots of a run (`performance.md` §3.8): `latency.svg`, the latency
+//! Hand-written SVG plots of a run, next to its text and JSON results: `latency.svg`, the latency
 //! distribution as HdrHistogram's percentile plot (x = percentile on a log scale of
 //! 1/(1−p), y = latency in ms), and `timeline.svg`, delivered/s over time above p50/p99 per
 //! second. [`latency_svg`] and [`timeline_svg`] take plain data and return SVG text;

@@ -29,7 +29,8 @@ use crate::churn::event_name;
 use crate::profile::Plan;
 use crate::report::{latency_line, Latency};
 use crate::stats::new_histogram;
-use crate::ws_client::{now_us, open, Conn, Message};
+use crate::wire::now_us;
+use crate::ws_client::{open, Conn, Message};
 
 /// Time one connection gets to connect, upgrade and subscribe.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::profile::{Plan, Scenario};
 use crate::stats::new_histogram;
-use crate::ws_client::now_us;
+use crate::wire::now_us;
 
 /// Event name of load events.
 pub const EVENT_NAME: &str = "loadtest";

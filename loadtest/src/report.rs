@@ -1,9 +1,9 @@
-//! Results and their outputs: the [`RunResult`] a run produces, the readable summary on
-//! stdout, `result.json`, and `latency.hgrm` (HdrHistogram's percentile distribution text
-//! format, values in milliseconds).
+//! Results and their text forms: the [`RunResult`] a run produces (serialized as
+//! `result.json`), the readable summary on stdout, and `latency.hgrm` (HdrHistogram's
+//! percentile distribution text format, values in milliseconds). Writing the files is
+//! [`crate::output`]'s.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -316,20 +316,6 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
         h.len()
     );
     s
-}
-
-/// Writes `result.json`, `latency.hgrm`, `latency.svg` and `timeline.svg` into `dir`
-/// (created if missing).
-pub fn write_files(dir: &Path, r: &RunResult, h: &Histogram<u64>) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let json = serde_json::to_string_pretty(r).map_err(|e| format!("result JSON: {e}"))?;
-    let write = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
-    write("result.json", &json)?;
-    write("latency.hgrm", &hgrm(h))?;
-    crate::plot::write_svgs(dir, r, h)
 }
 
 #[cfg(test)]

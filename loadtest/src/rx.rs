@@ -31,7 +31,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::stats::{SeqOutcome, SeqTracker, WorkerStats};
-use crate::ws_client::{
+use crate::wire::{
     masked_frame, now_us, parse_frame_header, parse_stamp, FrameParse, MEASURED_MARKER,
     MESSAGE_MAX, WARMUP_MARKER,
 };

@@ -2,7 +2,9 @@
 //! 100-byte WebSocket frames into N loopback TCP sockets with plain non-blocking `send()`s
 //! (no runtime, no WebSocket logic). Mode A writes one frame per send per socket
 //! (`--frames-per-send 1`), mode B writes k frames as one buffer per send (`--frames-per-send k`),
-//! which is what coalescing a subscriber's queue buys (`specs/performance.md` §1).
+//! which is what coalescing a subscriber's queue buys: a send of several frames costs about
+//! what a send of one does, since the cost is the kernel's per-socket TCP work, not the bytes
+//! (results in `docs/performance.md`, "The physical limit: `raw_send`").
 //!
 //! The time of one pass of one frame over 10,000 sockets is the floor for a one-core broadcast
 //! to 10,000 subscribers: issue 4 judges broadcast p99 against it, measured in the same run.

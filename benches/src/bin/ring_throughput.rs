@@ -1,7 +1,8 @@
 //! Inter-shard ring throughput: two glommio executors pinned to two CPUs, one pushing
 //! `bytes::Bytes` messages into a bounded ring as fast as it can, the other counting them. This
-//! is the hop a publish takes to reach another shard's subscribers (`DESIGN.md` §1, step 3), so
-//! ns/message here bounds the cross-shard publish rate.
+//! is the hop a publish takes to reach another shard's subscribers (the publishing shard sends
+//! the frame over a bounded ring to every shard with subscribers of the channel), so ns/message
+//! here bounds the cross-shard publish rate.
 //!
 //! The message is one pre-built 100-byte frame cloned per send, exactly as the engine does (a
 //! refcount bump on the sender, a decrement on the receiver when it drops the message), so the

@@ -9,17 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::counters::BridgeCounters;
+use crate::limits::{CONNECTIONS_EXCHANGE_INTERVAL_MS, REDIS_COMMAND_TIMEOUT_MS};
 use crate::links::HubInput;
-use crate::redis::connect::{self, RedisClient, RedisConnection};
+use crate::redis::connect::{RedisClient, RedisConnection};
 use crate::redis::layout::connections_key;
 use crate::redis::layout::nodes_key;
+use crate::redis::session::RedisSession;
 use ringcast_core::link::LinkMessage;
 use tokio::sync::{mpsc, watch};
-
-/// How often the counts are exchanged.
-const EXCHANGE_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest wait for Redis.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the links leave the engine's latest counts (app id, open connections) for the task.
 pub type ReportedCounts = Arc<watch::Sender<Vec<(String, u64)>>>;
@@ -34,8 +31,9 @@ pub async fn run_connections(
     hub: mpsc::WeakSender<HubInput>,
     counters: Arc<BridgeCounters>,
 ) {
-    let mut connection: Option<RedisConnection> = None;
-    let mut ticker = tokio::time::interval(EXCHANGE_INTERVAL);
+    // Paced by the exchange interval, not by the backoff.
+    let mut session = RedisSession::for_state(client, "connection counts").paced_by_caller();
+    let mut ticker = tokio::time::interval(Duration::from_millis(CONNECTIONS_EXCHANGE_INTERVAL_MS));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     loop {
@@ -47,16 +45,7 @@ pub async fn run_connections(
         if ours.is_empty() {
             continue; // no app with a limit (or nothing reported yet)
         }
-        if connection.is_none() {
-            match connect::open(&client, REDIS_TIMEOUT, REDIS_TIMEOUT).await {
-                Ok(opened) => connection = Some(opened),
-                Err(err) => {
-                    tracing::debug!("connection counts: cannot connect to redis: {err}");
-                    continue;
-                }
-            }
-        }
-        let Some(open) = connection.as_mut() else {
+        let Some(open) = session.connection().await else {
             continue;
         };
         match exchange(open, &prefix, node_id, ttl_ms, &ours).await {
@@ -68,7 +57,7 @@ pub async fn run_connections(
             }
             Err(err) => {
                 tracing::debug!("connection counts: {err}");
-                connection = None;
+                session.failed();
             }
         }
     }
@@ -119,7 +108,7 @@ async fn exchange(
 async fn timed<T>(
     future: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> redis::RedisResult<T> {
-    match tokio::time::timeout(REDIS_TIMEOUT, future).await {
+    match tokio::time::timeout(Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS), future).await {
         Ok(result) => result,
         Err(_) => Err(redis::RedisError::from(std::io::Error::new(
             std::io::ErrorKind::TimedOut,

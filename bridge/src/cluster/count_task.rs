@@ -15,9 +15,6 @@ use crate::links::LinkId;
 use crate::webhooks::events::count_event;
 use crate::webhooks::task::WebhookInput;
 
-/// Capacity of the task's input queue, in messages.
-pub const COUNT_INPUT_QUEUE_MAX: usize = 65_536;
-
 /// What the task reacts to.
 #[derive(Debug)]
 pub enum CountInput {

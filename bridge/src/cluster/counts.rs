@@ -1,6 +1,6 @@
 //! The node's subscription count of every counted channel, without IO: the latest count each
 //! engine shard reported (one report per shard and tick at most), their sum, and when that sum
-//! becomes a `subscription_count` webhook event (specs/pusher.md §8).
+//! becomes a `subscription_count` webhook event (`docs/protocol-notes.md`, Webhooks).
 //!
 //! Pusher sends the event whenever a channel's count changes, for every channel type but
 //! presence (the engine never reports those). A busy channel would change many times a second,
@@ -14,13 +14,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::limits::{COUNTED_CHANNELS_MAX, COUNT_INTERVAL_MS};
 use crate::links::LinkId;
-
-/// Shortest time between two events of one channel.
-pub const COUNT_INTERVAL_MS: u64 = 1_000;
-/// Channels counted at once; reports for further channels are refused (counted) until some
-/// channel's count is back to 0.
-pub const COUNTED_CHANNELS_MAX: usize = 1_000_000;
 
 /// (app id, channel).
 type ChannelKey = (String, String);

@@ -6,26 +6,21 @@
 
 use std::time::Duration;
 
+use crate::limits::{
+    REAP_INTERVAL_MS, REAP_LOCK_MS, REAP_NODES_PER_ROUND_MAX, REDIS_COMMAND_TIMEOUT_MS,
+    REDIS_CONNECT_TIMEOUT_MS,
+};
 use crate::redis::connect::{self, RedisClient, RedisConnection};
 use crate::redis::layout::{heartbeat_key, keys_hash_key, nodes_key, reap_lock_key, NodeKeys};
 use crate::redis::scripts::Scripts;
+use crate::redis::session::RedisSession;
 use tokio::time::{timeout, Instant};
-
-/// How often the node set is checked for dead nodes.
-const REAP_INTERVAL: Duration = Duration::from_secs(1);
-/// Lifetime of the reap lock of one node.
-const REAP_LOCK_MS: u64 = 5_000;
-/// Longest wait for a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest wait for one command or script.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Most nodes looked at per round (the node set is small; this only bounds a corrupt one).
-const NODES_PER_ROUND_MAX: usize = 1_024;
 
 /// Runs forever: heartbeat every `ttl / 3`, reaper every second.
 pub async fn run_liveness(client: RedisClient, keys: NodeKeys, ttl: Duration) {
     let mut scripts = Scripts::new(&keys.script_keys());
-    let mut connection: Option<RedisConnection> = None;
+    // Paced by the reaper's interval, not by the backoff: the heartbeat must not go stale.
+    let mut session = RedisSession::for_state(client, "presence liveness").paced_by_caller();
     let heartbeat_every = ttl / 3;
     let mut next_heartbeat = Instant::now();
     let mut next_reap = Instant::now();
@@ -33,18 +28,11 @@ pub async fn run_liveness(client: RedisClient, keys: NodeKeys, ttl: Duration) {
     let mut registered_before = false;
     loop {
         tokio::time::sleep_until(next_heartbeat.min(next_reap)).await;
-        if connection.is_none() {
-            match connect::open(&client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await {
-                Ok(open) => connection = Some(open),
-                Err(err) => {
-                    log_failure(&mut failing, &format!("cannot connect: {err}"));
-                    next_heartbeat = Instant::now() + REAP_INTERVAL;
-                    next_reap = next_heartbeat;
-                    continue;
-                }
-            }
-        }
-        let Some(open) = connection.as_mut() else {
+        let Some(open) = session.connection().await else {
+            let reason = session.connect_error().unwrap_or("not connected");
+            log_failure(&mut failing, &format!("cannot connect: {reason}"));
+            next_heartbeat = Instant::now() + Duration::from_millis(REAP_INTERVAL_MS);
+            next_reap = next_heartbeat;
             continue;
         };
         let now = Instant::now();
@@ -54,7 +42,7 @@ pub async fn run_liveness(client: RedisClient, keys: NodeKeys, ttl: Duration) {
             result = heartbeat(open, &keys, ttl, &mut registered_before).await;
         }
         if result.is_ok() && now >= next_reap {
-            next_reap = now + REAP_INTERVAL;
+            next_reap = now + Duration::from_millis(REAP_INTERVAL_MS);
             result = reap_dead(open, &keys, &mut scripts).await;
         }
         match result {
@@ -65,7 +53,7 @@ pub async fn run_liveness(client: RedisClient, keys: NodeKeys, ttl: Duration) {
                 }
             }
             Err(err) => {
-                connection = None;
+                session.failed();
                 log_failure(&mut failing, &err.to_string());
             }
         }
@@ -124,7 +112,7 @@ async fn reap_dead(
     let nodes: Vec<String> = with_timeout(
         redis::cmd("SRANDMEMBER")
             .arg(keys.nodes())
-            .arg(NODES_PER_ROUND_MAX)
+            .arg(REAP_NODES_PER_ROUND_MAX)
             .query_async(connection),
     )
     .await?;
@@ -193,7 +181,12 @@ async fn reap(
 
 /// Graceful shutdown: this node's members leave the cluster now rather than after the TTL.
 pub async fn reap_self(client: &RedisClient, keys: &NodeKeys) -> redis::RedisResult<()> {
-    let mut connection = connect::open(client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await?;
+    let mut connection = connect::open(
+        client,
+        Duration::from_millis(REDIS_CONNECT_TIMEOUT_MS),
+        Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
+    )
+    .await?;
     let mut scripts = Scripts::new(&keys.script_keys());
     reap(
         &mut connection,
@@ -209,7 +202,7 @@ pub async fn reap_self(client: &RedisClient, keys: &NodeKeys) -> redis::RedisRes
 async fn with_timeout<T>(
     future: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> redis::RedisResult<T> {
-    match timeout(RESPONSE_TIMEOUT, future).await {
+    match timeout(Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS), future).await {
         Ok(result) => result,
         Err(_) => Err(redis::RedisError::from(std::io::Error::new(
             std::io::ErrorKind::TimedOut,

@@ -1,6 +1,6 @@
 //! The presence task: carries out the engine shards' presence messages against Redis, one at a
 //! time and in arrival order (a join and the leave after it must reach Redis in that order):
-//! joins, leaves and resyncs run the `presence_scripts`, queries are answered from
+//! joins, leaves and resyncs run the `redis::scripts`, queries are answered from
 //! `P#members`. Channel occupancy (for webhooks) is kept the same way, with one pseudo-member
 //! per (node, shard) holding the channel. Member events come back through the channels'
 //! pub/sub subscriptions (the hub), not from here; the webhook events the scripts return go to
@@ -14,30 +14,22 @@ use std::time::Duration;
 use ringcast_core::limits::SHARD_COUNT_MAX;
 use ringcast_core::link::{self, LinkMessage, Member, PresenceChannel};
 use tokio::sync::mpsc;
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 
-use crate::backoff::Backoff;
 use crate::cluster::counts::NodeCount;
 use crate::counters::{add, BridgeCounters};
+use crate::limits::{PRESENCE_SNAPSHOT_FRAME_MARGIN_BYTES, REDIS_COMMAND_TIMEOUT_MS};
 use crate::links::LinkWriter;
-use crate::redis::connect::{self, RedisClient, RedisConnection};
+use crate::redis::connect::{RedisClient, RedisConnection};
 use crate::redis::envelope::member_event_head;
 use crate::redis::layout::{
     cache_key, channel_base_of_meta, held_suffix, members_key, occupancy_base,
     occupancy_head_channel, redis_channel_name, subscriptions_key, NodeKeys, OCCUPANCY_MEMBER,
 };
 use crate::redis::scripts::{Hooks, Scripts};
+use crate::redis::session::RedisSession;
 use crate::webhooks::events::{count_event, forward};
 use crate::webhooks::task::WebhookInput;
-
-/// Capacity of the presence queue, in messages.
-pub const PRESENCE_QUEUE_MESSAGES_MAX: usize = 65_536;
-/// Longest wait for a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest wait for one script or query: a query's answer must not keep the engine waiting.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Room kept in a snapshot frame for its names and counts.
-const SNAPSHOT_FRAME_MARGIN_BYTES: usize = 4 * 1024;
 
 /// A hash as HGETALL returns it.
 type HashPairs = Vec<(String, Vec<u8>)>;
@@ -130,15 +122,12 @@ pub enum PresenceInput {
 
 /// State of the presence task.
 struct Presence {
-    client: RedisClient,
     keys: NodeKeys,
     /// The heartbeat TTL in ms, as text for the scripts.
     ttl_ms: String,
     scripts: Scripts,
-    connection: Option<RedisConnection>,
-    backoff: Backoff,
-    /// While disconnected: no connection attempt before this.
-    retry_at: Instant,
+    /// Never waited for: while Redis is away the engine's questions are answered at once.
+    redis: RedisSession,
     /// Per shard: the channel bases (`P`) it mentioned since its Hello.
     mentioned: Vec<HashSet<String, ahash::RandomState>>,
     webhooks: mpsc::Sender<WebhookInput>,
@@ -156,12 +145,9 @@ pub async fn run_presence(
 ) {
     let mut presence = Presence {
         scripts: Scripts::new(&keys.script_keys()),
-        client,
+        redis: RedisSession::for_state(client, "presence"),
         keys,
         ttl_ms: ttl.as_millis().to_string(),
-        connection: None,
-        backoff: Backoff::for_redis(),
-        retry_at: Instant::now(),
         mentioned: (0..SHARD_COUNT_MAX).map(|_| HashSet::default()).collect(),
         webhooks,
         counters,
@@ -184,58 +170,13 @@ impl Presence {
                 tracked,
                 channel,
                 member,
-            } => {
-                let (base, head) = self.names(tracked, &channel);
-                self.mention(shard, &base);
-                let held = self.keys.held(&base, shard);
-                let (keys_hash, nodes, node, heartbeat) = self.node_names();
-                let result = match self.connect().await {
-                    Some(mut connection) => {
-                        timeout(
-                            RESPONSE_TIMEOUT,
-                            self.scripts.join.run::<Hooks>(
-                                &mut connection,
-                                &[&held, &keys_hash, &nodes, &heartbeat],
-                                &[
-                                    base.as_bytes(),
-                                    &head,
-                                    node.as_bytes(),
-                                    self.ttl_ms.as_bytes(),
-                                    member.user_id.as_bytes(),
-                                    &member.user_info,
-                                ],
-                            ),
-                        )
-                        .await
-                    }
-                    None => return self.failed("join", "redis unavailable"),
-                };
-                self.settle("join", result);
-            }
+            } => self.join(shard, tracked, &channel, &member).await,
             PresenceInput::Leave {
                 shard,
                 tracked,
                 channel,
                 user_id,
-            } => {
-                let (base, head) = self.names(tracked, &channel);
-                let held = self.keys.held(&base, shard);
-                let result = match self.connect().await {
-                    Some(mut connection) => {
-                        timeout(
-                            RESPONSE_TIMEOUT,
-                            self.scripts.leave.run::<Hooks>(
-                                &mut connection,
-                                &[&held],
-                                &[base.as_bytes(), &head, user_id.as_bytes()],
-                            ),
-                        )
-                        .await
-                    }
-                    None => return self.failed("leave", "redis unavailable"),
-                };
-                self.settle("leave", result);
-            }
+            } => self.leave(shard, tracked, &channel, &user_id).await,
             PresenceInput::Query {
                 channel,
                 query_id,
@@ -254,39 +195,7 @@ impl Presence {
                 shard,
                 channel,
                 members,
-            } => {
-                let (base, head) = self.names(Tracked::Member, &channel);
-                self.mention(shard, &base);
-                let held = self.keys.held(&base, shard);
-                let (keys_hash, nodes, node, heartbeat) = self.node_names();
-                let ttl_ms = self.ttl_ms.clone();
-                let mut args: Vec<&[u8]> = Vec::with_capacity(4 + members.len() * 2);
-                args.extend([
-                    base.as_bytes(),
-                    &head[..],
-                    node.as_bytes(),
-                    ttl_ms.as_bytes(),
-                ]);
-                for member in &members {
-                    args.push(member.user_id.as_bytes());
-                    args.push(&member.user_info);
-                }
-                let result = match self.connect().await {
-                    Some(mut connection) => {
-                        timeout(
-                            RESPONSE_TIMEOUT,
-                            self.scripts.resync.run::<Hooks>(
-                                &mut connection,
-                                &[&held, &keys_hash, &nodes, &heartbeat],
-                                &args,
-                            ),
-                        )
-                        .await
-                    }
-                    None => return self.failed("resync", "redis unavailable"),
-                };
-                self.settle("resync", result);
-            }
+            } => self.resync(shard, &channel, &members).await,
             PresenceInput::ResyncDone { shard } => self.resync_done(shard).await,
             PresenceInput::SubscriptionCount(count) => self.subscription_count(count).await,
             PresenceInput::CacheQuery {
@@ -304,6 +213,98 @@ impl Presence {
         }
     }
 
+    /// A user's first connection on (node, `shard`) joined `channel`.
+    async fn join(
+        &mut self,
+        shard: u16,
+        tracked: Tracked,
+        channel: &PresenceChannel,
+        member: &Member,
+    ) {
+        let (base, head) = self.names(tracked, channel);
+        self.mention(shard, &base);
+        let held = self.keys.held(&base, shard);
+        let (keys_hash, nodes, node, heartbeat) = self.node_names();
+        let Some(mut connection) = self.connect().await else {
+            return self.failed("join", "redis unavailable");
+        };
+        let result = timeout(
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
+            self.scripts.join.run::<Hooks>(
+                &mut connection,
+                &[&held, &keys_hash, &nodes, &heartbeat],
+                &[
+                    base.as_bytes(),
+                    &head,
+                    node.as_bytes(),
+                    self.ttl_ms.as_bytes(),
+                    member.user_id.as_bytes(),
+                    &member.user_info,
+                ],
+            ),
+        )
+        .await;
+        self.settle("join", result);
+    }
+
+    /// A user's last connection on (node, `shard`) left `channel`.
+    async fn leave(
+        &mut self,
+        shard: u16,
+        tracked: Tracked,
+        channel: &PresenceChannel,
+        user_id: &str,
+    ) {
+        let (base, head) = self.names(tracked, channel);
+        let held = self.keys.held(&base, shard);
+        let Some(mut connection) = self.connect().await else {
+            return self.failed("leave", "redis unavailable");
+        };
+        let result = timeout(
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
+            self.scripts.leave.run::<Hooks>(
+                &mut connection,
+                &[&held],
+                &[base.as_bytes(), &head, user_id.as_bytes()],
+            ),
+        )
+        .await;
+        self.settle("leave", result);
+    }
+
+    /// `shard`'s engine lists all its members of `channel` (after a new link).
+    async fn resync(&mut self, shard: u16, channel: &PresenceChannel, members: &[Member]) {
+        let (base, head) = self.names(Tracked::Member, channel);
+        self.mention(shard, &base);
+        let held = self.keys.held(&base, shard);
+        let (keys_hash, nodes, node, heartbeat) = self.node_names();
+        let ttl_ms = self.ttl_ms.clone();
+        let mut args: Vec<&[u8]> = Vec::with_capacity(4 + members.len() * 2);
+        args.extend([
+            base.as_bytes(),
+            &head[..],
+            node.as_bytes(),
+            ttl_ms.as_bytes(),
+        ]);
+        for member in members {
+            args.push(member.user_id.as_bytes());
+            args.push(&member.user_info);
+        }
+        let Some(mut connection) = self.connect().await else {
+            return self.failed("resync", "redis unavailable");
+        };
+        let result = timeout(
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
+            self.scripts.resync.run::<Hooks>(
+                &mut connection,
+                &[&held, &keys_hash, &nodes, &heartbeat],
+                &args,
+            ),
+        )
+        .await;
+        self.settle("resync", result);
+    }
+
     /// Channels of `shard` not mentioned since its Hello have no members there any more.
     async fn resync_done(&mut self, shard: u16) {
         let Some(mut connection) = self.connect().await else {
@@ -311,7 +312,7 @@ impl Presence {
         };
         let keys_hash = self.keys.keys_hash();
         let listed: Result<redis::RedisResult<HashPairs>, _> = timeout(
-            RESPONSE_TIMEOUT,
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
             redis::cmd("HGETALL")
                 .arg(&keys_hash)
                 .query_async(&mut connection),
@@ -338,7 +339,7 @@ impl Presence {
         tracing::info!(shard, stale = stale.len(), "presence resync done");
         for held in stale {
             let result = timeout(
-                RESPONSE_TIMEOUT,
+                Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
                 self.scripts.drop_held.run::<Hooks>(
                     &mut connection,
                     &[&keys_hash],
@@ -361,7 +362,7 @@ impl Presence {
             return self.failed("subscription count", "redis unavailable");
         };
         let summed = timeout(
-            RESPONSE_TIMEOUT,
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
             self.scripts.subscription_count.run::<u64>(
                 &mut connection,
                 &[&counts_key, &nodes, &heartbeat],
@@ -376,11 +377,11 @@ impl Presence {
         let total = match summed {
             Ok(Ok(total)) => total,
             Ok(Err(err)) => {
-                self.connection = None;
+                self.redis.reconnect_at_next_use();
                 return self.failed("subscription count", &err.to_string());
             }
             Err(_) => {
-                self.connection = None;
+                self.redis.reconnect_at_next_use();
                 return self.failed("subscription count", "timed out");
             }
         };
@@ -405,7 +406,7 @@ impl Presence {
             return bytes::Bytes::new();
         };
         let result: Result<redis::RedisResult<Option<Vec<u8>>>, _> = timeout(
-            RESPONSE_TIMEOUT,
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
             redis::cmd("GET").arg(&key).query_async(&mut connection),
         )
         .await;
@@ -415,12 +416,12 @@ impl Presence {
                 .map(bytes::Bytes::from)
                 .unwrap_or_default(),
             Ok(Err(err)) => {
-                self.connection = None;
+                self.redis.reconnect_at_next_use();
                 self.failed("cache query", &err.to_string());
                 bytes::Bytes::new()
             }
             Err(_) => {
-                self.connection = None;
+                self.redis.reconnect_at_next_use();
                 self.failed("cache query", "timed out; answering a miss");
                 bytes::Bytes::new()
             }
@@ -436,7 +437,7 @@ impl Presence {
             return Vec::new();
         };
         let result: Result<redis::RedisResult<HashPairs>, _> = timeout(
-            RESPONSE_TIMEOUT,
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
             redis::cmd("HGETALL")
                 .arg(members_key(&base))
                 .query_async(&mut connection),
@@ -445,12 +446,12 @@ impl Presence {
         let all = match result {
             Ok(Ok(all)) => all,
             Ok(Err(err)) => {
-                self.connection = None;
+                self.redis.reconnect_at_next_use();
                 self.failed("members query", &err.to_string());
                 return Vec::new();
             }
             Err(_) => {
-                self.connection = None;
+                self.redis.reconnect_at_next_use();
                 self.failed("members query", "timed out; answering empty");
                 return Vec::new();
             }
@@ -464,7 +465,7 @@ impl Presence {
             }
             bytes += user_id.len() + user_info.len() + 6;
             if members.len() >= link::MEMBERS_MAX
-                || bytes > link::FRAME_BYTES_MAX - SNAPSHOT_FRAME_MARGIN_BYTES
+                || bytes > link::FRAME_BYTES_MAX - PRESENCE_SNAPSHOT_FRAME_MARGIN_BYTES
             {
                 tracing::warn!(total, sent = members.len(), "members snapshot truncated");
                 break;
@@ -510,24 +511,9 @@ impl Presence {
 
     /// The connection, opening one unless a recent attempt failed.
     async fn connect(&mut self) -> Option<RedisConnection> {
-        if let Some(connection) = &self.connection {
-            return Some(connection.clone());
-        }
-        if Instant::now() < self.retry_at {
-            return None;
-        }
-        match connect::open(&self.client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await {
-            Ok(connection) => {
-                self.backoff.reset();
-                self.connection = Some(connection.clone());
-                Some(connection)
-            }
-            Err(err) => {
-                self.retry_at = Instant::now() + self.backoff.next_delay();
-                tracing::debug!("presence: cannot connect to redis: {err}");
-                None
-            }
-        }
+        let connection = self.redis.connection().await?.clone();
+        self.redis.succeeded();
+        Some(connection)
     }
 
     /// Hands the webhook events of a script's answer on, or records its failure.
@@ -539,11 +525,11 @@ impl Presence {
         match result {
             Ok(Ok(hooks)) => forward(hooks, false, &self.webhooks, &self.counters),
             Ok(Err(err)) => {
-                self.connection = None;
+                self.redis.reconnect_at_next_use();
                 self.failed(what, &err.to_string());
             }
             Err(_) => {
-                self.connection = None;
+                self.redis.reconnect_at_next_use();
                 self.failed(what, "timed out");
             }
         }

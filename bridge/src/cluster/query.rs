@@ -2,7 +2,7 @@
 //! the bridge puts the question on the prefix's query channel; every other bridge hands it to
 //! its engine, which answers with the node's counts, and publishes the answer back. The asking
 //! bridge sums the answers of the live nodes (the node set in Redis) or whatever came within
-//! [`ANSWER_WAIT`], adds the cluster's presence user counts (`P#members` in Redis) and answers
+//! [`QUERY_ANSWER_WAIT_MS`], adds the cluster's presence user counts (`P#members` in Redis) and answers
 //! its engine (`ChannelsAnswer`). Every question is answered, also when Redis is away.
 
 use std::collections::HashMap;
@@ -10,27 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::counters::BridgeCounters;
+use crate::limits::{
+    QUERY_ANSWER_WAIT_MS, QUERY_ASKS_MAX, QUERY_FORWARDED_MAX, REDIS_COMMAND_TIMEOUT_MS,
+};
 use crate::links::LinkWriter;
-use crate::redis::connect::{self, RedisClient, RedisConnection};
+use crate::redis::connect::{RedisClient, RedisConnection};
 use crate::redis::envelope::QUERY_MAGIC;
 use crate::redis::layout::query_channel;
 use crate::redis::layout::{key_prefix, members_key, nodes_key, redis_channel_name};
 use crate::redis::publish::Outbound;
+use crate::redis::session::RedisSession;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ringcast_core::link::{self, ChannelCount, ChannelFilter, LinkMessage, CHANNELS_MAX};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-
-/// Capacity of the query task's input queue.
-pub const QUERY_QUEUE_MAX: usize = 4_096;
-/// Questions of this node's engine waiting for the other nodes.
-const ASKS_MAX: usize = 4_096;
-/// Questions of other nodes waiting for this node's engine.
-const FORWARDED_MAX: usize = 4_096;
-/// Longest wait for the other nodes' answers.
-pub const ANSWER_WAIT: Duration = Duration::from_millis(1_000);
-/// Longest wait for Redis.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the query task reacts to.
 #[derive(Debug)]
@@ -166,14 +159,14 @@ fn decode(payload: &[u8]) -> Option<Wire> {
 
 /// The query task's state.
 struct Queries {
-    client: RedisClient,
+    /// Asked per question (no backoff: a question comes at most once per engine request).
+    redis: RedisSession,
     /// Prefix of the pub/sub channels.
     prefix: String,
     /// Prefix of the state keys (`{prefix}`).
     key_prefix: String,
     node_id: u64,
     publisher: mpsc::Sender<Outbound>,
-    connection: Option<RedisConnection>,
     asks: HashMap<u32, Ask>,
     next_ask: u32,
     forwarded: HashMap<u32, Forwarded>,
@@ -191,12 +184,11 @@ pub async fn run_queries(
     counters: Arc<BridgeCounters>,
 ) {
     let mut queries = Queries {
-        client,
+        redis: RedisSession::for_state(client, "channels query").paced_by_caller(),
         key_prefix: key_prefix(&prefix),
         prefix,
         node_id,
         publisher,
-        connection: None,
         asks: HashMap::new(),
         next_ask: 1,
         forwarded: HashMap::new(),
@@ -285,9 +277,9 @@ impl Queries {
             reply,
             expected: others,
             totals: HashMap::new(),
-            deadline: Instant::now() + ANSWER_WAIT,
+            deadline: Instant::now() + Duration::from_millis(QUERY_ANSWER_WAIT_MS),
         };
-        if others == 0 || self.asks.len() >= ASKS_MAX {
+        if others == 0 || self.asks.len() >= QUERY_ASKS_MAX {
             return self.finish(&mut ask).await;
         }
         let Some(payload) = encode_question(self.node_id, request, &ask.app_id, &ask.filter) else {
@@ -332,7 +324,7 @@ impl Queries {
             }
             return;
         };
-        if self.forwarded.len() >= FORWARDED_MAX {
+        if self.forwarded.len() >= QUERY_FORWARDED_MAX {
             return; // the asker's wait ends it
         }
         let query_id = self.next_forward;
@@ -348,7 +340,7 @@ impl Queries {
                 Forwarded {
                     origin_node,
                     origin_request,
-                    deadline: Instant::now() + ANSWER_WAIT,
+                    deadline: Instant::now() + Duration::from_millis(QUERY_ANSWER_WAIT_MS),
                 },
             );
         }
@@ -422,12 +414,15 @@ impl Queries {
         let Some(connection) = self.connect().await else {
             return HashMap::new();
         };
-        let counts: Result<redis::RedisResult<Vec<u64>>, _> =
-            tokio::time::timeout(REDIS_TIMEOUT, pipeline.query_async(connection)).await;
+        let counts: Result<redis::RedisResult<Vec<u64>>, _> = tokio::time::timeout(
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
+            pipeline.query_async(connection),
+        )
+        .await;
         match counts {
             Ok(Ok(counts)) => channels.iter().map(|c| (*c).clone()).zip(counts).collect(),
             _ => {
-                self.connection = None;
+                self.redis.failed();
                 HashMap::new()
             }
         }
@@ -447,28 +442,22 @@ impl Queries {
             .cmd("SISMEMBER")
             .arg(&key)
             .arg(&node);
-        let answer: Result<redis::RedisResult<(usize, bool)>, _> =
-            tokio::time::timeout(REDIS_TIMEOUT, pipeline.query_async(connection)).await;
+        let answer: Result<redis::RedisResult<(usize, bool)>, _> = tokio::time::timeout(
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
+            pipeline.query_async(connection),
+        )
+        .await;
         match answer {
             Ok(Ok((count, listed))) => count.saturating_sub(usize::from(listed)),
             _ => {
-                self.connection = None;
+                self.redis.failed();
                 0
             }
         }
     }
 
     async fn connect(&mut self) -> Option<&mut RedisConnection> {
-        if self.connection.is_none() {
-            match connect::open(&self.client, REDIS_TIMEOUT, REDIS_TIMEOUT).await {
-                Ok(connection) => self.connection = Some(connection),
-                Err(err) => {
-                    tracing::debug!("channels query: cannot connect to redis: {err}");
-                    return None;
-                }
-            }
-        }
-        self.connection.as_mut()
+        self.redis.connection().await
     }
 
     fn publish(&self, payload: Bytes) {

@@ -2,11 +2,9 @@
 //! error — and warns about them at most once per second per counter. Dropping is how overload
 //! stays bounded in memory; the rate limit keeps it from turning into a log flood.
 
+use crate::limits::DROP_WARNING_INTERVAL_MS;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-
-/// Shortest gap between two warnings of one counter.
-const WARN_INTERVAL_MS: u64 = 1_000;
 
 /// One kind of drop: a running total and a rate-limited warning.
 #[derive(Debug)]
@@ -14,7 +12,7 @@ pub struct DropCounter {
     what: &'static str,
     dropped_total: AtomicU64,
     started: Instant,
-    /// Milliseconds since `started` of the last warning, offset by [`WARN_INTERVAL_MS`] so that
+    /// Milliseconds since `started` of the last warning, offset by [`DROP_WARNING_INTERVAL_MS`] so that
     /// the very first drop warns at once.
     last_warn_ms: AtomicU64,
 }
@@ -34,9 +32,9 @@ impl DropCounter {
     pub fn add(&self, count: u64) {
         let total = self.dropped_total.fetch_add(count, Ordering::Relaxed) + count;
         let elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let now_ms = elapsed_ms.saturating_add(WARN_INTERVAL_MS);
+        let now_ms = elapsed_ms.saturating_add(DROP_WARNING_INTERVAL_MS);
         let last_ms = self.last_warn_ms.load(Ordering::Relaxed);
-        if now_ms >= last_ms.saturating_add(WARN_INTERVAL_MS)
+        if now_ms >= last_ms.saturating_add(DROP_WARNING_INTERVAL_MS)
             && self
                 .last_warn_ms
                 .compare_exchange(last_ms, now_ms, Ordering::Relaxed, Ordering::Relaxed)

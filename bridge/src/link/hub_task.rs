@@ -6,6 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use ringcast_core::link::{BridgeStats, LinkMessage};
 use tokio::sync::mpsc;
 
@@ -14,9 +15,6 @@ use crate::counters::BridgeCounters;
 use crate::link::hub::{Hub, RemoteMessage};
 use crate::links::{HubInput, LinkWriter};
 use crate::redis::subscribe::SubscriberCommand;
-
-/// Capacity of the hub's input queue, in messages.
-pub const HUB_QUEUE_MESSAGES_MAX: usize = 65_536;
 
 /// Runs until every sender of `inputs` is gone or the subscriber task ended.
 pub async fn run_hub(
@@ -57,62 +55,17 @@ pub async fn run_hub(
                 channel,
             } => hub.unsubscribe(shard, link_id, app_id, channel),
             HubInput::Remote(payload) => {
-                match hub.route_remote(payload) {
-                    RemoteMessage::Deliver { event, shard_mask } => {
-                        for writer in hub.links_in(shard_mask) {
-                            // A shard that does not keep up loses messages rather than making
-                            // the whole node wait for it.
-                            if let Err(mpsc::error::TrySendError::Full(_)) =
-                                writer.try_send(LinkMessage::Deliver(event.clone()))
-                            {
-                                counters.drops.delivery_queue_full.add(1);
-                            }
-                        }
-                    }
-                    RemoteMessage::Member {
-                        message,
-                        shard_mask,
-                    } => {
-                        for writer in hub.links_in(shard_mask) {
-                            if let Err(mpsc::error::TrySendError::Full(_)) =
-                                writer.try_send(message.clone())
-                            {
-                                counters.drops.delivery_queue_full.add(1);
-                            }
-                        }
-                    }
-                    RemoteMessage::User(message) => {
-                        for writer in hub.all_links() {
-                            if let Err(mpsc::error::TrySendError::Full(_)) =
-                                writer.try_send(message.clone())
-                            {
-                                counters.drops.delivery_queue_full.add(1);
-                            }
-                        }
-                    }
-                    RemoteMessage::Query(payload) => {
-                        if let Some(queries) = &queries {
-                            let engine = hub.all_links().next().cloned();
-                            // A question dropped here is answered by the asker's wait.
-                            let _ = queries.try_send(QueryInput::Remote { payload, engine });
-                        }
-                    }
-                    RemoteMessage::OwnNode | RemoteMessage::NoInterest => {}
-                    RemoteMessage::Malformed(err) => {
-                        malformed_total += 1;
-                        tracing::debug!(malformed_total, "ignoring malformed redis message: {err}");
-                    }
-                }
+                route_remote(
+                    &hub,
+                    payload,
+                    queries.as_ref(),
+                    &counters,
+                    &mut malformed_total,
+                );
                 Vec::new()
             }
             HubInput::ToAllLinks(message) => {
-                for writer in hub.all_links() {
-                    if let Err(mpsc::error::TrySendError::Full(_)) =
-                        writer.try_send(message.clone())
-                    {
-                        counters.drops.delivery_queue_full.add(1);
-                    }
-                }
+                send_to(hub.all_links(), &message, &counters);
                 Vec::new()
             }
             HubInput::Stats(stats) => {
@@ -134,6 +87,57 @@ pub async fn run_hub(
                 tracing::error!("redis subscriber task ended; hub stops");
                 return;
             }
+        }
+    }
+}
+
+/// Delivers what a Redis message means for this node: to the shards that want it, or to the
+/// query task.
+fn route_remote(
+    hub: &Hub<LinkWriter>,
+    payload: Bytes,
+    queries: Option<&mpsc::Sender<QueryInput>>,
+    counters: &BridgeCounters,
+    malformed_total: &mut u64,
+) {
+    match hub.route_remote(payload) {
+        RemoteMessage::Deliver { event, shard_mask } => {
+            send_to(
+                hub.links_in(shard_mask),
+                &LinkMessage::Deliver(event),
+                counters,
+            );
+        }
+        RemoteMessage::Member {
+            message,
+            shard_mask,
+        } => send_to(hub.links_in(shard_mask), &message, counters),
+        RemoteMessage::User(message) => send_to(hub.all_links(), &message, counters),
+        RemoteMessage::Query(payload) => {
+            if let Some(queries) = queries {
+                let engine = hub.all_links().next().cloned();
+                // A question dropped here is answered by the asker's wait.
+                let _ = queries.try_send(QueryInput::Remote { payload, engine });
+            }
+        }
+        RemoteMessage::OwnNode | RemoteMessage::NoInterest => {}
+        RemoteMessage::Malformed(err) => {
+            *malformed_total += 1;
+            tracing::debug!(malformed_total, "ignoring malformed redis message: {err}");
+        }
+    }
+}
+
+/// Queues `message` on every link of `links` without waiting: a shard that does not keep up
+/// loses messages (counted) rather than making the whole node wait for it.
+fn send_to<'a>(
+    links: impl Iterator<Item = &'a LinkWriter>,
+    message: &LinkMessage,
+    counters: &BridgeCounters,
+) {
+    for writer in links {
+        if let Err(mpsc::error::TrySendError::Full(_)) = writer.try_send(message.clone()) {
+            counters.drops.delivery_queue_full.add(1);
         }
     }
 }

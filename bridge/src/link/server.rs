@@ -13,7 +13,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::limits::SHARD_COUNT_MAX;
-use ringcast_core::link::{self, HookEvent, LinkMessage, PresenceChannel, VERSION};
+use ringcast_core::link::{
+    self, ChannelEvent, ChannelFilter, HookEvent, LinkMessage, PresenceChannel, VERSION,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
@@ -24,23 +26,16 @@ use crate::cluster::count_task::CountInput;
 use crate::cluster::presence::{occupancy_member, PresenceInput, Tracked};
 use crate::cluster::query::QueryInput;
 use crate::counters::{add, BridgeCounters};
+use crate::limits::{
+    LINK_ACCEPT_RETRY_DELAY_MS, LINK_HELLO_TIMEOUT_MS, LINK_QUEUE_MESSAGES_MAX,
+    LINK_READ_CHUNK_BYTES, LINK_WRITE_BATCH_BYTES_MAX,
+};
 use crate::links::{HubInput, LinkId, LinkWriter};
 use crate::outbound::auth::AuthQueue;
 use crate::redis::envelope::{encode_envelope, encode_user_command};
 use crate::redis::layout::{cache_key, redis_channel_name, user_command_channel};
 use crate::redis::publish::Outbound;
 use crate::webhooks::task::WebhookInput;
-
-/// Capacity of a link's writer queue, in messages.
-pub const LINK_QUEUE_MESSAGES_MAX: usize = 65_536;
-/// Longest wait for a new link's Hello; a silent peer does not hold a connection forever.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Free space ensured in a link's read buffer before each read.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// A writer batch stops growing at this size (one frame can be 2 MiB).
-const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
-/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// What every link needs to know about the node.
 #[derive(Debug, Clone)]
@@ -81,7 +76,7 @@ pub async fn serve_links(listener: UnixListener, context: LinkContext) {
             }
             Err(err) => {
                 tracing::warn!("accepting a link failed: {err}");
-                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                tokio::time::sleep(Duration::from_millis(LINK_ACCEPT_RETRY_DELAY_MS)).await;
             }
         }
     }
@@ -110,19 +105,23 @@ impl std::fmt::Display for LinkEnd {
 
 async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
     let (mut reader, writer_half) = stream.into_split();
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let hello =
-        match tokio::time::timeout(HELLO_TIMEOUT, next_message(&mut reader, &mut buffer)).await {
-            Ok(Ok(hello)) => hello,
-            Ok(Err(end)) => {
-                tracing::warn!(link_id, "link closed before a valid Hello: {end}");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(link_id, "link sent no Hello in time; closing it");
-                return;
-            }
-        };
+    let mut buffer = BytesMut::with_capacity(LINK_READ_CHUNK_BYTES);
+    let hello = match tokio::time::timeout(
+        Duration::from_millis(LINK_HELLO_TIMEOUT_MS),
+        next_message(&mut reader, &mut buffer),
+    )
+    .await
+    {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(end)) => {
+            tracing::warn!(link_id, "link closed before a valid Hello: {end}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(link_id, "link sent no Hello in time; closing it");
+            return;
+        }
+    };
     let LinkMessage::Hello {
         version,
         shard,
@@ -214,203 +213,220 @@ async fn read_link(
     writer: &LinkWriter,
     context: &LinkContext,
 ) -> LinkEnd {
-    let LinkOf { shard, link_id, .. } = link;
     loop {
         let message = match next_message(reader, buffer).await {
             Ok(message) => message,
             Err(end) => return end,
         };
-        let input = match message {
-            LinkMessage::Subscribe {
-                app_id,
-                channel,
-                seq,
-            } => HubInput::Subscribe {
-                shard,
-                link_id,
-                app_id,
-                channel,
-                seq,
-            },
-            LinkMessage::Unsubscribe { app_id, channel } => HubInput::Unsubscribe {
-                shard,
-                link_id,
-                app_id,
-                channel,
-            },
-            LinkMessage::Publish(event) => {
-                // Publishing needs no routing state, so it bypasses the hub.
-                let Some(publisher) = &context.publisher else {
-                    continue; // a node alone: nobody to publish to
-                };
-                match encode_envelope(context.node_id, &event) {
-                    Ok(payload) => {
-                        let redis_channel = redis_channel_name(
-                            &context.redis_prefix,
-                            &event.app_id,
-                            &event.channel,
-                        );
-                        // A cache channel's event is also its last event, for every node.
-                        let cache = is_cache_channel(&event.channel)
-                            .then(|| (cache_key(&redis_channel), event.frame.clone()));
-                        let outbound = Outbound {
-                            redis_channel,
-                            payload,
-                            cache,
-                        };
-                        if let Err(mpsc::error::TrySendError::Full(_)) =
-                            publisher.try_send(outbound)
-                        {
-                            context.counters.drops.publish_queue_full.add(1);
-                        }
-                    }
-                    Err(err) => tracing::debug!(link_id, "dropping unencodable publish: {err}"),
-                }
-                continue;
-            }
-            LinkMessage::MemberJoin(channel, member) => {
-                presence(
-                    context,
-                    PresenceInput::Join {
-                        shard,
-                        tracked: Tracked::Member,
-                        channel,
-                        member,
-                    },
-                );
-                continue;
-            }
-            LinkMessage::MemberLeave(channel, user_id) => {
-                presence(
-                    context,
-                    PresenceInput::Leave {
-                        shard,
-                        tracked: Tracked::Member,
-                        channel,
-                        user_id,
-                    },
-                );
-                continue;
-            }
-            LinkMessage::MembersQuery(channel, query_id) => {
-                let query = PresenceInput::Query {
-                    channel,
-                    query_id,
-                    reply: writer.clone(),
-                };
-                if let Some(end) = ask_presence(context, query, "MembersQuery without Redis").await
-                {
-                    return end;
-                }
-                continue;
-            }
-            LinkMessage::WebhookConfig(document) => {
-                // Rare and small: waits for room rather than losing the settings.
-                if context
-                    .webhooks
-                    .send(WebhookInput::Config(document))
-                    .await
-                    .is_err()
-                {
-                    return LinkEnd::BridgeStopping;
-                }
-                continue;
-            }
-            LinkMessage::Hook(event) => {
-                hook(context, link, event);
-                continue;
-            }
-            LinkMessage::MembersResync(channel, members) => {
-                presence(
-                    context,
-                    PresenceInput::Resync {
-                        shard,
-                        channel,
-                        members,
-                    },
-                );
-                continue;
-            }
-            LinkMessage::ResyncDone => {
-                presence(context, PresenceInput::ResyncDone { shard });
-                continue;
-            }
-            LinkMessage::Hello { .. } => return LinkEnd::Unexpected("second Hello"),
-            LinkMessage::MembersSnapshot(..) => return LinkEnd::Unexpected("MembersSnapshot"),
-            LinkMessage::MemberAdded(..) => return LinkEnd::Unexpected("MemberAdded"),
-            LinkMessage::MemberRemoved(..) => return LinkEnd::Unexpected("MemberRemoved"),
-            LinkMessage::Welcome { .. } => return LinkEnd::Unexpected("Welcome"),
-            LinkMessage::Subscribed { .. } => return LinkEnd::Unexpected("Subscribed"),
-            LinkMessage::Deliver(_) => return LinkEnd::Unexpected("Deliver"),
-            LinkMessage::Stats(_) => return LinkEnd::Unexpected("Stats"),
-            LinkMessage::AuthResponse { .. } => return LinkEnd::Unexpected("AuthResponse"),
-            LinkMessage::CacheAnswer { .. } => return LinkEnd::Unexpected("CacheAnswer"),
-            LinkMessage::AuthRequest(request) => {
-                // Never waits: a full auth queue is answered with a refusal on this link.
-                context.auth.submit(request, writer);
-                continue;
-            }
-            LinkMessage::CacheQuery {
-                app_id,
-                channel,
-                query_id,
-            } => {
-                let query = PresenceInput::CacheQuery {
-                    app_id,
-                    channel,
-                    query_id,
-                    reply: writer.clone(),
-                };
-                if let Some(end) = ask_presence(context, query, "CacheQuery without Redis").await {
-                    return end;
-                }
-                continue;
-            }
-            LinkMessage::ChannelsQuery {
-                query_id,
-                app_id,
-                filter,
-            } => {
-                let Some(queries) = &context.queries else {
-                    // A node alone: the other nodes have nothing.
-                    let answer = LinkMessage::ChannelsAnswer {
-                        query_id,
-                        channels: Vec::new(),
-                    };
-                    let _ = writer.try_send(answer);
-                    continue;
-                };
-                let ask = QueryInput::Ask {
-                    query_id,
-                    app_id,
-                    filter,
-                    reply: writer.clone(),
-                };
-                // Answered by the engine's own timeout if it cannot be asked now.
-                let _ = queries.try_send(ask);
-                continue;
-            }
-            LinkMessage::ConnectionCounts(counts) => {
-                if let Some(latest) = &context.connection_counts {
-                    latest.send_replace(counts);
-                }
-                continue;
-            }
-            LinkMessage::ChannelsAnswer { query_id, channels } => {
-                if let Some(queries) = &context.queries {
-                    let _ = queries.try_send(QueryInput::NodeAnswer { query_id, channels });
-                }
-                continue;
-            }
-            message @ LinkMessage::UserCommand { .. } => {
-                user_command(context, link_id, &message);
-                continue;
-            }
-        };
-        if context.hub.send(input).await.is_err() {
-            return LinkEnd::BridgeStopping;
+        if let Some(end) = dispatch(message, link, writer, context).await {
+            return end;
         }
     }
+}
+
+/// Hands one message of the engine to the task that owns its kind; `Some` ends the link.
+async fn dispatch(
+    message: LinkMessage,
+    link: LinkOf,
+    writer: &LinkWriter,
+    context: &LinkContext,
+) -> Option<LinkEnd> {
+    let LinkOf { shard, link_id, .. } = link;
+    match message {
+        LinkMessage::Subscribe {
+            app_id,
+            channel,
+            seq,
+        } => {
+            let input = HubInput::Subscribe {
+                shard,
+                link_id,
+                app_id,
+                channel,
+                seq,
+            };
+            to_hub(context, input).await
+        }
+        LinkMessage::Unsubscribe { app_id, channel } => {
+            let input = HubInput::Unsubscribe {
+                shard,
+                link_id,
+                app_id,
+                channel,
+            };
+            to_hub(context, input).await
+        }
+        LinkMessage::Publish(event) => {
+            publish(context, link_id, &event);
+            None
+        }
+        message @ (LinkMessage::MemberJoin(..)
+        | LinkMessage::MemberLeave(..)
+        | LinkMessage::MembersResync(..)
+        | LinkMessage::ResyncDone) => {
+            if let Some(input) = presence_change(shard, message) {
+                presence(context, input);
+            }
+            None
+        }
+        LinkMessage::MembersQuery(channel, query_id) => {
+            let query = PresenceInput::Query {
+                channel,
+                query_id,
+                reply: writer.clone(),
+            };
+            ask_presence(context, query, "MembersQuery without Redis").await
+        }
+        LinkMessage::CacheQuery {
+            app_id,
+            channel,
+            query_id,
+        } => {
+            let query = PresenceInput::CacheQuery {
+                app_id,
+                channel,
+                query_id,
+                reply: writer.clone(),
+            };
+            ask_presence(context, query, "CacheQuery without Redis").await
+        }
+        LinkMessage::WebhookConfig(document) => {
+            // Rare and small: waits for room rather than losing the settings.
+            let sent = context.webhooks.send(WebhookInput::Config(document)).await;
+            sent.is_err().then_some(LinkEnd::BridgeStopping)
+        }
+        LinkMessage::Hook(event) => {
+            hook(context, link, event);
+            None
+        }
+        LinkMessage::AuthRequest(request) => {
+            // Never waits: a full auth queue is answered with a refusal on this link.
+            context.auth.submit(request, writer);
+            None
+        }
+        LinkMessage::ChannelsQuery {
+            query_id,
+            app_id,
+            filter,
+        } => {
+            channels_query(context, writer, query_id, app_id, filter);
+            None
+        }
+        LinkMessage::ChannelsAnswer { query_id, channels } => {
+            if let Some(queries) = &context.queries {
+                let _ = queries.try_send(QueryInput::NodeAnswer { query_id, channels });
+            }
+            None
+        }
+        LinkMessage::ConnectionCounts(counts) => {
+            if let Some(latest) = &context.connection_counts {
+                latest.send_replace(counts);
+            }
+            None
+        }
+        message @ LinkMessage::UserCommand { .. } => {
+            user_command(context, link_id, &message);
+            None
+        }
+        LinkMessage::Hello { .. } => Some(LinkEnd::Unexpected("second Hello")),
+        LinkMessage::MembersSnapshot(..) => Some(LinkEnd::Unexpected("MembersSnapshot")),
+        LinkMessage::MemberAdded(..) => Some(LinkEnd::Unexpected("MemberAdded")),
+        LinkMessage::MemberRemoved(..) => Some(LinkEnd::Unexpected("MemberRemoved")),
+        LinkMessage::Welcome { .. } => Some(LinkEnd::Unexpected("Welcome")),
+        LinkMessage::Subscribed { .. } => Some(LinkEnd::Unexpected("Subscribed")),
+        LinkMessage::Deliver(_) => Some(LinkEnd::Unexpected("Deliver")),
+        LinkMessage::Stats(_) => Some(LinkEnd::Unexpected("Stats")),
+        LinkMessage::AuthResponse { .. } => Some(LinkEnd::Unexpected("AuthResponse")),
+        LinkMessage::CacheAnswer { .. } => Some(LinkEnd::Unexpected("CacheAnswer")),
+    }
+}
+
+/// Hands `input` to the hub, waiting for room (subscriptions must not be lost).
+async fn to_hub(context: &LinkContext, input: HubInput) -> Option<LinkEnd> {
+    context
+        .hub
+        .send(input)
+        .await
+        .is_err()
+        .then_some(LinkEnd::BridgeStopping)
+}
+
+/// A publish of the engine, for the other nodes. Publishing needs no routing state, so it
+/// bypasses the hub; a full publish queue drops it (counted).
+fn publish(context: &LinkContext, link_id: LinkId, event: &ChannelEvent) {
+    let Some(publisher) = &context.publisher else {
+        return; // a node alone: nobody to publish to
+    };
+    let payload = match encode_envelope(context.node_id, event) {
+        Ok(payload) => payload,
+        Err(err) => {
+            tracing::debug!(link_id, "dropping unencodable publish: {err}");
+            return;
+        }
+    };
+    let redis_channel = redis_channel_name(&context.redis_prefix, &event.app_id, &event.channel);
+    // A cache channel's event is also its last event, for every node.
+    let cache =
+        is_cache_channel(&event.channel).then(|| (cache_key(&redis_channel), event.frame.clone()));
+    let outbound = Outbound {
+        redis_channel,
+        payload,
+        cache,
+    };
+    if let Err(mpsc::error::TrySendError::Full(_)) = publisher.try_send(outbound) {
+        context.counters.drops.publish_queue_full.add(1);
+    }
+}
+
+/// The presence task's input for a member change or resync of `shard`'s engine.
+fn presence_change(shard: u16, message: LinkMessage) -> Option<PresenceInput> {
+    Some(match message {
+        LinkMessage::MemberJoin(channel, member) => PresenceInput::Join {
+            shard,
+            tracked: Tracked::Member,
+            channel,
+            member,
+        },
+        LinkMessage::MemberLeave(channel, user_id) => PresenceInput::Leave {
+            shard,
+            tracked: Tracked::Member,
+            channel,
+            user_id,
+        },
+        LinkMessage::MembersResync(channel, members) => PresenceInput::Resync {
+            shard,
+            channel,
+            members,
+        },
+        LinkMessage::ResyncDone => PresenceInput::ResyncDone { shard },
+        _ => return None,
+    })
+}
+
+/// A channels question of the engine, for the other nodes (answered at once, empty, on a node
+/// alone; by the engine's own timeout if it cannot be asked now).
+fn channels_query(
+    context: &LinkContext,
+    writer: &LinkWriter,
+    query_id: u32,
+    app_id: String,
+    filter: ChannelFilter,
+) {
+    let Some(queries) = &context.queries else {
+        let answer = LinkMessage::ChannelsAnswer {
+            query_id,
+            channels: Vec::new(),
+        };
+        let _ = writer.try_send(answer);
+        return;
+    };
+    let ask = QueryInput::Ask {
+        query_id,
+        app_id,
+        filter,
+        reply: writer.clone(),
+    };
+    let _ = queries.try_send(ask);
 }
 
 /// A webhook event from the engine. With several nodes, the node's occupancy of a channel is
@@ -457,7 +473,7 @@ fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) {
 
 /// A shard's own count of a channel (`subscription_count` state, not yet an event): summed over
 /// the node's shards by the count task, which makes the event. TODO(cluster): with several
-/// nodes the node totals are to be summed through Redis; see `subscription_count_task`.
+/// nodes the node totals are to be summed through Redis; see `cluster::count_task`.
 fn shard_count(context: &LinkContext, link: LinkOf, event: HookEvent) {
     #[derive(serde::Deserialize)]
     struct CountOf {
@@ -553,7 +569,7 @@ async fn next_message(
             Ok(None) => {}
             Err(err) => return Err(LinkEnd::Corrupt(err)),
         }
-        buffer.reserve(READ_CHUNK_BYTES);
+        buffer.reserve(LINK_READ_CHUNK_BYTES);
         match reader.read_buf(buffer).await {
             Ok(0) => return Err(LinkEnd::PeerClosed),
             Ok(_) => {}
@@ -573,7 +589,7 @@ async fn write_link(
     while let Some(first) = queue.recv().await {
         batch.clear();
         encode_into(&first, &mut batch, link_id);
-        while batch.len() < WRITE_BATCH_BYTES_MAX {
+        while batch.len() < LINK_WRITE_BATCH_BYTES_MAX {
             match queue.try_recv() {
                 Ok(message) => encode_into(&message, &mut batch, link_id),
                 Err(_) => break,
@@ -584,7 +600,7 @@ async fn write_link(
             return;
         }
         // A burst of large frames should not pin its buffer for the link's lifetime.
-        if batch.capacity() > WRITE_BATCH_BYTES_MAX * 2 {
+        if batch.capacity() > LINK_WRITE_BATCH_BYTES_MAX * 2 {
             batch = BytesMut::new();
         }
     }

@@ -9,11 +9,9 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use crate::counters::BridgeCounters;
+use crate::limits::STATS_INTERVAL_MS;
 use crate::links::HubInput;
 use crate::redis::publish::Outbound;
-
-/// Time between two stats messages.
-pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs until the hub task is gone. Holds only weak senders, so it keeps no queue open.
 pub async fn run_stats(
@@ -21,7 +19,7 @@ pub async fn run_stats(
     hub: mpsc::WeakSender<HubInput>,
     publisher: Option<mpsc::WeakSender<Outbound>>,
 ) {
-    let mut ticker = tokio::time::interval(STATS_INTERVAL);
+    let mut ticker = tokio::time::interval(Duration::from_millis(STATS_INTERVAL_MS));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;

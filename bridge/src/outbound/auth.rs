@@ -17,26 +17,14 @@ use ringcast_core::link::{AuthOutcome, AuthRequest, LinkMessage};
 use tokio::sync::mpsc;
 
 use crate::counters::outcomes::AuthCounters;
+use crate::limits::{
+    AUTH_CONCURRENT_PER_APP_MAX, AUTH_CONNECT_TIMEOUT_MS, AUTH_IN_FLIGHT_PER_APP_MAX,
+    AUTH_IN_FLIGHT_TOTAL_MAX, AUTH_REASON_EXCERPT_CHARS_MAX, AUTH_REQUEST_TIMEOUT_MS,
+    AUTH_RESPONSE_BYTES_MAX,
+};
 use crate::links::LinkWriter;
 use crate::outbound::http::{OutboundError, OutboundHttp, OutboundLimits};
 
-/// Jobs waiting for the auth task. A shard offers at most a burst of subscribes per event-loop
-/// turn; past this the bridge is far behind and answers "busy" instead of queueing more.
-pub const AUTH_QUEUE_MAX: usize = 16_384;
-/// Authorizations of one app open at once; past it the app's further ones are refused with 429
-/// at once, so one app with a slow endpoint cannot hold every slot.
-pub const AUTH_IN_FLIGHT_PER_APP_MAX: usize = 256;
-/// Authorizations open at once over all apps (bounds the tasks and the per-app count map).
-pub const AUTH_IN_FLIGHT_TOTAL_MAX: usize = 16_384;
-/// Whole call to an auth endpoint, permit wait and connect retries included. pusher-js's own
-/// auth request has no shorter deadline, and the engine times the subscription out anyway.
-const AUTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connection setup to an auth endpoint.
-const AUTH_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// An auth answer is a key, a signature and a presence member: small.
-const AUTH_RESPONSE_BYTES_MAX: usize = 64 * 1024;
-/// Requests open at once to one app's endpoint; the rest of its in-flight ones wait for these.
-const AUTH_CONCURRENT_PER_APP_MAX: usize = 64;
 /// Status reported when a 2xx answer holds no usable `auth` (the endpoint, a gateway's
 /// upstream, answered badly).
 const INVALID_ANSWER_STATUS: u16 = 502;
@@ -44,8 +32,6 @@ const INVALID_ANSWER_STATUS: u16 = 502;
 const BRIDGE_BUSY_STATUS: u16 = 503;
 /// Status reported when an app has [`AUTH_IN_FLIGHT_PER_APP_MAX`] authorizations open.
 const APP_BUSY_STATUS: u16 = 429;
-/// Longest excerpt of a refusing endpoint's body put in the reason (it reaches the browser).
-const REASON_EXCERPT_CHARS_MAX: usize = 200;
 
 /// Upgrade-request headers never forwarded: hop-by-hop and framing ones describe the client's
 /// connection to the engine, not this request (the client sets its own), and forwarding
@@ -71,8 +57,8 @@ const HEADERS_NOT_FORWARDED: [&str; 14] = [
 /// awaited by a subscriber, so it gets a short deadline and a small body.
 pub fn auth_limits() -> OutboundLimits {
     OutboundLimits {
-        request_timeout: AUTH_REQUEST_TIMEOUT,
-        connect_timeout: AUTH_CONNECT_TIMEOUT,
+        request_timeout: Duration::from_millis(AUTH_REQUEST_TIMEOUT_MS),
+        connect_timeout: Duration::from_millis(AUTH_CONNECT_TIMEOUT_MS),
         response_bytes_max: AUTH_RESPONSE_BYTES_MAX,
         concurrent_per_key_max: AUTH_CONCURRENT_PER_APP_MAX,
     }
@@ -95,7 +81,7 @@ pub struct AuthQueue {
 }
 
 impl AuthQueue {
-    /// The handle on `jobs`, the queue [`run_auth`] drains (capacity [`AUTH_QUEUE_MAX`]).
+    /// The handle on `jobs`, the queue [`run_auth`] drains (capacity [`AUTH_QUEUE_REQUESTS_MAX`](crate::limits::AUTH_QUEUE_REQUESTS_MAX)).
     pub fn new(jobs: mpsc::Sender<AuthJob>, counters: Arc<AuthCounters>) -> Self {
         Self { jobs, counters }
     }
@@ -392,11 +378,11 @@ fn granted_fields(body: &[u8]) -> Option<(String, String)> {
 }
 
 /// The start of a refusing body, fit for a reason shown to a subscriber: at most
-/// [`REASON_EXCERPT_CHARS_MAX`] characters, control characters (newlines included) as spaces,
+/// [`AUTH_REASON_EXCERPT_CHARS_MAX`] characters, control characters (newlines included) as spaces,
 /// whitespace runs collapsed, invalid UTF-8 replaced.
 fn printable_excerpt(body: &[u8]) -> String {
     // Enough bytes for the longest excerpt in any encoding; the rest is never decoded.
-    let head = &body[..body.len().min(REASON_EXCERPT_CHARS_MAX * 4)];
+    let head = &body[..body.len().min(AUTH_REASON_EXCERPT_CHARS_MAX * 4)];
     let text = String::from_utf8_lossy(head);
     let mut excerpt = String::new();
     let mut chars = 0;
@@ -407,7 +393,7 @@ fn printable_excerpt(body: &[u8]) -> String {
             continue;
         }
         let needed = if space_pending { 2 } else { 1 };
-        if chars + needed > REASON_EXCERPT_CHARS_MAX {
+        if chars + needed > AUTH_REASON_EXCERPT_CHARS_MAX {
             break;
         }
         if space_pending {
@@ -425,6 +411,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::limits::AUTH_QUEUE_REQUESTS_MAX;
     use crate::outbound::http::test_receiver::{Reply, TestReceiver};
 
     /// Waits this long at most for anything in a test (a noisy VM can be slow; nothing here
@@ -453,7 +440,7 @@ mod tests {
 
     fn start(limits: OutboundLimits) -> Harness {
         let counters = Arc::new(AuthCounters::default());
-        let (jobs_sender, jobs) = mpsc::channel(AUTH_QUEUE_MAX);
+        let (jobs_sender, jobs) = mpsc::channel(AUTH_QUEUE_REQUESTS_MAX);
         let http = OutboundHttp::new(limits).expect("client builds");
         tokio::spawn(run_auth(jobs, http, Arc::clone(&counters)));
         let (writer, link) = mpsc::channel(4096);
@@ -660,7 +647,7 @@ mod tests {
         );
         let long = "é".repeat(10_000);
         let excerpt = printable_excerpt(long.as_bytes());
-        assert_eq!(excerpt.chars().count(), REASON_EXCERPT_CHARS_MAX);
+        assert_eq!(excerpt.chars().count(), AUTH_REASON_EXCERPT_CHARS_MAX);
         assert_eq!(printable_excerpt(b" \n "), "");
         assert_eq!(printable_excerpt(&[0xff, b'a']), "\u{fffd}a");
     }

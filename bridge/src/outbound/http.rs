@@ -10,25 +10,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::limits::{
+    OUTBOUND_CONNECT_RETRY_PAUSE_MS_MAX, OUTBOUND_CONNECT_RETRY_PAUSE_MS_MIN,
+    OUTBOUND_IDLE_CONNECTIONS_PER_HOST_MAX, OUTBOUND_IDLE_CONNECTION_TIMEOUT_MS, OUTBOUND_KEYS_MAX,
+    WEBHOOK_CONCURRENT_PER_APP_MAX, WEBHOOK_CONNECT_TIMEOUT_MS, WEBHOOK_REQUEST_TIMEOUT_MS,
+    WEBHOOK_RESPONSE_BYTES_MAX,
+};
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::Semaphore;
-
-/// Distinct keys that get a semaphore of their own; past it, new keys share the overflow
-/// semaphore. Bounds the map against an unbounded number of app ids.
-pub const KEYS_MAX: usize = 10_000;
-/// Idle keep-alive connections kept per host: enough for a busy receiver shared by a few apps,
-/// without holding thousands of sockets open after a burst.
-const IDLE_CONNECTIONS_PER_HOST_MAX: usize = 32;
-/// Idle keep-alive connections are closed after this long (receivers often close at 60 s+).
-const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(50);
-
-/// First pause before retrying a failed connect ([`OutboundHttp::post_retrying_connect`]):
-/// long enough for a restarting receiver's listener to come back, short against a 5 s budget.
-const CONNECT_RETRY_PAUSE_FIRST: Duration = Duration::from_millis(50);
-/// The pause doubles up to this.
-const CONNECT_RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// Limits applied to every outbound call.
 #[derive(Debug, Clone)]
@@ -46,10 +37,10 @@ pub struct OutboundLimits {
 impl Default for OutboundLimits {
     fn default() -> Self {
         Self {
-            request_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(3),
-            response_bytes_max: 64 * 1024,
-            concurrent_per_key_max: 16,
+            request_timeout: Duration::from_millis(WEBHOOK_REQUEST_TIMEOUT_MS),
+            connect_timeout: Duration::from_millis(WEBHOOK_CONNECT_TIMEOUT_MS),
+            response_bytes_max: WEBHOOK_RESPONSE_BYTES_MAX,
+            concurrent_per_key_max: WEBHOOK_CONCURRENT_PER_APP_MAX,
         }
     }
 }
@@ -122,7 +113,7 @@ struct Inner {
     permits: Mutex<PermitMap>,
 }
 
-/// Per-key semaphores, at most [`KEYS_MAX`] of them, then one shared by every further key.
+/// Per-key semaphores, at most [`OUTBOUND_KEYS_MAX`] of them, then one shared by every further key.
 struct PermitMap {
     by_key: AHashMap<String, Arc<Semaphore>>,
     overflow: Arc<Semaphore>,
@@ -149,8 +140,8 @@ impl OutboundHttp {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(limits.request_timeout)
             .connect_timeout(limits.connect_timeout)
-            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST_MAX)
-            .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
+            .pool_max_idle_per_host(OUTBOUND_IDLE_CONNECTIONS_PER_HOST_MAX)
+            .pool_idle_timeout(Duration::from_millis(OUTBOUND_IDLE_CONNECTION_TIMEOUT_MS))
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("cannot build the outbound HTTP client: {}", error_chain(e)))?;
@@ -229,7 +220,7 @@ impl OutboundHttp {
         body: Bytes,
     ) -> Result<OutboundResponse, OutboundError> {
         let deadline = tokio::time::Instant::now() + self.inner.limits.request_timeout;
-        let mut pause = CONNECT_RETRY_PAUSE_FIRST;
+        let mut pause = Duration::from_millis(OUTBOUND_CONNECT_RETRY_PAUSE_MS_MIN);
         loop {
             let attempt =
                 tokio::time::timeout_at(deadline, self.post(key, url, headers, body.clone())).await;
@@ -241,7 +232,8 @@ impl OutboundHttp {
                         return Err(OutboundError::Connect(reason));
                     }
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(CONNECT_RETRY_PAUSE_MAX);
+                    pause =
+                        (pause * 2).min(Duration::from_millis(OUTBOUND_CONNECT_RETRY_PAUSE_MS_MAX));
                 }
                 Ok(result) => return result,
             }
@@ -260,7 +252,7 @@ impl OutboundHttp {
         if let Some(semaphore) = permits.by_key.get(key) {
             return Arc::clone(semaphore);
         }
-        if permits.by_key.len() >= KEYS_MAX {
+        if permits.by_key.len() >= OUTBOUND_KEYS_MAX {
             return Arc::clone(&permits.overflow);
         }
         let semaphore = Arc::new(Semaphore::new(self.inner.limits.concurrent_per_key_max));
@@ -882,7 +874,7 @@ mod tests {
     #[test]
     fn semaphore_map_is_bounded() {
         let http = http_with(OutboundLimits::default());
-        for i in 0..KEYS_MAX + 50 {
+        for i in 0..OUTBOUND_KEYS_MAX + 50 {
             let _ = http.semaphore_for(&format!("app-{i}"));
         }
         let first = http.semaphore_for("app-0");
@@ -891,7 +883,7 @@ mod tests {
         let late_b = http.semaphore_for("late-b");
         assert!(Arc::ptr_eq(&late_a, &late_b), "keys past the cap share one");
         let permits = http.inner.permits.lock().expect("lock");
-        assert_eq!(permits.by_key.len(), KEYS_MAX);
+        assert_eq!(permits.by_key.len(), OUTBOUND_KEYS_MAX);
     }
 
     #[test]

@@ -3,13 +3,12 @@
 //! `link::put_event` encodes it. The node id lets a node skip its own messages, which its engine
 //! has already delivered locally.
 
+use crate::limits::ENVELOPE_FIELD_LENGTH_DIGITS_MAX;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ringcast_core::link::{self, ChannelEvent, LinkError, LinkMessage, PresenceChannel};
 
 /// First bytes of a member event; as a node id it is reserved (see [`is_reserved_node_id`]).
 pub const MEMBER_EVENT_MAGIC: &[u8; 8] = b"\xffrcmbr\x00\x01";
-/// Most decimal digits of a field length (bounds the parse; a `user_info` is at most 2 MiB).
-const FIELD_LENGTH_DIGITS_MAX: usize = 8;
 
 /// Bytes of the node id at the front of a payload.
 const NODE_ID_BYTES: usize = 8;
@@ -147,7 +146,7 @@ pub fn is_member_event(payload: &[u8]) -> bool {
 fn take_field(payload: &mut Bytes, max: usize) -> Result<Bytes, EnvelopeError> {
     let colon = payload
         .iter()
-        .take(FIELD_LENGTH_DIGITS_MAX + 1)
+        .take(ENVELOPE_FIELD_LENGTH_DIGITS_MAX + 1)
         .position(|&byte| byte == b':')
         .ok_or(EnvelopeError::MemberEvent)?;
     let digits = &payload[..colon];

@@ -133,7 +133,7 @@ const OCCUPANCY_HEAD_PREFIX: &str = "#occupancy#";
 /// Key names of one node.
 #[derive(Debug, Clone)]
 pub struct NodeKeys {
-    /// The prefix of state keys (`{prefix}`, see `redis_layout::key_prefix`).
+    /// The prefix of state keys (`{prefix}`, see `redis::layout::key_prefix`).
     pub prefix: String,
     /// The prefix of pub/sub channels (the configured prefix).
     pub channel_prefix: String,

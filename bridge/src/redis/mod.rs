@@ -4,6 +4,7 @@
 //! - [`url`]: a Redis URL made fit for the log (password hidden).
 //! - [`connect`]: which Redis (one server or a cluster's seeds) and opening connections to it
 //!   with explicit timeouts.
+//! - [`session`]: a task's connection, opened on demand, dropped on failure, with backoff.
 //! - [`layout`]: every key and channel name, their hash tags and slots.
 //! - [`envelope`]: the payloads on Redis channels and their magic prefixes (events, user
 //!   commands, member events, cluster queries).
@@ -17,6 +18,7 @@ pub mod envelope;
 pub mod layout;
 pub mod publish;
 pub mod scripts;
+pub mod session;
 pub mod subscribe;
 pub mod subscribe_cluster;
 pub mod url;

@@ -11,24 +11,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backoff::Backoff;
 use crate::counters::{self, BridgeCounters};
-use crate::redis::connect::{self, RedisClient, RedisConnection};
+use crate::limits::{
+    PUBLISH_BATCH_BYTES_MAX, PUBLISH_BATCH_MESSAGES_MAX, REDIS_CONNECT_TIMEOUT_MS,
+    REDIS_PUBLISH_TIMEOUT_MS,
+};
+use crate::redis::connect::{RedisClient, RedisConnection};
 use crate::redis::layout::{is_sharded_channel, slot_of};
+use crate::redis::session::RedisSession;
 use bytes::Bytes;
+use ringcast_core::limits::CACHE_TTL_S;
 use tokio::sync::mpsc;
-
-/// Capacity of the publish queue, in messages.
-pub const PUBLISH_QUEUE_MESSAGES_MAX: usize = 65_536;
-/// Most PUBLISH commands in one pipeline.
-const BATCH_MESSAGES_MAX: usize = 1_024;
-/// A batch stops growing once its payloads reach this size (one frame can be 2 MiB).
-const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Longest wait for a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest wait for a pipeline's answers; generous so that a busy machine does not make a
-/// healthy Redis look dead (the library's default is 500 ms).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One message for Redis.
 #[derive(Debug, Clone)]
@@ -41,9 +34,6 @@ pub struct Outbound {
     /// as the channel's last event for 30 minutes.
     pub cache: Option<(String, Bytes)>,
 }
-
-/// How long Redis keeps a cache channel's last event (specs/pusher.md §5: 30 minutes).
-pub const CACHE_TTL_MS: u64 = 30 * 60 * 1000;
 
 /// How the publisher names its commands on a Redis Cluster.
 pub struct PublishLayout {
@@ -60,14 +50,18 @@ pub async fn run_publisher(
     mut queue: mpsc::Receiver<Outbound>,
     counters: Arc<BridgeCounters>,
 ) {
-    let mut connection: Option<RedisConnection> = None;
-    let mut backoff = Backoff::for_redis();
+    let mut session = RedisSession::new(
+        client,
+        "redis publisher",
+        Duration::from_millis(REDIS_CONNECT_TIMEOUT_MS),
+        Duration::from_millis(REDIS_PUBLISH_TIMEOUT_MS),
+    );
     let mut failing = false;
-    let mut batch: Vec<Outbound> = Vec::with_capacity(BATCH_MESSAGES_MAX);
+    let mut batch: Vec<Outbound> = Vec::with_capacity(PUBLISH_BATCH_MESSAGES_MAX);
     while let Some(first) = queue.recv().await {
         let mut batch_bytes = first.payload.len();
         batch.push(first);
-        while batch.len() < BATCH_MESSAGES_MAX && batch_bytes < BATCH_BYTES_MAX {
+        while batch.len() < PUBLISH_BATCH_MESSAGES_MAX && batch_bytes < PUBLISH_BATCH_BYTES_MAX {
             match queue.try_recv() {
                 Ok(outbound) => {
                     batch_bytes += outbound.payload.len();
@@ -76,22 +70,21 @@ pub async fn run_publisher(
                 Err(_) => break,
             }
         }
-        let (failed, error) = match connection.as_mut() {
-            Some(open) => publish(open, &layout, &batch).await,
-            None => match connect::open(&client, CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await {
-                Ok(mut open) => {
-                    let outcome = publish(&mut open, &layout, &batch).await;
-                    connection = Some(open);
-                    outcome
-                }
-                Err(err) => (batch.len(), Some(err)),
-            },
+        let Some(open) = session.connection().await else {
+            // Dropped, counted: publishes arriving meanwhile wait in the bounded queue.
+            counters.drops.publish_failed.add(batch.len() as u64);
+            let reason = session.connect_error().unwrap_or("waiting to reconnect");
+            log_failure(&mut failing, session.retry_in(), reason);
+            session.wait_retry().await;
+            batch.clear();
+            continue;
         };
+        let (failed, error) = publish(open, &layout, &batch).await;
         counters::add(&counters.publishes_relayed, (batch.len() - failed) as u64);
         counters.drops.publish_failed.add(failed as u64);
         match error {
             None => {
-                backoff.reset();
+                session.succeeded();
                 if failing {
                     failing = false;
                     tracing::info!("redis publishing resumed");
@@ -106,25 +99,24 @@ pub async fn run_publisher(
                 }
             }
             Some(err) => {
-                connection = None;
-                let delay = backoff.next_delay();
-                if failing {
-                    tracing::debug!(
-                        retry_in_ms = delay.as_millis(),
-                        "redis publish failed: {err}"
-                    );
-                } else {
-                    failing = true;
-                    tracing::warn!(
-                        retry_in_ms = delay.as_millis(),
-                        "redis publish failed: {err}"
-                    );
-                }
+                session.failed();
+                log_failure(&mut failing, session.retry_in(), &err.to_string());
                 // Publishes arriving meanwhile wait in the bounded queue or are dropped there.
-                tokio::time::sleep(delay).await;
+                session.wait_retry().await;
             }
         }
         batch.clear();
+    }
+}
+
+/// Logs a failed publish: a warning when publishing starts failing, then at debug level.
+fn log_failure(failing: &mut bool, retry_in: Duration, reason: &str) {
+    let retry_in_ms = retry_in.as_millis();
+    if *failing {
+        tracing::debug!(retry_in_ms, "redis publish failed: {reason}");
+    } else {
+        *failing = true;
+        tracing::warn!(retry_in_ms, "redis publish failed: {reason}");
     }
 }
 
@@ -183,7 +175,7 @@ fn add_publish(pipeline: &mut redis::Pipeline, command: &str, outbound: &Outboun
             .arg(key)
             .arg(&frame[..])
             .arg("PX")
-            .arg(CACHE_TTL_MS)
+            .arg(CACHE_TTL_S * 1_000)
             .ignore();
     }
     pipeline

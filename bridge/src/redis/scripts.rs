@@ -3,7 +3,7 @@
 //! publishes are in the order of the state changes.
 //!
 //! Keys, with `P` = `{prefix}#{app_id}#{channel}` (the braces are part of the name: every state
-//! key shares one Redis Cluster hash slot, see `redis_layout`; the channel's pub/sub channel is
+//! key shares one Redis Cluster hash slot, see `redis::layout`; the channel's pub/sub channel is
 //! the same name without them):
 //! - `P#members`: user id → user info, cluster-wide;
 //! - `P#count`: user id → number of (node, shard) pairs holding the user;
@@ -12,12 +12,14 @@
 //! - `{prefix}#node#{node}`: the node's heartbeat (expires unless refreshed);
 //! - `{prefix}#nodes`: set of node ids that may hold members;
 //! - `{prefix}#node#{node}#keys`: hash, `P#held#…` key → `field(P)` followed by the channel's
-//!   member event head (see `envelope`). A hash rather than a set so that the reaper of a dead
+//!   member event head (see `redis::envelope`). A hash rather than a set so that the reaper of a dead
 //!   node gets the channel's names without parsing key names (names may contain `#`).
 
+use crate::limits::WEBHOOK_QUEUE_ENTRIES_MAX;
 use crate::redis::connect::RedisConnection;
 use crate::redis::layout::{webhook_due_key, webhook_queue_key, ScriptKeys};
 use redis::{Cmd, FromRedisValue, RedisResult, ToRedisArgs};
+use ringcast_core::limits::LEAVE_DELAY_MS;
 
 /// Lua shared by the scripts. `added` / `removed` do the counting after the held hash
 /// changed, and publish an event only on the cluster-wide first join / last leave. They also
@@ -319,14 +321,6 @@ impl Scripts {
         }
     }
 }
-
-/// Most entries of the Redis webhook queue: a safety bound (approximate trimming drops the
-/// oldest beyond it) far above what a receiver outage of the 5 minute retry window leaves.
-pub const WEBHOOK_QUEUE_ENTRIES_MAX: u64 = 1_000_000;
-
-/// How long a cluster-wide last leave (`member_removed`, `channel_vacated`) waits for a
-/// rejoin anywhere before its webhook goes out.
-pub const LEAVE_DELAY_MS: u64 = 3_000;
 
 /// Payloads returned by a script: the member events that are webhooks now.
 pub type Hooks = Vec<Vec<u8>>;

@@ -4,7 +4,7 @@
 //! reconnects with backoff — re-subscribing every wanted channel — whenever the connection is
 //! lost. It never waits on the hub, so the hub may wait on it. Handing messages and
 //! acknowledgements on and the reconnection schedule are shared with the Redis Cluster
-//! subscriber (`redis_pubsub_cluster`).
+//! subscriber (`redis::subscribe_cluster`).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -18,19 +18,13 @@ use ringcast_core::link::LinkMessage;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
-use crate::backoff::Backoff;
 use crate::counters::{self, BridgeCounters};
+use crate::limits::{
+    REDIS_SUBSCRIBER_CONNECT_TIMEOUT_MS, REDIS_SUBSCRIBE_TIMEOUT_MS,
+    RESUBSCRIBE_CHANNELS_PER_COMMAND_MAX,
+};
 use crate::links::{HubInput, LinkWriter};
-
-/// Capacity of the subscriber's command queue, in commands.
-pub const SUBSCRIBER_QUEUE_COMMANDS_MAX: usize = 65_536;
-/// Longest wait for a connection (and its re-subscriptions) before it counts as failed.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest wait for Redis to answer one SUBSCRIBE/UNSUBSCRIBE; past it the connection is
-/// presumed dead, so an engine shard never waits long for its acknowledgement.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Channels per SUBSCRIBE when re-subscribing after a reconnect, to keep commands modest.
-const RESUBSCRIBE_CHANNELS_PER_COMMAND: usize = 1_000;
+use ringcast_core::backoff::Backoff;
 
 /// State of the subscriber task.
 struct Subscriber {
@@ -93,7 +87,12 @@ async fn next_message(stream: &mut Option<PubSubStream>) -> Option<Bytes> {
 
 impl Subscriber {
     async fn connect(&mut self) {
-        match timeout(CONNECT_TIMEOUT, self.open()).await {
+        match timeout(
+            Duration::from_millis(REDIS_SUBSCRIBER_CONNECT_TIMEOUT_MS),
+            self.open(),
+        )
+        .await
+        {
             Ok(Ok((sink, stream))) => {
                 self.sink = Some(sink);
                 self.stream = Some(stream);
@@ -112,7 +111,7 @@ impl Subscriber {
     async fn open(&self) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
         let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
         let wanted: Vec<&String> = self.wanted.iter().collect();
-        for names in wanted.chunks(RESUBSCRIBE_CHANNELS_PER_COMMAND) {
+        for names in wanted.chunks(RESUBSCRIBE_CHANNELS_PER_COMMAND_MAX) {
             sink.subscribe(names).await?;
         }
         Ok((sink, stream))
@@ -122,7 +121,12 @@ impl Subscriber {
         match command {
             SubscriberCommand::Subscribe(name) => {
                 if let Some(sink) = self.sink.as_mut() {
-                    match timeout(COMMAND_TIMEOUT, sink.subscribe(&name)).await {
+                    match timeout(
+                        Duration::from_millis(REDIS_SUBSCRIBE_TIMEOUT_MS),
+                        sink.subscribe(&name),
+                    )
+                    .await
+                    {
                         Ok(Ok(())) => {}
                         Ok(Err(err)) => self.lost(&err.to_string()),
                         Err(_) => self.lost("SUBSCRIBE timed out"),
@@ -135,7 +139,12 @@ impl Subscriber {
             SubscriberCommand::Unsubscribe(name) => {
                 self.wanted.remove(&name);
                 if let Some(sink) = self.sink.as_mut() {
-                    match timeout(COMMAND_TIMEOUT, sink.unsubscribe(&name)).await {
+                    match timeout(
+                        Duration::from_millis(REDIS_SUBSCRIBE_TIMEOUT_MS),
+                        sink.unsubscribe(&name),
+                    )
+                    .await
+                    {
                         Ok(Ok(())) => {}
                         Ok(Err(err)) => self.lost(&err.to_string()),
                         Err(_) => self.lost("UNSUBSCRIBE timed out"),
@@ -190,7 +199,7 @@ impl Reconnect {
     pub(crate) fn new(label: &'static str) -> Self {
         Self {
             label,
-            backoff: Backoff::for_redis(),
+            backoff: Backoff::reconnect(),
             at: Instant::now(),
             in_outage: false,
         }
@@ -212,7 +221,7 @@ impl Reconnect {
     /// No connection, or it was lost: the next attempt waits for the backoff.
     pub(crate) fn failed(&mut self, counters: &BridgeCounters, reason: &str) {
         counters.redis_connected.store(false, Ordering::Relaxed);
-        let delay = self.backoff.next_delay();
+        let delay = Duration::from_millis(self.backoff.next_delay_ms());
         self.at = Instant::now() + delay;
         let label = self.label;
         if self.in_outage {

@@ -1,8 +1,8 @@
 //! The Redis subscriber task for a Redis Cluster: one RESP3 cluster connection whose pushes
 //! carry the messages; message channels are subscribed with SSUBSCRIBE (sharded pub/sub: a
 //! message travels only to the master owning its channel's slot), presence and control channels
-//! with classic SUBSCRIBE (see `redis_layout`). The hub's commands are carried out strictly in
-//! order, like the single-server subscriber (`redis_pubsub`), and acknowledged after Redis
+//! with classic SUBSCRIBE (see `redis::layout`). The hub's commands are carried out strictly in
+//! order, like the single-server subscriber (`redis::subscribe`), and acknowledged after Redis
 //! answered (or failed).
 //!
 //! The library resubscribes after a node's connection comes back, but sends all of a node's
@@ -23,26 +23,17 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
-use crate::backoff::Backoff;
 use crate::counters::{self, BridgeCounters};
+use crate::limits::{
+    CLUSTER_PUSH_QUEUE_MESSAGES_MAX, CLUSTER_RESUBSCRIBE_CONCURRENT_MAX,
+    CLUSTER_RESUBSCRIBE_DELAY_MS, CLUSTER_RESUBSCRIBE_ROUND_CHANNELS_MAX,
+    REDIS_SUBSCRIBER_CONNECT_TIMEOUT_MS, REDIS_SUBSCRIBE_TIMEOUT_MS,
+};
 use crate::links::{HubInput, LinkWriter};
 use crate::redis::connect::open_cluster_subscriber;
 use crate::redis::layout::is_sharded_channel;
 use crate::redis::subscribe::{forward_to_hub, send_ack, Reconnect, SubscriberCommand};
-
-/// Longest wait for the cluster connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest wait for one (S)SUBSCRIBE / (S)UNSUBSCRIBE.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pushes waiting for this task (messages mostly); beyond it messages are dropped (counted).
-const PUSH_QUEUE_MAX: usize = 65_536;
-/// After a disconnection, the wait before subscribing again: the library reconnects the node
-/// and refreshes the slot map first.
-const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(1_000);
-/// Channels subscribed at once when catching up (one command each, answered concurrently).
-const RESUBSCRIBE_CONCURRENCY: usize = 64;
-/// Channels taken per catch-up round, so that the hub's commands interleave.
-const RESUBSCRIBE_ROUND_MAX: usize = 1_024;
+use ringcast_core::backoff::Backoff;
 
 /// What the cluster subscriber needs to know.
 pub struct ClusterSubscriberSetup {
@@ -84,7 +75,7 @@ pub async fn run_cluster_subscriber(
     hub: mpsc::Sender<HubInput>,
     counters: Arc<BridgeCounters>,
 ) {
-    let (pushes_sender, mut pushes) = mpsc::channel(PUSH_QUEUE_MAX);
+    let (pushes_sender, mut pushes) = mpsc::channel(CLUSTER_PUSH_QUEUE_MESSAGES_MAX);
     let now = Instant::now();
     let mut subscriber = ClusterSubscriber {
         setup,
@@ -93,7 +84,7 @@ pub async fn run_cluster_subscriber(
         wanted: HashSet::default(),
         pending: HashSet::default(),
         retry_at: now,
-        retry_backoff: Backoff::for_redis(),
+        retry_backoff: Backoff::reconnect(),
         lost_push: Arc::new(AtomicBool::new(false)),
         connection: None,
         pushes_sender,
@@ -147,12 +138,12 @@ impl ClusterSubscriber {
             })
         };
         let opened = timeout(
-            CONNECT_TIMEOUT,
+            Duration::from_millis(REDIS_SUBSCRIBER_CONNECT_TIMEOUT_MS),
             open_cluster_subscriber(
                 &self.setup.seeds,
                 self.setup.root_certificate.as_deref(),
-                CONNECT_TIMEOUT,
-                COMMAND_TIMEOUT,
+                Duration::from_millis(REDIS_SUBSCRIBER_CONNECT_TIMEOUT_MS),
+                Duration::from_millis(REDIS_SUBSCRIBE_TIMEOUT_MS),
                 pushes,
             ),
         )
@@ -193,14 +184,15 @@ impl ClusterSubscriber {
                 self.pending.remove(&name);
                 if let Some(mut connection) = self.connection.clone() {
                     let sharded = self.uses_sharded(&name);
-                    let answer = timeout(COMMAND_TIMEOUT, async {
-                        if sharded {
-                            connection.sunsubscribe(&name).await
-                        } else {
-                            connection.unsubscribe(&name).await
-                        }
-                    })
-                    .await;
+                    let answer =
+                        timeout(Duration::from_millis(REDIS_SUBSCRIBE_TIMEOUT_MS), async {
+                            if sharded {
+                                connection.sunsubscribe(&name).await
+                            } else {
+                                connection.unsubscribe(&name).await
+                            }
+                        })
+                        .await;
                     // A failure leaves a subscription Redis may still hold: the hub drops what
                     // arrives for channels nobody wants, so it only costs traffic.
                     if !matches!(answer, Ok(Ok(()))) {
@@ -245,11 +237,11 @@ impl ClusterSubscriber {
         let round: Vec<String> = self
             .pending
             .iter()
-            .take(RESUBSCRIBE_ROUND_MAX)
+            .take(CLUSTER_RESUBSCRIBE_ROUND_CHANNELS_MAX)
             .cloned()
             .collect();
         let mut failed = 0_usize;
-        for chunk in round.chunks(RESUBSCRIBE_CONCURRENCY) {
+        for chunk in round.chunks(CLUSTER_RESUBSCRIBE_CONCURRENT_MAX) {
             let answers = futures_util::future::join_all(
                 chunk
                     .iter()
@@ -273,7 +265,7 @@ impl ClusterSubscriber {
                 );
             }
         } else {
-            let delay = self.retry_backoff.next_delay();
+            let delay = Duration::from_millis(self.retry_backoff.next_delay_ms());
             self.retry_at = Instant::now() + delay;
             tracing::warn!(
                 failed,
@@ -294,7 +286,7 @@ impl ClusterSubscriber {
             PushKind::Disconnection => {
                 counters::add(&self.counters.redis_reconnects, 1);
                 tracing::info!("a redis cluster node connection dropped; subscribing again");
-                self.resubscribe_all(RESUBSCRIBE_DELAY);
+                self.resubscribe_all(Duration::from_millis(CLUSTER_RESUBSCRIBE_DELAY_MS));
             }
             PushKind::SUnsubscribe | PushKind::Unsubscribe => {
                 // [channel, count]: for a channel still wanted, Redis dropped it on its own
@@ -303,7 +295,10 @@ impl ClusterSubscriber {
                     if let Ok(channel) = std::str::from_utf8(channel) {
                         if self.wanted.contains(channel) && !self.pending.contains(channel) {
                             self.pending.insert(channel.to_owned());
-                            self.retry_at = self.retry_at.min(Instant::now() + RESUBSCRIBE_DELAY);
+                            self.retry_at = self.retry_at.min(
+                                Instant::now()
+                                    + Duration::from_millis(CLUSTER_RESUBSCRIBE_DELAY_MS),
+                            );
                         }
                     }
                 }
@@ -318,7 +313,7 @@ async fn subscribe_one(
     name: &str,
     sharded: bool,
 ) -> redis::RedisResult<()> {
-    let answer = timeout(COMMAND_TIMEOUT, async {
+    let answer = timeout(Duration::from_millis(REDIS_SUBSCRIBE_TIMEOUT_MS), async {
         if sharded {
             connection.ssubscribe(name).await
         } else {

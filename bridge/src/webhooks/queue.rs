@@ -18,15 +18,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backoff::Backoff;
 use crate::counters::{add, BridgeCounters};
-use crate::redis::connect::{self, RedisClient, RedisConnection};
+use crate::limits::{
+    REDIS_COMMAND_TIMEOUT_MS, REDIS_CONNECT_TIMEOUT_MS, WEBHOOK_CLAIM_IDLE_MS,
+    WEBHOOK_CLAIM_INTERVAL_MS, WEBHOOK_ENQUEUE_BATCH_EVENTS_MAX,
+    WEBHOOK_PRODUCER_WAITING_EVENTS_MAX, WEBHOOK_QUEUE_IN_FLIGHT_MAX,
+    WEBHOOK_READ_BATCH_ENTRIES_MAX, WEBHOOK_READ_BLOCK_MS,
+};
+use crate::redis::connect::{RedisClient, RedisConnection};
 use crate::redis::envelope::{member_event_head, put_field};
 use crate::redis::layout::{
     occupancy_head_channel, webhook_due_key, webhook_queue_key, ScriptKeys, OCCUPANCY_MEMBER,
     WEBHOOK_QUEUE_GROUP,
 };
 use crate::redis::scripts::Scripts;
+use crate::redis::session::RedisSession;
 use crate::webhooks::batch::SettleToken;
 use crate::webhooks::events::hook_of_payload;
 use crate::webhooks::task::WebhookInput;
@@ -35,25 +41,7 @@ use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::{self, HookEvent, LinkMessage};
 use tokio::sync::{mpsc, watch};
 
-/// Entries handed to the webhook task and not yet settled; the consumer waits at this many.
-pub const QUEUE_IN_FLIGHT_MAX: usize = 10_000;
-/// Events the producer keeps while Redis is away; past it they are dropped (counted).
-pub const PRODUCER_WAITING_MAX: usize = 65_536;
-/// Most events queued by one pipeline of scripts.
-const ENQUEUE_BATCH: usize = 256;
-/// Entries read per command.
-const READ_BATCH: usize = 256;
-/// Longest block of a read waiting for new entries.
-const READ_BLOCK_MS: u64 = 1_000;
-/// An entry idle this long at another consumer is taken over: past the 5 minute retry window,
-/// its consumer is gone.
-const CLAIM_IDLE_MS: u64 = 6 * 60 * 1_000;
-/// How often idle entries of other consumers are looked for.
-const CLAIM_INTERVAL: Duration = Duration::from_secs(30);
-/// Longest wait for Redis on a command that does not block.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How the producer hands one event to Redis (see `presence_scripts::LUA_ENQUEUE`).
+/// How the producer hands one event to Redis (see `redis::scripts::LUA_ENQUEUE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct QueueEntry {
     /// `leave`, `join` or `now`.
@@ -132,14 +120,16 @@ fn entry_event(fields: &[(String, Vec<u8>)]) -> Option<HookEvent> {
     }
 }
 
-async fn connect(client: &RedisClient, block: bool) -> redis::RedisResult<RedisConnection> {
-    // A blocking read waits up to READ_BLOCK_MS on top of the usual answer time.
-    let response = if block {
-        REDIS_TIMEOUT + Duration::from_millis(READ_BLOCK_MS)
-    } else {
-        REDIS_TIMEOUT
-    };
-    connect::open(client, REDIS_TIMEOUT, response).await
+/// A session of one of the queue's tasks; `block`: its reads block up to
+/// [`WEBHOOK_READ_BLOCK_MS`] on top of the usual answer time.
+fn session(client: RedisClient, what: &'static str, block: bool) -> RedisSession {
+    let block_ms = if block { WEBHOOK_READ_BLOCK_MS } else { 0 };
+    RedisSession::new(
+        client,
+        what,
+        Duration::from_millis(REDIS_CONNECT_TIMEOUT_MS),
+        Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS + block_ms),
+    )
 }
 
 /// The producer: runs until every sender of `inputs` is gone. Settings go on to the webhook
@@ -153,8 +143,7 @@ pub async fn run_producer(
 ) {
     let mut scripts = Scripts::new(&keys);
     let delayed = webhook_due_key(&keys.prefix);
-    let mut connection: Option<RedisConnection> = None;
-    let mut backoff = Backoff::for_redis();
+    let mut session = session(client, "webhook queue producer", false);
     let mut waiting: VecDeque<QueueEntry> = VecDeque::new();
     loop {
         // Wait for input only when nothing is waiting for Redis; then take all that arrived.
@@ -168,7 +157,7 @@ pub async fn run_producer(
                 None => return,
             }
         }
-        while waiting.len() < ENQUEUE_BATCH {
+        while waiting.len() < WEBHOOK_ENQUEUE_BATCH_EVENTS_MAX {
             let Ok(input) = inputs.try_recv() else { break };
             if !take_input(input, &mut waiting, &router, &counters).await {
                 return;
@@ -177,25 +166,15 @@ pub async fn run_producer(
         if waiting.is_empty() {
             continue;
         }
-        let open = match connection.as_mut() {
-            Some(open) => open,
-            None => match connect(&client, false).await {
-                Ok(opened) => {
-                    backoff.reset();
-                    connection.insert(opened)
-                }
-                Err(err) => {
-                    tracing::debug!("webhook queue: cannot connect to redis: {err}");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
-                }
-            },
+        let Some(open) = session.connection().await else {
+            session.wait_retry().await;
+            continue;
         };
         // One round trip for many events, in order, once the script is loaded; the first
         // event (or one after NOSCRIPT) goes alone, which loads it.
         let result = match scripts.enqueue.loaded_sha() {
             Some(sha) if waiting.len() > 1 => {
-                let count = waiting.len().min(ENQUEUE_BATCH);
+                let count = waiting.len().min(WEBHOOK_ENQUEUE_BATCH_EVENTS_MAX);
                 let mut pipeline = redis::pipe();
                 for entry in waiting.iter().take(count) {
                     pipeline
@@ -230,6 +209,7 @@ pub async fn run_producer(
         };
         match result {
             Ok(queued) => {
+                session.succeeded();
                 waiting.drain(..queued);
             }
             Err(err)
@@ -240,8 +220,8 @@ pub async fn run_producer(
             }
             Err(err) => {
                 tracing::debug!("webhook queue: cannot queue events: {err}");
-                connection = None;
-                tokio::time::sleep(backoff.next_delay()).await;
+                session.failed();
+                session.wait_retry().await;
             }
         }
     }
@@ -260,7 +240,7 @@ async fn take_input(
             return router.send(WebhookInput::Config(document)).await.is_ok();
         }
         WebhookInput::Event(event) | WebhookInput::Due(event) => match queue_entry(&event) {
-            Some(_) if waiting.len() >= PRODUCER_WAITING_MAX => {
+            Some(_) if waiting.len() >= WEBHOOK_PRODUCER_WAITING_EVENTS_MAX => {
                 add(&counters.webhooks.events_dropped_queue_full, 1);
             }
             Some(entry) => waiting.push_back(entry),
@@ -288,7 +268,8 @@ pub async fn run_consumer(
         return;
     }
     let key = webhook_queue_key(&prefix);
-    let (acks, ack_queue) = mpsc::channel(QUEUE_IN_FLIGHT_MAX + READ_BATCH);
+    let (acks, ack_queue) =
+        mpsc::channel(WEBHOOK_QUEUE_IN_FLIGHT_MAX + WEBHOOK_READ_BATCH_ENTRIES_MAX);
     let in_flight = Arc::new(AtomicUsize::new(0));
     tokio::spawn(run_acker(
         client.clone(),
@@ -296,8 +277,7 @@ pub async fn run_consumer(
         ack_queue,
         Arc::clone(&in_flight),
     ));
-    let mut backoff = Backoff::for_redis();
-    let mut connection: Option<RedisConnection> = None;
+    let mut session = session(client, "webhook queue consumer", true);
     // First what this node's previous bridge had taken and not finished, then new entries.
     let mut own_pending_after: Option<String> = Some("0".to_owned());
     let mut next_claim = tokio::time::Instant::now();
@@ -305,32 +285,28 @@ pub async fn run_consumer(
         if router.is_closed() {
             return;
         }
-        if in_flight.load(Ordering::Acquire) >= QUEUE_IN_FLIGHT_MAX {
+        if in_flight.load(Ordering::Acquire) >= WEBHOOK_QUEUE_IN_FLIGHT_MAX {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
-        let open = match connection.as_mut() {
-            Some(open) => open,
-            None => match connect(&client, true).await {
-                Ok(mut opened) => {
-                    if let Err(err) = create_group(&mut opened, &key).await {
-                        tracing::debug!("webhook queue: cannot create the group: {err}");
-                        tokio::time::sleep(backoff.next_delay()).await;
-                        continue;
-                    }
-                    backoff.reset();
-                    connection.insert(opened)
-                }
-                Err(err) => {
-                    tracing::debug!("webhook queue: cannot connect to redis: {err}");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
-                }
-            },
+        // Every new connection makes sure the group exists (Redis may have been emptied).
+        let fresh = !session.is_connected();
+        let Some(open) = session.connection().await else {
+            session.wait_retry().await;
+            continue;
         };
+        if fresh {
+            if let Err(err) = create_group(open, &key).await {
+                tracing::debug!("webhook queue: cannot create the group: {err}");
+                session.failed();
+                session.wait_retry().await;
+                continue;
+            }
+        }
         let claiming = own_pending_after.is_none() && tokio::time::Instant::now() >= next_claim;
         let read = if claiming {
-            next_claim = tokio::time::Instant::now() + CLAIM_INTERVAL;
+            next_claim =
+                tokio::time::Instant::now() + Duration::from_millis(WEBHOOK_CLAIM_INTERVAL_MS);
             claim_idle(open, &key, &consumer).await
         } else {
             read_entries(open, &key, &consumer, own_pending_after.as_deref()).await
@@ -339,11 +315,12 @@ pub async fn run_consumer(
             Ok(entries) => entries,
             Err(err) => {
                 tracing::debug!("webhook queue: read failed: {err}");
-                connection = None;
-                tokio::time::sleep(backoff.next_delay()).await;
+                session.failed();
+                session.wait_retry().await;
                 continue;
             }
         };
+        session.succeeded();
         if let (Some(after), false) = (&mut own_pending_after, claiming) {
             match entries.last() {
                 Some((id, _)) => *after = id.clone(),
@@ -404,9 +381,9 @@ async fn read_entries(
         .arg(WEBHOOK_QUEUE_GROUP)
         .arg(consumer)
         .arg("COUNT")
-        .arg(READ_BATCH);
+        .arg(WEBHOOK_READ_BATCH_ENTRIES_MAX);
     if pending_after.is_none() {
-        command.arg("BLOCK").arg(READ_BLOCK_MS);
+        command.arg("BLOCK").arg(WEBHOOK_READ_BLOCK_MS);
     }
     command
         .arg("STREAMS")
@@ -431,10 +408,10 @@ async fn claim_idle(
         .arg(key)
         .arg(WEBHOOK_QUEUE_GROUP)
         .arg(consumer)
-        .arg(CLAIM_IDLE_MS)
+        .arg(WEBHOOK_CLAIM_IDLE_MS)
         .arg("0-0")
         .arg("COUNT")
-        .arg(READ_BATCH)
+        .arg(WEBHOOK_READ_BATCH_ENTRIES_MAX)
         .query_async(connection)
         .await?;
     Ok(entries)
@@ -448,8 +425,7 @@ async fn run_acker(
     mut acks: mpsc::Receiver<String>,
     in_flight: Arc<AtomicUsize>,
 ) {
-    let mut backoff = Backoff::for_redis();
-    let mut connection: Option<RedisConnection> = None;
+    let mut session = session(client, "webhook queue acker", false);
     let mut batch: Vec<String> = Vec::new();
     loop {
         if batch.is_empty() {
@@ -458,25 +434,15 @@ async fn run_acker(
                 None => return,
             }
         }
-        while batch.len() < READ_BATCH {
+        while batch.len() < WEBHOOK_READ_BATCH_ENTRIES_MAX {
             match acks.try_recv() {
                 Ok(id) => batch.push(id),
                 Err(_) => break,
             }
         }
-        let open = match connection.as_mut() {
-            Some(open) => open,
-            None => match connect(&client, false).await {
-                Ok(opened) => {
-                    backoff.reset();
-                    connection.insert(opened)
-                }
-                Err(err) => {
-                    tracing::debug!("webhook queue: acker cannot connect: {err}");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
-                }
-            },
+        let Some(open) = session.connection().await else {
+            session.wait_retry().await;
+            continue;
         };
         let mut pipe = redis::pipe();
         pipe.cmd("XACK")
@@ -487,14 +453,15 @@ async fn run_acker(
         pipe.cmd("XDEL").arg(&key).arg(&batch).ignore();
         match pipe.query_async::<()>(open).await {
             Ok(()) => {
+                session.succeeded();
                 in_flight.fetch_sub(batch.len(), Ordering::AcqRel);
                 batch.clear();
             }
             Err(err) => {
                 // Kept and tried again: an entry not acknowledged would be sent once more.
                 tracing::debug!("webhook queue: acknowledging failed: {err}");
-                connection = None;
-                tokio::time::sleep(backoff.next_delay()).await;
+                session.failed();
+                session.wait_retry().await;
             }
         }
     }

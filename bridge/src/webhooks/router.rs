@@ -2,8 +2,8 @@
 //! without IO: the apps' webhook settings, the 3 s delay of `channel_vacated` and
 //! `member_removed` (cancelled, with the event that cancels it, when the channel or the user is
 //! back in time, so reconnects do not flap), each event's id, the event-type and channel filters
-//! of every webhook, and batching (specs/pusher.md §8). `webhook_task` feeds it and hands the
-//! batches it returns to the sender.
+//! of every webhook, and batching (`docs/protocol-notes.md`, Webhooks). The webhook task feeds it
+//! and hands the batches it returns to the sender.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -11,43 +11,14 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::HookEvent;
+use ringcast_core::webhook_config::WebhookSettings;
 use serde::Deserialize;
 
+use crate::limits::{
+    WEBHOOK_BATCH_EVENTS_MAX, WEBHOOK_BATCH_WINDOW_MS, WEBHOOK_DELAYED_EVENTS_MAX,
+};
 use crate::webhooks::batch::{SettleToken, WebhookBatch, WebhookTarget};
-
-/// How long `channel_vacated` and `member_removed` wait for a rejoin that cancels them.
-pub const LEAVE_DELAY_MS: u64 = 3_000;
-/// With batching on, events for one webhook are collected this long before a request.
-pub const BATCH_WINDOW_MS: u64 = 50;
-/// With batching on, a request carries at most this many events.
-pub const BATCH_EVENTS_MAX: usize = 100;
-/// Leave events held for their delay at once; past it they are sent without the delay rather
-/// than dropped.
-pub const DELAYED_EVENTS_MAX: usize = 100_000;
-
-/// The document the engine sends (`ringcast_core::webhook_config`).
-#[derive(Debug, Deserialize)]
-struct ConfigDocument {
-    apps: Vec<AppDocument>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AppDocument {
-    app_id: String,
-    app_key: String,
-    app_secret: String,
-    batching: bool,
-    webhooks: Vec<WebhookDocument>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WebhookDocument {
-    url: String,
-    event_types: Vec<String>,
-    channel_name_starts_with: Option<String>,
-    channel_name_ends_with: Option<String>,
-    headers: Vec<(String, String)>,
-}
+use ringcast_core::limits::LEAVE_DELAY_MS;
 
 /// One webhook of an app, ready to route to.
 #[derive(Debug)]
@@ -129,7 +100,7 @@ impl WebhookRouter {
     /// Replaces the apps' settings with the engine's document. Events already delayed or
     /// collected keep the settings they were routed with.
     pub fn configure(&mut self, document: &[u8]) -> Result<(), String> {
-        let document: ConfigDocument = serde_json::from_slice(document)
+        let document = WebhookSettings::from_json(document)
             .map_err(|err| format!("unreadable webhook settings: {err}"))?;
         let mut apps = HashMap::default();
         for app in document.apps {
@@ -174,7 +145,7 @@ impl WebhookRouter {
         let mut ready = Vec::new();
         match event.kind {
             WebhookEventType::ChannelVacated | WebhookEventType::MemberRemoved => {
-                if self.delayed.len() < DELAYED_EVENTS_MAX {
+                if self.delayed.len() < WEBHOOK_DELAYED_EVENTS_MAX {
                     self.delay(event, now_ms);
                 } else {
                     self.route(event, now_ms, &mut ready);
@@ -338,12 +309,12 @@ impl WebhookRouter {
                     target,
                     events: Vec::new(),
                     settle: Vec::new(),
-                    due_ms: now_ms + BATCH_WINDOW_MS,
+                    due_ms: now_ms + WEBHOOK_BATCH_WINDOW_MS,
                 });
             batch.events.push(body.clone());
             batch.settle.extend(share);
             self.held_events += 1;
-            if batch.events.len() >= BATCH_EVENTS_MAX {
+            if batch.events.len() >= WEBHOOK_BATCH_EVENTS_MAX {
                 if let Some(full) = self.open_batches.remove(&(event.app_id.clone(), index)) {
                     ready.push(self.close_batch(full));
                 }
@@ -583,17 +554,20 @@ mod tests {
             assert!(router.push(event, 100).is_empty());
         }
         assert_eq!(router.held_events(), 3);
-        assert_eq!(router.next_deadline_ms(), Some(100 + BATCH_WINDOW_MS));
-        let batches = router.tick(100 + BATCH_WINDOW_MS);
+        assert_eq!(
+            router.next_deadline_ms(),
+            Some(100 + WEBHOOK_BATCH_WINDOW_MS)
+        );
+        let batches = router.tick(100 + WEBHOOK_BATCH_WINDOW_MS);
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].events.len(), 3);
         assert_eq!(router.held_events(), 0);
         let mut full = Vec::new();
-        for i in 0..BATCH_EVENTS_MAX {
+        for i in 0..WEBHOOK_BATCH_EVENTS_MAX {
             full.extend(router.push(channel_event(CacheMiss, &format!("cache-{i}")), 200));
         }
         assert_eq!(full.len(), 1, "a full batch goes at once");
-        assert_eq!(full[0].events.len(), BATCH_EVENTS_MAX);
+        assert_eq!(full[0].events.len(), WEBHOOK_BATCH_EVENTS_MAX);
         assert_eq!(router.held_events(), 0);
     }
 

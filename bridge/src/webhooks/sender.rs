@@ -18,17 +18,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::counters::outcomes::WebhookCounters;
+use crate::limits::{
+    WEBHOOK_GIVE_UP_MS, WEBHOOK_PENDING_BATCHES_MAX, WEBHOOK_RETRY_DELAY_MS_MAX,
+    WEBHOOK_RETRY_DELAY_MS_MIN,
+};
 use crate::outbound::http::url_host;
 use crate::outbound::http::{OutboundError, OutboundHttp};
 use crate::webhooks::batch::SettleToken;
 use crate::webhooks::batch::{WebhookBatch, WebhookTarget};
-
-/// Capacity of the mpsc the producers use; a producer finding it full drops the batch and
-/// counts `events_dropped_queue_full`.
-pub const WEBHOOK_QUEUE_BATCHES_MAX: usize = 16_384;
-/// Batches in flight or waiting for a retry; at this count the sender stops taking from the
-/// queue, so a long receiver outage fills the queue and producers start dropping.
-pub const WEBHOOK_PENDING_BATCHES_MAX: usize = 100_000;
 
 /// Header names the sender sets itself, or that describe the message framing: a webhook's
 /// custom headers may not replace them (compared case-insensitively).
@@ -56,9 +53,9 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            first_delay: Duration::from_secs(1),
-            delay_max: Duration::from_secs(60),
-            give_up_after: Duration::from_secs(300),
+            first_delay: Duration::from_millis(WEBHOOK_RETRY_DELAY_MS_MIN),
+            delay_max: Duration::from_millis(WEBHOOK_RETRY_DELAY_MS_MAX),
+            give_up_after: Duration::from_millis(WEBHOOK_GIVE_UP_MS),
         }
     }
 }

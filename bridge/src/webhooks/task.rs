@@ -15,9 +15,6 @@ use crate::counters::BridgeCounters;
 use crate::webhooks::batch::{SettleToken, WebhookBatch};
 use crate::webhooks::router::WebhookRouter;
 
-/// Capacity of the webhook task's input queue, in messages.
-pub const WEBHOOK_INPUT_QUEUE_MAX: usize = 65_536;
-
 /// What the webhook task reacts to.
 #[derive(Debug)]
 pub enum WebhookInput {

@@ -2,6 +2,8 @@
 //! per-app limits of the Socket Rush option table (seed 003). Parsed and validated by the
 //! engine's configuration; read-only at run time and shared by every shard.
 
+use crate::limits;
+
 /// One application (tenant). Field names follow the Socket Rush JSON keys without the `app_`
 /// prefix; units are in the name.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +90,7 @@ pub struct WebhookFlags {
     pub targets: Vec<WebhookTarget>,
 }
 
-/// The kinds of webhook event (specs/pusher.md §8), by their wire name.
+/// The kinds of webhook event (`docs/protocol-notes.md`, Webhooks), by their wire name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WebhookEventType {
     /// `channel_occupied`: the first subscriber anywhere.
@@ -194,29 +196,30 @@ impl WebhookFlags {
 }
 
 impl AppConfig {
-    /// An app with the seed's defaults (ringcast: activity timeout 120 s, see specs/pusher.md).
+    /// An app with the seed's defaults (`crate::limits`, per-app defaults), except the activity
+    /// timeout: 120 s (pusher-js accepts any value > 0; `docs/protocol-notes.md`, Connection).
     pub fn with_credentials(id: &str, key: &str, secret: &str) -> Self {
         AppConfig {
             id: id.to_owned(),
             key: key.to_owned(),
             secret: secret.to_owned(),
             enabled: true,
-            activity_timeout_s: 120,
-            max_presence_users: 100,
+            activity_timeout_s: limits::APP_ACTIVITY_TIMEOUT_S_DEFAULT,
+            max_presence_users: limits::APP_PRESENCE_USERS_MAX_DEFAULT,
             require_channel_authorization: false,
-            authorization_timeout_s: 5,
+            authorization_timeout_s: limits::APP_AUTHORIZATION_TIMEOUT_S_DEFAULT,
             enable_client_messages: false,
             max_connections: 0,
             max_backend_events_per_second: 0,
             max_client_events_per_second: 0,
             max_read_requests_per_second: 0,
-            max_presence_members_per_channel: 100,
-            max_presence_member_size_kb: 10,
-            max_channel_name_length: 200,
-            max_event_channels_at_once: 10,
-            max_event_name_length: 200,
-            max_event_payload_kb: 10,
-            max_event_batch_size: 10,
+            max_presence_members_per_channel: limits::APP_PRESENCE_MEMBERS_PER_CHANNEL_MAX_DEFAULT,
+            max_presence_member_size_kb: limits::APP_PRESENCE_MEMBER_KB_MAX_DEFAULT,
+            max_channel_name_length: limits::APP_CHANNEL_NAME_LENGTH_MAX_DEFAULT,
+            max_event_channels_at_once: limits::APP_EVENT_CHANNELS_MAX_DEFAULT,
+            max_event_name_length: limits::APP_EVENT_NAME_LENGTH_MAX_DEFAULT,
+            max_event_payload_kb: limits::APP_EVENT_PAYLOAD_KB_MAX_DEFAULT,
+            max_event_batch_size: limits::APP_EVENT_BATCH_SIZE_MAX_DEFAULT,
             webhooks: WebhookFlags::default(),
             channel_authorization_url: None,
             channel_authorization_headers: Vec::new(),

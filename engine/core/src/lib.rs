@@ -1,10 +1,28 @@
 //! ringcast-core: everything that decides, with no runtime, no clock and no sockets.
 //!
 //! The glommio shell in `engine/src` feeds bytes, time and cross-shard messages in (`handle_*`)
-//! and takes frames, closes and cross-shard messages out (`poll_*`). Everything here is
-//! deterministic and unit-testable.
+//! and drains what the core decided with `take_*`: the bytes for a socket and whether it is to
+//! be closed (`take_output`), the connections to wake (`take_wakeups`), the messages for other
+//! shards (`take_outbox`) and the frames for the bridge (`take_link_output`). Everything here
+//! is deterministic and unit-testable.
+//!
+//! # Layout
+//! - [`app`]: an application's settings as the engine enforces them: identity, feature flags
+//!   and per-app limits; read-only at run time.
+//! - [`backoff`]: the reconnect backoff (as data) of the engine's bridge link and restarts and
+//!   of the bridge's Redis connections.
+//! - [`http`]: HTTP/1.1 for the APIs on the WebSocket port: request heads and responses.
+//! - [`limits`]: every bound that is not an app setting, with its default and the abuse it stops.
+//! - [`link`]: the engine ⇄ bridge link protocol: length-prefixed binary frames, sans IO.
+//! - [`pusher`]: the stateless pieces of the Pusher Channels protocol v7: close codes, channel
+//!   names, auth signatures, client and server messages, presence users, REST signing and bodies.
+//! - [`shard`]: one shard's whole state machine (connections, channel registry, owned presence
+//!   and cache state, messages to other shards and to the bridge), driven by the shell.
+//! - [`webhook_config`]: the apps' webhook settings as the JSON document sent to the bridge.
+//! - [`ws`]: RFC 6455 WebSocket over byte buffers: handshake, frame codec, UTF-8 validation.
 
 pub mod app;
+pub mod backoff;
 pub mod http;
 pub mod limits;
 pub mod link;

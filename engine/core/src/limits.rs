@@ -1,31 +1,285 @@
-//! Every bound the engine enforces that is not an app setting, with its default and the abuse
-//! it stops. Config options override the ones marked "configurable".
+//! Every bound the engine's core enforces, in one place: caps, maxima, timeouts, waits and the
+//! defaults of limits, each with its value and the abuse or failure it stops. Config options
+//! override the ones marked "configurable"; the per-app defaults are overridden per app. Bounds
+//! the bridge shares (the shard count, the link's waits, the leave delay, the cache TTL, the
+//! reconnect backoff) are used by it from here. Units come last in every name; relations between
+//! bounds are checked at compile time at the end of this file.
+//!
+//! This file imports nothing: every other file may use it.
 
-/// Bytes of an HTTP request head (request line + headers) before 431. Stops header floods.
+// ---- HTTP and the WebSocket upgrade ----
+
+/// Bytes of an HTTP request head (request line + headers): 8 KiB; over it: 431. Stops header
+/// floods.
 pub const HTTP_HEAD_BYTES_MAX: usize = 8 * 1024;
-/// Bytes of an HTTP request body (REST API). Stops memory exhaustion by one request.
+/// Header fields of one HTTP request: 64; more: 431. Bounds the parser's field table.
+pub const HTTP_HEADERS_MAX: usize = 64;
+/// Bytes of an HTTP request body (REST API): 1 MiB; over it: 413. Stops memory exhaustion by one
+/// request.
 pub const HTTP_BODY_BYTES_MAX: usize = 1024 * 1024;
-/// Default WebSocket message size (configurable, `--max-message-size`); over it: close 1009.
-pub const WS_MESSAGE_BYTES_DEFAULT: usize = 64 * 1024;
-/// Default per-connection outbound queue cap (configurable); over it: close 4100 (slow consumer).
-pub const OUTBOUND_BYTES_DEFAULT: usize = 1024 * 1024;
-/// Channels one connection may be subscribed to. Stops one socket from bloating the registry.
-pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: usize = 1_000;
-/// Length of a presence `user_id` / sign-in `id` (specs/pusher.md §5).
-pub const USER_ID_BYTES_MAX: usize = 128;
-/// Watchlist entries kept per signed-in user; more → 4302 and the first ones are kept.
-pub const WATCHLIST_IDS_MAX: usize = 100;
-/// Size of a sign-in `user_data` string. Stops huge user objects held per connection.
-pub const USER_DATA_BYTES_MAX: usize = 16 * 1024;
-/// Default seconds for a client to finish the HTTP upgrade (configurable).
+/// Default seconds for a client to finish the HTTP upgrade: 10 (configurable). Stops sockets
+/// that connect and never send a request (slowloris).
 pub const HANDSHAKE_TIMEOUT_S_DEFAULT: u64 = 10;
-/// Default seconds to wait for connections to leave on SIGTERM (configurable).
-pub const DRAIN_TIMEOUT_S_DEFAULT: u64 = 10;
-/// Seconds the server waits for any frame after its `pusher:ping` before closing with 4201.
+
+// ---- WebSocket frames ----
+
+/// Default WebSocket message size: 64 KiB (configurable, `--max-message-size`); over it: close
+/// 1009. Stops one message from taking a connection's whole memory.
+pub const WS_MESSAGE_BYTES_DEFAULT: usize = 64 * 1024;
+/// Payload of a control frame (ping, pong, close): 125 bytes, fixed by RFC 6455 §5.5 (not
+/// tunable); a longer one is a protocol error (1002).
+pub const WS_CONTROL_PAYLOAD_BYTES_MAX: usize = 125;
+/// Close reason that fits a control frame beside the 2-byte code: 123 bytes; longer reasons are
+/// cut at a character boundary.
+pub const WS_CLOSE_REASON_BYTES_MAX: usize = WS_CONTROL_PAYLOAD_BYTES_MAX - 2;
+
+// ---- Connections ----
+
+/// Default per-connection outbound queue: 1 MiB (configurable); over it: close 4100 (slow
+/// consumer). Stops one reader that never reads from holding the node's memory.
+pub const OUTBOUND_BYTES_DEFAULT: usize = 1024 * 1024;
+/// Channels one connection may be subscribed to: 1 000. Stops one socket from bloating the
+/// registry.
+pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: usize = 1_000;
+/// Seconds the server waits for any frame after its `pusher:ping` before closing with 4201: 30.
+/// Stops dead peers (no FIN, no RST) from being kept forever.
 pub const PONG_GRACE_S: u64 = 30;
-/// Messages in flight on one inter-shard ring; a full ring makes the sender wait (backpressure).
-pub const SHARD_RING_CAPACITY: usize = 4_096;
-/// Most shards one engine may run: shard-interest sets are a `u64` bitmask. The engine's
+/// Milliseconds a server-initiated close waits for the client's close frame before the socket
+/// is dropped: 5 000. Stops a peer that never answers a close from holding its socket.
+pub const CLOSE_WAIT_MS: u64 = 5_000;
+/// Default seconds to wait for connections to leave on SIGTERM: 10 (configurable). Bounds a
+/// shutdown.
+pub const DRAIN_TIMEOUT_S_DEFAULT: u64 = 10;
+/// Bytes of headers and query kept per connection for its offloaded authorizations: 8 KiB; the
+/// rest is not forwarded. Stops a connection from pinning a large request head.
+pub const AUTH_FORWARD_BYTES_MAX: usize = 8 * 1024;
+
+// ---- The Pusher protocol ----
+
+/// Length of a presence `user_id` / sign-in `id`: 128 bytes, the protocol's bound
+/// (`docs/protocol-notes.md`, Channel auth and sign-in). Longer ids are refused.
+pub const USER_ID_BYTES_MAX: usize = 128;
+/// Watchlist entries kept per signed-in user: 100; more → 4302 and the first ones are kept.
+/// Bounds the owner's watch tables per user.
+pub const WATCHLIST_IDS_MAX: usize = 100;
+/// Size of a sign-in `user_data` string: 16 KiB; bigger: the sign-in is refused (4009). Stops
+/// huge user objects held per connection.
+pub const USER_DATA_BYTES_MAX: usize = 16 * 1024;
+/// Deepest array/object nesting accepted in any client JSON (envelope included): 64; deeper: the
+/// message is refused. Pusher envelopes are 2–3 levels deep; the bound keeps the recursive DOM
+/// build, encode and drop far from the end of any stack.
+pub const CLIENT_JSON_DEPTH_MAX: usize = 64;
+/// Most seconds a REST request's `auth_timestamp` may be away from the server's clock, either
+/// way: 600; further: 401. Bounds how long a captured signed request can be replayed.
+pub const REST_TIMESTAMP_TOLERANCE_S: u64 = 600;
+
+// ---- Per-app defaults (an app's own settings override them) ----
+
+/// `app_activity_timeout`: 120 s of silence before the server pings a client (pusher-js accepts
+/// any value > 0; `docs/protocol-notes.md`, Connection). Bounds how long a dead peer goes
+/// unnoticed, with [`PONG_GRACE_S`].
+pub const APP_ACTIVITY_TIMEOUT_S_DEFAULT: u32 = 120;
+/// `app_max_presence_users`: 100 (kept from the seed).
+pub const APP_PRESENCE_USERS_MAX_DEFAULT: u32 = 100;
+/// `app_authorization_timeout_seconds`: 5 s for a connection that must authorize to sign in or
+/// hold a private subscription, else close 4009. Stops anonymous sockets on locked-down apps.
+pub const APP_AUTHORIZATION_TIMEOUT_S_DEFAULT: u32 = 5;
+/// `app_max_presence_members_per_channel`: 100. Bounds member lists and the snapshot each join
+/// sends.
+pub const APP_PRESENCE_MEMBERS_PER_CHANNEL_MAX_DEFAULT: u32 = 100;
+/// `app_max_presence_member_size_in_kb`: 10 KiB of `user_info` per member. Bounds the member
+/// lists' memory.
+pub const APP_PRESENCE_MEMBER_KB_MAX_DEFAULT: u32 = 10;
+/// `app_max_channel_name_length`: 200 bytes. Bounds registry keys and link names.
+pub const APP_CHANNEL_NAME_LENGTH_MAX_DEFAULT: u32 = 200;
+/// `app_max_event_channels_at_once`: 10 channels per REST publish. Bounds one request's fan-out.
+pub const APP_EVENT_CHANNELS_MAX_DEFAULT: u32 = 10;
+/// `app_max_event_name_length`: 200 bytes.
+pub const APP_EVENT_NAME_LENGTH_MAX_DEFAULT: u32 = 200;
+/// `app_max_event_payload_in_kb`: 10 KiB of `data` per event. Bounds what one publish makes
+/// every subscriber receive.
+pub const APP_EVENT_PAYLOAD_KB_MAX_DEFAULT: u32 = 10;
+/// `app_max_event_batch_size`: 10 events per `/batch_events`.
+pub const APP_EVENT_BATCH_SIZE_MAX_DEFAULT: u32 = 10;
+
+// ---- Shards ----
+
+/// Most shards one engine may run: 64, as shard-interest sets are a `u64` bitmask. The engine's
 /// `--shards` option and the bridge's link table are both bounded by it.
 pub const SHARD_COUNT_MAX: u16 = 64;
+/// Messages in flight on one inter-shard ring: 4 096; a full ring makes the sender wait
+/// (backpressure), so a slow shard slows its peers instead of growing their memory.
+pub const SHARD_RING_CAPACITY: usize = 4_096;
+/// Cross-shard questions (REST channel queries, metrics) one shard may have in flight: 4 096;
+/// more → 503. Bounds the pending table.
+pub const PENDING_QUERIES_MAX: usize = 4_096;
+/// Seconds a cache channel remembers its last event: 30 minutes, as Pusher's cache channels do
+/// (`docs/behaviour-notes.md`, "REST API"). Bounds how stale a cached event can be; the bridge
+/// uses it (× 1 000) as the Redis copy's lifetime.
+pub const CACHE_TTL_S: u64 = 30 * 60;
+
+// ---- The link to the bridge: frames and their fields ----
+
+/// Largest link frame, length prefix included: 2 MiB, a maximal event (1 MiB REST body) plus
+/// its names. A larger one is refused on both sides (it would end the link).
+pub const LINK_FRAME_BYTES_MAX: usize = 2 * 1024 * 1024;
+/// Longest app id, channel name, user id or socket id on the link: 256 bytes (channel names are
+/// ≤ 200 bytes). Longer: the frame is refused.
+pub const LINK_NAME_BYTES_MAX: usize = 256;
+/// Most apps in one connection counts message: 65 536.
+pub const LINK_APPS_MAX: usize = 65_536;
+/// Most channels in one channels answer, and names in one channels query: 100 000.
+pub const LINK_CHANNELS_MAX: usize = 100_000;
+/// Most members in one snapshot or resync message: 100 000 (a presence channel's member limit
+/// is far below; the frame bound applies too).
+pub const LINK_MEMBERS_MAX: usize = 100_000;
+/// Most headers forwarded with one authorization request: 64; the engine's configuration
+/// refuses more `app_channel_authorization_headers`.
+pub const AUTH_HEADERS_MAX: usize = 64;
+
+// ---- The link to the bridge: queues and waits ----
+
+/// Messages waiting for the link writer before local publishes are dropped: 65 536 (channel
+/// announcements are always queued: they are bounded by the registry). Stops a stalled bridge
+/// from growing a shard's memory.
+pub const LINK_QUEUE_MAX: usize = 65_536;
+/// Longest a first subscriber waits for the bridge's `Subscribed`: 2 000 ms, then it goes on
+/// without it (a bridge that lost the answer, or a Redis that does not answer, must not hang
+/// subscribes).
+pub const LINK_ACK_TIMEOUT_MS: u64 = 2_000;
+/// Webhook events kept while the bridge is away: 65 536; past it new ones are dropped
+/// (counted).
+pub const HOOKS_WAITING_MAX: usize = 65_536;
+/// Channels whose changed subscription count waits for the next tick: 65 536; past it a change
+/// is reported at once (not coalesced, but never lost).
+pub const COUNTS_DIRTY_MAX: usize = 65_536;
+/// Authorizations in flight per shard: 16 384; beyond it a subscribe without `auth` is refused
+/// as before (401). Bounds the table against a flood of subscribes to a slow endpoint.
+pub const PENDING_AUTHS_MAX: usize = 16_384;
+/// Longest wait for the auth endpoint's answer: 10 000 ms (the bridge gives up after 5 s and
+/// says so); then the subscription fails with 504.
+pub const AUTH_WAIT_MS_MAX: u64 = 10_000;
+/// Members queries (joins and `GET …/users` waiting for the cluster's member list) per shard:
+/// 16 384; beyond it a join is answered from the node's own members (degraded, never unbounded).
+pub const PENDING_MEMBERS_MAX: usize = 16_384;
+/// Longest a join waits for the bridge's member list: 2 000 ms, then it is answered from the
+/// node's own members.
+pub const MEMBERS_WAIT_MS_MAX: u64 = 2_000;
+/// Cache subscriptions waiting for the cluster's last event, per shard: 16 384; beyond it the
+/// node's own cache answers (degraded, never unbounded).
+pub const PENDING_CACHE_MAX: usize = 16_384;
+/// Longest a cache subscription waits for the bridge: 2 000 ms, then the node's own cache
+/// answers.
+pub const CACHE_WAIT_MS_MAX: u64 = 2_000;
+/// Channels questions waiting for the other nodes, per shard: 4 096; beyond it a question is
+/// answered with the node's own counts.
+pub const PENDING_CHANNELS_MAX: usize = 4_096;
+/// Longest a channels question waits for the bridge: 2 000 ms (the bridge itself waits 1 s for
+/// the nodes), then it goes on with the node's own counts.
+pub const CHANNELS_WAIT_MS_MAX: u64 = 2_000;
+
+// ---- Shared with the bridge ----
+
+/// How long a last leave (`member_removed`, `channel_vacated` webhooks) waits for a rejoin
+/// before it is sent: 3 000 ms. Stops a page reload from making a leave/join pair of webhooks.
+pub const LEAVE_DELAY_MS: u64 = 3_000;
+/// First reconnect delay after a failure: 100 ms; doubles after every failed attempt (the
+/// engine's bridge link, the engine's bridge restarts, the bridge's Redis connections).
+pub const RECONNECT_DELAY_MS_MIN: u64 = 100;
+/// Ceiling of the reconnect delay: 5 000 ms, how stale a recovered peer can go unnoticed. Stops
+/// an outage from becoming a reconnect storm.
+pub const RECONNECT_DELAY_MS_MAX: u64 = 5_000;
+
+// ---- The engine shell: host checks, configuration bounds, sockets, rings ----
+
+/// glommio refuses to start an executor below this RLIMIT_MEMLOCK.
+pub const MEMLOCK_BYTES_MIN: u64 = 512 * 1024;
+/// Registered I/O buffer per shard we aim for; the engine does no disk I/O, so little is needed.
+pub const IO_MEMORY_BYTES_MAX: usize = 1024 * 1024;
+/// glommio's floor for its buffer slab.
+pub const IO_MEMORY_BYTES_MIN: usize = 64 * 1024;
+/// io_uring submission entries per shard. Every cancel glommio submits (two preemption timers
+/// per reactor turn, a dropped connection's poll) walks one bucket holding 1/buckets of all
+/// in-flight polls, one per open connection. glommio's default of 128 gives 8 buckets: with
+/// 10,000 connections each cancel walked ≈ 1,250 entries.
+pub const IO_RING_ENTRIES: usize = 4096;
+/// Lower bound of `--max-message-size`: RFC 6455 control frames carry 125 bytes, so smaller
+/// messages would refuse protocol-legal frames.
+pub const WS_MESSAGE_BYTES_MIN: usize = 125;
+/// Upper bound of `--max-message-size`: bounds per-connection memory.
+pub const WS_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Lower bound of `--max-outbound-bytes`: one page, so a few normal events always fit.
+pub const OUTBOUND_BYTES_MIN: usize = 4096;
+/// Upper bound of every timeout option: an hour; longer is a typo (milliseconds as seconds).
+pub const TIMEOUT_S_MAX: u64 = 3600;
+/// Most webhooks one app may list in `app_webhooks`: every event is POSTed to each matching
+/// one, so the list bounds the outbound requests a single event can cause.
+pub const APP_WEBHOOKS_MAX: usize = 16;
+/// Most extra headers of one webhook: they are sent with every request to it.
+pub const WEBHOOK_HEADERS_MAX: usize = 32;
+/// Bytes coalesced into one socket write. Large enough for dozens of frames per send.
+pub const SOCKET_WRITE_CHUNK_BYTES: usize = 64 * 1024;
+/// Socket reads handled in one poll before yielding to other tasks (fairness).
+pub const SOCKET_READS_PER_POLL_MAX: usize = 8;
+/// How long a finished connection waits for the client's FIN after ours.
+pub const CLOSE_LINGER_MS: u64 = 2_000;
+/// Cross-shard messages waiting for a full ring, over all targets, before connection tasks stop
+/// reading from their sockets (backpressure instead of an unbounded queue).
+pub const SHARD_RING_OVERFLOW_MESSAGES_MAX: usize = 65_536;
+/// Failed attempts in a row to reach the bridge before an outage is logged (the bridge may just
+/// be starting).
+pub const LINK_ATTEMPTS_BEFORE_WARNING: u32 = 10;
+/// Bytes the engine reads from the bridge's socket per call.
+pub const LINK_READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Link reads handled per poll before yielding to the shard's other tasks.
+pub const LINK_READS_PER_POLL_MAX: usize = 16;
+/// A bridge that ran this long was healthy: its next restart starts from the first delay.
+pub const BRIDGE_HEALTHY_RUN_MS: u64 = 30_000;
+
+// ---- Relations between the bounds ----
+
+// Shard-interest sets are one `u64` bit per shard.
 const _: () = assert!(SHARD_COUNT_MAX as u32 == u64::BITS);
+// A connection's queue holds at least one whole message of the default size.
+const _: () = assert!(WS_MESSAGE_BYTES_DEFAULT <= OUTBOUND_BYTES_DEFAULT);
+// A server close's wait for the client's answer ends within a default drain.
+const _: () = assert!(CLOSE_WAIT_MS < DRAIN_TIMEOUT_S_DEFAULT * 1_000);
+// What an authorization forwards comes out of the upgrade request's head and headers.
+const _: () = assert!(AUTH_FORWARD_BYTES_MAX <= HTTP_HEAD_BYTES_MAX);
+const _: () = assert!(AUTH_HEADERS_MAX <= HTTP_HEADERS_MAX);
+// Whatever the engine accepts fits the link: a REST body or a default-size client message in
+// one frame, user ids and default-length channel names as names, a user object as a field.
+const _: () = assert!(HTTP_BODY_BYTES_MAX < LINK_FRAME_BYTES_MAX);
+const _: () = assert!(WS_MESSAGE_BYTES_DEFAULT < LINK_FRAME_BYTES_MAX);
+const _: () = assert!(USER_ID_BYTES_MAX <= LINK_NAME_BYTES_MAX);
+const _: () = assert!(APP_CHANNEL_NAME_LENGTH_MAX_DEFAULT as usize <= LINK_NAME_BYTES_MAX);
+const _: () = assert!(USER_DATA_BYTES_MAX < LINK_FRAME_BYTES_MAX);
+// The link's length fields: names have a `u16` length, frames a `u32` one, header counts a
+// `u16`, other counts a `u32`.
+const _: () = assert!(LINK_NAME_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(LINK_FRAME_BYTES_MAX as u64 <= u32::MAX as u64);
+const _: () = assert!(AUTH_HEADERS_MAX <= u16::MAX as usize);
+const _: () = assert!(LINK_APPS_MAX as u64 <= u32::MAX as u64);
+const _: () = assert!(LINK_CHANNELS_MAX as u64 <= u32::MAX as u64);
+const _: () = assert!(LINK_MEMBERS_MAX as u64 <= u32::MAX as u64);
+// A full table of requests for the bridge fits in the link's queue, and so do the webhook
+// events kept while the link was down (all of them are queued at once when it is back).
+const _: () = assert!(PENDING_AUTHS_MAX <= LINK_QUEUE_MAX);
+const _: () = assert!(PENDING_MEMBERS_MAX <= LINK_QUEUE_MAX);
+const _: () = assert!(PENDING_CACHE_MAX <= LINK_QUEUE_MAX);
+const _: () = assert!(PENDING_CHANNELS_MAX <= LINK_QUEUE_MAX);
+const _: () = assert!(HOOKS_WAITING_MAX <= LINK_QUEUE_MAX);
+// Every channels question to the other nodes is part of one of the shard's own questions.
+const _: () = assert!(PENDING_CHANNELS_MAX <= PENDING_QUERIES_MAX);
+// The backoff starts above zero (doubling zero stays zero) and grows up to its ceiling.
+const _: () = assert!(0 < RECONNECT_DELAY_MS_MIN);
+const _: () = assert!(RECONNECT_DELAY_MS_MIN <= RECONNECT_DELAY_MS_MAX);
+// The default message size is one the options accept; the smallest accepted still holds
+// every control frame.
+const _: () = assert!(WS_MESSAGE_BYTES_MIN <= WS_MESSAGE_BYTES_DEFAULT);
+const _: () = assert!(WS_MESSAGE_BYTES_DEFAULT <= WS_MESSAGE_BYTES_MAX);
+const _: () = assert!(WS_CONTROL_PAYLOAD_BYTES_MAX <= WS_MESSAGE_BYTES_MIN);
+const _: () = assert!(OUTBOUND_BYTES_MIN <= OUTBOUND_BYTES_DEFAULT);
+const _: () = assert!(IO_MEMORY_BYTES_MIN <= IO_MEMORY_BYTES_MAX);
+// A restart counts as healthy only well after the backoff's longest delay.
+const _: () = assert!(RECONNECT_DELAY_MS_MAX < BRIDGE_HEALTHY_RUN_MS);

@@ -1,6 +1,7 @@
 //! The apps' webhook settings as the engine hands them to the bridge (which sends the
 //! webhooks): one JSON document, sent on every link after `Hello`, so that a bridge run by the
-//! operator needs no configuration of its own. The bridge reads it with serde; the shape:
+//! operator needs no configuration of its own. One serde type, [`WebhookSettings`], is written by
+//! the engine and read by the bridge; the shape:
 //!
 //! ```json
 //! {"apps":[{"app_id":"1","app_key":"k","app_secret":"s","batching":false,
@@ -10,49 +11,99 @@
 //! ```
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::app::{AppConfig, WebhookEventType};
-use crate::pusher::server_message::push_json_string;
+use crate::pusher::json_escape::push_json_string;
+
+/// The whole document: every app that has at least one webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookSettings {
+    /// The apps, in the engine's order.
+    pub apps: Vec<AppWebhooks>,
+}
+
+/// One app's credentials (the bridge signs with them) and webhooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppWebhooks {
+    /// The app's id.
+    pub app_id: String,
+    /// Sent as `X-Pusher-Key`.
+    pub app_key: String,
+    /// Signs every request.
+    pub app_secret: String,
+    /// Events are collected into batches.
+    pub batching: bool,
+    /// The app's webhooks, flat switches first.
+    pub webhooks: Vec<WebhookSettingsTarget>,
+}
+
+/// One webhook of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookSettingsTarget {
+    /// Where the events are POSTed.
+    pub url: String,
+    /// The event names it wants ([`WebhookEventType::name`]); a name the reader does not know
+    /// is its to ignore.
+    pub event_types: Vec<String>,
+    /// Only channels whose name starts with this.
+    pub channel_name_starts_with: Option<String>,
+    /// Only channels whose name ends with this.
+    pub channel_name_ends_with: Option<String>,
+    /// Extra headers of every request.
+    pub headers: Vec<(String, String)>,
+}
+
+impl WebhookSettings {
+    /// The settings of `apps`: only the apps that have a webhook.
+    pub fn of<'a>(apps: impl IntoIterator<Item = &'a AppConfig>) -> Self {
+        let apps = apps
+            .into_iter()
+            .filter_map(|app| {
+                let targets = app.webhooks.effective_targets();
+                if targets.is_empty() {
+                    return None;
+                }
+                let webhooks = targets
+                    .iter()
+                    .map(|target| WebhookSettingsTarget {
+                        url: target.url.clone(),
+                        event_types: target
+                            .event_types
+                            .iter()
+                            .map(|kind| kind.name().to_owned())
+                            .collect(),
+                        channel_name_starts_with: target.channel_name_starts_with.clone(),
+                        channel_name_ends_with: target.channel_name_ends_with.clone(),
+                        headers: target.headers.clone(),
+                    })
+                    .collect();
+                Some(AppWebhooks {
+                    app_id: app.id.clone(),
+                    app_key: app.key.clone(),
+                    app_secret: app.secret.clone(),
+                    batching: app.webhooks.batching,
+                    webhooks,
+                })
+            })
+            .collect();
+        Self { apps }
+    }
+
+    /// Reads the document the engine sent.
+    pub fn from_json(document: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(document)
+    }
+}
 
 /// The document for `apps`, or `None` when no app has a webhook (no bridge needed for them).
 pub fn link_json<'a>(apps: impl IntoIterator<Item = &'a AppConfig>) -> Option<Bytes> {
-    let entries: Vec<Value> = apps
-        .into_iter()
-        .filter_map(|app| {
-            let targets = app.webhooks.effective_targets();
-            if targets.is_empty() {
-                return None;
-            }
-            let webhooks: Vec<Value> = targets
-                .iter()
-                .map(|target| {
-                    json!({
-                        "url": target.url,
-                        "event_types": target
-                            .event_types
-                            .iter()
-                            .map(|kind| kind.name())
-                            .collect::<Vec<_>>(),
-                        "channel_name_starts_with": target.channel_name_starts_with,
-                        "channel_name_ends_with": target.channel_name_ends_with,
-                        "headers": target.headers,
-                    })
-                })
-                .collect();
-            Some(json!({
-                "app_id": app.id,
-                "app_key": app.key,
-                "app_secret": app.secret,
-                "batching": app.webhooks.batching,
-                "webhooks": webhooks,
-            }))
-        })
-        .collect();
-    if entries.is_empty() {
+    let settings = WebhookSettings::of(apps);
+    if settings.apps.is_empty() {
         return None;
     }
-    Some(Bytes::from(json!({ "apps": entries }).to_string()))
+    // Serializing plain strings, bools and vectors cannot fail.
+    serde_json::to_vec(&settings).ok().map(Bytes::from)
 }
 
 /// The kinds of event any of the app's webhooks wants, one bit per kind (see [`kind_bit`]):
@@ -108,6 +159,7 @@ mod tests {
 
     use super::*;
     use crate::app::WebhookTarget;
+    use serde_json::{json, Value};
 
     #[test]
     fn subscription_count_bodies_are_json_with_the_count() {

@@ -9,8 +9,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::error::ConfigError;
 use super::options::{Kind, Section as OptSection, SPECS};
-use super::ConfigError;
 
 /// A parsed config file.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 //! Owns precedence (flag > environment > JSON file; `--prefer-config-file` puts the file above
 //! the environment), the development-app fallback and every check on option values. The option
 //! table itself lives in `options`, the file readers in `env_file` and `json`, the value
-//! parsers in `values`.
+//! parsers in `values`, the error type in `error` and the fixed-choice values in `choices`.
 //!
 //! Rules worth knowing:
 //! - Environment variables come from the caller's lookup first, then from the env file
@@ -19,10 +19,9 @@
 //! - With no app anywhere, the development app `app-id` / `app-key` / `app-secret` is used and
 //!   [`Config::dev_app`] is set so the caller can warn loudly.
 
-// Read by the shell as features land.
-#![allow(dead_code)]
-
+mod choices;
 mod env_file;
+mod error;
 mod json;
 mod options;
 #[cfg(test)]
@@ -30,7 +29,6 @@ mod tests;
 mod values;
 
 use std::ffi::OsString;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
@@ -40,8 +38,13 @@ use ringcast_core::app::AppConfig;
 use ringcast_core::limits;
 use serde_json::Value;
 
+pub use choices::{Driver, LogLevel};
 use env_file::EnvFile;
-use options::{Key, Kind, Section, Spec};
+pub use error::ConfigError;
+use options::{default_shards, Key, Kind, Section, Spec};
+use ringcast_core::limits::{
+    OUTBOUND_BYTES_MIN, TIMEOUT_S_MAX, WS_MESSAGE_BYTES_MAX, WS_MESSAGE_BYTES_MIN,
+};
 use values::{
     not_empty, parse_app_manager, parse_bool, parse_driver, parse_echo_path, parse_header_names,
     parse_ident, parse_ip, parse_log_level, parse_num, parse_port, parse_url, parse_webhooks,
@@ -124,90 +127,10 @@ impl ServerConfig {
     }
 }
 
-/// A cache, queue or adapter driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    /// In this process only.
-    Local,
-    /// Through Redis (via the bridge), shared by every node.
-    Redis,
-}
-
-impl Driver {
-    /// The configuration spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Driver::Local => "local",
-            Driver::Redis => "redis",
-        }
-    }
-}
-
-/// `--log-level`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    /// Everything.
-    Trace,
-    /// Debugging detail.
-    Debug,
-    /// Normal operation.
-    Info,
-    /// Problems the server survives.
-    Warn,
-    /// Failures.
-    Error,
-}
-
-impl LogLevel {
-    /// The configuration spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Trace => "trace",
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-        }
-    }
-
-    /// The matching `tracing` level.
-    pub fn to_tracing(self) -> tracing::Level {
-        match self {
-            LogLevel::Trace => tracing::Level::TRACE,
-            LogLevel::Debug => tracing::Level::DEBUG,
-            LogLevel::Info => tracing::Level::INFO,
-            LogLevel::Warn => tracing::Level::WARN,
-            LogLevel::Error => tracing::Level::ERROR,
-        }
-    }
-}
-
-/// A configuration error: one line naming the option, ready to print before exiting with 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// The env file read when `--env-file` is not given.
 const DEFAULT_ENV_FILE: &str = "./.env";
 /// The development app used when nothing configures one.
 const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
-/// Upper bound of `--shards`: interest sets between shards are a u64 bitmask.
-const SHARDS_MAX: usize = 64;
-/// Bounds of `--max-message-size`: RFC 6455 control frames carry 125 bytes, so smaller
-/// messages would refuse protocol-legal frames; 16 MiB bounds per-connection memory.
-const MESSAGE_SIZE_MIN: usize = 125;
-const MESSAGE_SIZE_MAX: usize = 16 * 1024 * 1024;
-/// Lower bound of `--max-outbound-bytes`: one page, so a few normal events always fit.
-const OUTBOUND_BYTES_MIN: usize = 4096;
-/// Upper bound of the timeouts: an hour; longer is a typo (milliseconds given as seconds).
-const TIMEOUT_S_MAX: u64 = 3600;
 
 /// Parses and validates the configuration.
 ///
@@ -286,12 +209,6 @@ fn server_lookup<'a>(layers: &'a Layers<'a>) -> Lookup<'a> {
         cli_env: true,
         section: layers.doc.and_then(|d| d.server.as_ref()),
     }
-}
-
-/// Number of CPUs this process may run on: `available_parallelism` honours the affinity mask
-/// (taskset, cpusets) and cgroup quotas on Linux.
-pub(crate) fn default_shards() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// clap's multi-line error, folded into one line without the usage footer.
@@ -567,13 +484,17 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
             .unwrap_or(LogLevel::Info),
         ignore_logger_middleware: l.bool(Key::IgnoreLoggerMiddleware)?.unwrap_or(false),
         shards: l
-            .num(Key::Shards, 1, SHARDS_MAX)?
+            .num(Key::Shards, 1, usize::from(limits::SHARD_COUNT_MAX))?
             .unwrap_or_else(default_shards),
         listen_backlog: l
             .num(Key::ListenBacklog, 1, i32::MAX.unsigned_abs())?
             .unwrap_or(4096),
         max_message_size: l
-            .num(Key::MaxMessageSize, MESSAGE_SIZE_MIN, MESSAGE_SIZE_MAX)?
+            .num(
+                Key::MaxMessageSize,
+                WS_MESSAGE_BYTES_MIN,
+                WS_MESSAGE_BYTES_MAX,
+            )?
             .unwrap_or(limits::WS_MESSAGE_BYTES_DEFAULT),
         max_outbound_bytes: l
             .num(Key::MaxOutboundBytes, OUTBOUND_BYTES_MIN, usize::MAX)?

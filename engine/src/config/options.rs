@@ -429,6 +429,12 @@ fn arg(spec: &'static Spec) -> Arg {
     }
 }
 
+/// Number of CPUs this process may run on: `available_parallelism` honours the affinity mask
+/// (taskset, cpusets) and cgroup quotas on Linux.
+pub(crate) fn default_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 fn help_text(spec: &Spec) -> String {
     let mut text = spec.help.to_owned();
     if !spec.env.is_empty() {
@@ -443,7 +449,7 @@ fn help_text(spec: &Spec) -> String {
         text.push_str(&format!(
             " [default: {}, here {}]",
             spec.default,
-            super::default_shards()
+            default_shards()
         ));
     } else if spec.default.is_empty() {
         text.push_str(" [default: unset]");

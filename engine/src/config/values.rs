@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use ringcast_core::app::{WebhookEventType, WebhookTarget};
 use serde_json::Value;
 
-use super::{Driver, LogLevel};
+use super::choices::{Driver, LogLevel};
+use ringcast_core::limits::{APP_WEBHOOKS_MAX, WEBHOOK_HEADERS_MAX};
 
 /// The integer types options use.
 pub(crate) trait Number: Copy + PartialOrd + fmt::Display + std::str::FromStr {}
@@ -157,11 +158,6 @@ pub(crate) fn parse_url(s: &str) -> Result<String, String> {
     }
 }
 
-/// Most webhooks one app may list in `app_webhooks`: every event is POSTed to each matching
-/// one, so the list bounds the outbound requests a single event can cause.
-pub(crate) const WEBHOOKS_MAX: usize = 16;
-/// Most extra headers of one webhook: they are sent with every request to it.
-pub(crate) const WEBHOOK_HEADERS_MAX: usize = 32;
 /// Headers the bridge sets itself; a configured value would break the receiver's signature
 /// check or body parsing.
 const RESERVED_HEADERS: [&str; 3] = ["X-Pusher-Key", "X-Pusher-Signature", "Content-Type"];
@@ -179,9 +175,9 @@ pub(crate) fn parse_webhooks(s: &str) -> Result<Vec<WebhookTarget>, String> {
             json_type(&value)
         ));
     };
-    if items.len() > WEBHOOKS_MAX {
+    if items.len() > APP_WEBHOOKS_MAX {
         return Err(format!(
-            "{} webhooks listed, at most {WEBHOOKS_MAX} are allowed per app",
+            "{} webhooks listed, at most {APP_WEBHOOKS_MAX} are allowed per app",
             items.len()
         ));
     }

@@ -1,6 +1,6 @@
 'use strict';
 // REST API helpers: the official `pusher` server SDK pointed at a local ringcast, and a
-// hand-made request signer (specs/pusher.md §7) for requests the SDK cannot produce
+// hand-made request signer (docs/protocol-notes.md, REST signing) for requests the SDK cannot produce
 // (stale timestamps, wrong body_md5, unknown keys).
 const crypto = require('node:crypto');
 const http = require('node:http');

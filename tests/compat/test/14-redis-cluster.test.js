@@ -25,7 +25,7 @@ const CLUSTER_ARGS = ['--redis-cluster', '--app-enable-client-messages', 'true']
 
 /** The `--redis-prefix` startNodes gave a node. */
 const prefixOf = (node) => node.args[node.args.indexOf('--redis-prefix') + 1];
-/** The Redis channel of a Pusher channel (bridge/src/envelope.rs `redis_channel_name`). */
+/** The Redis channel of a Pusher channel (bridge/src/redis/layout.rs `redis_channel_name`). */
 const redisChannel = (prefix, channel) => `${prefix}#${APP.appId}#${channel}`;
 const count = (rec, event) => rec.filter((x) => x.event === event).length;
 

@@ -5,8 +5,7 @@
 
 use std::fmt;
 
-/// The most header fields one request may carry; more is answered with 431.
-pub const HEADERS_MAX: usize = 64;
+use crate::limits::HTTP_HEADERS_MAX;
 
 /// An HTTP-level rejection: the status to answer with and a short reason for the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,12 +154,12 @@ pub enum ParseOutcome {
 /// Parses one request head with httparse.
 ///
 /// Returns `Partial` if more bytes are needed and `buf.len() < head_bytes_max`; 431 if the
-/// head is longer than `head_bytes_max` bytes or has more than [`HEADERS_MAX`] fields; 400
+/// head is longer than `head_bytes_max` bytes or has more than [`HTTP_HEADERS_MAX`] fields; 400
 /// if it is malformed. Only the first `head_bytes_max` bytes are looked at, so a peer that
 /// streams an endless head costs at most that much parsing per call.
 pub fn parse_head(buf: &[u8], head_bytes_max: usize) -> Result<ParseOutcome, HttpError> {
     let window = &buf[..buf.len().min(head_bytes_max)];
-    let mut fields = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut fields = [httparse::EMPTY_HEADER; HTTP_HEADERS_MAX];
     let mut req = httparse::Request::new(&mut fields);
     let head_len = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
@@ -410,12 +409,12 @@ mod tests {
     #[test]
     fn header_count_limit() {
         let mut ok = b"GET / HTTP/1.1\r\n".to_vec();
-        for i in 0..HEADERS_MAX {
+        for i in 0..HTTP_HEADERS_MAX {
             ok.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
         }
         let mut over = ok.clone();
         ok.extend_from_slice(b"\r\n");
-        assert_eq!(complete(&ok).0.headers.len(), HEADERS_MAX);
+        assert_eq!(complete(&ok).0.headers.len(), HTTP_HEADERS_MAX);
         over.extend_from_slice(b"one-more: v\r\n\r\n");
         assert_eq!(parse_head(&over, 1 << 20).unwrap_err().status, 431);
     }

@@ -1,5 +1,6 @@
-//! HMAC-SHA256 signatures of the Pusher protocol (`specs/pusher.md` §5 and §7): channel auth
-//! tokens, sign-in tokens, and the hex signatures of REST requests and webhooks.
+//! HMAC-SHA256 signatures of the Pusher protocol: channel auth tokens, sign-in tokens, and the
+//! hex signatures of REST requests and webhooks (`docs/protocol-notes.md`: Channel auth and
+//! sign-in, REST signing, Webhooks).
 //!
 //! Every check compares through [`ring::hmac::verify`], which is constant time, so a client
 //! cannot learn a valid signature byte by byte from response timing.

@@ -1,4 +1,4 @@
-//! Channel names: validation and classification by prefix (`specs/pusher.md` §5).
+//! Channel names: validation and classification by prefix (`docs/protocol-notes.md`, Channels).
 //!
 //! The class decides everything a subscribe needs: whether an auth signature is required,
 //! whether the signature covers `channel_data` (presence), whether client events are allowed,

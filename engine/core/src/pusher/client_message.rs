@@ -1,23 +1,21 @@
-//! Client → server text frames (`specs/pusher.md` §2–§3): parsing untrusted JSON into
-//! [`ClientMessage`].
+//! Client → server text frames (`docs/protocol-notes.md`: Envelope, Events): parsing untrusted
+//! JSON into [`ClientMessage`].
 //!
 //! The payload comes straight off the network, so this module owns the guards every Pusher JSON
-//! parse goes through ([`parse_json`]): a nesting-depth limit checked *before* simd-json runs
+//! parse goes through (`parse_json`): a nesting-depth limit checked *before* simd-json runs
 //! (its DOM builder and the value's drop both recurse, so a frame of 10 000 `[` would otherwise
 //! overflow the shard's stack), UTF-8 validation (simd-json's), and no panics on any input.
-//! It also owns [`encode_value`], which turns a parsed value back into JSON text for relaying.
+//! It also owns `encode_value`, which turns a parsed value back into JSON text for relaying.
 
 use core::fmt::Write as _;
 
 use simd_json::prelude::*;
 use simd_json::{BorrowedValue, StaticNode};
 
-use super::server_message::push_json_string;
+use super::json_escape::push_json_string;
 
-/// Deepest array/object nesting accepted in any client JSON (envelope included). Pusher
-/// envelopes are 2–3 levels deep; 64 leaves plenty of room for client-event payloads while
-/// keeping the recursive DOM build, encode and drop far from the end of any stack.
-pub const MAX_JSON_DEPTH: usize = 64;
+/// Deepest array/object nesting accepted in any client JSON (envelope included).
+pub use crate::limits::CLIENT_JSON_DEPTH_MAX as MAX_JSON_DEPTH;
 
 /// One parsed client → server message.
 #[derive(Debug, Clone, PartialEq, Eq)]

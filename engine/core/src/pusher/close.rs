@@ -1,4 +1,4 @@
-//! Pusher close and error codes (`specs/pusher.md` §4).
+//! Pusher close and error codes (`docs/protocol-notes.md`, Close and error codes).
 //!
 //! The same number is used as the `code` of a `pusher:error` event and as the WebSocket close
 //! code. pusher-js picks its reaction from the range alone:

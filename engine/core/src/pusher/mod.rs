@@ -1,11 +1,12 @@
-//! Pusher Channels protocol v7 (see `specs/pusher.md`): the pure, stateless pieces every
-//! connection and the REST API share.
+//! Pusher Channels protocol v7 (the facts relied on are in `docs/protocol-notes.md`): the pure,
+//! stateless pieces every connection and the REST API share.
 //!
 //! - [`close`]: the close / `pusher:error` codes and what clients do with them.
 //! - [`channel`]: channel-name validation and classification by prefix.
 //! - [`auth`]: HMAC-SHA256 signatures for channel auth, sign-in and request signing.
 //! - [`client_message`]: parsing of client → server text frames (untrusted input).
 //! - [`server_message`]: the JSON text of server → client events.
+//! - [`json_escape`]: JSON string literals, the escaping both message directions use.
 //! - [`user`]: presence `channel_data` and sign-in `user_data` parsing.
 //! - [`rest`]: the HTTP REST API's request signing and request bodies.
 //!
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod channel;
 pub mod client_message;
 pub mod close;
+pub mod json_escape;
 pub mod rest;
 pub mod server_message;
 pub mod user;

@@ -1,5 +1,5 @@
 //! Users: presence `channel_data` (who a presence member is) and sign-in `user_data` (who a
-//! connection is) — `specs/pusher.md` §5.
+//! connection is); see `docs/protocol-notes.md`, Channel auth and sign-in.
 //!
 //! Both documents arrive from the client as strings whose exact bytes are covered by an auth
 //! signature; these functions run *after* the signature check and extract what the server

@@ -11,105 +11,16 @@
 //! shards' interest acks) so that a publish on another node that starts after
 //! `subscription_succeeded` reaches the new subscriber.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
 use super::message::AppIndex;
 use super::Shard;
-use crate::app::AppTable;
 use crate::link::{self, BridgeStats, ChannelEvent, LinkError, LinkMessage};
-use crate::webhook_config;
 
-/// Messages waiting for the link writer before local publishes are dropped (channel
-/// announcements are always queued: they are bounded by the registry).
-pub const LINK_QUEUE_MAX: usize = 65_536;
-/// Longest a first subscriber waits for the bridge's `Subscribed` before going on without it
-/// (a bridge that lost the answer, or a Redis that does not answer, must not hang subscribes).
-pub const LINK_ACK_TIMEOUT_MS: u64 = 2_000;
-
-/// Ids of the requests to the bridge in `waiting` that are overdue at `now_ms`, or all of them
-/// when `now_ms` is `None` (the link went down): what every bridge-waiting table expires by.
-pub(super) fn overdue<V>(
-    waiting: &ahash::AHashMap<u32, V>,
-    now_ms: Option<u64>,
-    deadline_ms: impl Fn(&V) -> u64,
-) -> Vec<u32> {
-    waiting
-        .iter()
-        .filter(|(_, entry)| now_ms.is_none_or(|now| deadline_ms(entry) <= now))
-        .map(|(id, _)| *id)
-        .collect()
-}
-
-/// The link's state inside a shard.
-#[derive(Debug, Default)]
-pub struct LinkState {
-    /// The node runs with a bridge (several nodes, or webhooks).
-    pub enabled: bool,
-    /// The node is one of several (`--adapter-driver redis`): channels are announced,
-    /// publishes relayed and presence is cluster-wide.
-    pub(super) cluster: bool,
-    /// The webhook settings sent after every `Hello`.
-    webhook_config: Option<Bytes>,
-    /// Per app: the webhook event kinds wanted (`webhook_config::wanted_kinds`).
-    pub(super) hook_kinds: Vec<u8>,
-    /// Webhook events made while the link was down.
-    pub(super) hooks_waiting: super::webhooks::HooksWaiting,
-    /// Channels whose local subscription count changed since the last tick (apps that want
-    /// `subscription_count` only).
-    pub(super) counts_dirty: super::webhooks::CountsDirty,
-    /// The link is connected and greeted.
-    up: bool,
-    /// Messages for the bridge, in order.
-    out: VecDeque<LinkMessage>,
-    /// Announcements waiting for `Subscribed`, oldest first: (deadline, app, channel, seq).
-    /// Entries already answered are skipped when they expire.
-    acks_due: VecDeque<(u64, AppIndex, Arc<str>, u32)>,
-    /// The bridge's latest counters (while the link is up).
-    bridge_stats: Option<BridgeStats>,
-}
-
-impl LinkState {
-    /// True while the link is connected and greeted.
-    pub(super) fn is_up(&self) -> bool {
-        self.up
-    }
-
-    /// Queues a message for the bridge (membership messages are bounded by the members held).
-    pub(super) fn push(&mut self, message: LinkMessage) {
-        self.out.push_back(message);
-    }
-
-    /// Messages waiting for the link writer.
-    pub(super) fn queued(&self) -> usize {
-        self.out.len()
-    }
-
-    /// True while linked as one node of several.
-    pub(super) fn is_cluster_up(&self) -> bool {
-        self.up && self.cluster
-    }
-
-    /// A link that is down. `enabled`: the node runs with a bridge; `cluster`: as one of
-    /// several nodes.
-    pub fn new(enabled: bool, cluster: bool, apps: &AppTable) -> Self {
-        let configs = (0..apps.len() as u32).map(|index| apps.get(index));
-        LinkState {
-            enabled,
-            cluster: enabled && cluster,
-            // Always sent: a bridge learns that no app wants webhooks too (with several nodes
-            // it still takes its share of the cluster's due leave events, and drops them).
-            webhook_config: Some(
-                webhook_config::link_json(configs.clone())
-                    .unwrap_or_else(|| Bytes::from_static(b"{\"apps\":[]}")),
-            ),
-            hook_kinds: configs.map(webhook_config::wanted_kinds).collect(),
-            ..Default::default()
-        }
-    }
-}
+pub use super::link_state::LinkState;
+use crate::limits::{LINK_ACK_TIMEOUT_MS, LINK_QUEUE_MAX};
 
 impl Shard {
     /// The link to the bridge is connected: greet it and announce every channel with local
@@ -118,20 +29,9 @@ impl Shard {
         if !self.link.enabled {
             return;
         }
-        self.link.up = true;
-        self.link.out.clear();
+        self.link
+            .greet(self.settings.shard_index, self.settings.shard_count);
         self.stats.link_connects += 1;
-        self.link.out.push_back(LinkMessage::Hello {
-            version: link::VERSION,
-            shard: self.settings.shard_index,
-            shard_count: self.settings.shard_count,
-            cluster: self.link.cluster,
-        });
-        if let Some(config) = &self.link.webhook_config {
-            self.link
-                .out
-                .push_back(LinkMessage::WebhookConfig(config.clone()));
-        }
         if self.link.cluster {
             self.link_announce_all();
             self.cluster_resync();
@@ -146,7 +46,7 @@ impl Shard {
             let app_id = self.apps.get(app).id.clone();
             for (name, entry) in self.registry.channels_of(app) {
                 if entry.announced {
-                    self.link.out.push_back(LinkMessage::Subscribe {
+                    self.link.push(LinkMessage::Subscribe {
                         app_id: app_id.clone(),
                         channel: name.to_string(),
                         seq: entry.interest_seq,
@@ -158,15 +58,10 @@ impl Shard {
 
     /// The link is gone: stop waiting for the bridge and serve this node alone.
     pub fn handle_link_down(&mut self) {
-        if !self.link.up {
+        if !self.link.go_down() {
             return;
         }
-        self.link.up = false;
-        self.link.out.clear();
-        self.link.acks_due.clear();
-        self.link.bridge_stats = None;
-        // The resync after the next Hello states every count; nothing needs to wait for it.
-        self.link.counts_dirty.clear();
+        // Nobody will answer what waits for the bridge: every table lets its requests go on.
         self.cluster_expire_joins(None);
         self.cluster_expire_cache(None);
         self.auth_expire(None);
@@ -216,7 +111,7 @@ impl Shard {
                 let except = self.parse_socket_id(&event.except_socket_id);
                 self.deliver_channel(app, &event.channel, &event.frame, except, false);
             }
-            LinkMessage::Stats(stats) => self.link.bridge_stats = Some(stats),
+            LinkMessage::Stats(stats) => self.link.set_bridge_stats(stats),
             LinkMessage::MembersSnapshot(_, query, members) => {
                 self.cluster_members_snapshot(query, members);
             }
@@ -268,27 +163,23 @@ impl Shard {
 
     /// Encodes everything queued for the bridge into `out`.
     pub fn take_link_output(&mut self, out: &mut BytesMut) {
-        while let Some(message) = self.link.out.pop_front() {
-            if link::encode(&message, out).is_err() {
-                // Names are validated before they get here; an oversized event is dropped.
-                self.stats.link_publishes_dropped += 1;
-            }
-        }
+        // Names are validated before they get here; an oversized event is dropped.
+        self.stats.link_publishes_dropped += self.link.encode_queued(out);
     }
 
     /// True when messages wait for the bridge.
     pub fn has_link_output(&self) -> bool {
-        !self.link.out.is_empty()
+        self.link.queued() > 0
     }
 
     /// True while the shard is linked to a bridge.
     pub fn is_linked(&self) -> bool {
-        self.link.up
+        self.link.is_up()
     }
 
     /// The bridge's latest counters, while linked.
     pub fn bridge_stats(&self) -> Option<&BridgeStats> {
-        self.link.bridge_stats.as_ref()
+        self.link.bridge_stats()
     }
 
     /// A first local subscriber: tell the bridge, and return whether the subscription must
@@ -297,36 +188,22 @@ impl Shard {
         if !self.link.is_cluster_up() {
             return false;
         }
-        self.link.out.push_back(LinkMessage::Subscribe {
-            app_id: self.apps.get(app).id.clone(),
-            channel: channel.to_string(),
-            seq,
-        });
+        let app_id = self.apps.get(app).id.clone();
         let deadline_ms = self.now_ms + LINK_ACK_TIMEOUT_MS;
-        self.link
-            .acks_due
-            .push_back((deadline_ms, app, channel.clone(), seq));
-        true
+        self.link.announce(app_id, app, channel, seq, deadline_ms)
     }
 
     /// From the sweep: subscribers whose `Subscribed` is overdue go on without it.
     pub(super) fn link_expire_acks(&mut self, now_ms: u64) {
-        while self
-            .link
-            .acks_due
-            .front()
-            .is_some_and(|(deadline_ms, ..)| *deadline_ms <= now_ms)
-        {
-            if let Some((_, app, channel, seq)) = self.link.acks_due.pop_front() {
-                self.link_confirmed(app, &channel, Some(seq));
-            }
+        while let Some((app, channel, seq)) = self.link.pop_overdue_ack(now_ms) {
+            self.link_confirmed(app, &channel, Some(seq));
         }
     }
 
     /// The last local subscriber left.
     pub(super) fn link_withdraw(&mut self, app: AppIndex, channel: &str) {
         if self.link.is_cluster_up() {
-            self.link.out.push_back(LinkMessage::Unsubscribe {
+            self.link.push(LinkMessage::Unsubscribe {
                 app_id: self.apps.get(app).id.clone(),
                 channel: channel.to_string(),
             });
@@ -345,12 +222,12 @@ impl Shard {
         if !self.link.cluster {
             return;
         }
-        if !self.link.up || self.link.out.len() >= LINK_QUEUE_MAX {
+        if !self.link.is_up() || self.link.queued() >= LINK_QUEUE_MAX {
             self.stats.link_publishes_dropped += 1;
             return;
         }
         self.stats.link_publishes_out += 1;
-        self.link.out.push_back(LinkMessage::Publish(ChannelEvent {
+        self.link.push(LinkMessage::Publish(ChannelEvent {
             app_id: self.apps.get(app).id.clone(),
             channel: channel.to_string(),
             except_socket_id: except_socket_id.to_string(),
@@ -368,16 +245,8 @@ impl Shard {
             return; // an answer to an older announcement
         }
         entry.link_ack_pending = false;
-        if seq.is_some() {
-            if let Some(position) = self
-                .link
-                .acks_due
-                .iter()
-                .position(|(_, a, c, s)| *a == app && &**c == channel && Some(*s) == seq)
-            {
-                // Answered: drop its timer (the queue stays as short as the acks in flight).
-                self.link.acks_due.remove(position);
-            }
+        if let Some(seq) = seq {
+            self.link.ack_answered(app, channel, seq);
         }
         if entry.is_confirmed() {
             let waiting = entry.pending.clone();

@@ -7,32 +7,17 @@
 
 use std::sync::Arc;
 
-use ahash::AHashMap;
-
-use super::bridge::overdue;
 use super::message::{ChannelStat, Query, QueryPart};
-use super::query::{merge, PendingQuery, Purpose};
+use super::query_state::{merge, PendingQuery, Purpose};
 use super::Shard;
-use crate::link::{ChannelCount, ChannelFilter, LinkMessage, CHANNELS_MAX};
-
-/// Channels questions waiting for the other nodes, per shard; beyond it a question is answered
-/// with the node's own counts.
-pub const CLUSTER_QUERIES_MAX: usize = 4_096;
-/// Longest a channels question waits for the bridge (which itself waits 1 s for the nodes).
-pub const CLUSTER_QUERY_TIMEOUT_MS: u64 = 2_000;
-
-/// Questions waiting for the other nodes: query id → (pending query id, deadline).
-#[derive(Debug, Default)]
-pub struct ClusterQueries {
-    waiting: AHashMap<u32, (u64, u64)>,
-    next: u32,
-}
+use crate::limits::LINK_CHANNELS_MAX;
+use crate::link::{ChannelCount, ChannelFilter, LinkMessage};
 
 impl Shard {
     /// Right after a question went to the shards: also asks the other nodes (true: one more
     /// part will come, from the bridge or the timeout).
     pub(super) fn cluster_ask_channels(&mut self, pending_id: u64, query: &Query) -> bool {
-        if !self.link.is_cluster_up() || self.cluster_queries.waiting.len() >= CLUSTER_QUERIES_MAX {
+        if !self.link.is_cluster_up() || self.cluster_queries.is_full() {
             return false;
         }
         let (app, filter) = match query {
@@ -46,12 +31,9 @@ impl Shard {
             ),
             Query::Users { .. } | Query::Stats => return false,
         };
-        let query_id = self.cluster_queries.next;
-        self.cluster_queries.next = query_id.wrapping_add(1);
-        let deadline_ms = self.now_ms + CLUSTER_QUERY_TIMEOUT_MS;
-        self.cluster_queries
-            .waiting
-            .insert(query_id, (pending_id, deadline_ms));
+        let Ok(query_id) = self.cluster_queries.insert(self.now_ms, pending_id) else {
+            return false;
+        };
         self.link.push(LinkMessage::ChannelsQuery {
             query_id,
             app_id: self.apps.get(app).id.clone(),
@@ -62,7 +44,7 @@ impl Shard {
 
     /// A `ChannelsAnswer` from the bridge: the other nodes' part of a question of this shard.
     pub(super) fn cluster_channels_answer(&mut self, query_id: u32, channels: Vec<ChannelCount>) {
-        let Some((pending_id, _)) = self.cluster_queries.waiting.remove(&query_id) else {
+        let Some(pending_id) = self.cluster_queries.take(query_id) else {
             return; // answered already (timeout or link down)
         };
         let part = QueryPart {
@@ -84,13 +66,12 @@ impl Shard {
     /// Questions whose other nodes are overdue (`now_ms` given) or unreachable (link down,
     /// `None`) go on with the node's own counts.
     pub(super) fn cluster_expire_queries(&mut self, now_ms: Option<u64>) {
-        let due = overdue(&self.cluster_queries.waiting, now_ms, |(_, deadline_ms)| {
-            *deadline_ms
-        });
-        for query_id in due {
-            if let Some((pending_id, _)) = self.cluster_queries.waiting.remove(&query_id) {
-                self.handle_query_reply(pending_id, QueryPart::default());
-            }
+        let due = match now_ms {
+            Some(now_ms) => self.cluster_queries.drain_overdue(now_ms),
+            None => self.cluster_queries.drain_all(),
+        };
+        for (_, pending_id) in due {
+            self.handle_query_reply(pending_id, QueryPart::default());
         }
     }
 
@@ -130,11 +111,8 @@ impl Shard {
 
     /// A node-wide question asked by the bridge; its answer goes back on the link.
     fn start_link_query(&mut self, query: Query, query_id: u32) -> bool {
-        if self.queries.len() >= super::query::PENDING_QUERIES_MAX {
-            return false;
-        }
         let shard_count = self.settings.shard_count;
-        let id = self.queries.insert(PendingQuery {
+        let pending = PendingQuery {
             conn_key: u32::MAX,
             conn_serial: 0,
             waiting: shard_count,
@@ -142,8 +120,11 @@ impl Shard {
             purpose: Purpose::NodeChannels { query_id },
             keep_alive: false,
             route: "link",
-        }) as u64;
-        self.send_query(id, query, 0..shard_count);
+        };
+        let Ok(id) = self.queries.insert(self.now_ms, pending) else {
+            return false;
+        };
+        self.send_query(u64::from(id), query, 0..shard_count);
         true
     }
 
@@ -152,7 +133,7 @@ impl Shard {
         let channels: Vec<ChannelCount> = merge(parts)
             .into_iter()
             .filter(|(_, totals)| totals.subscriptions > 0)
-            .take(CHANNELS_MAX)
+            .take(LINK_CHANNELS_MAX)
             .map(|(name, totals)| ChannelCount {
                 name: name.to_string(),
                 subscriptions: totals.subscriptions,

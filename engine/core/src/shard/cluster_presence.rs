@@ -10,51 +10,14 @@
 
 use std::sync::Arc;
 
-use ahash::AHashMap;
 use bytes::Bytes;
 
-use super::bridge::overdue;
+use super::bridge_waits::{MembersWaiter, PendingMembers};
+use super::frames::text_frame;
 use super::message::{AppIndex, ConnRef, MemberData, QueryPart, ShardMessage};
-use super::session::text_frame;
 use super::Shard;
 use crate::link::{LinkMessage, Member, PresenceChannel};
 use crate::pusher::server_message;
-
-/// Joins waiting for the cluster's member list, per shard; beyond it a join is answered from
-/// the node's own members (degraded, never unbounded).
-pub const PENDING_JOINS_MAX: usize = 16_384;
-/// Longest a join waits for the bridge's member list before it is answered from the node's own.
-pub const MEMBERS_QUERY_TIMEOUT_MS: u64 = 2_000;
-
-/// What waits for the cluster's member list of a channel.
-#[derive(Debug)]
-enum Waiting {
-    /// A presence join the owner has accepted.
-    Join {
-        conn: ConnRef,
-        me: MemberData,
-        /// Frames that follow `subscription_succeeded` (a presence-cache channel's last event).
-        after: Vec<Bytes>,
-    },
-    /// `GET …/users`: the question `id` of shard `from`.
-    Users { id: u64, from: u16 },
-}
-
-/// One members query in flight.
-#[derive(Debug)]
-pub struct PendingMembers {
-    app: AppIndex,
-    channel: Arc<str>,
-    deadline_ms: u64,
-    waiting: Waiting,
-}
-
-/// The owner's members queries in flight, by query id.
-#[derive(Debug, Default)]
-pub struct PendingJoins {
-    by_query: AHashMap<u32, PendingMembers>,
-    next_query: u32,
-}
 
 impl Shard {
     fn presence_channel(&self, app: AppIndex, channel: &str) -> PresenceChannel {
@@ -111,7 +74,7 @@ impl Shard {
         me: &MemberData,
         after: Vec<Bytes>,
     ) -> bool {
-        let waiting = Waiting::Join {
+        let waiting = MembersWaiter::Join {
             conn,
             me: me.clone(),
             after,
@@ -128,26 +91,23 @@ impl Shard {
         id: u64,
         from: u16,
     ) -> bool {
-        self.ask_members(app, channel, Waiting::Users { id, from })
+        self.ask_members(app, channel, MembersWaiter::Users { id, from })
     }
 
     /// Sends a members query for `waiting`; false (nothing sent) when unlinked or too many are
     /// in flight.
-    fn ask_members(&mut self, app: AppIndex, channel: &Arc<str>, waiting: Waiting) -> bool {
-        if !self.link.is_cluster_up() || self.pending_joins.by_query.len() >= PENDING_JOINS_MAX {
+    fn ask_members(&mut self, app: AppIndex, channel: &Arc<str>, waiting: MembersWaiter) -> bool {
+        if !self.link.is_cluster_up() {
             return false;
         }
-        let query = self.pending_joins.next_query;
-        self.pending_joins.next_query = query.wrapping_add(1);
-        self.pending_joins.by_query.insert(
-            query,
-            PendingMembers {
-                app,
-                channel: channel.clone(),
-                deadline_ms: self.now_ms + MEMBERS_QUERY_TIMEOUT_MS,
-                waiting,
-            },
-        );
+        let pending = PendingMembers {
+            app,
+            channel: channel.clone(),
+            waiting,
+        };
+        let Ok(query) = self.pending_joins.insert(self.now_ms, pending) else {
+            return false;
+        };
         let message = LinkMessage::MembersQuery(self.presence_channel(app, channel), query);
         self.link.push(message);
         true
@@ -155,7 +115,7 @@ impl Shard {
 
     /// The bridge's answer to a members query.
     pub(super) fn cluster_members_snapshot(&mut self, query: u32, members: Vec<Member>) {
-        let Some(pending) = self.pending_joins.by_query.remove(&query) else {
+        let Some(pending) = self.pending_joins.take(query) else {
             return; // answered already (timeout or link down)
         };
         let owned: Vec<(String, String)> = members
@@ -171,11 +131,11 @@ impl Shard {
     /// Joins and users queries whose answer is overdue (`now_ms` given) or all of them (link
     /// down, `None`) are answered from the node's own members.
     pub(super) fn cluster_expire_joins(&mut self, now_ms: Option<u64>) {
-        let due = overdue(&self.pending_joins.by_query, now_ms, |p| p.deadline_ms);
-        for query in due {
-            let Some(pending) = self.pending_joins.by_query.remove(&query) else {
-                continue;
-            };
+        let due = match now_ms {
+            Some(now_ms) => self.pending_joins.drain_overdue(now_ms),
+            None => self.pending_joins.drain_all(),
+        };
+        for (_, pending) in due {
             let node_members: Vec<(String, String)> = self
                 .owner
                 .members(pending.app, &pending.channel)
@@ -192,7 +152,7 @@ impl Shard {
     /// Answers what waited for a member list.
     fn answer_members(&mut self, pending: PendingMembers, mut members: Vec<(String, String)>) {
         match pending.waiting {
-            Waiting::Join { conn, me, after } => {
+            MembersWaiter::Join { conn, me, after } => {
                 // The joining user is a member even if the list was read before its join landed.
                 if !members.iter().any(|(id, _)| id.as_str() == &*me.user_id) {
                     members.push((me.user_id.to_string(), me.user_info.to_string()));
@@ -216,7 +176,7 @@ impl Shard {
                     },
                 );
             }
-            Waiting::Users { id, from } => {
+            MembersWaiter::Users { id, from } => {
                 let part = QueryPart {
                     users: members
                         .into_iter()

@@ -8,39 +8,16 @@
 
 use std::sync::Arc;
 
-use ahash::AHashMap;
 use bytes::Bytes;
 
-use super::bridge::{overdue, LINK_QUEUE_MAX};
+use super::bridge_waits::PendingCacheJoin;
+use super::frames::text_frame;
 use super::message::{AppIndex, ConnRef, ShardMessage};
-use super::session::text_frame;
+use super::pending::Full;
 use super::Shard;
+use crate::limits::LINK_QUEUE_MAX;
 use crate::link::{LinkMessage, UserAction};
 use crate::pusher::server_message;
-
-/// Cache subscriptions waiting for the cluster's last event, per shard; beyond it the node's
-/// own cache answers (degraded, never unbounded).
-pub const PENDING_CACHE_MAX: usize = 16_384;
-/// Longest a cache subscription waits for the bridge before the node's own cache answers.
-pub const CACHE_QUERY_TIMEOUT_MS: u64 = 2_000;
-
-/// A cache subscription waiting for the cluster's last event.
-#[derive(Debug)]
-struct PendingCacheJoin {
-    app: AppIndex,
-    channel: Arc<str>,
-    conn: ConnRef,
-    /// What goes before the last event (`subscription_succeeded`).
-    frames: Vec<Bytes>,
-    deadline_ms: u64,
-}
-
-/// The owner's cache queries in flight, by query id.
-#[derive(Debug, Default)]
-pub struct PendingCache {
-    by_query: AHashMap<u32, PendingCacheJoin>,
-    next_query: u32,
-}
 
 impl Shard {
     /// A server-to-user event or a terminate for the user's connections on the other nodes.
@@ -131,21 +108,19 @@ impl Shard {
         conn: ConnRef,
         frames: Vec<Bytes>,
     ) -> Result<(), Vec<Bytes>> {
-        if !self.link.is_cluster_up() || self.pending_cache.by_query.len() >= PENDING_CACHE_MAX {
+        if !self.link.is_cluster_up() {
             return Err(frames);
         }
-        let query_id = self.pending_cache.next_query;
-        self.pending_cache.next_query = query_id.wrapping_add(1);
-        self.pending_cache.by_query.insert(
-            query_id,
-            PendingCacheJoin {
-                app,
-                channel: channel.clone(),
-                conn,
-                frames,
-                deadline_ms: self.now_ms + CACHE_QUERY_TIMEOUT_MS,
-            },
-        );
+        let pending = PendingCacheJoin {
+            app,
+            channel: channel.clone(),
+            conn,
+            frames,
+        };
+        let query_id = match self.pending_cache.insert(self.now_ms, pending) {
+            Ok(query_id) => query_id,
+            Err(Full(pending)) => return Err(pending.frames),
+        };
         self.link.push(LinkMessage::CacheQuery {
             app_id: self.apps.get(app).id.clone(),
             channel: channel.to_string(),
@@ -156,7 +131,7 @@ impl Shard {
 
     /// The bridge's answer: the cluster's last event (empty: none, a cache miss).
     pub(super) fn cluster_cache_answer(&mut self, query_id: u32, frame: Bytes) {
-        let Some(pending) = self.pending_cache.by_query.remove(&query_id) else {
+        let Some(pending) = self.pending_cache.take(query_id) else {
             return; // answered already (timeout or link down)
         };
         let last = (!frame.is_empty()).then_some(frame);
@@ -166,15 +141,16 @@ impl Shard {
     /// Cache subscriptions whose answer is overdue (`now_ms` given) or all of them (link down,
     /// `None`) are answered from the node's own cache.
     pub(super) fn cluster_expire_cache(&mut self, now_ms: Option<u64>) {
-        let due = overdue(&self.pending_cache.by_query, now_ms, |p| p.deadline_ms);
-        for query in due {
-            if let Some(pending) = self.pending_cache.by_query.remove(&query) {
-                let own = self
-                    .owner
-                    .cache_lookup(pending.app, &pending.channel, self.now_ms / 1000)
-                    .cloned();
-                self.answer_cache(pending, own);
-            }
+        let due = match now_ms {
+            Some(now_ms) => self.pending_cache.drain_overdue(now_ms),
+            None => self.pending_cache.drain_all(),
+        };
+        for (_, pending) in due {
+            let own = self
+                .owner
+                .cache_lookup(pending.app, &pending.channel, self.now_ms / 1000)
+                .cloned();
+            self.answer_cache(pending, own);
         }
     }
 
@@ -184,7 +160,6 @@ impl Shard {
             channel,
             conn,
             mut frames,
-            ..
         } = pending;
         match last {
             Some(frame) => frames.push(frame),

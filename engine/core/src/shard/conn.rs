@@ -105,7 +105,7 @@ pub struct Conn {
     /// Sign-in, if any.
     pub signed_in: Option<Box<SignedIn>>,
     /// What an offloaded channel authorization sends along (apps with an authorization URL).
-    pub auth_forward: Option<Box<super::auth_offload::AuthForward>>,
+    pub auth_forward: Option<Box<super::auth_forward::AuthForward>>,
     /// Signed in or holding a private/presence subscription (authorised-connection timeout).
     pub authorized: bool,
     /// Second of the current client-event rate window.

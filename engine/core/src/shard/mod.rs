@@ -4,7 +4,8 @@
 //! The runtime shell drives it with `handle_*` (bytes from a socket, a socket gone, a message
 //! from another shard, a once-a-second tick, drain) and drains it with `take_*` (bytes for a
 //! socket, connections to wake, messages for other shards). Time is an argument (monotonic
-//! milliseconds, never 0), so the same code runs under a simulated clock in tests.
+//! milliseconds, never 0), so the same code runs under a simulated clock in tests. See
+//! [`Shard`] for the methods and the order the shell calls them in.
 //!
 //! # Subscribe protocol across shards
 //! A shard tells every other shard when it gains its first local subscriber of a channel
@@ -14,25 +15,85 @@
 //! which keeps the member list (first join / last leave per user over all shards) and the cached
 //! event, and answers with the frames to send. Rings are FIFO per shard pair, so the owner's
 //! answer always precedes the `member_added` events that follow it.
+//!
+//! # Layout
+//! Imports go one way: the state files (leaves) import no file of `shard/` but other leaves;
+//! `mod.rs` holds [`Shard`] and imports only leaves; every feature file is an `impl Shard` block
+//! that imports `Shard` and leaves, never another feature file.
+//!
+//! State (leaves):
+//! - `conn.rs`: one connection: phase, read buffer, decoder, outbound queue, subscriptions.
+//! - `auth_forward.rs`: what a connection's offloaded authorizations send to the endpoint.
+//! - `registry.rs`: channels to local subscribers and interested shards; signed-in users.
+//! - `owner.rs`: what an owner shard keeps: presence members, cached events, watchlists.
+//! - `message.rs`: the messages between shards and the parts of their answers.
+//! - `stats.rs`: the shard's counters and the snapshot of them sent for `/metrics`.
+//! - `prometheus.rs`: the Prometheus text of `/metrics` from every shard's snapshot.
+//! - `link_state.rs`: the link to the bridge as data: up or not, queue, acks due, webhook state.
+//! - `pending.rs`: `Pending`, the one table type of requests waiting for an answer.
+//! - `bridge_waits.rs`: what waits for the bridge (authorizations, members, cache, channels
+//!   questions); each table's cap and longest wait are in `crate::limits`.
+//! - `query_state.rs`: cross-shard questions in flight, what they are for, how parts merge.
+//! - `http_reply.rs`: what routing a plain HTTP request produced.
+//! - `frames.rs`: a JSON message as one shared WebSocket text frame.
+//!
+//! Features (`impl Shard`):
+//! - `mod.rs`: the struct, the shell's inputs and outputs, the tick, HTTP and WebSocket framing,
+//!   phase changes and the delivery primitives (queueing frames, routing messages, fan-out).
+//! - `session.rs`: the Pusher socket protocol's entry points: admission, a client's messages to
+//!   their feature, the shell's publishes and user commands, detaching a connection.
+//! - `subscribe.rs`: subscribe / unsubscribe: the checks, interest announcements, activation,
+//!   the subscriber's side of the owner's answer, leaving a channel.
+//! - `owner_join.rs`: the owner's side of a presence / cache join: members, limit, last event.
+//! - `signin.rs`: sign-in, the per-user index, online state and watchlists.
+//! - `client_events.rs`: `client-*` events: their checks, rate and relay.
+//! - `inbox.rs`: messages from other shards, one handler each.
+//! - `http_routes.rs`: plain HTTP requests: health, readiness, metrics, then the REST API.
+//! - `rest_api.rs`: the Pusher REST API: signature, publish, channel queries, terminate.
+//! - `query.rs`: scatter-gather questions over the shards and the answers they build.
+//! - `bridge.rs`: the link to the bridge: up / down, channel announcements, publishes out,
+//!   messages in.
+//! - `webhooks.rs`: the webhook events a shard hands to the bridge; subscription counts.
+//! - `cluster_presence.rs`: presence across nodes: members queries, cluster member events.
+//! - `cluster_state.rs`: user commands, cache channels and connection counts across nodes.
+//! - `cluster_channels.rs`: `GET /channels…` across nodes.
+//! - `auth_offload.rs`: channel authorization by the app's endpoint, through the bridge.
+//! - `tests/`: multi-shard simulation tests: the harness in `tests/mod.rs`, the tests by concern.
 
-mod auth_offload;
-pub mod bridge;
-mod cluster_channels;
-mod cluster_presence;
-mod cluster_state;
+// State: leaves that import no other file of the shard but leaves.
+mod auth_forward;
+mod bridge_waits;
 pub mod conn;
+mod frames;
+mod http_reply;
+mod link_state;
 pub mod message;
 pub mod owner;
+mod pending;
+pub mod prometheus;
+mod query_state;
 pub mod registry;
 pub mod stats;
 
+// Features: `impl Shard` blocks, each importing `Shard` from here (and leaves), never each other.
+mod auth_offload;
+pub mod bridge;
+mod client_events;
+mod cluster_channels;
+mod cluster_presence;
+mod cluster_state;
 mod http_routes;
+mod inbox;
+mod owner_join;
 mod query;
 mod rest_api;
 mod session;
+mod signin;
+mod subscribe;
+mod webhooks;
+
 #[cfg(test)]
 mod tests;
-mod webhooks;
 
 use std::sync::Arc;
 
@@ -45,14 +106,21 @@ use crate::http::response;
 use crate::limits;
 use crate::pusher::{close, server_message};
 use crate::ws::{frame, handshake};
+use bridge_waits::{ClusterQueries, PendingAuths, PendingCache, PendingJoins};
 use conn::{Conn, Phase};
+use http_reply::HttpOutcome;
+use limits::{
+    AUTH_WAIT_MS_MAX, CACHE_WAIT_MS_MAX, CHANNELS_WAIT_MS_MAX, CLOSE_WAIT_MS, MEMBERS_WAIT_MS_MAX,
+    PENDING_AUTHS_MAX, PENDING_CACHE_MAX, PENDING_CHANNELS_MAX, PENDING_MEMBERS_MAX,
+    PENDING_QUERIES_MAX,
+};
+use link_state::LinkState;
 use message::{AppIndex, ShardMessage};
 use owner::OwnerState;
+use pending::Pending;
+use query_state::PendingQueries;
 use registry::Registry;
 pub use stats::ShardStats;
-
-/// Milliseconds a server-initiated close waits for the client's close frame before dropping.
-pub const CLOSE_WAIT_MS: u64 = 5_000;
 
 /// Settings a shard needs, fixed at start.
 #[derive(Debug, Clone)]
@@ -92,7 +160,48 @@ pub enum OutputState {
     Gone,
 }
 
-/// A shard's state.
+/// A shard's state: its connections, the channels and users it has or owns, the questions and
+/// requests it waits on, and what it owes the sockets, the other shards and the bridge. It does
+/// no IO and reads no clock: the shell calls it from the shard's one thread and moves bytes.
+///
+/// Inputs are `handle_*` methods, each taking `now_ms` where time matters:
+/// [`handle_accept`](Self::handle_accept) / [`handle_accept_metrics`](Self::handle_accept_metrics)
+/// (a socket accepted, returns its key), [`handle_bytes`](Self::handle_bytes) (bytes read),
+/// [`handle_closed`](Self::handle_closed) (the socket is gone),
+/// [`handle_message`](Self::handle_message) (a message from another shard's ring),
+/// [`handle_tick`](Self::handle_tick) (the once-a-second sweep),
+/// [`handle_drain`](Self::handle_drain) (shutting down), and from the bridge link
+/// [`handle_link_up`](Self::handle_link_up), [`handle_link_message`](Self::handle_link_message)
+/// and [`handle_link_down`](Self::handle_link_down). [`publish`](Self::publish),
+/// [`publish_to_user`](Self::publish_to_user) and [`terminate_user`](Self::terminate_user) are
+/// inputs too (for embedders and benchmarks); [`set_unix_time`](Self::set_unix_time) and
+/// [`set_write_blocked`](Self::set_write_blocked) tell the shard facts it cannot see. Every
+/// input finishes its consequences before it returns (messages the shard sent itself,
+/// connections that left), so nothing is re-entrant.
+///
+/// Outputs are `take_*` methods, which move what is queued into the shell's buffers:
+/// [`take_wakeups`](Self::take_wakeups) (connections with new output or a new phase),
+/// [`take_outbox`](Self::take_outbox) (messages for other shards, in order),
+/// [`take_output`](Self::take_output) (one connection's bytes, and what to do with its socket)
+/// and [`take_link_output`](Self::take_link_output) (bytes for the bridge). Polls without side
+/// effects say whether to call them: [`has_output`](Self::has_output),
+/// [`is_aborted`](Self::is_aborted), [`has_link_output`](Self::has_link_output).
+///
+/// The order the shell calls them in (`engine/src/`: `shard.rs`, `conn_task.rs`, `bridge_link.rs`):
+/// 1. One input: an accepted socket, a read on a connection, a message from a ring, a decoded
+///    frame from the bridge (one `handle_link_message` per frame of a read), the link going up
+///    or down, or every fourth 250 ms timer turn `set_unix_time` then `handle_tick` (on a
+///    drain request, `handle_drain` first).
+/// 2. After every input but an accept (the shell's `after_core`): `take_wakeups`,
+///    `take_outbox` and `has_link_output`, which wake the connection tasks and the link task
+///    and put the outbox onto the rings, in order.
+/// 3. A connection task, each time it is polled: a tail left from the last write goes first
+///    (`is_aborted` is checked before writing it; `set_write_blocked(key, false)` once it is
+///    written); otherwise `take_output`, then `set_write_blocked(key, true)` when the socket
+///    took only part, and `has_output` to go round again. Then it reads (`handle_bytes`,
+///    step 1), unless the rings are backed up. When the socket ends: `handle_closed`.
+/// 4. The link task likewise: `take_link_output` and write, then read and decode.
+/// 5. While draining, `draining_connection_count` after each timer turn until it is 0.
 #[derive(Debug)]
 pub struct Shard {
     settings: ShardSettings,
@@ -109,13 +218,13 @@ pub struct Shard {
     now_ms: u64,
     next_cache_sweep_ms: u64,
     unix_s: u64,
-    queries: query::PendingQueries,
+    queries: PendingQueries,
     stats: ShardStats,
-    link: bridge::LinkState,
-    pending_joins: cluster_presence::PendingJoins,
-    pending_cache: cluster_state::PendingCache,
-    pending_auth: auth_offload::PendingAuths,
-    cluster_queries: cluster_channels::ClusterQueries,
+    link: LinkState,
+    pending_joins: PendingJoins,
+    pending_cache: PendingCache,
+    pending_auth: PendingAuths,
+    cluster_queries: ClusterQueries,
 }
 
 impl Shard {
@@ -124,7 +233,7 @@ impl Shard {
         assert!(settings.shard_count >= 1 && settings.shard_count <= 64);
         assert!(settings.shard_index < settings.shard_count);
         let app_count = apps.len();
-        let link = bridge::LinkState::new(settings.bridge_enabled, settings.cluster_enabled, &apps);
+        let link = LinkState::new(settings.bridge_enabled, settings.cluster_enabled, &apps);
         Shard {
             settings,
             apps,
@@ -140,13 +249,13 @@ impl Shard {
             now_ms: 0,
             next_cache_sweep_ms: 0,
             unix_s: 0,
-            queries: slab::Slab::new(),
+            queries: Pending::without_deadline(PENDING_QUERIES_MAX),
             stats: ShardStats::default(),
             link,
-            pending_joins: cluster_presence::PendingJoins::default(),
-            pending_cache: cluster_state::PendingCache::default(),
-            pending_auth: auth_offload::PendingAuths::default(),
-            cluster_queries: cluster_channels::ClusterQueries::default(),
+            pending_joins: Pending::new(PENDING_MEMBERS_MAX, MEMBERS_WAIT_MS_MAX),
+            pending_cache: Pending::new(PENDING_CACHE_MAX, CACHE_WAIT_MS_MAX),
+            pending_auth: Pending::new(PENDING_AUTHS_MAX, AUTH_WAIT_MS_MAX),
+            cluster_queries: Pending::new(PENDING_CHANNELS_MAX, CHANNELS_WAIT_MS_MAX),
         }
     }
 
@@ -532,7 +641,7 @@ impl Shard {
                 .header("connection")
                 .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         match self.route_http(key, &head, &body, keep_alive) {
-            http_routes::HttpOutcome::Reply(reply) => {
+            HttpOutcome::Reply(reply) => {
                 self.finish_http(
                     key,
                     reply.route,
@@ -543,7 +652,7 @@ impl Shard {
                 );
                 keep_alive
             }
-            http_routes::HttpOutcome::Waiting => false,
+            HttpOutcome::Waiting => false,
         }
     }
 

@@ -11,9 +11,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use super::message::AppIndex;
-
-/// Seconds a cache channel remembers its last event (specs/pusher.md §5).
-pub const CACHE_TTL_S: u64 = 30 * 60;
+use crate::limits::CACHE_TTL_S;
 
 /// One presence member, counted over all its connections in the channel.
 #[derive(Debug)]

@@ -5,87 +5,14 @@
 
 use std::sync::Arc;
 
-use ahash::AHashMap;
 use bytes::Bytes;
-use slab::Slab;
 
 use super::conn::Phase;
 use super::message::{AppIndex, ChannelStat, Query, QueryPart, ShardMessage};
+use super::query_state::{merge, ChannelTotals, PendingQuery, Purpose};
 use super::stats::StatsSnapshot;
 use super::Shard;
 use crate::pusher::channel;
-
-/// Questions one shard may have in flight; more → 503. Bounds the pending table.
-pub const PENDING_QUERIES_MAX: usize = 4_096;
-
-/// What to do with the merged answer.
-#[derive(Debug)]
-pub enum Purpose {
-    /// `GET /apps/{id}/channels`.
-    ChannelList {
-        /// Include `user_count`.
-        user_count: bool,
-    },
-    /// `GET /apps/{id}/channels/{name}`.
-    ChannelInfo {
-        /// Channel name.
-        name: Arc<str>,
-        /// `info` attributes asked for.
-        attributes: Vec<crate::pusher::rest::InfoAttribute>,
-    },
-    /// `GET /apps/{id}/channels/{name}/users`.
-    Users,
-    /// `POST /apps/{id}/events` with `info`.
-    EventInfo {
-        /// `info` attributes asked for.
-        attributes: Vec<crate::pusher::rest::InfoAttribute>,
-    },
-    /// `POST /apps/{id}/batch_events` with `info` on some events: one entry per event.
-    BatchInfo {
-        /// (channel, attributes) per event, in batch order.
-        events: Vec<(Arc<str>, Vec<crate::pusher::rest::InfoAttribute>)>,
-    },
-    /// `GET /metrics`.
-    Metrics,
-    /// Another node asked for this node's channel counts (through the bridge).
-    NodeChannels {
-        /// The bridge's question id.
-        query_id: u32,
-    },
-}
-
-/// A question in flight.
-#[derive(Debug)]
-pub struct PendingQuery {
-    /// The HTTP connection waiting for the answer.
-    pub conn_key: u32,
-    /// Its serial (the key may be reused if it goes away).
-    pub conn_serial: u64,
-    /// Parts still missing.
-    pub waiting: u16,
-    /// Parts received.
-    pub parts: Vec<QueryPart>,
-    /// What to build.
-    pub purpose: Purpose,
-    /// Keep the connection after answering.
-    pub keep_alive: bool,
-    /// Route label for metrics.
-    pub route: &'static str,
-}
-
-/// Merged view of one channel over every shard.
-#[derive(Debug, Default, Clone)]
-pub struct ChannelTotals {
-    /// Subscriptions on every shard.
-    pub subscriptions: u64,
-    /// Presence users (from the owner).
-    pub users: Option<u64>,
-    /// Cached event frame and remaining seconds (from the owner).
-    pub cache: Option<(Bytes, u64)>,
-}
-
-/// The pending-question table of a shard.
-pub type PendingQueries = Slab<PendingQuery>;
 
 impl Shard {
     /// Sends a question to every shard (`owner_only`: only to the owner of `owner_name`) and
@@ -99,7 +26,7 @@ impl Shard {
         keep_alive: bool,
         route: &'static str,
     ) -> bool {
-        if self.queries.len() >= PENDING_QUERIES_MAX {
+        if self.queries.is_full() {
             return false;
         }
         let serial = self.conns[key as usize].serial;
@@ -107,7 +34,7 @@ impl Shard {
             Some((app, name)) => vec![self.owner_of(app, name)],
             None => (0..self.settings.shard_count).collect(),
         };
-        let id = self.queries.insert(PendingQuery {
+        let pending = PendingQuery {
             conn_key: key,
             conn_serial: serial,
             waiting: targets.len() as u16,
@@ -115,15 +42,18 @@ impl Shard {
             purpose,
             keep_alive,
             route,
-        }) as u64;
+        };
+        let Ok(id) = self.queries.insert(self.now_ms, pending) else {
+            return false;
+        };
         self.conns[key as usize].phase = Phase::HttpWaiting;
         // Several nodes: the other nodes' counts are part of the answer.
-        if self.cluster_ask_channels(id, &query) {
-            if let Some(pending) = self.queries.get_mut(id as usize) {
+        if self.cluster_ask_channels(u64::from(id), &query) {
+            if let Some(pending) = self.queries.get_mut(id) {
                 pending.waiting += 1;
             }
         }
-        self.send_query(id, query, targets);
+        self.send_query(u64::from(id), query, targets);
         true
     }
 
@@ -234,15 +164,18 @@ impl Shard {
 
     /// One part arrived; when it is the last, answer the waiting connection.
     pub(super) fn handle_query_reply(&mut self, id: u64, part: QueryPart) {
-        let Some(pending) = self.queries.get_mut(id as usize) else {
+        let Ok(id) = u32::try_from(id) else {
             return;
         };
-        pending.parts.push(part);
-        pending.waiting = pending.waiting.saturating_sub(1);
-        if pending.waiting > 0 {
+        let Some(pending) = self.queries.get_mut(id) else {
+            return;
+        };
+        if !pending.add_part(part) {
             return;
         }
-        let pending = self.queries.remove(id as usize);
+        let Some(pending) = self.queries.take(id) else {
+            return;
+        };
         if let Purpose::NodeChannels { query_id } = pending.purpose {
             self.answer_node_channels(query_id, &pending.parts);
             return;
@@ -281,7 +214,7 @@ impl Shard {
                 (
                     200,
                     "text/plain; version=0.0.4",
-                    super::stats::render_prometheus(&snapshots, &app_ids),
+                    super::prometheus::render_prometheus(&snapshots, &app_ids),
                 )
             }
             Purpose::Users => {
@@ -358,27 +291,6 @@ fn channels_object<'a>(
     }
     body.push_str("}}");
     body
-}
-
-/// Sums the parts per channel: subscriptions add up, users and cache come from the owner —
-/// and user counts from the other nodes' part (the cluster's) win over the node's.
-pub(super) fn merge(parts: &[QueryPart]) -> AHashMap<Arc<str>, ChannelTotals> {
-    let mut totals: AHashMap<Arc<str>, ChannelTotals> = AHashMap::new();
-    let node_first = parts
-        .iter()
-        .filter(|p| !p.cluster)
-        .chain(parts.iter().filter(|p| p.cluster));
-    for stat in node_first.flat_map(|p| p.channels.iter()) {
-        let t = totals.entry(stat.name.clone()).or_default();
-        t.subscriptions += stat.subscriptions;
-        if stat.users.is_some() {
-            t.users = stat.users;
-        }
-        if stat.cache.is_some() {
-            t.cache = stat.cache.clone();
-        }
-    }
-    totals
 }
 
 /// `{"occupied":…,"user_count":…,"subscription_count":…,"cache":{…}}` for one channel.

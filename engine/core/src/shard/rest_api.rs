@@ -1,15 +1,15 @@
-//! The Pusher HTTP REST API on a shard (`specs/pusher.md` §7): app lookup, request signature,
-//! rate limits, then publish (encode once per channel, fan out like any publish), channel
-//! queries (scatter-gather over the shards), presence users (asked of the owner), and
-//! terminating a user's connections (every shard).
+//! The Pusher HTTP REST API on a shard (`docs/behaviour-notes.md`, "REST API"): app lookup,
+//! request signature, rate limits, then publish (encode once per channel, fan out like any
+//! publish), channel queries (scatter-gather over the shards), presence users (asked of the
+//! owner), and terminating a user's connections (every shard).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::http_routes::{json, HttpOutcome};
+use super::http_reply::{json, HttpOutcome};
 use super::message::{AppIndex, Query};
-use super::query::Purpose;
+use super::query_state::Purpose;
 use super::Shard;
 use crate::http::request::{percent_decode, RequestHead};
 use crate::pusher::channel::{self, ChannelKind};

@@ -1,8 +1,8 @@
 //! The webhook events a shard sees first and hands to the bridge, which filters, delays,
-//! batches and sends them (specs/pusher.md §8): client events and cache misses where they
-//! happen; a channel's node-wide first subscriber and last leave (`channel_occupied` /
-//! `channel_vacated`) and, on a single node, a presence user's first join and last leave at the
-//! channel's owner shard.
+//! batches and sends them (`docs/cluster.md`, "Built: webhooks"): client events and cache misses
+//! where they happen; a channel's node-wide first subscriber and last leave (`channel_occupied`
+//! / `channel_vacated`) and, on a single node, a presence user's first join and last leave at
+//! the channel's owner shard.
 //!
 //! The owner sees every shard's interest announcements in order, so it knows the node's
 //! occupancy exactly and without extra messages. Events made while the bridge is away wait in
@@ -14,30 +14,16 @@
 //! bridge sums the shards. Nothing waits while the link is down; after `Hello` every counted
 //! channel is reported again, so a new bridge starts from the truth.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::app::WebhookEventType;
+use crate::limits::{COUNTS_DIRTY_MAX, HOOKS_WAITING_MAX, LINK_QUEUE_MAX};
 use crate::link::{HookEvent, LinkMessage};
 use crate::pusher::server_message::push_json_string;
-use crate::webhook_config::{event_body, kind_bit, subscription_count_body};
+use crate::webhook_config::{event_body, subscription_count_body};
 
-use super::bridge::LINK_QUEUE_MAX;
 use super::message::AppIndex;
 use super::Shard;
-
-/// Webhook events kept while the bridge is away; past it new ones are dropped (counted).
-pub const HOOKS_WAITING_MAX: usize = 65_536;
-
-/// Webhook events waiting for the link.
-pub(super) type HooksWaiting = VecDeque<HookEvent>;
-
-/// Channels whose changed subscription count waits for the next tick; past it a change is
-/// reported at once (not coalesced, but never lost).
-pub const COUNTS_DIRTY_MAX: usize = 65_536;
-
-/// Channels whose subscription count changed since the last tick.
-pub(super) type CountsDirty = ahash::AHashSet<(AppIndex, Arc<str>)>;
 
 /// Presence channels have member events and `user_count` instead (as Pusher does).
 fn counts_subscriptions(channel: &str) -> bool {
@@ -47,12 +33,7 @@ fn counts_subscriptions(channel: &str) -> bool {
 impl Shard {
     /// True when some webhook of the app wants events of `kind` (and a bridge sends them).
     pub(super) fn wants_hook(&self, app: AppIndex, kind: WebhookEventType) -> bool {
-        self.link.enabled
-            && self
-                .link
-                .hook_kinds
-                .get(app as usize)
-                .is_some_and(|mask| mask & kind_bit(kind) != 0)
+        self.link.wants_hook(app, kind)
     }
 
     /// Hands one event to the bridge, or keeps it until the link is back.

@@ -11,6 +11,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::utf8::Utf8Validator;
+use crate::limits::{WS_CLOSE_REASON_BYTES_MAX, WS_CONTROL_PAYLOAD_BYTES_MAX};
 
 /// Frame opcodes (RFC 6455 §5.2).
 pub mod opcode {
@@ -27,12 +28,6 @@ pub mod opcode {
     /// Pong.
     pub const PONG: u8 = 10;
 }
-
-/// Largest payload of a control frame (RFC 6455 §5.5).
-pub const CONTROL_PAYLOAD_MAX: usize = 125;
-
-/// Largest close reason that fits a control frame beside the 2-byte code.
-pub const CLOSE_REASON_MAX: usize = CONTROL_PAYLOAD_MAX - 2;
 
 /// One complete message (or control frame) received from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +187,7 @@ impl Decoder {
                 if !fin {
                     return Err(ProtocolError::protocol("fragmented control frame"));
                 }
-                if usize::from(len7) > CONTROL_PAYLOAD_MAX {
+                if usize::from(len7) > WS_CONTROL_PAYLOAD_BYTES_MAX {
                     return Err(ProtocolError::protocol("control frame payload over 125"));
                 }
             }
@@ -434,7 +429,7 @@ pub fn encode_pong(payload: &[u8]) -> Bytes {
 
 /// Close frame with a code and a UTF-8 reason truncated (on a char boundary) to fit 123 bytes.
 pub fn encode_close(code: u16, reason: &str) -> Bytes {
-    let mut end = reason.len().min(CLOSE_REASON_MAX);
+    let mut end = reason.len().min(WS_CLOSE_REASON_BYTES_MAX);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
@@ -453,10 +448,10 @@ pub fn encode_close_empty() -> Bytes {
 
 fn control_payload(payload: &[u8]) -> &[u8] {
     debug_assert!(
-        payload.len() <= CONTROL_PAYLOAD_MAX,
+        payload.len() <= WS_CONTROL_PAYLOAD_BYTES_MAX,
         "control payload over 125"
     );
-    &payload[..payload.len().min(CONTROL_PAYLOAD_MAX)]
+    &payload[..payload.len().min(WS_CONTROL_PAYLOAD_BYTES_MAX)]
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The publish bodies of the REST API (`specs/pusher.md` §7): `POST /apps/{id}/events` and
-//! `POST /apps/{id}/batch_events`, parsed from untrusted JSON and checked against the app's
-//! limits into [`PublishEvent`]s the shard can fan out as they are.
+//! The publish bodies of the REST API (`docs/protocol-notes.md`, REST API):
+//! `POST /apps/{id}/events` and `POST /apps/{id}/batch_events`, parsed from untrusted JSON and
+//! checked against the app's limits into [`PublishEvent`]s the shard can fan out as they are,
+//! and [`event_json`], the frame text of one event on one of its channels.
 //!
 //! Everything is validated before anything is returned, so a caller that gets `Ok` can send
 //! every event and one that gets `Err` sends none (a batch is all or nothing).
@@ -8,11 +9,12 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use super::RestError;
+use super::error::RestError;
 use crate::app::AppConfig;
 use crate::pusher::channel::{classify, server_to_user_id, ChannelNameError};
 use crate::pusher::client_message::{encode_value, parse_json};
-use crate::pusher::server_message::json_string;
+use crate::pusher::json_escape::json_string;
+use crate::pusher::server_message::channel_event;
 use crate::pusher::user::MAX_USER_ID_BYTES;
 
 type Object<'a> = simd_json::borrowed::Object<'a>;
@@ -259,12 +261,17 @@ fn is_socket_id(s: &str) -> bool {
         .is_some_and(|(a, b)| digits(a) && digits(b))
 }
 
+/// The frame JSON text of `event` on one of its channels:
+/// `{"event":name,"channel":c,"data":<data_json>}`.
+pub fn event_json(event: &PublishEvent, channel: &str) -> String {
+    channel_event(&event.name, channel, &event.data_json, None)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::pusher::rest::event_json;
     use serde_json::{json, Value};
 
     fn app() -> AppConfig {

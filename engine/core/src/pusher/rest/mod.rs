@@ -1,80 +1,23 @@
-//! The HTTP REST API's pure pieces (`specs/pusher.md` §7): request signing ([`signature`]),
-//! the publish bodies of `POST /apps/{id}/events` and `/batch_events` ([`body`]), the `info`
-//! query attributes, and [`RestError`], the one error type every REST rejection is expressed
-//! as (HTTP status + `{"error":"…"}`).
+//! The HTTP REST API's pure pieces (`docs/protocol-notes.md`: REST API, REST signing): request
+//! signing ([`signature`]), the publish bodies of `POST /apps/{id}/events` and `/batch_events`
+//! ([`body`]), the `info` query attributes, and [`RestError`] ([`error`]), the one error type
+//! every REST rejection is expressed as (HTTP status + `{"error":"…"}`).
 //!
 //! Routing, app lookup, channel state and the replies themselves belong to the shard; this
 //! module only decides whether a request is authentic and well-formed.
 
 pub mod body;
+pub mod error;
 pub mod signature;
 
-pub use body::{parse_batch, parse_publish, PublishEvent};
+pub use body::{event_json, parse_batch, parse_publish, PublishEvent};
+pub use error::RestError;
 pub use signature::{
     body_md5_hex, sign_query, string_to_sign, verify_request, AUTH_VERSION, EMPTY_BODY_MD5,
     TIMESTAMP_TOLERANCE_S,
 };
 
-use super::server_message::{channel_event, push_json_string};
-
-/// Why a REST request is refused; maps to the HTTP status and the JSON body
-/// `{"error": message}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestError {
-    /// HTTP status: 400 bad request, 401 bad auth, 413 over a limit (others come from the
-    /// shard: 403, 404, 429).
-    pub status: u16,
-    /// Human-readable cause, sent as the `error` field.
-    pub message: String,
-}
-
-impl RestError {
-    /// An error with `status` and `message`.
-    pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    /// 400: malformed request.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(400, message)
-    }
-
-    /// 401: missing or wrong authentication.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(401, message)
-    }
-
-    /// 413: a name, a list or a payload over the app's limit.
-    pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(413, message)
-    }
-
-    /// The JSON response body `{"error":"…"}` (the message JSON-escaped).
-    pub fn body(&self) -> String {
-        let mut out = String::with_capacity(self.message.len() + 16);
-        out.push_str("{\"error\":");
-        push_json_string(&mut out, &self.message);
-        out.push('}');
-        out
-    }
-
-    /// The same error with `context: ` put in front of the message (`batch[3]: …`).
-    pub(crate) fn in_context(mut self, context: &str) -> Self {
-        self.message = format!("{context}: {}", self.message);
-        self
-    }
-}
-
-impl core::fmt::Display for RestError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{} {}", self.status, self.message)
-    }
-}
-
-impl std::error::Error for RestError {}
+use super::json_escape::push_json_string;
 
 /// One attribute a REST caller may ask for with `info=…` (channel queries and publishes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,12 +67,6 @@ pub fn parse_info_attributes(value: Option<&str>) -> Result<Vec<InfoAttribute>, 
         }
     }
     Ok(out)
-}
-
-/// The frame JSON text of `event` on one of its channels:
-/// `{"event":name,"channel":c,"data":<data_json>}`.
-pub fn event_json(event: &PublishEvent, channel: &str) -> String {
-    channel_event(&event.name, channel, &event.data_json, None)
 }
 
 #[cfg(test)]
@@ -199,6 +136,6 @@ mod tests {
     }
 
     fn json_string_of(s: &str) -> String {
-        crate::pusher::server_message::json_string(s)
+        crate::pusher::json_escape::json_string(s)
     }
 }

@@ -1,5 +1,6 @@
-//! REST request signing (`specs/pusher.md` §7): checking the `auth_*` query parameters and
-//! `body_md5` of an incoming request, and building a signed query string for a client.
+//! REST request signing (`docs/protocol-notes.md`, REST signing): checking the `auth_*` query
+//! parameters and `body_md5` of an incoming request, and building a signed query string for a
+//! client.
 //!
 //! The signature is `hex(HMAC_SHA256(secret, "METHOD\nPATH\nQUERY"))` where QUERY is every
 //! query parameter but `auth_signature`, keys lower-cased, sorted by key, joined `k=v&…` with
@@ -26,12 +27,12 @@
 
 use md5::{Digest, Md5};
 
-use super::RestError;
+use super::error::RestError;
 use crate::http::request::percent_decode;
 use crate::pusher::auth::{hmac_sha256_hex, verify_hmac_sha256_hex};
 
 /// Most seconds `auth_timestamp` may be away from the server's clock, either way.
-pub const TIMESTAMP_TOLERANCE_S: u64 = 600;
+pub use crate::limits::REST_TIMESTAMP_TOLERANCE_S as TIMESTAMP_TOLERANCE_S;
 
 /// The only `auth_version` there is.
 pub const AUTH_VERSION: &str = "1.0";
@@ -128,7 +129,7 @@ fn parse_query(raw_query: &str) -> Result<Vec<Param<'_>>, RestError> {
     params.sort_by(|a, b| a.key.cmp(&b.key));
     if let Some(pair) = params.windows(2).find(|w| w[0].key == w[1].key) {
         let mut message = String::from("duplicate query parameter ");
-        crate::pusher::server_message::push_json_string(&mut message, &pair[0].key);
+        crate::pusher::json_escape::push_json_string(&mut message, &pair[0].key);
         return Err(RestError::bad_request(message));
     }
     Ok(params)
@@ -146,9 +147,9 @@ fn required(params: &[Param<'_>], key: &str) -> Result<String, RestError> {
     param(params, key).ok_or_else(|| RestError::unauthorized(format!("missing {key}")))
 }
 
-/// Verifies a signed REST request (`specs/pusher.md` §7). `path` and `raw_query` are the
-/// request target as received (not decoded), `body` the raw body, `now_unix_s` the server's
-/// clock.
+/// Verifies a signed REST request (`docs/protocol-notes.md`, REST signing). `path` and
+/// `raw_query` are the request target as received (not decoded), `body` the raw body,
+/// `now_unix_s` the server's clock.
 ///
 /// Checks, in order: no parameter given twice (400 `duplicate query parameter`);
 /// `auth_key`, `auth_timestamp`, `auth_signature` present (401 `missing auth_…`);
