@@ -152,6 +152,9 @@ pub const WEBHOOK_QUEUE_ENTRIES_MAX: u64 = 1_000_000;
 /// Redis queue entries handed to the webhook task and not yet settled; the consumer waits at
 /// this many.
 pub const WEBHOOK_QUEUE_IN_FLIGHT_MAX: usize = 10_000;
+/// While [`WEBHOOK_QUEUE_IN_FLIGHT_MAX`] entries are in flight, how often the consumer looks
+/// again for room.
+pub const WEBHOOK_IN_FLIGHT_POLL_MS: u64 = 50;
 /// Events the Redis queue's producer keeps while Redis is away; past it they are dropped
 /// (counted).
 pub const WEBHOOK_PRODUCER_WAITING_EVENTS_MAX: usize = 65_536;
@@ -166,6 +169,8 @@ pub const WEBHOOK_READ_BLOCK_MS: u64 = 1_000;
 pub const WEBHOOK_CLAIM_IDLE_MS: u64 = 6 * 60 * 1_000;
 /// How often idle entries of other consumers are looked for.
 pub const WEBHOOK_CLAIM_INTERVAL_MS: u64 = 30_000;
+/// Longest excerpt of a receiver's answer put in a log line.
+pub const WEBHOOK_ANSWER_EXCERPT_BYTES_MAX: usize = 200;
 /// How often the cluster's delayed leaves are checked.
 pub const WEBHOOK_DUE_POLL_INTERVAL_MS: u64 = 250;
 /// Most delayed leaves taken by one script run (the task runs again at once when it got that

@@ -65,6 +65,9 @@ async fn serve(ctx: &ShardCtx, stream: &mut UnixStream) -> String {
     .await
 }
 
+/// One poll of the link: writes what the core queued, then reads and hands frames to the core,
+/// until the socket would block or the read budget is spent. Ready with the reason when the
+/// link fails.
 fn drive(
     ctx: &ShardCtx,
     stream: &mut UnixStream,
@@ -73,13 +76,7 @@ fn drive(
     unwritten: &mut Option<Bytes>,
     cx: &mut Context<'_>,
 ) -> Poll<String> {
-    {
-        let mut slot = ctx.link_waker.borrow_mut();
-        match slot.as_ref() {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
-    }
+    register_waker(ctx, cx);
     let mut reads = 0;
     loop {
         // 1. Write what the core queued (one buffer at a time keeps the queue in the core,
@@ -117,25 +114,42 @@ fn drive(
             Poll::Ready(Ok(n)) => {
                 reads += 1;
                 inbound.extend_from_slice(&scratch[..n]);
-                loop {
-                    match link::decode(inbound) {
-                        Ok(Some(message)) => {
-                            let now_ms = ctx.now_ms();
-                            let handled =
-                                ctx.core.borrow_mut().handle_link_message(message, now_ms);
-                            if let Err(err) = handled {
-                                return Poll::Ready(format!("bridge protocol error: {err}"));
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(err) => {
-                            return Poll::Ready(format!("bad frame from the bridge: {err}"))
-                        }
-                    }
+                if let Err(reason) = hand_frames_to_core(ctx, inbound) {
+                    return Poll::Ready(reason);
                 }
                 ctx.after_core();
             }
             Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+/// Stores the waker the core's link output wakes, replacing it only when this poll's waker
+/// is a different one (cloning a waker on every poll is wasted work).
+#[inline]
+fn register_waker(ctx: &ShardCtx, cx: &Context<'_>) {
+    let mut slot = ctx.link_waker.borrow_mut();
+    match slot.as_ref() {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+/// Decodes every complete frame in `inbound` and hands each to the core, leaving a partial
+/// frame for the next read. Its own piece so [`drive`] shows only the write and read steps;
+/// the error is why the link must close.
+fn hand_frames_to_core(ctx: &ShardCtx, inbound: &mut BytesMut) -> Result<(), String> {
+    loop {
+        match link::decode(inbound) {
+            Ok(Some(message)) => {
+                let now_ms = ctx.now_ms();
+                let handled = ctx.core.borrow_mut().handle_link_message(message, now_ms);
+                if let Err(err) = handled {
+                    return Err(format!("bridge protocol error: {err}"));
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(err) => return Err(format!("bad frame from the bridge: {err}")),
         }
     }
 }

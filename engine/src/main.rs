@@ -12,12 +12,14 @@ mod shard;
 mod shard_ctx;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use mimalloc::MiMalloc;
 use ringcast_core::app::AppTable;
 use ringcast_core::webhook_config;
+use socket2::Socket;
 use tracing::{error, info, warn};
 
 #[global_allocator]
@@ -56,6 +58,8 @@ fn init_logging(level: &str) {
         .init();
 }
 
+/// Starts the node and serves until every shard has stopped: host checks, listeners, the
+/// bridge when the node needs one, the signal thread, then one executor per shard.
 fn run(config: config::Config) -> Result<(), String> {
     let server = &config.server;
     if config.dev_app {
@@ -72,72 +76,16 @@ fn run(config: config::Config) -> Result<(), String> {
     }
     let addr = SocketAddr::new(server.bind_address, server.port);
     let (listeners, bound) = listener::bind_all(addr, shard_count, server.listen_backlog)?;
-    let mut metrics_listener = match server.metrics_port {
-        Some(port) => {
-            let metrics_addr = SocketAddr::new(server.bind_address, port);
-            let socket = listener::bind_one(metrics_addr, server.listen_backlog)
-                .map_err(|e| format!("cannot listen on {metrics_addr} (--metrics-port): {e}"))?;
-            if let Some(local) = socket.local_addr().ok().and_then(|a| a.as_socket()) {
-                info!("metrics on http://{local}/metrics");
-            }
-            Some(socket)
-        }
-        None => None,
-    };
-    let starts = listeners
-        .into_iter()
-        .enumerate()
-        .map(|(i, listener)| shard::ShardStart {
-            listener,
-            cpu: cpus[i % cpus.len()],
-            metrics_listener: metrics_listener.take(),
-        })
-        .collect();
+    let metrics_listener = bind_metrics_listener(server)?;
+    let starts = shard_starts(listeners, &cpus, metrics_listener);
     let cluster = server.needs_bridge();
-    // Webhooks and offloaded authorizations are sent by the bridge; the Redis queue is the
-    // bridge's too.
-    let webhooks = webhook_config::link_json(&config.apps).is_some()
-        || server.queue_driver == config::Driver::Redis
-        || config
-            .apps
-            .iter()
-            .any(|app| app.channel_authorization_url.is_some());
-    let bridge_socket = if cluster || webhooks {
-        let uses_redis = cluster || server.queue_driver == config::Driver::Redis;
-        if uses_redis && server.redis_prefix.contains(['{', '}']) {
-            // They would change the hash slots of the state keys (see docs/cluster.md).
-            return Err(format!(
-                "--redis-prefix {:?} may not contain '{{' or '}}'",
-                server.redis_prefix
-            ));
-        }
-        if server.redis_tls_ca_file.is_some() && !server.redis_tls {
-            return Err("--redis-tls-ca-file needs --redis-tls".into());
-        }
-        let socket = bridge_supervisor::socket_path(server);
-        if server.bridge_external {
-            info!(socket = %socket.display(), "linking to a bridge run separately");
-        } else {
-            bridge_supervisor::start(server, &socket, cluster)?;
-        }
-        Some(socket)
+    let bridge_socket = if cluster || needs_bridge_for_webhooks(&config) {
+        Some(start_bridge(server, cluster)?)
     } else {
         None
     };
     let apps = Arc::new(AppTable::new(config.apps.clone()));
-    let settings = shard::EngineSettings {
-        shard_count,
-        io_memory_bytes: plan.io_memory_bytes,
-        socket_id_base: socket_id_base(),
-        max_message_size: server.max_message_size,
-        outbound_bytes_max: server.max_outbound_bytes,
-        handshake_timeout_s: server.handshake_timeout_s,
-        drain_timeout_s: server.drain_timeout_s,
-        echo_path: server.echo_path.clone(),
-        metrics_port_separate: server.metrics_port.is_some(),
-        bridge_socket,
-        cluster,
-    };
+    let settings = engine_settings(server, &plan, bridge_socket, cluster);
     start_signal_thread()?;
     let handles = shard::spawn_all(starts, apps, settings)?;
     info!(
@@ -148,6 +96,104 @@ fn run(config: config::Config) -> Result<(), String> {
         max_connections_by_nofile = plan.nofile,
         "listening on {bound}"
     );
+    wait_for_shards(handles)?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Binds the `--metrics-port` listener when one is configured, and logs its URL. Its own piece
+/// because it is optional and has its own error message naming the option.
+fn bind_metrics_listener(server: &config::ServerConfig) -> Result<Option<Socket>, String> {
+    let Some(port) = server.metrics_port else {
+        return Ok(None);
+    };
+    let metrics_addr = SocketAddr::new(server.bind_address, port);
+    let socket = listener::bind_one(metrics_addr, server.listen_backlog)
+        .map_err(|e| format!("cannot listen on {metrics_addr} (--metrics-port): {e}"))?;
+    if let Some(local) = socket.local_addr().ok().and_then(|a| a.as_socket()) {
+        info!("metrics on http://{local}/metrics");
+    }
+    Ok(Some(socket))
+}
+
+/// Pairs each shard's listener with the CPU it is pinned to (round-robin over the usable
+/// CPUs); the first shard also gets the metrics listener.
+fn shard_starts(
+    listeners: Vec<Socket>,
+    cpus: &[usize],
+    mut metrics_listener: Option<Socket>,
+) -> Vec<shard::ShardStart> {
+    listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, listener)| shard::ShardStart {
+            listener,
+            cpu: cpus[i % cpus.len()],
+            metrics_listener: metrics_listener.take(),
+        })
+        .collect()
+}
+
+/// True when a node needs the bridge even when it is the only node: webhooks and offloaded
+/// authorizations are sent by the bridge, and the Redis webhook queue is the bridge's too.
+fn needs_bridge_for_webhooks(config: &config::Config) -> bool {
+    webhook_config::link_json(&config.apps).is_some()
+        || config.server.queue_driver == config::Driver::Redis
+        || config
+            .apps
+            .iter()
+            .any(|app| app.channel_authorization_url.is_some())
+}
+
+/// Checks the options only the bridge uses, then starts the bridge (unless the operator runs
+/// it: `--bridge-external`); returns the socket the shards link to. Its own piece because these
+/// checks apply only when a bridge is needed.
+fn start_bridge(server: &config::ServerConfig, cluster: bool) -> Result<PathBuf, String> {
+    let uses_redis = cluster || server.queue_driver == config::Driver::Redis;
+    if uses_redis && server.redis_prefix.contains(['{', '}']) {
+        // They would change the hash slots of the state keys (see docs/cluster.md).
+        return Err(format!(
+            "--redis-prefix {:?} may not contain '{{' or '}}'",
+            server.redis_prefix
+        ));
+    }
+    if server.redis_tls_ca_file.is_some() && !server.redis_tls {
+        return Err("--redis-tls-ca-file needs --redis-tls".into());
+    }
+    let socket = bridge_supervisor::socket_path(server);
+    if server.bridge_external {
+        info!(socket = %socket.display(), "linking to a bridge run separately");
+    } else {
+        bridge_supervisor::start(server, &socket, cluster)?;
+    }
+    Ok(socket)
+}
+
+/// The settings every shard shares, from the configuration and the host plan.
+fn engine_settings(
+    server: &config::ServerConfig,
+    plan: &checks::HostPlan,
+    bridge_socket: Option<PathBuf>,
+    cluster: bool,
+) -> shard::EngineSettings {
+    shard::EngineSettings {
+        shard_count: server.shards,
+        io_memory_bytes: plan.io_memory_bytes,
+        socket_id_base: socket_id_base(),
+        max_message_size: server.max_message_size,
+        outbound_bytes_max: server.max_outbound_bytes,
+        handshake_timeout_s: server.handshake_timeout_s,
+        drain_timeout_s: server.drain_timeout_s,
+        echo_path: server.echo_path.clone(),
+        metrics_port_separate: server.metrics_port.is_some(),
+        bridge_socket,
+        cluster,
+    }
+}
+
+/// Joins every shard thread; an error when any of them stopped with a panic. All are joined
+/// first, so no shard is left running when `run` returns.
+fn wait_for_shards(handles: Vec<glommio::ExecutorJoinHandle<()>>) -> Result<(), String> {
     let mut failed = false;
     for handle in handles {
         if handle.join().is_err() {
@@ -157,7 +203,6 @@ fn run(config: config::Config) -> Result<(), String> {
     if failed {
         return Err("a shard stopped with an error".into());
     }
-    info!("stopped");
     Ok(())
 }
 

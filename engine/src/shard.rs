@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_lite::StreamExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use glommio::net::TcpListener;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, Task};
 use ringcast_core::app::AppTable;
 use ringcast_core::shard::message::ShardMessage;
 use ringcast_core::shard::{Shard, ShardSettings};
@@ -19,7 +19,9 @@ use tracing::{debug, info, warn};
 
 use crate::conn_task;
 use crate::shard_ctx::{drain_overflow, ShardCtx};
-use ringcast_core::limits::{IO_RING_ENTRIES, SOCKET_WRITE_CHUNK_BYTES};
+use ringcast_core::limits::{
+    ACCEPT_RETRY_DELAY_MS, IO_RING_ENTRIES, SOCKET_WRITE_CHUNK_BYTES, SWEEP_INTERVAL_MS,
+};
 
 /// Set by the signal thread: every shard starts draining at its next sweep.
 pub static DRAIN_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -103,6 +105,9 @@ pub fn spawn_all(
     Ok(handles)
 }
 
+/// One shard's life: joins the mesh, builds the core and its context, starts the shard's tasks
+/// (mesh receivers, overflow drain, bridge link, accept loops), then runs the sweep until the
+/// shard has drained, and stops the tasks.
 async fn run_shard(
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
@@ -120,21 +125,7 @@ async fn run_shard(
         };
     // The mesh peer id is the shard index: socket ids and owner hashing use it.
     let shard_index = senders.peer_id();
-    let core = Shard::new(
-        ShardSettings {
-            shard_index: shard_index as u16,
-            shard_count: settings.shard_count as u16,
-            socket_id_base: settings.socket_id_base,
-            max_message_size: settings.max_message_size,
-            outbound_bytes_max: settings.outbound_bytes_max,
-            handshake_timeout_s: settings.handshake_timeout_s,
-            echo_path: settings.echo_path.clone(),
-            metrics_port_separate: settings.metrics_port_separate,
-            bridge_enabled: settings.bridge_socket.is_some(),
-            cluster_enabled: settings.cluster,
-        },
-        apps,
-    );
+    let core = Shard::new(core_settings(shard_index, &settings), apps);
     let ctx = Rc::new(ShardCtx::new(
         core,
         senders,
@@ -144,6 +135,42 @@ async fn run_shard(
     debug!(shard = shard_index, "shard started");
 
     let mut receivers = receivers;
+    let receiver_tasks = spawn_receivers(&ctx, &mut receivers);
+    let overflow_task = glommio::spawn_local(drain_overflow(ctx.clone()));
+    let link_task = settings
+        .bridge_socket
+        .clone()
+        .map(|path| glommio::spawn_local(crate::bridge_link::run(ctx.clone(), path)));
+    ctx.core.borrow_mut().set_unix_time(unix_now_s());
+    let accept_task = glommio::spawn_local(accept_loop(ctx.clone(), listener, false));
+    let _metrics_task = metrics_listener
+        .map(|listener| glommio::spawn_local(accept_loop(ctx.clone(), listener, true)));
+
+    sweep_until_drained(&ctx, accept_task, shard_index, settings.drain_timeout_s).await;
+    drop(link_task);
+    drop(overflow_task);
+    drop(receiver_tasks);
+}
+
+/// The core's settings for the shard at `shard_index`, from the engine settings every shard
+/// shares.
+fn core_settings(shard_index: usize, settings: &EngineSettings) -> ShardSettings {
+    ShardSettings {
+        shard_index: shard_index as u16,
+        shard_count: settings.shard_count as u16,
+        socket_id_base: settings.socket_id_base,
+        max_message_size: settings.max_message_size,
+        outbound_bytes_max: settings.outbound_bytes_max,
+        handshake_timeout_s: settings.handshake_timeout_s,
+        echo_path: settings.echo_path.clone(),
+        metrics_port_separate: settings.metrics_port_separate,
+        bridge_enabled: settings.bridge_socket.is_some(),
+        cluster_enabled: settings.cluster,
+    }
+}
+
+/// One task per other shard, handing each message from that shard's ring to the core.
+fn spawn_receivers(ctx: &Rc<ShardCtx>, receivers: &mut Receivers<ShardMessage>) -> Vec<Task<()>> {
     let mut receiver_tasks = Vec::new();
     for (_peer, mut stream) in receivers.streams() {
         let ctx = ctx.clone();
@@ -155,22 +182,24 @@ async fn run_shard(
             }
         }));
     }
-    let overflow_task = glommio::spawn_local(drain_overflow(ctx.clone()));
-    let link_task = settings
-        .bridge_socket
-        .clone()
-        .map(|path| glommio::spawn_local(crate::bridge_link::run(ctx.clone(), path)));
-    ctx.core.borrow_mut().set_unix_time(unix_now_s());
-    let accept_task = glommio::spawn_local(accept_loop(ctx.clone(), listener, false));
-    let _metrics_task = metrics_listener
-        .map(|listener| glommio::spawn_local(accept_loop(ctx.clone(), listener, true)));
+    receiver_tasks
+}
 
-    // The sweep: once a second for timeouts; the drain flag is checked four times a second.
+/// The sweep: once a second for timeouts; the drain flag is checked four times a second. When
+/// the flag is up, stops accepting (drops `accept_task`) and drains; returns once no connection
+/// is left or the drain timeout has passed. Its own piece because it is the shard's whole life
+/// after start-up.
+async fn sweep_until_drained(
+    ctx: &ShardCtx,
+    accept_task: Task<()>,
+    shard_index: usize,
+    drain_timeout_s: u64,
+) {
     let mut quarter: u64 = 0;
     let mut accept_task = Some(accept_task);
     let mut drain_deadline: Option<Instant> = None;
     loop {
-        glommio::timer::sleep(Duration::from_millis(250)).await;
+        glommio::timer::sleep(Duration::from_millis(SWEEP_INTERVAL_MS)).await;
         quarter += 1;
         let now_ms = ctx.now_ms();
         if drain_deadline.is_none() && DRAIN_REQUESTED.load(Ordering::Relaxed) {
@@ -178,10 +207,10 @@ async fn run_shard(
             drop(accept_task.take());
             ctx.core.borrow_mut().handle_drain(now_ms);
             ctx.after_core();
-            drain_deadline = Some(Instant::now() + Duration::from_secs(settings.drain_timeout_s));
+            drain_deadline = Some(Instant::now() + Duration::from_secs(drain_timeout_s));
             info!(shard = shard_index, "draining");
         }
-        if quarter.is_multiple_of(4) {
+        if quarter.is_multiple_of(1_000 / SWEEP_INTERVAL_MS) {
             let mut core = ctx.core.borrow_mut();
             core.set_unix_time(unix_now_s());
             core.handle_tick(now_ms);
@@ -196,9 +225,6 @@ async fn run_shard(
             }
         }
     }
-    drop(link_task);
-    drop(overflow_task);
-    drop(receiver_tasks);
 }
 
 /// Seconds since the Unix epoch (REST signatures carry wall-clock timestamps).
@@ -227,7 +253,7 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, metrics_only: boo
             Err(err) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning.
                 warn!(%err, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(100)).await;
+                glommio::timer::sleep(Duration::from_millis(ACCEPT_RETRY_DELAY_MS)).await;
             }
         }
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::counters::{add, BridgeCounters};
 use crate::limits::{
     REDIS_COMMAND_TIMEOUT_MS, REDIS_CONNECT_TIMEOUT_MS, WEBHOOK_CLAIM_IDLE_MS,
-    WEBHOOK_CLAIM_INTERVAL_MS, WEBHOOK_ENQUEUE_BATCH_EVENTS_MAX,
+    WEBHOOK_CLAIM_INTERVAL_MS, WEBHOOK_ENQUEUE_BATCH_EVENTS_MAX, WEBHOOK_IN_FLIGHT_POLL_MS,
     WEBHOOK_PRODUCER_WAITING_EVENTS_MAX, WEBHOOK_QUEUE_IN_FLIGHT_MAX,
     WEBHOOK_READ_BATCH_ENTRIES_MAX, WEBHOOK_READ_BLOCK_MS,
 };
@@ -286,7 +286,7 @@ pub async fn run_consumer(
             return;
         }
         if in_flight.load(Ordering::Acquire) >= WEBHOOK_QUEUE_IN_FLIGHT_MAX {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(WEBHOOK_IN_FLIGHT_POLL_MS)).await;
             continue;
         }
         // Every new connection makes sure the group exists (Redis may have been emptied).

@@ -19,8 +19,8 @@ use tokio::time::Instant;
 
 use crate::counters::outcomes::WebhookCounters;
 use crate::limits::{
-    WEBHOOK_GIVE_UP_MS, WEBHOOK_PENDING_BATCHES_MAX, WEBHOOK_RETRY_DELAY_MS_MAX,
-    WEBHOOK_RETRY_DELAY_MS_MIN,
+    WEBHOOK_ANSWER_EXCERPT_BYTES_MAX, WEBHOOK_GIVE_UP_MS, WEBHOOK_PENDING_BATCHES_MAX,
+    WEBHOOK_RETRY_DELAY_MS_MAX, WEBHOOK_RETRY_DELAY_MS_MIN,
 };
 use crate::outbound::http::url_host;
 use crate::outbound::http::{OutboundError, OutboundHttp};
@@ -353,8 +353,7 @@ impl JitterStream {
 
 /// The first bytes of a receiver's answer, printable, for a log line.
 fn answer_excerpt(body: &[u8]) -> String {
-    const EXCERPT_BYTES_MAX: usize = 200;
-    let cut = &body[..body.len().min(EXCERPT_BYTES_MAX)];
+    let cut = &body[..body.len().min(WEBHOOK_ANSWER_EXCERPT_BYTES_MAX)];
     String::from_utf8_lossy(cut)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -233,6 +233,11 @@ pub const LINK_ATTEMPTS_BEFORE_WARNING: u32 = 10;
 pub const LINK_READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Link reads handled per poll before yielding to the shard's other tasks.
 pub const LINK_READS_PER_POLL_MAX: usize = 16;
+/// How often a shard's sweep runs (drain progress, accept pause); every fourth run is the
+/// once-a-second tick of the core (timeouts, cache expiry, stats).
+pub const SWEEP_INTERVAL_MS: u64 = 250;
+/// Pause after a failed accept (EMFILE and friends) instead of spinning.
+pub const ACCEPT_RETRY_DELAY_MS: u64 = 100;
 /// A bridge that ran this long was healthy: its next restart starts from the first delay.
 pub const BRIDGE_HEALTHY_RUN_MS: u64 = 30_000;
 
@@ -283,3 +288,5 @@ const _: () = assert!(OUTBOUND_BYTES_MIN <= OUTBOUND_BYTES_DEFAULT);
 const _: () = assert!(IO_MEMORY_BYTES_MIN <= IO_MEMORY_BYTES_MAX);
 // A restart counts as healthy only well after the backoff's longest delay.
 const _: () = assert!(RECONNECT_DELAY_MS_MAX < BRIDGE_HEALTHY_RUN_MS);
+// The sweep divides the core's one-second tick evenly.
+const _: () = assert!(1_000 % SWEEP_INTERVAL_MS == 0);

@@ -442,14 +442,9 @@ fn invalid(spec: &Spec, raw: &Raw, why: &str) -> ConfigError {
     ))
 }
 
+/// Builds the server-wide settings, each option with its default.
 fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
-    let port = l.get(Key::Port, parse_port)?.unwrap_or(6001);
-    let metrics_port = l.get(Key::MetricsPort, parse_port)?;
-    if metrics_port == Some(port) {
-        return Err(ConfigError(format!(
-            "invalid value for --metrics-port: {port} is already the server's --port"
-        )));
-    }
+    let (port, metrics_port) = listener_ports(l)?;
     Ok(ServerConfig {
         port,
         bind_address: l
@@ -516,6 +511,19 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
     })
 }
 
+/// `--port` and `--metrics-port`. Their own piece because they are the one pair of server
+/// options checked against each other: both listeners cannot have the same port.
+fn listener_ports(l: &Lookup) -> Result<(u16, Option<u16>), ConfigError> {
+    let port = l.get(Key::Port, parse_port)?.unwrap_or(6001);
+    let metrics_port = l.get(Key::MetricsPort, parse_port)?;
+    if metrics_port == Some(port) {
+        return Err(ConfigError(format!(
+            "invalid value for --metrics-port: {port} is already the server's --port"
+        )));
+    }
+    Ok((port, metrics_port))
+}
+
 /// Every app, and whether it is the development fallback.
 fn apps(layers: &Layers) -> Result<(Vec<AppConfig>, bool), ConfigError> {
     let (file_apps, path): (&[json::Section], Option<&Path>) = match layers.doc {
@@ -532,38 +540,10 @@ fn apps(layers: &Layers) -> Result<(Vec<AppConfig>, bool), ConfigError> {
         section: None,
     };
 
-    // The first app setting given by a flag or variable, if any: it makes a flag/env app.
-    let mut first_given = None;
-    for spec in options::SPECS.iter().filter(|s| s.section == Section::App) {
-        if cli.raw(spec.key)?.is_some() {
-            first_given = Some(spec);
-            break;
-        }
-    }
-
     let mut built: Vec<(AppConfig, String)> = Vec::new();
     let mut merged_into = None;
-    if let Some(given) = first_given {
-        let id = cli.text(Key::AppId)?;
-        merged_into = match &id {
-            Some(id) => {
-                let mut found = None;
-                for (i, section) in file_apps.iter().enumerate() {
-                    let file_only = Lookup {
-                        layers,
-                        cli_env: false,
-                        section: Some(section),
-                    };
-                    if file_only.text(Key::AppId)?.as_deref() == Some(id.as_str()) {
-                        found = Some(i);
-                        break;
-                    }
-                }
-                found
-            }
-            None if file_apps.len() == 1 => Some(0),
-            None => return Err(no_app_id(given, file_apps.len())),
-        };
+    if let Some(given) = first_app_setting_given(&cli)? {
+        merged_into = merge_target(&cli, file_apps, given)?;
         if merged_into.is_none() {
             let label = String::from("the app given by flags/environment");
             built.push((build_app(&cli, &label)?, label));
@@ -587,6 +567,51 @@ fn apps(layers: &Layers) -> Result<(Vec<AppConfig>, bool), ConfigError> {
         return Ok((vec![AppConfig::with_credentials(id, key, secret)], true));
     }
     Ok((built.into_iter().map(|(app, _)| app).collect(), false))
+}
+
+/// The first app setting given by a flag or variable, if any: it makes a flag/env app. Its
+/// own piece so [`apps`] reads as "is there a flag/env app, and where does it go".
+fn first_app_setting_given(cli: &Lookup) -> Result<Option<&'static Spec>, ConfigError> {
+    for spec in options::SPECS.iter().filter(|s| s.section == Section::App) {
+        if cli.raw(spec.key)?.is_some() {
+            return Ok(Some(spec));
+        }
+    }
+    Ok(None)
+}
+
+/// The index of the file app the flag/env app changes: the one with the same id, or the
+/// file's only app when no id is given. `None` means the flag/env app stands alone. Its own
+/// piece because it holds the merge rule the module documentation describes.
+fn merge_target(
+    cli: &Lookup,
+    file_apps: &[json::Section],
+    given: &Spec,
+) -> Result<Option<usize>, ConfigError> {
+    match cli.text(Key::AppId)? {
+        Some(id) => file_app_with_id(cli.layers, file_apps, &id),
+        None if file_apps.len() == 1 => Ok(Some(0)),
+        None => Err(no_app_id(given, file_apps.len())),
+    }
+}
+
+/// The index of the file app whose own `app_id` (flags and environment left out) is `id`.
+fn file_app_with_id(
+    layers: &Layers,
+    file_apps: &[json::Section],
+    id: &str,
+) -> Result<Option<usize>, ConfigError> {
+    for (i, section) in file_apps.iter().enumerate() {
+        let file_only = Lookup {
+            layers,
+            cli_env: false,
+            section: Some(section),
+        };
+        if file_only.text(Key::AppId)?.as_deref() == Some(id) {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
 }
 
 fn no_app_id(given: &Spec, file_apps: usize) -> ConfigError {
@@ -626,21 +651,41 @@ fn check_unique(
     Ok(())
 }
 
+/// Builds one app from its scope: the required credentials, then the optional settings in
+/// three groups (switches and timeouts, limits, outbound HTTP), each looked up in a fixed
+/// order so that of several bad values the same one is always reported.
 fn build_app(l: &Lookup, label: &str) -> Result<AppConfig, ConfigError> {
-    let required = |key: Key, parse: fn(&str) -> Result<String, String>| {
-        l.get(key, parse)?.ok_or_else(|| {
-            let spec = options::spec(key);
-            ConfigError(format!(
-                "missing --{} for {label} (env {}, JSON key \"{}\")",
-                spec.flag, spec.env[0], spec.json[0]
-            ))
-        })
-    };
-    let id = required(Key::AppId, parse_ident)?;
-    let key = required(Key::AppKey, parse_ident)?;
-    let secret = required(Key::AppSecret, not_empty)?;
+    let id = required(l, label, Key::AppId, parse_ident)?;
+    let key = required(l, label, Key::AppKey, parse_ident)?;
+    let secret = required(l, label, Key::AppSecret, not_empty)?;
     let mut app = AppConfig::with_credentials(&id, &key, &secret);
+    apply_switches_and_timeouts(l, &mut app)?;
+    apply_limits(l, &mut app)?;
+    apply_outbound_http(l, &mut app, label)?;
+    Ok(app)
+}
 
+/// The value of a setting every app must have (its id, key and secret). Its own piece so the
+/// "missing" error, which names the app and every spelling of the option, is written once.
+fn required(
+    l: &Lookup,
+    label: &str,
+    key: Key,
+    parse: fn(&str) -> Result<String, String>,
+) -> Result<String, ConfigError> {
+    l.get(key, parse)?.ok_or_else(|| {
+        let spec = options::spec(key);
+        ConfigError(format!(
+            "missing --{} for {label} (env {}, JSON key \"{}\")",
+            spec.flag, spec.env[0], spec.json[0]
+        ))
+    })
+}
+
+/// Overrides the app's on/off switches and timeouts where they are set (and the seed's
+/// `app_max_presence_users`, listed among them). Split from [`build_app`] because these
+/// settings stand alone: none is checked against another.
+fn apply_switches_and_timeouts(l: &Lookup, app: &mut AppConfig) -> Result<(), ConfigError> {
     set(&mut app.enabled, l.bool(Key::AppEnabled)?);
     set(
         &mut app.activity_timeout_s,
@@ -662,6 +707,12 @@ fn build_app(l: &Lookup, label: &str) -> Result<AppConfig, ConfigError> {
         &mut app.enable_client_messages,
         l.bool(Key::AppEnableClientMessages)?,
     );
+    Ok(())
+}
+
+/// Overrides the app's rate and size limits where they are set. Its own piece because the
+/// limits share one rule worth reading in one place: which of them take 0 for "unlimited".
+fn apply_limits(l: &Lookup, app: &mut AppConfig) -> Result<(), ConfigError> {
     // 0 means unlimited for these four (the seed's meaning).
     set(
         &mut app.max_connections,
@@ -709,7 +760,14 @@ fn build_app(l: &Lookup, label: &str) -> Result<AppConfig, ConfigError> {
         &mut app.max_event_batch_size,
         l.num(Key::AppMaxEventBatchSize, 1, u32::MAX)?,
     );
+    Ok(())
+}
 
+/// Overrides what the bridge sends over HTTP for the app: webhooks (URL, list, event
+/// switches) and the channel authorization endpoint. Its own piece because these settings
+/// depend on each other: a webhook list turns webhooks on, and webhooks turned on need
+/// somewhere to go, which is checked here once all of them are read.
+fn apply_outbound_http(l: &Lookup, app: &mut AppConfig, label: &str) -> Result<(), ConfigError> {
     let hooks = &mut app.webhooks;
     let enabled = l.bool(Key::AppWebhooksEnabled)?;
     hooks.url = l.get(Key::AppWebhookUrl, parse_url)?;
@@ -763,7 +821,7 @@ fn build_app(l: &Lookup, label: &str) -> Result<AppConfig, ConfigError> {
              \"app_webhooks\")"
         )));
     }
-    Ok(app)
+    Ok(())
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {

@@ -188,26 +188,48 @@ pub(crate) fn parse_webhooks(s: &str) -> Result<Vec<WebhookTarget>, String> {
         .collect()
 }
 
+/// One webhook object of `app_webhooks`; `at` is its place in the array. Each key has its own
+/// reader below, run in the order of [`WEBHOOK_KEYS`].
 fn parse_webhook(item: &Value, at: &str) -> Result<WebhookTarget, String> {
     let object = json_object(item, at, "a webhook object")?;
     check_keys(object, at, &WEBHOOK_KEYS)?;
+    let url = webhook_url(object, at)?;
+    let event_types = webhook_event_types(object, at)?;
+    let (starts_with, ends_with) = webhook_filter(object, at)?;
+    let headers = webhook_headers(object, at)?;
+    Ok(WebhookTarget {
+        url,
+        event_types,
+        channel_name_starts_with: starts_with,
+        channel_name_ends_with: ends_with,
+        headers,
+    })
+}
 
-    let url = match object.get("url") {
-        None => return Err(format!("{at}: missing \"url\"")),
-        Some(Value::String(url)) => parse_url(url).map_err(|why| format!("{at}.url: {why}"))?,
-        Some(other) => {
-            return Err(format!(
-                "{at}.url: expected a string, got {}",
-                json_type(other)
-            ))
-        }
-    };
+/// The webhook's required `url`, an http:// or https:// URL.
+fn webhook_url(object: &serde_json::Map<String, Value>, at: &str) -> Result<String, String> {
+    match object.get("url") {
+        None => Err(format!("{at}: missing \"url\"")),
+        Some(Value::String(url)) => parse_url(url).map_err(|why| format!("{at}.url: {why}")),
+        Some(other) => Err(format!(
+            "{at}.url: expected a string, got {}",
+            json_type(other)
+        )),
+    }
+}
 
+/// The webhook's required `event_types`: a non-empty array of distinct event type names.
+/// Its own piece because it checks the array and then each name, with errors that list the
+/// valid names.
+fn webhook_event_types(
+    object: &serde_json::Map<String, Value>,
+    at: &str,
+) -> Result<Vec<WebhookEventType>, String> {
     let valid = || {
         let names: Vec<&str> = WebhookEventType::ALL.iter().map(|k| k.name()).collect();
         names.join(", ")
     };
-    let event_types = match object.get("event_types") {
+    let names = match object.get("event_types") {
         None => {
             return Err(format!(
                 "{at}: missing \"event_types\" (an array of: {})",
@@ -220,29 +242,7 @@ fn parse_webhook(item: &Value, at: &str) -> Result<WebhookTarget, String> {
                 valid()
             ))
         }
-        Some(Value::Array(names)) => {
-            let mut kinds: Vec<WebhookEventType> = Vec::with_capacity(names.len());
-            for (j, name) in names.iter().enumerate() {
-                let Value::String(name) = name else {
-                    return Err(format!(
-                        "{at}.event_types[{j}]: expected a string, got {}",
-                        json_type(name)
-                    ));
-                };
-                let kind = WebhookEventType::from_name(name).ok_or_else(|| {
-                    format!(
-                        "{at}.event_types[{j}]: {name:?} is not a webhook event type \
-                         (expected one of: {})",
-                        valid()
-                    )
-                })?;
-                if kinds.contains(&kind) {
-                    return Err(format!("{at}.event_types: {name:?} is listed twice"));
-                }
-                kinds.push(kind);
-            }
-            kinds
-        }
+        Some(Value::Array(names)) => names,
         Some(other) => {
             return Err(format!(
                 "{at}.event_types: expected an array of event type names, got {}",
@@ -250,38 +250,68 @@ fn parse_webhook(item: &Value, at: &str) -> Result<WebhookTarget, String> {
             ))
         }
     };
-
-    let (mut starts_with, mut ends_with) = (None, None);
-    if let Some(filter) = object.get("filter") {
-        let at = format!("{at}.filter");
-        let filter = json_object(filter, &at, "an object")?;
-        check_keys(filter, &at, &FILTER_KEYS)?;
-        starts_with = filter_text(filter, &at, "channel_name_starts_with")?;
-        ends_with = filter_text(filter, &at, "channel_name_ends_with")?;
-    }
-
-    let mut headers: Vec<(String, String)> = Vec::new();
-    if let Some(given) = object.get("headers") {
-        let at = format!("{at}.headers");
-        let given = json_object(given, &at, "an object of header name to value")?;
-        if given.len() > WEBHOOK_HEADERS_MAX {
+    let mut kinds: Vec<WebhookEventType> = Vec::with_capacity(names.len());
+    for (j, name) in names.iter().enumerate() {
+        let Value::String(name) = name else {
             return Err(format!(
-                "{at}: {} headers given, at most {WEBHOOK_HEADERS_MAX} are allowed per webhook",
-                given.len()
+                "{at}.event_types[{j}]: expected a string, got {}",
+                json_type(name)
             ));
+        };
+        let kind = WebhookEventType::from_name(name).ok_or_else(|| {
+            format!(
+                "{at}.event_types[{j}]: {name:?} is not a webhook event type \
+                 (expected one of: {})",
+                valid()
+            )
+        })?;
+        if kinds.contains(&kind) {
+            return Err(format!("{at}.event_types: {name:?} is listed twice"));
         }
-        for (name, value) in given {
-            headers.push(parse_header(name, value, &at, &headers)?);
-        }
+        kinds.push(kind);
     }
+    Ok(kinds)
+}
 
-    Ok(WebhookTarget {
-        url,
-        event_types,
-        channel_name_starts_with: starts_with,
-        channel_name_ends_with: ends_with,
-        headers,
-    })
+/// The webhook's optional `filter`: the channel name prefix and suffix it matches, each
+/// `None` when not given.
+fn webhook_filter(
+    object: &serde_json::Map<String, Value>,
+    at: &str,
+) -> Result<(Option<String>, Option<String>), String> {
+    let Some(filter) = object.get("filter") else {
+        return Ok((None, None));
+    };
+    let at = format!("{at}.filter");
+    let filter = json_object(filter, &at, "an object")?;
+    check_keys(filter, &at, &FILTER_KEYS)?;
+    let starts_with = filter_text(filter, &at, "channel_name_starts_with")?;
+    let ends_with = filter_text(filter, &at, "channel_name_ends_with")?;
+    Ok((starts_with, ends_with))
+}
+
+/// The webhook's optional `headers`: extra request headers, at most
+/// [`WEBHOOK_HEADERS_MAX`], each checked by [`parse_header`] against the ones before it.
+fn webhook_headers(
+    object: &serde_json::Map<String, Value>,
+    at: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(given) = object.get("headers") else {
+        return Ok(Vec::new());
+    };
+    let at = format!("{at}.headers");
+    let given = json_object(given, &at, "an object of header name to value")?;
+    if given.len() > WEBHOOK_HEADERS_MAX {
+        return Err(format!(
+            "{at}: {} headers given, at most {WEBHOOK_HEADERS_MAX} are allowed per webhook",
+            given.len()
+        ));
+    }
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (name, value) in given {
+        headers.push(parse_header(name, value, &at, &headers)?);
+    }
+    Ok(headers)
 }
 
 fn parse_header(

@@ -1,17 +1,19 @@
 //! The body of each link message after its kind byte, as a `put_*` / `take_*` pair per message
 //! (or per group of messages of one shape), the pairs side by side so that each reads as its
-//! wire layout. Which pair a message uses is `codec`'s dispatch.
+//! wire layout; the presence bodies and the cache answer have only their `put_*` here (`codec`
+//! reads them back field by field). Which pair a message uses is `codec`'s dispatch.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::LinkError;
 use super::fields::{
-    put_blob, put_name, take_blob, take_name, take_text, take_u16, take_u32, take_u64, take_u8,
+    put_blob, put_channel, put_member, put_members, put_name, take_blob, take_name, take_text,
+    take_u16, take_u32, take_u64, take_u8,
 };
 use super::kind::{hook_kind_code, hook_kind_from_code};
 use super::message::{
     AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelFilter, HookEvent, LinkMessage,
-    UserAction,
+    Member, PresenceChannel, UserAction,
 };
 use crate::limits::{AUTH_HEADERS_MAX, LINK_APPS_MAX, LINK_CHANNELS_MAX};
 
@@ -80,6 +82,71 @@ pub(super) fn take_app_channel_u32(body: &mut Bytes) -> Result<(String, String, 
 /// The fields of [`put_app_channel`], in order.
 pub(super) fn take_app_channel(body: &mut Bytes) -> Result<(String, String), LinkError> {
     Ok((take_name(body)?, take_name(body)?))
+}
+
+// ---- Presence and cache answers: a presence channel or a query id first ----
+
+/// `MemberJoin`, `MemberAdded`: channel, member.
+pub(super) fn put_channel_member(
+    out: &mut BytesMut,
+    channel: &PresenceChannel,
+    member: &Member,
+) -> Result<(), LinkError> {
+    put_channel(out, channel)?;
+    put_member(out, member)
+}
+
+/// `MemberLeave`, `MemberRemoved`: channel, user id.
+pub(super) fn put_channel_user(
+    out: &mut BytesMut,
+    channel: &PresenceChannel,
+    user_id: &str,
+) -> Result<(), LinkError> {
+    put_channel(out, channel)?;
+    put_name(out, user_id)
+}
+
+/// `MembersQuery`: channel, query id (`u32`).
+pub(super) fn put_members_query(
+    out: &mut BytesMut,
+    channel: &PresenceChannel,
+    query_id: u32,
+) -> Result<(), LinkError> {
+    put_channel(out, channel)?;
+    out.put_u32_le(query_id);
+    Ok(())
+}
+
+/// `MembersResync`: channel, members.
+pub(super) fn put_channel_members(
+    out: &mut BytesMut,
+    channel: &PresenceChannel,
+    members: &[Member],
+) -> Result<(), LinkError> {
+    put_channel(out, channel)?;
+    put_members(out, members)
+}
+
+/// `MembersSnapshot`: channel, query id (`u32`), members.
+pub(super) fn put_members_snapshot(
+    out: &mut BytesMut,
+    channel: &PresenceChannel,
+    query_id: u32,
+    members: &[Member],
+) -> Result<(), LinkError> {
+    put_channel(out, channel)?;
+    out.put_u32_le(query_id);
+    put_members(out, members)
+}
+
+/// `CacheAnswer`: query id (`u32`), cached frame (blob).
+pub(super) fn put_cache_answer(
+    out: &mut BytesMut,
+    query_id: u32,
+    frame: &[u8],
+) -> Result<(), LinkError> {
+    out.put_u32_le(query_id);
+    put_blob(out, frame)
 }
 
 // ---- Stats: the bridge's counters in field order ----

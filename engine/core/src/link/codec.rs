@@ -6,16 +6,18 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::bodies::{
-    put_app_channel, put_app_channel_u32, put_auth_request, put_auth_response, put_channels_answer,
-    put_channels_query, put_connection_counts, put_hello, put_hook, put_stats, put_user_command,
-    put_welcome, take_app_channel, take_app_channel_u32, take_auth_request, take_auth_response,
-    take_channels_answer, take_channels_query, take_connection_counts, take_hello, take_hook,
-    take_stats, take_user_command, take_welcome,
+    put_app_channel, put_app_channel_u32, put_auth_request, put_auth_response, put_cache_answer,
+    put_channel_member, put_channel_members, put_channel_user, put_channels_answer,
+    put_channels_query, put_connection_counts, put_hello, put_hook, put_members_query,
+    put_members_snapshot, put_stats, put_user_command, put_welcome, take_app_channel,
+    take_app_channel_u32, take_auth_request, take_auth_response, take_channels_answer,
+    take_channels_query, take_connection_counts, take_hello, take_hook, take_stats,
+    take_user_command, take_welcome,
 };
 use super::error::LinkError;
 use super::fields::{
-    put_blob, put_channel, put_event, put_member, put_members, put_name, take_blob, take_channel,
-    take_event, take_member, take_members, take_name, take_u32, take_u8,
+    put_blob, put_event, take_blob, take_channel, take_event, take_member, take_members, take_name,
+    take_u32, take_u8,
 };
 use super::kind::Kind;
 use super::message::LinkMessage;
@@ -96,27 +98,15 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
         LinkMessage::Publish(event) | LinkMessage::Deliver(event) => put_event(out, event)?,
         LinkMessage::Stats(stats) => put_stats(out, stats),
         LinkMessage::MemberJoin(channel, member) | LinkMessage::MemberAdded(channel, member) => {
-            put_channel(out, channel)?;
-            put_member(out, member)?;
+            put_channel_member(out, channel, member)?;
         }
         LinkMessage::MemberLeave(channel, user_id)
-        | LinkMessage::MemberRemoved(channel, user_id) => {
-            put_channel(out, channel)?;
-            put_name(out, user_id)?;
-        }
-        LinkMessage::MembersQuery(channel, query_id) => {
-            put_channel(out, channel)?;
-            out.put_u32_le(*query_id);
-        }
-        LinkMessage::MembersResync(channel, members) => {
-            put_channel(out, channel)?;
-            put_members(out, members)?;
-        }
+        | LinkMessage::MemberRemoved(channel, user_id) => put_channel_user(out, channel, user_id)?,
+        LinkMessage::MembersQuery(channel, query_id) => put_members_query(out, channel, *query_id)?,
+        LinkMessage::MembersResync(channel, members) => put_channel_members(out, channel, members)?,
         LinkMessage::ResyncDone => {}
         LinkMessage::MembersSnapshot(channel, query_id, members) => {
-            put_channel(out, channel)?;
-            out.put_u32_le(*query_id);
-            put_members(out, members)?;
+            put_members_snapshot(out, channel, *query_id, members)?;
         }
         LinkMessage::WebhookConfig(json) => put_blob(out, json)?,
         LinkMessage::Hook(event) => put_hook(out, event)?,
@@ -130,10 +120,7 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             channel,
             query_id,
         } => put_app_channel_u32(out, app_id, channel, *query_id)?,
-        LinkMessage::CacheAnswer { query_id, frame } => {
-            out.put_u32_le(*query_id);
-            put_blob(out, frame)?;
-        }
+        LinkMessage::CacheAnswer { query_id, frame } => put_cache_answer(out, *query_id, frame)?,
         LinkMessage::ChannelsQuery {
             query_id,
             app_id,

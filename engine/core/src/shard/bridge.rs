@@ -98,18 +98,12 @@ impl Shard {
                 app_id,
                 channel,
                 seq,
-            } => {
-                if let Some(app) = self.apps.index_by_id(&app_id) {
-                    self.link_confirmed(app, &channel, Some(seq));
-                }
-            }
+            } => self.link_subscribed(&app_id, &channel, seq),
             LinkMessage::Deliver(event) => {
                 let Some(app) = self.apps.index_by_id(&event.app_id) else {
-                    return Ok(());
+                    return Ok(()); // an app this node does not serve: nothing to do
                 };
-                self.stats.link_events_in += 1;
-                let except = self.parse_socket_id(&event.except_socket_id);
-                self.deliver_channel(app, &event.channel, &event.frame, except, false);
+                self.deliver_from_link(app, &event);
             }
             LinkMessage::Stats(stats) => self.link.set_bridge_stats(stats),
             LinkMessage::MembersSnapshot(_, query, members) => {
@@ -159,6 +153,22 @@ impl Shard {
         }
         self.run_detach_queue();
         Ok(())
+    }
+
+    /// The bridge acknowledged announcement `seq` of a channel: its waiting subscribers may go on
+    /// (an app this node does not serve is ignored).
+    fn link_subscribed(&mut self, app_id: &str, channel: &str, seq: u32) {
+        if let Some(app) = self.apps.index_by_id(app_id) {
+            self.link_confirmed(app, channel, Some(seq));
+        }
+    }
+
+    /// An event published on another node: counts it and delivers it to this shard's own
+    /// subscribers of the channel only, leaving out the publisher's excluded socket.
+    fn deliver_from_link(&mut self, app: AppIndex, event: &ChannelEvent) {
+        self.stats.link_events_in += 1;
+        let except = self.parse_socket_id(&event.except_socket_id);
+        self.deliver_channel(app, &event.channel, &event.frame, except, false);
     }
 
     /// Encodes everything queued for the bridge into `out`.

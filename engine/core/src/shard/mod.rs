@@ -230,7 +230,9 @@ pub struct Shard {
 impl Shard {
     /// A shard with no connections.
     pub fn new(settings: ShardSettings, apps: Arc<AppTable>) -> Self {
-        assert!(settings.shard_count >= 1 && settings.shard_count <= 64);
+        assert!(
+            settings.shard_count >= 1 && settings.shard_count <= crate::limits::SHARD_COUNT_MAX
+        );
         assert!(settings.shard_index < settings.shard_count);
         let app_count = apps.len();
         let link = LinkState::new(settings.bridge_enabled, settings.cluster_enabled, &apps);
@@ -381,6 +383,21 @@ impl Shard {
         self.cluster_expire_queries(Some(now_ms));
         self.cluster_report_connections();
         self.hooks_flush_counts();
+        for (key, action) in self.tick_actions(now_ms) {
+            self.apply_tick_action(key, action, now_ms);
+        }
+        if now_ms >= self.next_cache_sweep_ms {
+            self.owner.cache_expire(now_ms / 1000);
+            self.next_cache_sweep_ms = now_ms + 60_000;
+        }
+        self.run_detach_queue();
+    }
+
+    /// The connections past one of their deadlines, each with what to do: finish an HTTP
+    /// connection past the handshake timeout, abort one still closing at its deadline; close a
+    /// Pusher connection not authorized in time or whose pong is overdue, or ping one that has
+    /// been quiet for the activity timeout.
+    fn tick_actions(&self, now_ms: u64) -> Vec<(u32, TickAction)> {
         let mut actions: Vec<(u32, TickAction)> = Vec::new();
         for (key, conn) in self.conns.iter() {
             let key = key as u32;
@@ -416,31 +433,29 @@ impl Shard {
                 _ => {}
             }
         }
-        for (key, action) in actions {
-            match action {
-                TickAction::Finish => self.set_phase(key, Phase::Finished),
-                TickAction::Abort => self.set_phase(key, Phase::Abort),
-                TickAction::Ping => {
-                    if let Some(conn) = self.conns.get_mut(key as usize) {
-                        conn.ping_sent_ms = now_ms;
-                    }
-                    self.send_text(key, &server_message::ping());
+        actions
+    }
+
+    /// Carries out one tick action on a connection.
+    fn apply_tick_action(&mut self, key: u32, action: TickAction, now_ms: u64) {
+        match action {
+            TickAction::Finish => self.set_phase(key, Phase::Finished),
+            TickAction::Abort => self.set_phase(key, Phase::Abort),
+            TickAction::Ping => {
+                if let Some(conn) = self.conns.get_mut(key as usize) {
+                    conn.ping_sent_ms = now_ms;
                 }
-                TickAction::PongTimeout => {
-                    self.close_pusher(key, close::PONG_NOT_RECEIVED, "Pong reply not received")
-                }
-                TickAction::Unauthorized => self.close_pusher(
-                    key,
-                    close::UNAUTHORIZED,
-                    "Connection not authorized within timeout",
-                ),
+                self.send_text(key, &server_message::ping());
             }
+            TickAction::PongTimeout => {
+                self.close_pusher(key, close::PONG_NOT_RECEIVED, "Pong reply not received")
+            }
+            TickAction::Unauthorized => self.close_pusher(
+                key,
+                close::UNAUTHORIZED,
+                "Connection not authorized within timeout",
+            ),
         }
-        if now_ms >= self.next_cache_sweep_ms {
-            self.owner.cache_expire(now_ms / 1000);
-            self.next_cache_sweep_ms = now_ms + 60_000;
-        }
-        self.run_detach_queue();
     }
 
     /// Stop: every WebSocket gets 4200 (Pusher) or 1001 (echo); HTTP connections finish.

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::link::BridgeStats;
+
 use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAKE_MS_BUCKETS};
 
 /// The per-shard counters: metric name, help text and the counter.
@@ -89,6 +91,120 @@ const COUNTERS: [Counter; 17] = [
         "ringcast_bridge_events_in_total",
         "Events published on other nodes and received through the bridge.",
         |s| s.link_events_in,
+    ),
+];
+
+/// The bridge's node-wide metrics: name, type, help text and the value.
+type BridgeMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&BridgeStats) -> u64,
+);
+
+/// Every bridge metric, in the order `/metrics` lists them.
+const BRIDGE_METRICS: [BridgeMetric; 17] = [
+    (
+        "ringcast_bridge_redis_connected",
+        "gauge",
+        "1 while the bridge has a working Redis pub/sub connection.",
+        |b| u64::from(b.redis_connected),
+    ),
+    (
+        "ringcast_bridge_redis_reconnects_total",
+        "counter",
+        "Times the bridge lost Redis and connected again.",
+        |b| b.redis_reconnects,
+    ),
+    (
+        "ringcast_bridge_redis_publishes_total",
+        "counter",
+        "Publishes the bridge sent to Redis for other nodes.",
+        |b| b.publishes_relayed,
+    ),
+    (
+        "ringcast_bridge_redis_publishes_dropped_total",
+        "counter",
+        "Publishes the bridge dropped (queue full or Redis failing).",
+        |b| b.publishes_dropped,
+    ),
+    (
+        "ringcast_bridge_redis_messages_total",
+        "counter",
+        "Messages the bridge received from Redis.",
+        |b| b.messages_received,
+    ),
+    (
+        "ringcast_bridge_deliveries_dropped_total",
+        "counter",
+        "Deliveries to shards the bridge dropped (link queue full).",
+        |b| b.deliveries_dropped,
+    ),
+    (
+        "ringcast_bridge_publish_queue_depth",
+        "gauge",
+        "Publishes waiting in the bridge for Redis.",
+        |b| u64::from(b.publish_queue_depth),
+    ),
+    (
+        "ringcast_bridge_links",
+        "gauge",
+        "Engine shards linked to the bridge.",
+        |b| u64::from(b.links),
+    ),
+    (
+        "ringcast_webhook_events_delivered_total",
+        "counter",
+        "Webhook events the receivers accepted (2xx).",
+        |b| b.webhook_events_delivered,
+    ),
+    (
+        "ringcast_webhook_requests_failed_total",
+        "counter",
+        "Webhook requests that failed (non-2xx, connect error, timeout); each retry counts.",
+        |b| b.webhook_requests_failed,
+    ),
+    (
+        "ringcast_webhook_events_given_up_total",
+        "counter",
+        "Webhook events given up after retrying for 5 minutes.",
+        |b| b.webhook_events_given_up,
+    ),
+    (
+        "ringcast_webhook_events_dropped_total",
+        "counter",
+        "Webhook events the bridge dropped because its queue was full.",
+        |b| b.webhook_events_dropped,
+    ),
+    (
+        "ringcast_webhook_queue_depth",
+        "gauge",
+        "Webhook events waiting in the bridge (delayed, queued, in flight or to be retried).",
+        |b| b.webhook_events_pending,
+    ),
+    (
+        "ringcast_bridge_auth_granted_total",
+        "counter",
+        "Offloaded authorizations the app's endpoint granted.",
+        |b| b.auth_granted,
+    ),
+    (
+        "ringcast_bridge_auth_refused_total",
+        "counter",
+        "Offloaded authorizations the endpoint refused or answered unusably.",
+        |b| b.auth_refused,
+    ),
+    (
+        "ringcast_bridge_auth_failed_total",
+        "counter",
+        "Offloaded authorizations the endpoint did not answer (timeout, connect error).",
+        |b| b.auth_failed,
+    ),
+    (
+        "ringcast_bridge_auth_shed_total",
+        "counter",
+        "Offloaded authorizations refused by the bridge without asking (bounds reached).",
+        |b| b.auth_shed,
     ),
 ];
 
@@ -250,111 +366,8 @@ fn render_bridge(out: &mut String, snapshots: &[StatsSnapshot]) {
     let Some(bridge) = snapshots.iter().find_map(|s| s.bridge_stats.as_ref()) else {
         return;
     };
-    let rows: [(&str, &str, &str, u64); 17] = [
-        (
-            "ringcast_bridge_redis_connected",
-            "gauge",
-            "1 while the bridge has a working Redis pub/sub connection.",
-            u64::from(bridge.redis_connected),
-        ),
-        (
-            "ringcast_bridge_redis_reconnects_total",
-            "counter",
-            "Times the bridge lost Redis and connected again.",
-            bridge.redis_reconnects,
-        ),
-        (
-            "ringcast_bridge_redis_publishes_total",
-            "counter",
-            "Publishes the bridge sent to Redis for other nodes.",
-            bridge.publishes_relayed,
-        ),
-        (
-            "ringcast_bridge_redis_publishes_dropped_total",
-            "counter",
-            "Publishes the bridge dropped (queue full or Redis failing).",
-            bridge.publishes_dropped,
-        ),
-        (
-            "ringcast_bridge_redis_messages_total",
-            "counter",
-            "Messages the bridge received from Redis.",
-            bridge.messages_received,
-        ),
-        (
-            "ringcast_bridge_deliveries_dropped_total",
-            "counter",
-            "Deliveries to shards the bridge dropped (link queue full).",
-            bridge.deliveries_dropped,
-        ),
-        (
-            "ringcast_bridge_publish_queue_depth",
-            "gauge",
-            "Publishes waiting in the bridge for Redis.",
-            u64::from(bridge.publish_queue_depth),
-        ),
-        (
-            "ringcast_bridge_links",
-            "gauge",
-            "Engine shards linked to the bridge.",
-            u64::from(bridge.links),
-        ),
-        (
-            "ringcast_webhook_events_delivered_total",
-            "counter",
-            "Webhook events the receivers accepted (2xx).",
-            bridge.webhook_events_delivered,
-        ),
-        (
-            "ringcast_webhook_requests_failed_total",
-            "counter",
-            "Webhook requests that failed (non-2xx, connect error, timeout); each retry counts.",
-            bridge.webhook_requests_failed,
-        ),
-        (
-            "ringcast_webhook_events_given_up_total",
-            "counter",
-            "Webhook events given up after retrying for 5 minutes.",
-            bridge.webhook_events_given_up,
-        ),
-        (
-            "ringcast_webhook_events_dropped_total",
-            "counter",
-            "Webhook events the bridge dropped because its queue was full.",
-            bridge.webhook_events_dropped,
-        ),
-        (
-            "ringcast_webhook_queue_depth",
-            "gauge",
-            "Webhook events waiting in the bridge (delayed, queued, in flight or to be retried).",
-            bridge.webhook_events_pending,
-        ),
-        (
-            "ringcast_bridge_auth_granted_total",
-            "counter",
-            "Offloaded authorizations the app's endpoint granted.",
-            bridge.auth_granted,
-        ),
-        (
-            "ringcast_bridge_auth_refused_total",
-            "counter",
-            "Offloaded authorizations the endpoint refused or answered unusably.",
-            bridge.auth_refused,
-        ),
-        (
-            "ringcast_bridge_auth_failed_total",
-            "counter",
-            "Offloaded authorizations the endpoint did not answer (timeout, connect error).",
-            bridge.auth_failed,
-        ),
-        (
-            "ringcast_bridge_auth_shed_total",
-            "counter",
-            "Offloaded authorizations refused by the bridge without asking (bounds reached).",
-            bridge.auth_shed,
-        ),
-    ];
-    for (name, kind, help, value) in rows {
+    for (name, kind, help, value) in BRIDGE_METRICS {
+        let value = value(bridge);
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"

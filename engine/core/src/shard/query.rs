@@ -81,85 +81,102 @@ impl Shard {
     /// Answers a question with this shard's part.
     pub(super) fn answer_query(&self, query: &Query) -> QueryPart {
         let mut part = QueryPart::default();
-        let now_s = self.now_ms / 1000;
         match query {
             Query::Channels { app, prefix } => {
-                let matches = |name: &str| prefix.as_deref().is_none_or(|p| name.starts_with(p));
-                for (name, entry) in self.registry.channels_of(*app) {
-                    if !entry.subscribers.is_empty() && matches(name) {
-                        part.channels.push(ChannelStat {
-                            name: name.clone(),
-                            subscriptions: entry.subscribers.len() as u64,
-                            users: None,
-                            cache: None,
-                        });
-                    }
-                }
-                for (name, members) in self.owner.presence_channels(*app) {
-                    if matches(name) {
-                        part.channels.push(ChannelStat {
-                            name: name.clone(),
-                            subscriptions: 0,
-                            users: Some(members as u64),
-                            cache: None,
-                        });
-                    }
-                }
+                part.channels = self.occupied_channels(*app, prefix.as_deref());
             }
-            Query::Named { app, names } => {
-                for name in names {
-                    let subscriptions = self
-                        .registry
-                        .channel(*app, name)
-                        .map_or(0, |e| e.subscribers.len() as u64);
-                    let owned = self.owner_of(*app, name) == self.settings.shard_index;
-                    let users =
-                        owned.then(|| self.owner.members(*app, name).map_or(0, |m| m.len() as u64));
-                    let cache = if owned {
-                        self.owner.cache_entry(*app, name, now_s)
-                    } else {
-                        None
-                    };
-                    part.channels.push(ChannelStat {
-                        name: name.clone(),
-                        subscriptions,
-                        users,
-                        cache,
-                    });
-                }
-            }
+            Query::Named { app, names } => part.channels = self.named_channels(*app, names),
             Query::Users { app, channel } => {
                 if let Some(members) = self.owner.members(*app, channel) {
                     part.users = members.keys().cloned().collect();
                 }
             }
-            Query::Stats => {
-                let mut connections_by_app = vec![0u64; self.apps.len()];
-                for (_, conn) in self.conns.iter() {
-                    if let (Some(app), true) = (conn.app, conn.counted) {
-                        connections_by_app[app as usize] += 1;
-                    }
-                }
-                let channels = (0..self.apps.len() as AppIndex)
-                    .map(|app| {
-                        self.registry
-                            .channels_of(app)
-                            .filter(|(_, e)| !e.subscribers.is_empty())
-                            .count() as u64
-                    })
-                    .sum();
-                part.stats = Some(Box::new(StatsSnapshot {
-                    shard: self.settings.shard_index,
-                    stats: self.stats.clone(),
-                    connections_by_app,
-                    sockets: self.conns.len() as u64,
-                    channels,
-                    bridge_linked: self.link.enabled.then(|| self.is_linked()),
-                    bridge_stats: self.bridge_stats().cloned(),
-                }));
-            }
+            Query::Stats => part.stats = Some(Box::new(self.stats_snapshot())),
         }
         part
+    }
+
+    /// The app's channels with local subscribers, then the presence channels this shard owns
+    /// (with their user counts), both limited to names starting with `prefix` if given.
+    fn occupied_channels(&self, app: AppIndex, prefix: Option<&str>) -> Vec<ChannelStat> {
+        let mut channels = Vec::new();
+        let matches = |name: &str| prefix.is_none_or(|p| name.starts_with(p));
+        for (name, entry) in self.registry.channels_of(app) {
+            if !entry.subscribers.is_empty() && matches(name) {
+                channels.push(ChannelStat {
+                    name: name.clone(),
+                    subscriptions: entry.subscribers.len() as u64,
+                    users: None,
+                    cache: None,
+                });
+            }
+        }
+        for (name, members) in self.owner.presence_channels(app) {
+            if matches(name) {
+                channels.push(ChannelStat {
+                    name: name.clone(),
+                    subscriptions: 0,
+                    users: Some(members as u64),
+                    cache: None,
+                });
+            }
+        }
+        channels
+    }
+
+    /// One entry per named channel: its local subscriptions and, where this shard is the
+    /// channel's owner, its user count and cached event.
+    fn named_channels(&self, app: AppIndex, names: &[Arc<str>]) -> Vec<ChannelStat> {
+        let now_s = self.now_ms / 1000;
+        let mut channels = Vec::new();
+        for name in names {
+            let subscriptions = self
+                .registry
+                .channel(app, name)
+                .map_or(0, |e| e.subscribers.len() as u64);
+            let owned = self.owner_of(app, name) == self.settings.shard_index;
+            let users = owned.then(|| self.owner.members(app, name).map_or(0, |m| m.len() as u64));
+            let cache = if owned {
+                self.owner.cache_entry(app, name, now_s)
+            } else {
+                None
+            };
+            channels.push(ChannelStat {
+                name: name.clone(),
+                subscriptions,
+                users,
+                cache,
+            });
+        }
+        channels
+    }
+
+    /// This shard's counters and gauges for `/metrics`: open connections per app, sockets,
+    /// channels with subscribers, and the bridge link's state and counters.
+    fn stats_snapshot(&self) -> StatsSnapshot {
+        let mut connections_by_app = vec![0u64; self.apps.len()];
+        for (_, conn) in self.conns.iter() {
+            if let (Some(app), true) = (conn.app, conn.counted) {
+                connections_by_app[app as usize] += 1;
+            }
+        }
+        let channels = (0..self.apps.len() as AppIndex)
+            .map(|app| {
+                self.registry
+                    .channels_of(app)
+                    .filter(|(_, e)| !e.subscribers.is_empty())
+                    .count() as u64
+            })
+            .sum();
+        StatsSnapshot {
+            shard: self.settings.shard_index,
+            stats: self.stats.clone(),
+            connections_by_app,
+            sockets: self.conns.len() as u64,
+            channels,
+            bridge_linked: self.link.enabled.then(|| self.is_linked()),
+            bridge_stats: self.bridge_stats().cloned(),
+        }
     }
 
     /// One part arrived; when it is the last, answer the waiting connection.
@@ -198,50 +215,18 @@ impl Shard {
         );
     }
 
+    /// The HTTP answer (status, content type, body) to a question whose parts have all arrived.
     fn build_answer(&self, pending: &PendingQuery) -> (u16, &'static str, String) {
         let json = "application/json";
         match &pending.purpose {
-            Purpose::Metrics => {
-                let mut snapshots: Vec<StatsSnapshot> = pending
-                    .parts
-                    .iter()
-                    .filter_map(|p| p.stats.as_deref().cloned())
-                    .collect();
-                snapshots.sort_by_key(|s| s.shard);
-                let app_ids: Vec<&str> = (0..self.apps.len() as AppIndex)
-                    .map(|i| self.apps.get(i).id.as_str())
-                    .collect();
-                (
-                    200,
-                    "text/plain; version=0.0.4",
-                    super::prometheus::render_prometheus(&snapshots, &app_ids),
-                )
-            }
-            Purpose::Users => {
-                let mut body = String::from("{\"users\":[");
-                let ids = pending.parts.iter().flat_map(|p| p.users.iter());
-                for (i, id) in ids.enumerate() {
-                    if i > 0 {
-                        body.push(',');
-                    }
-                    body.push_str("{\"id\":");
-                    body.push_str(&crate::pusher::server_message::json_string(id));
-                    body.push('}');
-                }
-                body.push_str("]}");
-                (200, json, body)
-            }
+            Purpose::Metrics => (
+                200,
+                "text/plain; version=0.0.4",
+                self.metrics_text(&pending.parts),
+            ),
+            Purpose::Users => (200, json, users_json(&pending.parts)),
             Purpose::ChannelList { user_count } => {
-                let totals = merge(&pending.parts);
-                let occupied = totals.iter().filter(|(_, t)| t.subscriptions > 0);
-                let body = channels_object(occupied.map(|(n, _)| n), |name| {
-                    if *user_count {
-                        format!("{{\"user_count\":{}}}", totals[name].users.unwrap_or(0))
-                    } else {
-                        "{}".to_owned()
-                    }
-                });
-                (200, json, body)
+                (200, json, channel_list_json(&pending.parts, *user_count))
             }
             Purpose::ChannelInfo { name, attributes } => {
                 let totals = merge(&pending.parts);
@@ -256,21 +241,69 @@ impl Shard {
                 (200, json, body)
             }
             Purpose::NodeChannels { .. } => (200, json, "{}".to_owned()), // answered on the link
-            Purpose::BatchInfo { events } => {
-                let totals = merge(&pending.parts);
-                let mut body = String::from("{\"batch\":[");
-                for (i, (name, attributes)) in events.iter().enumerate() {
-                    if i > 0 {
-                        body.push(',');
-                    }
-                    let t = totals.get(name).cloned().unwrap_or_default();
-                    body.push_str(&channel_info_json(name, &t, attributes, false));
-                }
-                body.push_str("]}");
-                (200, json, body)
-            }
+            Purpose::BatchInfo { events } => (200, json, batch_info_json(&pending.parts, events)),
         }
     }
+
+    /// The `/metrics` text from every shard's stats part, in shard order.
+    fn metrics_text(&self, parts: &[QueryPart]) -> String {
+        let mut snapshots: Vec<StatsSnapshot> = parts
+            .iter()
+            .filter_map(|p| p.stats.as_deref().cloned())
+            .collect();
+        snapshots.sort_by_key(|s| s.shard);
+        let app_ids: Vec<&str> = (0..self.apps.len() as AppIndex)
+            .map(|i| self.apps.get(i).id.as_str())
+            .collect();
+        super::prometheus::render_prometheus(&snapshots, &app_ids)
+    }
+}
+
+/// `{"users":[{"id":…},…]}` of every part's users, in the order the parts arrived.
+fn users_json(parts: &[QueryPart]) -> String {
+    let mut body = String::from("{\"users\":[");
+    let ids = parts.iter().flat_map(|p| p.users.iter());
+    for (i, id) in ids.enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str("{\"id\":");
+        body.push_str(&crate::pusher::server_message::json_string(id));
+        body.push('}');
+    }
+    body.push_str("]}");
+    body
+}
+
+/// `{"channels":{…}}` of the occupied channels, each `{}` or `{"user_count":…}`.
+fn channel_list_json(parts: &[QueryPart], user_count: bool) -> String {
+    let totals = merge(parts);
+    let occupied = totals.iter().filter(|(_, t)| t.subscriptions > 0);
+    channels_object(occupied.map(|(n, _)| n), |name| {
+        if user_count {
+            format!("{{\"user_count\":{}}}", totals[name].users.unwrap_or(0))
+        } else {
+            "{}".to_owned()
+        }
+    })
+}
+
+/// `{"batch":[…]}`: the info asked for on each event's channel, in batch order.
+fn batch_info_json(
+    parts: &[QueryPart],
+    events: &[(Arc<str>, Vec<crate::pusher::rest::InfoAttribute>)],
+) -> String {
+    let totals = merge(parts);
+    let mut body = String::from("{\"batch\":[");
+    for (i, (name, attributes)) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        let t = totals.get(name).cloned().unwrap_or_default();
+        body.push_str(&channel_info_json(name, &t, attributes, false));
+    }
+    body.push_str("]}");
+    body
 }
 
 /// `{"channels":{name:<render(name)>,…}}` with names sorted (stable output for clients and tests).

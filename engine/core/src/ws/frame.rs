@@ -175,58 +175,10 @@ impl Decoder {
         let (b0, b1) = (input[0], input[1]);
         let fin = b0 & 0x80 != 0;
         let op = b0 & 0x0F;
-        let masked = b1 & 0x80 != 0;
-        let len7 = b1 & 0x7F;
-
         // Everything decidable from the first two bytes is decided before waiting for more.
-        if b0 & 0x70 != 0 {
-            return Err(ProtocolError::protocol("reserved bits set"));
-        }
-        match op {
-            opcode::CLOSE | opcode::PING | opcode::PONG => {
-                if !fin {
-                    return Err(ProtocolError::protocol("fragmented control frame"));
-                }
-                if usize::from(len7) > WS_CONTROL_PAYLOAD_BYTES_MAX {
-                    return Err(ProtocolError::protocol("control frame payload over 125"));
-                }
-            }
-            opcode::CONTINUATION => {
-                if !self.is_mid_message() {
-                    return Err(ProtocolError::protocol("continuation without a message"));
-                }
-            }
-            opcode::TEXT | opcode::BINARY => {
-                if self.is_mid_message() {
-                    return Err(ProtocolError::protocol(
-                        "new message inside a fragmented one",
-                    ));
-                }
-            }
-            _ => return Err(ProtocolError::protocol("unknown opcode")),
-        }
-        if !masked {
-            return Err(ProtocolError::protocol("client frame not masked"));
-        }
-
-        let (ext_len, payload_len): (usize, u64) = match len7 {
-            126 => match input.get(2..4) {
-                Some(&[a, b]) => (2, u64::from(u16::from_be_bytes([a, b]))),
-                _ => return Ok(None),
-            },
-            127 => match input.get(2..10) {
-                Some(ext) => {
-                    let mut be = [0u8; 8];
-                    be.copy_from_slice(ext);
-                    let n = u64::from_be_bytes(be);
-                    if n >> 63 != 0 {
-                        return Err(ProtocolError::protocol("64-bit length with top bit set"));
-                    }
-                    (8, n)
-                }
-                None => return Ok(None),
-            },
-            n => (0, u64::from(n)),
+        self.check_first_bytes(b0, b1)?;
+        let Some((ext_len, payload_len)) = payload_length(input, b1 & 0x7F)? else {
+            return Ok(None);
         };
 
         // The size limit is applied to the whole message, fragments so far included.
@@ -259,6 +211,47 @@ impl Decoder {
             opcode: op,
             payload,
         }))
+    }
+
+    /// The checks the first two header bytes decide (RSV bits, opcode against the message in
+    /// progress, control frame rules, the mask bit), so a bad frame fails before its length
+    /// is even read.
+    #[inline]
+    fn check_first_bytes(&self, b0: u8, b1: u8) -> Result<(), ProtocolError> {
+        let fin = b0 & 0x80 != 0;
+        let op = b0 & 0x0F;
+        let masked = b1 & 0x80 != 0;
+        let len7 = b1 & 0x7F;
+        if b0 & 0x70 != 0 {
+            return Err(ProtocolError::protocol("reserved bits set"));
+        }
+        match op {
+            opcode::CLOSE | opcode::PING | opcode::PONG => {
+                if !fin {
+                    return Err(ProtocolError::protocol("fragmented control frame"));
+                }
+                if usize::from(len7) > WS_CONTROL_PAYLOAD_BYTES_MAX {
+                    return Err(ProtocolError::protocol("control frame payload over 125"));
+                }
+            }
+            opcode::CONTINUATION => {
+                if !self.is_mid_message() {
+                    return Err(ProtocolError::protocol("continuation without a message"));
+                }
+            }
+            opcode::TEXT | opcode::BINARY => {
+                if self.is_mid_message() {
+                    return Err(ProtocolError::protocol(
+                        "new message inside a fragmented one",
+                    ));
+                }
+            }
+            _ => return Err(ProtocolError::protocol("unknown opcode")),
+        }
+        if !masked {
+            return Err(ProtocolError::protocol("client frame not masked"));
+        }
+        Ok(())
     }
 
     fn handle_frame(&mut self, frame: Frame) -> Result<Option<Message>, ProtocolError> {
@@ -328,6 +321,33 @@ impl Decoder {
         self.open = opcode::CONTINUATION;
         self.utf8.reset();
     }
+}
+
+/// The bytes of extended length after the first two (0, 2 or 8) and the payload length, from
+/// the 7-bit length `len7` and what follows it; `Ok(None)` while the extended length has not
+/// all arrived. A 64-bit length with the top bit set → 1002.
+#[inline]
+fn payload_length(input: &[u8], len7: u8) -> Result<Option<(usize, u64)>, ProtocolError> {
+    let lengths = match len7 {
+        126 => match input.get(2..4) {
+            Some(&[a, b]) => (2, u64::from(u16::from_be_bytes([a, b]))),
+            _ => return Ok(None),
+        },
+        127 => match input.get(2..10) {
+            Some(ext) => {
+                let mut be = [0u8; 8];
+                be.copy_from_slice(ext);
+                let n = u64::from_be_bytes(be);
+                if n >> 63 != 0 {
+                    return Err(ProtocolError::protocol("64-bit length with top bit set"));
+                }
+                (8, n)
+            }
+            None => return Ok(None),
+        },
+        n => (0, u64::from(n)),
+    };
+    Ok(Some(lengths))
 }
 
 fn close_message(payload: Bytes) -> Result<Message, ProtocolError> {

@@ -111,7 +111,25 @@ fn field<'v>(obj: &'v Object<'_>, key: &str) -> Option<&'v BorrowedValue<'v>> {
     obj.get(key).filter(|v| !v.is_null())
 }
 
+/// One event object, checked field by field in order: name, data, channels, socket_id, info.
 fn parse_event(obj: &Object<'_>, app: &AppConfig) -> Result<PublishEvent, RestError> {
+    let name = parse_name(obj, app)?;
+    let data_json = parse_data(obj, app)?;
+    let channels = parse_channels(obj, app)?;
+    let socket_id = parse_socket_id(obj)?;
+    let info = parse_info(obj)?;
+    Ok(PublishEvent {
+        name: name.to_owned(),
+        channels,
+        data_json,
+        socket_id,
+        info,
+    })
+}
+
+/// `name`: a non-empty string of at most `max_event_name_length` bytes, not starting with
+/// `pusher_internal:`.
+fn parse_name<'v>(obj: &'v Object<'_>, app: &AppConfig) -> Result<&'v str, RestError> {
     let name = match field(obj, "name") {
         None => return Err(RestError::bad_request("missing name")),
         Some(v) => v
@@ -134,7 +152,12 @@ fn parse_event(obj: &Object<'_>, app: &AppConfig) -> Result<PublishEvent, RestEr
             "event names starting with pusher_internal: are reserved",
         ));
     }
+    Ok(name)
+}
 
+/// `data` as a JSON string literal (a non-string value is sent as its JSON text), at most
+/// `max_event_payload_kb` KiB as sent.
+fn parse_data(obj: &Object<'_>, app: &AppConfig) -> Result<String, RestError> {
     let (data_len, data_json) = match field(obj, "data") {
         None => return Err(RestError::bad_request("missing data")),
         Some(BorrowedValue::String(s)) => (s.len(), json_string(s)),
@@ -150,22 +173,25 @@ fn parse_event(obj: &Object<'_>, app: &AppConfig) -> Result<PublishEvent, RestEr
             app.max_event_payload_kb
         )));
     }
+    Ok(data_json)
+}
 
-    let channels = parse_channels(obj, app)?;
-
-    let socket_id = match field(obj, "socket_id") {
-        None => None,
+/// `socket_id`, if given and not empty: a string like `123.456`.
+fn parse_socket_id(obj: &Object<'_>) -> Result<Option<String>, RestError> {
+    match field(obj, "socket_id") {
+        None => Ok(None),
         Some(v) => match v.as_str() {
-            Some("") => None,
-            Some(s) if is_socket_id(s) => Some(s.to_owned()),
-            _ => {
-                return Err(RestError::bad_request(
-                    "socket_id must be a string like \"123.456\"",
-                ))
-            }
+            Some("") => Ok(None),
+            Some(s) if is_socket_id(s) => Ok(Some(s.to_owned())),
+            _ => Err(RestError::bad_request(
+                "socket_id must be a string like \"123.456\"",
+            )),
         },
-    };
+    }
+}
 
+/// `info`, if given: a comma-separated string, split into trimmed, non-empty attributes.
+fn parse_info(obj: &Object<'_>) -> Result<Vec<String>, RestError> {
     let info = match field(obj, "info") {
         None => Vec::new(),
         Some(v) => v
@@ -177,16 +203,10 @@ fn parse_event(obj: &Object<'_>, app: &AppConfig) -> Result<PublishEvent, RestEr
             .map(str::to_owned)
             .collect(),
     };
-
-    Ok(PublishEvent {
-        name: name.to_owned(),
-        channels,
-        data_json,
-        socket_id,
-        info,
-    })
+    Ok(info)
 }
 
+/// `channel` or `channels` (exactly one of them): the target channel names, each checked.
 fn parse_channels(obj: &Object<'_>, app: &AppConfig) -> Result<Vec<String>, RestError> {
     match (field(obj, "channel"), field(obj, "channels")) {
         (Some(_), Some(_)) => Err(RestError::bad_request(

@@ -173,17 +173,35 @@ pub fn verify_request(
     let timestamp = required(&params, "auth_timestamp")?;
     let signature = required(&params, "auth_signature")?;
 
-    if let Some(version) = param(&params, "auth_version") {
+    check_auth_version(&params)?;
+    // The key is public (it is in every client's connect URL): a plain comparison is fine.
+    if key != app_key {
+        return Err(RestError::unauthorized("unknown key"));
+    }
+    check_timestamp(&timestamp, now_unix_s)?;
+    check_body_md5(&params, body)?;
+    if signature_matches(method, path, &params, app_secret, &signature) {
+        Ok(())
+    } else {
+        Err(RestError::unauthorized("invalid signature"))
+    }
+}
+
+/// `auth_version`, when given, must be [`AUTH_VERSION`] (401).
+fn check_auth_version(params: &[Param<'_>]) -> Result<(), RestError> {
+    if let Some(version) = param(params, "auth_version") {
         if version != AUTH_VERSION {
             return Err(RestError::unauthorized(format!(
                 "unsupported auth_version (only {AUTH_VERSION})"
             )));
         }
     }
-    // The key is public (it is in every client's connect URL): a plain comparison is fine.
-    if key != app_key {
-        return Err(RestError::unauthorized("unknown key"));
-    }
+    Ok(())
+}
+
+/// `auth_timestamp` must be whole unix seconds within [`TIMESTAMP_TOLERANCE_S`] of the
+/// server's clock, either way (401).
+fn check_timestamp(timestamp: &str, now_unix_s: u64) -> Result<(), RestError> {
     let timestamp: u64 = timestamp
         .parse()
         .map_err(|_| RestError::unauthorized("invalid auth_timestamp (unix seconds)"))?;
@@ -193,14 +211,55 @@ pub fn verify_request(
              {TIMESTAMP_TOLERANCE_S} s of the server time {now_unix_s}"
         )));
     }
-    match param(&params, "body_md5") {
-        None if !body.is_empty() => return Err(RestError::unauthorized("missing body_md5")),
-        Some(md5) if !md5.eq_ignore_ascii_case(&body_md5_hex(body)) => {
-            return Err(RestError::unauthorized("body_md5 does not match the body"))
-        }
-        _ => {}
-    }
+    Ok(())
+}
 
+/// `body_md5` is required with a non-empty body and, when given, must be the body's MD5 in
+/// hex, any case (401).
+fn check_body_md5(params: &[Param<'_>], body: &[u8]) -> Result<(), RestError> {
+    match param(params, "body_md5") {
+        None if !body.is_empty() => Err(RestError::unauthorized("missing body_md5")),
+        Some(md5) if !md5.eq_ignore_ascii_case(&body_md5_hex(body)) => {
+            Err(RestError::unauthorized("body_md5 does not match the body"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// True when `signature` is the HMAC of the request under one of the readings of its query
+/// and path (see the module doc); each try is a constant-time comparison.
+fn signature_matches(
+    method: &str,
+    path: &str,
+    params: &[Param<'_>],
+    app_secret: &str,
+    signature: &str,
+) -> bool {
+    let paths = path_readings(path);
+    let secret = app_secret.as_bytes();
+    for reading in query_readings(params) {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|p| {
+                (
+                    read(p.raw_key, reading).to_lowercase(),
+                    read(p.raw_value, reading),
+                )
+            })
+            .collect();
+        for path in &paths {
+            let text = signed_text(method, path, pairs.clone());
+            if verify_hmac_sha256_hex(secret, text.as_bytes(), signature) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The readings of the query to try, in order: form-decoded always; `+` kept when a `+` is
+/// in the query; undecoded when a `+` or a `%` is.
+fn query_readings(params: &[Param<'_>]) -> Vec<Reading> {
     let needs = |pred: fn(char) -> bool| {
         params
             .iter()
@@ -213,30 +272,17 @@ pub fn verify_request(
     if needs(|c| c == '+' || c == '%') {
         readings.push(Reading::Raw);
     }
+    readings
+}
+
+/// The readings of the path to try: as received, then percent-decoded when it holds a `%`.
+fn path_readings(path: &str) -> Vec<String> {
     let mut paths = vec![path.to_owned()];
     if path.contains('%') {
         // Paths carry a literal `+`, never a form-encoded space.
         paths.push(read(path, Reading::KeepPlus));
     }
-    let secret = app_secret.as_bytes();
-    for reading in readings {
-        let pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|p| {
-                (
-                    read(p.raw_key, reading).to_lowercase(),
-                    read(p.raw_value, reading),
-                )
-            })
-            .collect();
-        for path in &paths {
-            let text = signed_text(method, path, pairs.clone());
-            if verify_hmac_sha256_hex(secret, text.as_bytes(), &signature) {
-                return Ok(());
-            }
-        }
-    }
-    Err(RestError::unauthorized("invalid signature"))
+    paths
 }
 
 /// Appends `text` percent-encoded: everything but the RFC 3986 unreserved characters
