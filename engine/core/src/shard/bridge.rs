@@ -32,7 +32,7 @@ impl Shard {
         self.link
             .greet(self.settings.shard_index, self.settings.shard_count);
         self.stats.link_connects += 1;
-        if self.link.cluster {
+        if self.link.is_cluster() {
             self.link_announce_all();
             self.cluster_resync();
         }
@@ -229,7 +229,7 @@ impl Shard {
         frame: &Bytes,
         except_socket_id: &str,
     ) {
-        if !self.link.cluster {
+        if !self.link.is_cluster() {
             return;
         }
         if !self.link.is_up() || self.link.queued() >= LINK_QUEUE_MAX {

@@ -27,7 +27,7 @@ impl Shard {
         user_id: &str,
         action: UserAction,
     ) {
-        if !self.link.cluster {
+        if !self.link.is_cluster() {
             return;
         }
         if !self.link.is_up() || self.link.queued() >= LINK_QUEUE_MAX {

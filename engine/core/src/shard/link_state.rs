@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::message::AppIndex;
 use crate::app::{AppTable, WebhookEventType};
+use crate::limits::{COUNTS_DIRTY_MAX, HOOKS_WAITING_MAX, LINK_QUEUE_MAX};
 use crate::link::{self, BridgeStats, HookEvent, LinkMessage};
 use crate::webhook_config;
 
@@ -19,6 +20,17 @@ pub(super) type HooksWaiting = VecDeque<HookEvent>;
 /// Channels whose subscription count changed since the last tick.
 pub(super) type CountsDirty = ahash::AHashSet<(AppIndex, Arc<str>)>;
 
+/// What became of a webhook event handed to the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HookHandOff {
+    /// Queued for the bridge.
+    Sent,
+    /// Kept until the link is back.
+    Waiting,
+    /// Dropped: the link's queue or the waiting queue is full.
+    Dropped,
+}
+
 /// The link's state inside a shard.
 #[derive(Debug, Default)]
 pub struct LinkState {
@@ -26,16 +38,16 @@ pub struct LinkState {
     pub enabled: bool,
     /// The node is one of several (`--adapter-driver redis`): channels are announced,
     /// publishes relayed and presence is cluster-wide.
-    pub(super) cluster: bool,
+    cluster: bool,
     /// The webhook settings sent after every `Hello`.
     webhook_config: Option<Bytes>,
     /// Per app: the webhook event kinds wanted (`webhook_config::wanted_kinds`).
-    pub(super) hook_kinds: Vec<u8>,
+    hook_kinds: Vec<u8>,
     /// Webhook events made while the link was down.
-    pub(super) hooks_waiting: HooksWaiting,
+    hooks_waiting: HooksWaiting,
     /// Channels whose local subscription count changed since the last tick (apps that want
     /// `subscription_count` only).
-    pub(super) counts_dirty: CountsDirty,
+    counts_dirty: CountsDirty,
     /// The link is connected and greeted.
     up: bool,
     /// Messages for the bridge, in order.
@@ -64,6 +76,52 @@ impl LinkState {
             hook_kinds: configs.map(webhook_config::wanted_kinds).collect(),
             ..Default::default()
         }
+    }
+
+    /// True when the node is one of several (channels announced, presence cluster-wide).
+    pub(super) fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// Hands a webhook event to the bridge, or keeps it (bounded by [`HOOKS_WAITING_MAX`])
+    /// until the link is back; says which, so the shard can count it.
+    pub(super) fn hand_hook(&mut self, event: HookEvent) -> HookHandOff {
+        if self.is_up() {
+            if self.queued() < LINK_QUEUE_MAX {
+                self.push(LinkMessage::Hook(event));
+                return HookHandOff::Sent;
+            }
+        } else if self.hooks_waiting.len() < HOOKS_WAITING_MAX {
+            self.hooks_waiting.push_back(event);
+            return HookHandOff::Waiting;
+        }
+        HookHandOff::Dropped
+    }
+
+    /// After `Hello`: queues the webhook events made while the link was down; how many.
+    pub(super) fn flush_waiting_hooks(&mut self) -> u64 {
+        let mut sent = 0;
+        while let Some(event) = self.hooks_waiting.pop_front() {
+            self.push(LinkMessage::Hook(event));
+            sent += 1;
+        }
+        sent
+    }
+
+    /// Notes that `channel`'s local subscription count changed; false when the table is full
+    /// (at [`COUNTS_DIRTY_MAX`] channels), so the caller reports this one at once.
+    pub(super) fn mark_count_changed(&mut self, app: AppIndex, channel: &Arc<str>) -> bool {
+        let key = (app, channel.clone());
+        if self.counts_dirty.len() < COUNTS_DIRTY_MAX || self.counts_dirty.contains(&key) {
+            self.counts_dirty.insert(key);
+            return true;
+        }
+        false
+    }
+
+    /// The channels whose count changed since the last call.
+    pub(super) fn take_changed_counts(&mut self) -> CountsDirty {
+        std::mem::take(&mut self.counts_dirty)
     }
 
     /// True while the link is connected and greeted.

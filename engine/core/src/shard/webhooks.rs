@@ -17,11 +17,11 @@
 use std::sync::Arc;
 
 use crate::app::WebhookEventType;
-use crate::limits::{COUNTS_DIRTY_MAX, HOOKS_WAITING_MAX, LINK_QUEUE_MAX};
-use crate::link::{HookEvent, LinkMessage};
+use crate::link::HookEvent;
 use crate::pusher::server_message::push_json_string;
 use crate::webhook_config::{event_body, subscription_count_body};
 
+use super::link_state::HookHandOff;
 use super::message::AppIndex;
 use super::Shard;
 
@@ -44,25 +44,16 @@ impl Shard {
             kind,
             body: body.into(),
         };
-        if self.link.is_up() {
-            if self.link.queued() < LINK_QUEUE_MAX {
-                self.stats.webhook_events_out += 1;
-                self.link.push(LinkMessage::Hook(event));
-                return;
-            }
-        } else if self.link.hooks_waiting.len() < HOOKS_WAITING_MAX {
-            self.link.hooks_waiting.push_back(event);
-            return;
+        match self.link.hand_hook(event) {
+            HookHandOff::Sent => self.stats.webhook_events_out += 1,
+            HookHandOff::Waiting => {}
+            HookHandOff::Dropped => self.stats.webhook_events_dropped += 1,
         }
-        self.stats.webhook_events_dropped += 1;
     }
 
     /// After `Hello`: the events made while the link was down.
     pub(super) fn hooks_flush_waiting(&mut self) {
-        while let Some(event) = self.link.hooks_waiting.pop_front() {
-            self.stats.webhook_events_out += 1;
-            self.link.push(LinkMessage::Hook(event));
-        }
+        self.stats.webhook_events_out += self.link.flush_waiting_hooks();
     }
 
     /// True when the app wants either event of a pair: both go to the bridge, which needs the
@@ -85,7 +76,7 @@ impl Shard {
             WebhookEventType::ChannelVacated,
         );
         if !self.wants_pair(app, pair.0, pair.1)
-            || (self.link.cluster && !self.link.is_up())
+            || (self.link.is_cluster() && !self.link.is_up())
             || self.owner_of(app, channel) != self.settings.shard_index
         {
             return;
@@ -132,7 +123,7 @@ impl Shard {
             WebhookEventType::MemberAdded,
             WebhookEventType::MemberRemoved,
         );
-        if self.link.cluster || !self.wants_pair(app, pair.0, pair.1) {
+        if self.link.is_cluster() || !self.wants_pair(app, pair.0, pair.1) {
             return;
         }
         let body = event_body(kind, channel, Some(user_id));
@@ -197,22 +188,15 @@ impl Shard {
         if !self.counts_wanted(app) || !counts_subscriptions(channel) {
             return;
         }
-        let key = (app, channel.clone());
-        if self.link.counts_dirty.len() < COUNTS_DIRTY_MAX || self.link.counts_dirty.contains(&key)
-        {
-            self.link.counts_dirty.insert(key);
-        } else {
+        if !self.link.mark_count_changed(app, channel) {
             self.hook_count(app, channel);
         }
     }
 
     /// From the tick: one report per channel whose count changed, with its count now.
     pub(super) fn hooks_flush_counts(&mut self) {
-        if self.link.counts_dirty.is_empty() {
-            return;
-        }
-        let dirty = std::mem::take(&mut self.link.counts_dirty);
-        for (app, channel) in &dirty {
+        let changed = self.link.take_changed_counts();
+        for (app, channel) in &changed {
             self.hook_count(*app, channel);
         }
     }
