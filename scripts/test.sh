@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the suites need, then runs everything — formatting,
-# clippy, the import-cycle check, the docs build, unit + simulation + integration tests, the
-# pusher-js compatibility suite against the real binary, and the Autobahn|Testsuite fuzzing run
-# against the echo endpoint.
+# clippy, the import-cycle and doc-path checks, the docs build, unit + simulation + integration
+# tests, the pusher-js compatibility suite against the real binary, and the Autobahn|Testsuite
+# fuzzing run against the echo endpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "no import cycles between files (and the checker's own tests)"
 python3 scripts/import_cycles/test_check.py -q
 python3 scripts/import_cycles/check.py
+
+step "every file the docs and comments name exists (and the checker's own tests)"
+python3 scripts/doc_paths/test_check.py -q
+python3 scripts/doc_paths/check.py
 
 step "docs build warning-free (cargo doc --no-deps)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items

@@ -153,6 +153,36 @@ pub fn subscription_count_body(channel: &str, count: u64) -> String {
     body
 }
 
+/// The `client_event` event object. `data_json` is the event's `data` as the client sent it;
+/// receivers get it as a string, as Pusher sends it.
+pub fn client_event_body(
+    channel: &str,
+    event: &str,
+    data_json: &str,
+    socket_id: &str,
+    user_id: Option<&str>,
+) -> String {
+    let mut body = String::with_capacity(96 + channel.len() + event.len() + data_json.len());
+    body.push_str("{\"name\":\"client_event\",\"channel\":");
+    push_json_string(&mut body, channel);
+    body.push_str(",\"event\":");
+    push_json_string(&mut body, event);
+    body.push_str(",\"data\":");
+    match serde_json::from_str::<String>(data_json) {
+        // Already a string: pass it on as it is.
+        Ok(_) => body.push_str(data_json),
+        Err(_) => push_json_string(&mut body, data_json),
+    }
+    body.push_str(",\"socket_id\":");
+    push_json_string(&mut body, socket_id);
+    if let Some(user_id) = user_id {
+        body.push_str(",\"user_id\":");
+        push_json_string(&mut body, user_id);
+    }
+    body.push('}');
+    body
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -188,6 +218,21 @@ mod tests {
             kind_bit(WebhookEventType::ChannelOccupied),
             "the seventh kind has a bit of its own in the u8 mask"
         );
+    }
+
+    #[test]
+    fn client_event_data_reaches_receivers_as_a_string() {
+        let object = client_event_body("private-a", "client-x", r#"{"n":1}"#, "1.2", None);
+        let value: Value = serde_json::from_str(&object).unwrap();
+        assert_eq!(
+            value,
+            json!({"name": "client_event", "channel": "private-a", "event": "client-x",
+                   "data": "{\"n\":1}", "socket_id": "1.2"})
+        );
+        let string = client_event_body("presence-a", "client-y", r#""hi""#, "1.3", Some("u"));
+        let value: Value = serde_json::from_str(&string).unwrap();
+        assert_eq!(value["data"], json!("hi"), "a string is passed on as it is");
+        assert_eq!(value["user_id"], json!("u"));
     }
 
     #[test]

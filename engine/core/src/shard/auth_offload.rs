@@ -47,7 +47,7 @@ impl Shard {
         let Some(url) = config.channel_authorization_url.clone() else {
             return false;
         };
-        if !self.link.is_up() || self.pending_auth.is_full() {
+        if !self.link.is_up() || self.waits.auths.is_full() {
             return false;
         }
         let Some(conn) = self.conns.get_mut(key as usize) else {
@@ -61,7 +61,7 @@ impl Shard {
             app,
             channel: channel.clone(),
         };
-        let Ok(request_id) = self.pending_auth.insert(self.now_ms, pending) else {
+        let Ok(request_id) = self.waits.auths.insert(self.now_ms, pending) else {
             return false;
         };
         conn.subscriptions.push(Subscription {
@@ -81,13 +81,13 @@ impl Shard {
             form: forward.form,
         };
         self.stats.auth_offloaded += 1;
-        self.link.push(LinkMessage::AuthRequest(request));
+        self.link.send(LinkMessage::AuthRequest(request));
         true
     }
 
     /// The endpoint's answer, through the bridge.
     pub(super) fn auth_answer(&mut self, request_id: u32, outcome: AuthOutcome) {
-        let Some(pending) = self.pending_auth.take(request_id) else {
+        let Some(pending) = self.waits.auths.take(request_id) else {
             return; // answered already (timeout or link down)
         };
         self.auth_settle(request_id, pending, outcome);
@@ -137,32 +137,23 @@ impl Shard {
         }
     }
 
-    /// Authorizations overdue (`now_ms` given) or all of them (link down, `None`) fail.
-    pub(super) fn auth_expire(&mut self, now_ms: Option<u64>) {
-        let due = match now_ms {
-            Some(now_ms) => self.pending_auth.drain_overdue(now_ms),
-            None => self.pending_auth.drain_all(),
+    /// An authorization the bridge will not answer fails: overdue (`timeout`, 504) or the
+    /// link went down (503).
+    pub(super) fn auth_unanswered(&mut self, request_id: u32, pending: PendingAuth, timeout: bool) {
+        let (status, reason) = if timeout {
+            (504, "The authorization endpoint did not answer in time")
+        } else {
+            (503, "The authorization service is unavailable")
         };
-        for (request_id, pending) in due {
-            let reason = if now_ms.is_some() {
-                "The authorization endpoint did not answer in time"
-            } else {
-                "The authorization service is unavailable"
-            };
-            let status = if now_ms.is_some() { 504 } else { 503 };
-            self.auth_settle(
-                request_id,
-                pending,
-                AuthOutcome::Refused {
-                    status,
-                    reason: reason.to_owned(),
-                },
-            );
-        }
+        let outcome = AuthOutcome::Refused {
+            status,
+            reason: reason.to_owned(),
+        };
+        self.auth_settle(request_id, pending, outcome);
     }
 
     /// A connection dropped a subscription that waited for its authorization.
     pub(super) fn auth_forget(&mut self, request_id: u32) {
-        self.pending_auth.take(request_id);
+        self.waits.auths.take(request_id);
     }
 }

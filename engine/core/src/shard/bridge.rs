@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::bridge_waits::{Stranded, StrandedBy};
+use super::link_state::Relay;
 use super::message::AppIndex;
 use super::Shard;
 use crate::link::{self, BridgeStats, ChannelEvent, LinkError, LinkMessage};
 
 pub use super::link_state::LinkState;
-use crate::limits::{LINK_ACK_TIMEOUT_MS, LINK_QUEUE_MAX};
 
 impl Shard {
     /// The link to the bridge is connected: greet it and announce every channel with local
@@ -33,20 +34,20 @@ impl Shard {
             .greet(self.settings.shard_index, self.settings.shard_count);
         self.stats.link_connects += 1;
         if self.link.is_cluster() {
-            self.link_announce_all();
-            self.cluster_resync();
+            self.announce_channels();
+            self.resync_members();
         }
-        self.hooks_flush_waiting();
-        self.hooks_resync_counts();
+        self.stats.webhook_events_out += self.link.flush_waiting_hooks();
+        self.resync_counts();
     }
 
     /// After `Hello` (several nodes): every channel with local subscribers.
-    fn link_announce_all(&mut self) {
+    fn announce_channels(&mut self) {
         for app in 0..self.apps.len() as AppIndex {
-            let app_id = self.apps.get(app).id.clone();
+            let app_id = &self.apps.get(app).id;
             for (name, entry) in self.registry.channels_of(app) {
                 if entry.announced {
-                    self.link.push(LinkMessage::Subscribe {
+                    self.link.send_to_cluster(|| LinkMessage::Subscribe {
                         app_id: app_id.clone(),
                         channel: name.to_string(),
                         seq: entry.interest_seq,
@@ -61,12 +62,10 @@ impl Shard {
         if !self.link.go_down() {
             return;
         }
-        // Nobody will answer what waits for the bridge: every table lets its requests go on.
-        self.cluster_expire_joins(None);
-        self.cluster_expire_cache(None);
-        self.auth_expire(None);
-        self.cluster_expire_queries(None);
-        self.cluster_remote_connections(None);
+        // Nobody will answer what waits for the bridge: every request goes on without it.
+        let stranded = self.waits.take_all();
+        self.resume_stranded(stranded);
+        self.set_remote_connections(None);
         for app in 0..self.apps.len() as AppIndex {
             let waiting: Vec<Arc<str>> = self
                 .registry
@@ -75,10 +74,35 @@ impl Shard {
                 .map(|(name, _)| name.clone())
                 .collect();
             for channel in waiting {
-                self.link_confirmed(app, &channel, None);
+                self.confirm_channel(app, &channel, None);
             }
         }
         self.run_detach_queue();
+    }
+
+    /// Requests the bridge will not answer (overdue, or the link is down) go on without it:
+    /// authorizations fail, members and cache joins are answered from the node's own state,
+    /// channels questions with the node's own counts.
+    pub(super) fn resume_stranded(&mut self, stranded: Stranded) {
+        let Stranded {
+            by,
+            auths,
+            members,
+            cache,
+            channels,
+        } = stranded;
+        for (_, pending) in members {
+            self.answer_members_locally(pending);
+        }
+        for (_, pending) in cache {
+            self.answer_cache_locally(pending);
+        }
+        for (request_id, pending) in auths {
+            self.auth_unanswered(request_id, pending, by == StrandedBy::Timeout);
+        }
+        for (_, pending_id) in channels {
+            self.other_nodes_unanswered(pending_id);
+        }
     }
 
     /// One message from the bridge. An error means the bridge is not speaking our protocol:
@@ -98,7 +122,12 @@ impl Shard {
                 app_id,
                 channel,
                 seq,
-            } => self.link_subscribed(&app_id, &channel, seq),
+            } => {
+                // An app this node does not serve is ignored.
+                if let Some(app) = self.apps.index_by_id(&app_id) {
+                    self.confirm_channel(app, &channel, Some(seq));
+                }
+            }
             LinkMessage::Deliver(event) => {
                 let Some(app) = self.apps.index_by_id(&event.app_id) else {
                     return Ok(()); // an app this node does not serve: nothing to do
@@ -107,13 +136,13 @@ impl Shard {
             }
             LinkMessage::Stats(stats) => self.link.set_bridge_stats(stats),
             LinkMessage::MembersSnapshot(_, query, members) => {
-                self.cluster_members_snapshot(query, members);
+                self.members_answer(query, members);
             }
             LinkMessage::MemberAdded(channel, member) => {
-                self.cluster_member_event(&channel, Some(&member), None);
+                self.deliver_member_event(&channel, Some(&member), None);
             }
             LinkMessage::MemberRemoved(channel, user_id) => {
-                self.cluster_member_event(&channel, None, Some(&user_id));
+                self.deliver_member_event(&channel, None, Some(&user_id));
             }
             // Engine-to-bridge messages are never sent to an engine.
             LinkMessage::Hello { .. }
@@ -130,7 +159,7 @@ impl Shard {
             | LinkMessage::AuthRequest(_)
             | LinkMessage::CacheQuery { .. } => return Err(LinkError::WrongDirection),
             LinkMessage::CacheAnswer { query_id, frame } => {
-                self.cluster_cache_answer(query_id, frame);
+                self.cache_answer(query_id, frame);
             }
             LinkMessage::UserCommand {
                 app_id,
@@ -147,20 +176,12 @@ impl Shard {
                 filter,
             } => self.node_channels_query(query_id, &app_id, filter),
             LinkMessage::ChannelsAnswer { query_id, channels } => {
-                self.cluster_channels_answer(query_id, channels);
+                self.other_nodes_answer(query_id, channels);
             }
-            LinkMessage::ConnectionCounts(counts) => self.cluster_remote_connections(Some(counts)),
+            LinkMessage::ConnectionCounts(counts) => self.set_remote_connections(Some(counts)),
         }
         self.run_detach_queue();
         Ok(())
-    }
-
-    /// The bridge acknowledged announcement `seq` of a channel: its waiting subscribers may go on
-    /// (an app this node does not serve is ignored).
-    fn link_subscribed(&mut self, app_id: &str, channel: &str, seq: u32) {
-        if let Some(app) = self.apps.index_by_id(app_id) {
-            self.link_confirmed(app, channel, Some(seq));
-        }
     }
 
     /// An event published on another node: counts it and delivers it to this shard's own
@@ -192,62 +213,39 @@ impl Shard {
         self.link.bridge_stats()
     }
 
-    /// A first local subscriber: tell the bridge, and return whether the subscription must
-    /// wait for its `Subscribed`.
-    pub(super) fn link_announce(&mut self, app: AppIndex, channel: &Arc<str>, seq: u32) -> bool {
-        if !self.link.is_cluster_up() {
-            return false;
-        }
-        let app_id = self.apps.get(app).id.clone();
-        let deadline_ms = self.now_ms + LINK_ACK_TIMEOUT_MS;
-        self.link.announce(app_id, app, channel, seq, deadline_ms)
-    }
-
-    /// From the sweep: subscribers whose `Subscribed` is overdue go on without it.
-    pub(super) fn link_expire_acks(&mut self, now_ms: u64) {
-        while let Some((app, channel, seq)) = self.link.pop_overdue_ack(now_ms) {
-            self.link_confirmed(app, &channel, Some(seq));
-        }
-    }
-
-    /// The last local subscriber left.
-    pub(super) fn link_withdraw(&mut self, app: AppIndex, channel: &str) {
-        if self.link.is_cluster_up() {
-            self.link.push(LinkMessage::Unsubscribe {
-                app_id: self.apps.get(app).id.clone(),
-                channel: channel.to_string(),
-            });
-        }
-    }
-
     /// A local publish (REST or client event) for the other nodes; `except_socket_id` is the
     /// excluded socket as the publisher named it (it may live on another node), or empty.
-    pub(super) fn link_publish(
+    pub(super) fn relay_publish(
         &mut self,
         app: AppIndex,
         channel: &str,
         frame: &Bytes,
         except_socket_id: &str,
     ) {
-        if !self.link.is_cluster() {
-            return;
+        let app_id = &self.apps.get(app).id;
+        let relay = self.link.relay(|| {
+            LinkMessage::Publish(ChannelEvent {
+                app_id: app_id.clone(),
+                channel: channel.to_string(),
+                except_socket_id: except_socket_id.to_string(),
+                frame: frame.clone(),
+            })
+        });
+        self.count_relay(relay);
+    }
+
+    /// Counts what became of an event relayed to the other nodes.
+    pub(super) fn count_relay(&mut self, relay: Relay) {
+        match relay {
+            Relay::Alone => {}
+            Relay::Queued => self.stats.link_publishes_out += 1,
+            Relay::Dropped => self.stats.link_publishes_dropped += 1,
         }
-        if !self.link.is_up() || self.link.queued() >= LINK_QUEUE_MAX {
-            self.stats.link_publishes_dropped += 1;
-            return;
-        }
-        self.stats.link_publishes_out += 1;
-        self.link.push(LinkMessage::Publish(ChannelEvent {
-            app_id: self.apps.get(app).id.clone(),
-            channel: channel.to_string(),
-            except_socket_id: except_socket_id.to_string(),
-            frame: frame.clone(),
-        }));
     }
 
     /// The bridge confirmed a channel (`seq` of the announcement), or the link went down
     /// (`None`): subscribers waiting only for it go on.
-    fn link_confirmed(&mut self, app: AppIndex, channel: &str, seq: Option<u32>) {
+    pub(super) fn confirm_channel(&mut self, app: AppIndex, channel: &str, seq: Option<u32>) {
         let Some(entry) = self.registry.channel_mut(app, channel) else {
             return;
         };

@@ -1,7 +1,8 @@
-//! What a shard waits for from the bridge: the entry of each kind of request (offloaded
-//! authorizations, members queries, cache queries, channels questions) and each kind's table (a
-//! [`Pending`]); their caps and longest waits are in `crate::limits`. What happens on an answer,
-//! when a table is full and when a request is overdue is each feature's business
+//! [`BridgeWaits`]: what a shard waits for from the bridge: the entry of each kind of request
+//! (offloaded authorizations, members queries, cache queries, channels questions), each kind's
+//! table (a [`Pending`], its cap and longest wait from `crate::limits`), and [`Stranded`], the
+//! requests nobody will answer (overdue, or the link went down), handed back in one piece so the
+//! shard lets every one of them go on. What an answer does is each feature's business
 //! (`auth_offload`, `cluster_presence`, `cluster_state`, `cluster_channels`).
 
 use std::sync::Arc;
@@ -10,6 +11,10 @@ use bytes::Bytes;
 
 use super::message::{AppIndex, ConnRef, MemberData};
 use super::pending::Pending;
+use crate::limits::{
+    AUTH_WAIT_MS_MAX, CACHE_WAIT_MS_MAX, CHANNELS_WAIT_MS_MAX, MEMBERS_WAIT_MS_MAX,
+    PENDING_AUTHS_MAX, PENDING_CACHE_MAX, PENDING_CHANNELS_MAX, PENDING_MEMBERS_MAX,
+};
 
 /// One authorization in flight: the subscription waiting for it.
 #[derive(Debug)]
@@ -81,3 +86,80 @@ pub type PendingCache = Pending<PendingCacheJoin>;
 /// Channels questions waiting for the other nodes, by query id: the id of the shard's own
 /// question ([`super::query_state::PendingQueries`]) the answer is a part of.
 pub type ClusterQueries = Pending<u64>;
+
+/// Every request of a shard waiting for the bridge, one table per kind.
+#[derive(Debug)]
+pub struct BridgeWaits {
+    /// Offloaded authorizations, by request id.
+    pub auths: PendingAuths,
+    /// Members queries, by query id.
+    pub members: PendingJoins,
+    /// Cache queries, by query id.
+    pub cache: PendingCache,
+    /// Channels questions to the other nodes, by query id.
+    pub channels: ClusterQueries,
+}
+
+/// Why requests were taken out unanswered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrandedBy {
+    /// Their longest wait passed.
+    Timeout,
+    /// The link went down: nobody will answer any of them.
+    LinkDown,
+}
+
+/// Requests taken out unanswered, each kind oldest first, for the shard to let go on.
+#[derive(Debug)]
+pub struct Stranded {
+    /// Why.
+    pub by: StrandedBy,
+    /// Authorizations (they fail).
+    pub auths: Vec<(u32, PendingAuth)>,
+    /// Members queries (answered from the node's own members).
+    pub members: Vec<(u32, PendingMembers)>,
+    /// Cache queries (answered from the node's own cache).
+    pub cache: Vec<(u32, PendingCacheJoin)>,
+    /// Channels questions (they go on with the node's own counts).
+    pub channels: Vec<(u32, u64)>,
+}
+
+impl BridgeWaits {
+    /// Empty tables with the caps and longest waits of `crate::limits`.
+    pub fn new() -> Self {
+        BridgeWaits {
+            auths: Pending::new(PENDING_AUTHS_MAX, AUTH_WAIT_MS_MAX),
+            members: Pending::new(PENDING_MEMBERS_MAX, MEMBERS_WAIT_MS_MAX),
+            cache: Pending::new(PENDING_CACHE_MAX, CACHE_WAIT_MS_MAX),
+            channels: Pending::new(PENDING_CHANNELS_MAX, CHANNELS_WAIT_MS_MAX),
+        }
+    }
+
+    /// Takes out every request overdue at `now_ms`.
+    pub fn take_overdue(&mut self, now_ms: u64) -> Stranded {
+        Stranded {
+            by: StrandedBy::Timeout,
+            auths: self.auths.drain_overdue(now_ms),
+            members: self.members.drain_overdue(now_ms),
+            cache: self.cache.drain_overdue(now_ms),
+            channels: self.channels.drain_overdue(now_ms),
+        }
+    }
+
+    /// The link went down: takes out every request.
+    pub fn take_all(&mut self) -> Stranded {
+        Stranded {
+            by: StrandedBy::LinkDown,
+            auths: self.auths.drain_all(),
+            members: self.members.drain_all(),
+            cache: self.cache.drain_all(),
+            channels: self.channels.drain_all(),
+        }
+    }
+}
+
+impl Default for BridgeWaits {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -87,7 +87,7 @@ impl Shard {
         self.deliver_channel(app, channel, &frame, except, true);
         if self.link.enabled {
             let socket_id = self.socket_id(serial);
-            self.link_publish(app, channel, &frame, &socket_id);
+            self.relay_publish(app, channel, &frame, &socket_id);
             self.hook_client_event(app, channel, event, data, &socket_id, user_id.as_deref());
         }
     }

@@ -16,8 +16,8 @@ use crate::link::{ChannelCount, ChannelFilter, LinkMessage};
 impl Shard {
     /// Right after a question went to the shards: also asks the other nodes (true: one more
     /// part will come, from the bridge or the timeout).
-    pub(super) fn cluster_ask_channels(&mut self, pending_id: u64, query: &Query) -> bool {
-        if !self.link.is_cluster_up() || self.cluster_queries.is_full() {
+    pub(super) fn ask_other_nodes(&mut self, pending_id: u64, query: &Query) -> bool {
+        if !self.link.is_cluster_up() || self.waits.channels.is_full() {
             return false;
         }
         let (app, filter) = match query {
@@ -31,20 +31,20 @@ impl Shard {
             ),
             Query::Users { .. } | Query::Stats => return false,
         };
-        let Ok(query_id) = self.cluster_queries.insert(self.now_ms, pending_id) else {
+        let Ok(query_id) = self.waits.channels.insert(self.now_ms, pending_id) else {
             return false;
         };
-        self.link.push(LinkMessage::ChannelsQuery {
+        let app_id = &self.apps.get(app).id;
+        self.link.send_to_cluster(|| LinkMessage::ChannelsQuery {
             query_id,
-            app_id: self.apps.get(app).id.clone(),
+            app_id: app_id.clone(),
             filter,
-        });
-        true
+        })
     }
 
     /// A `ChannelsAnswer` from the bridge: the other nodes' part of a question of this shard.
-    pub(super) fn cluster_channels_answer(&mut self, query_id: u32, channels: Vec<ChannelCount>) {
-        let Some(pending_id) = self.cluster_queries.take(query_id) else {
+    pub(super) fn other_nodes_answer(&mut self, query_id: u32, channels: Vec<ChannelCount>) {
+        let Some(pending_id) = self.waits.channels.take(query_id) else {
             return; // answered already (timeout or link down)
         };
         let part = QueryPart {
@@ -63,16 +63,9 @@ impl Shard {
         self.handle_query_reply(pending_id, part);
     }
 
-    /// Questions whose other nodes are overdue (`now_ms` given) or unreachable (link down,
-    /// `None`) go on with the node's own counts.
-    pub(super) fn cluster_expire_queries(&mut self, now_ms: Option<u64>) {
-        let due = match now_ms {
-            Some(now_ms) => self.cluster_queries.drain_overdue(now_ms),
-            None => self.cluster_queries.drain_all(),
-        };
-        for (_, pending_id) in due {
-            self.handle_query_reply(pending_id, QueryPart::default());
-        }
+    /// A question whose other nodes will not answer goes on with the node's own counts.
+    pub(super) fn other_nodes_unanswered(&mut self, pending_id: u64) {
+        self.handle_query_reply(pending_id, QueryPart::default());
     }
 
     /// Another node asks for this node's counts (through the bridge): gather them from every
@@ -84,7 +77,7 @@ impl Shard {
         filter: ChannelFilter,
     ) {
         let Some(app) = self.apps.index_by_id(app_id) else {
-            self.link.push(LinkMessage::ChannelsAnswer {
+            self.link.send(LinkMessage::ChannelsAnswer {
                 query_id,
                 channels: Vec::new(),
             });
@@ -102,7 +95,7 @@ impl Shard {
         };
         if !self.start_link_query(query, query_id) {
             // Too many questions in flight here: an empty answer rather than none.
-            self.link.push(LinkMessage::ChannelsAnswer {
+            self.link.send(LinkMessage::ChannelsAnswer {
                 query_id,
                 channels: Vec::new(),
             });
@@ -140,9 +133,7 @@ impl Shard {
                 users: None,
             })
             .collect();
-        if self.link.is_up() {
-            self.link
-                .push(LinkMessage::ChannelsAnswer { query_id, channels });
-        }
+        self.link
+            .send(LinkMessage::ChannelsAnswer { query_id, channels });
     }
 }

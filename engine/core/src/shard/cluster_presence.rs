@@ -14,89 +14,63 @@ use bytes::Bytes;
 
 use super::bridge_waits::{MembersWaiter, PendingMembers};
 use super::frames::text_frame;
-use super::message::{AppIndex, ConnRef, MemberData, QueryPart, ShardMessage};
+use super::message::{AppIndex, MemberData, QueryPart, ShardMessage};
 use super::Shard;
+use crate::app::AppTable;
 use crate::link::{LinkMessage, Member, PresenceChannel};
 use crate::pusher::server_message;
 
-impl Shard {
-    fn presence_channel(&self, app: AppIndex, channel: &str) -> PresenceChannel {
-        PresenceChannel {
-            app_id: self.apps.get(app).id.clone(),
-            channel: channel.to_string(),
-        }
+/// The link's name of a presence channel of `app`.
+fn presence_channel(apps: &AppTable, app: AppIndex, channel: &str) -> PresenceChannel {
+    PresenceChannel {
+        app_id: apps.get(app).id.clone(),
+        channel: channel.to_string(),
     }
+}
 
+impl Shard {
     /// Owner, node-level first join of a user: true when the bridge takes it (cluster mode);
     /// false when the caller must deliver `member_added` itself.
-    pub(super) fn cluster_member_join(
+    pub(super) fn report_first_join(
         &mut self,
         app: AppIndex,
         channel: &str,
         member: &MemberData,
     ) -> bool {
-        if !self.link.is_cluster_up() {
-            return false;
-        }
-        let message = LinkMessage::MemberJoin(
-            self.presence_channel(app, channel),
-            Member {
-                user_id: member.user_id.to_string(),
-                user_info: Bytes::copy_from_slice(member.user_info.as_bytes()),
-            },
-        );
-        self.link.push(message);
-        true
+        let apps = &self.apps;
+        self.link.send_to_cluster(|| {
+            LinkMessage::MemberJoin(
+                presence_channel(apps, app, channel),
+                Member {
+                    user_id: member.user_id.to_string(),
+                    user_info: Bytes::copy_from_slice(member.user_info.as_bytes()),
+                },
+            )
+        })
     }
 
     /// Owner, node-level last leave: true when the bridge takes it.
-    pub(super) fn cluster_member_leave(
+    pub(super) fn report_last_leave(
         &mut self,
         app: AppIndex,
         channel: &str,
         user_id: &str,
     ) -> bool {
-        if !self.link.is_cluster_up() {
-            return false;
-        }
-        let message = LinkMessage::MemberLeave(self.presence_channel(app, channel), user_id.into());
-        self.link.push(message);
-        true
+        let apps = &self.apps;
+        self.link.send_to_cluster(|| {
+            LinkMessage::MemberLeave(presence_channel(apps, app, channel), user_id.into())
+        })
     }
 
-    /// Owner, an accepted presence join: in cluster mode, ask the bridge for the members and
-    /// answer later (true); else the caller answers now from the node's members (false).
-    pub(super) fn cluster_defer_join(
+    /// Owner, a presence join it accepted or `GET …/users`: in cluster mode, asks the bridge
+    /// for the cluster's member list and answers `waiting` later (true); false (nothing sent)
+    /// when unlinked or too many are in flight: the caller answers now from the node's members.
+    pub(super) fn ask_members(
         &mut self,
         app: AppIndex,
         channel: &Arc<str>,
-        conn: ConnRef,
-        me: &MemberData,
-        after: Vec<Bytes>,
+        waiting: MembersWaiter,
     ) -> bool {
-        let waiting = MembersWaiter::Join {
-            conn,
-            me: me.clone(),
-            after,
-        };
-        self.ask_members(app, channel, waiting)
-    }
-
-    /// Owner, `GET …/users` of a presence channel: true when the answer will come from the
-    /// cluster's member list; false when the caller answers now from the node's members.
-    pub(super) fn cluster_defer_users(
-        &mut self,
-        app: AppIndex,
-        channel: &Arc<str>,
-        id: u64,
-        from: u16,
-    ) -> bool {
-        self.ask_members(app, channel, MembersWaiter::Users { id, from })
-    }
-
-    /// Sends a members query for `waiting`; false (nothing sent) when unlinked or too many are
-    /// in flight.
-    fn ask_members(&mut self, app: AppIndex, channel: &Arc<str>, waiting: MembersWaiter) -> bool {
         if !self.link.is_cluster_up() {
             return false;
         }
@@ -105,17 +79,18 @@ impl Shard {
             channel: channel.clone(),
             waiting,
         };
-        let Ok(query) = self.pending_joins.insert(self.now_ms, pending) else {
+        let Ok(query) = self.waits.members.insert(self.now_ms, pending) else {
             return false;
         };
-        let message = LinkMessage::MembersQuery(self.presence_channel(app, channel), query);
-        self.link.push(message);
-        true
+        let apps = &self.apps;
+        self.link.send_to_cluster(|| {
+            LinkMessage::MembersQuery(presence_channel(apps, app, channel), query)
+        })
     }
 
     /// The bridge's answer to a members query.
-    pub(super) fn cluster_members_snapshot(&mut self, query: u32, members: Vec<Member>) {
-        let Some(pending) = self.pending_joins.take(query) else {
+    pub(super) fn members_answer(&mut self, query: u32, members: Vec<Member>) {
+        let Some(pending) = self.waits.members.take(query) else {
             return; // answered already (timeout or link down)
         };
         let owned: Vec<(String, String)> = members
@@ -128,25 +103,18 @@ impl Shard {
         self.answer_members(pending, owned);
     }
 
-    /// Joins and users queries whose answer is overdue (`now_ms` given) or all of them (link
-    /// down, `None`) are answered from the node's own members.
-    pub(super) fn cluster_expire_joins(&mut self, now_ms: Option<u64>) {
-        let due = match now_ms {
-            Some(now_ms) => self.pending_joins.drain_overdue(now_ms),
-            None => self.pending_joins.drain_all(),
-        };
-        for (_, pending) in due {
-            let node_members: Vec<(String, String)> = self
-                .owner
-                .members(pending.app, &pending.channel)
-                .map(|list| {
-                    list.iter()
-                        .map(|(id, m)| (id.to_string(), m.user_info.to_string()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            self.answer_members(pending, node_members);
-        }
+    /// A members query the bridge will not answer: answered from the node's own members.
+    pub(super) fn answer_members_locally(&mut self, pending: PendingMembers) {
+        let node_members: Vec<(String, String)> = self
+            .owner
+            .members(pending.app, &pending.channel)
+            .map(|list| {
+                list.iter()
+                    .map(|(id, m)| (id.to_string(), m.user_info.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.answer_members(pending, node_members);
     }
 
     /// Answers what waited for a member list.
@@ -197,7 +165,7 @@ impl Shard {
 
     /// After `Hello`: the node's members of every presence channel this shard owns, then
     /// `ResyncDone` (the bridge drops what this node and shard no longer hold).
-    pub(super) fn cluster_resync(&mut self) {
+    pub(super) fn resync_members(&mut self) {
         for app in 0..self.apps.len() as AppIndex {
             let channels: Vec<Arc<str>> = self
                 .owner
@@ -217,19 +185,20 @@ impl Shard {
                             .collect()
                     })
                     .unwrap_or_default();
-                let message =
-                    LinkMessage::MembersResync(self.presence_channel(app, &channel), members);
-                self.link.push(message);
+                let apps = &self.apps;
+                self.link.send_to_cluster(|| {
+                    LinkMessage::MembersResync(presence_channel(apps, app, &channel), members)
+                });
             }
         }
         // Channel occupancy is kept like members (one pseudo-member per channel and shard).
-        self.hooks_resync_occupancy();
-        self.link.push(LinkMessage::ResyncDone);
+        self.resync_occupancy();
+        self.link.send_to_cluster(|| LinkMessage::ResyncDone);
     }
 
     /// A cluster member event for this shard's subscribers of the channel. `member_added` is
     /// not sent to the joining user's own connections.
-    pub(super) fn cluster_member_event(
+    pub(super) fn deliver_member_event(
         &mut self,
         channel: &PresenceChannel,
         added: Option<&Member>,

@@ -15,36 +15,24 @@ use super::frames::text_frame;
 use super::message::{AppIndex, ConnRef, ShardMessage};
 use super::pending::Full;
 use super::Shard;
-use crate::limits::LINK_QUEUE_MAX;
 use crate::link::{LinkMessage, UserAction};
 use crate::pusher::server_message;
 
 impl Shard {
     /// A server-to-user event or a terminate for the user's connections on the other nodes.
-    pub(super) fn cluster_user_command(
-        &mut self,
-        app: AppIndex,
-        user_id: &str,
-        action: UserAction,
-    ) {
-        if !self.link.is_cluster() {
-            return;
-        }
-        if !self.link.is_up() || self.link.queued() >= LINK_QUEUE_MAX {
-            self.stats.link_publishes_dropped += 1;
-            return;
-        }
-        self.stats.link_publishes_out += 1;
-        self.link.push(LinkMessage::UserCommand {
-            app_id: self.apps.get(app).id.clone(),
+    pub(super) fn relay_user_command(&mut self, app: AppIndex, user_id: &str, action: UserAction) {
+        let app_id = &self.apps.get(app).id;
+        let relay = self.link.relay(|| LinkMessage::UserCommand {
+            app_id: app_id.clone(),
             user_id: user_id.to_owned(),
             action,
         });
+        self.count_relay(relay);
     }
 
     /// From the sweep (shard 0, several nodes, linked, some app with a connection limit): the
     /// node's open connections per app, for the other nodes.
-    pub(super) fn cluster_report_connections(&mut self) {
+    pub(super) fn report_connections(&mut self) {
         if self.settings.shard_index != 0 || !self.link.is_cluster_up() {
             return;
         }
@@ -57,12 +45,13 @@ impl Shard {
             .map(|(_, count)| count)
             .collect();
         if !limited.is_empty() {
-            self.link.push(LinkMessage::ConnectionCounts(limited));
+            self.link
+                .send_to_cluster(|| LinkMessage::ConnectionCounts(limited));
         }
     }
 
     /// The other nodes' connections per app (or, with `None`, none: the node is alone now).
-    pub(super) fn cluster_remote_connections(&mut self, counts: Option<Vec<(String, u64)>>) {
+    pub(super) fn set_remote_connections(&mut self, counts: Option<Vec<(String, u64)>>) {
         match counts {
             Some(counts) => {
                 for (app_id, count) in counts {
@@ -101,7 +90,7 @@ impl Shard {
     /// Owner, a subscription to a cache channel (several nodes, linked): asks the bridge for
     /// the cluster's last event and answers later (true); else the caller answers from the
     /// node's own cache (false).
-    pub(super) fn cluster_defer_cache(
+    pub(super) fn ask_cluster_cache(
         &mut self,
         app: AppIndex,
         channel: &Arc<str>,
@@ -117,12 +106,13 @@ impl Shard {
             conn,
             frames,
         };
-        let query_id = match self.pending_cache.insert(self.now_ms, pending) {
+        let query_id = match self.waits.cache.insert(self.now_ms, pending) {
             Ok(query_id) => query_id,
             Err(Full(pending)) => return Err(pending.frames),
         };
-        self.link.push(LinkMessage::CacheQuery {
-            app_id: self.apps.get(app).id.clone(),
+        let app_id = &self.apps.get(app).id;
+        self.link.send_to_cluster(|| LinkMessage::CacheQuery {
+            app_id: app_id.clone(),
             channel: channel.to_string(),
             query_id,
         });
@@ -130,28 +120,21 @@ impl Shard {
     }
 
     /// The bridge's answer: the cluster's last event (empty: none, a cache miss).
-    pub(super) fn cluster_cache_answer(&mut self, query_id: u32, frame: Bytes) {
-        let Some(pending) = self.pending_cache.take(query_id) else {
+    pub(super) fn cache_answer(&mut self, query_id: u32, frame: Bytes) {
+        let Some(pending) = self.waits.cache.take(query_id) else {
             return; // answered already (timeout or link down)
         };
         let last = (!frame.is_empty()).then_some(frame);
         self.answer_cache(pending, last);
     }
 
-    /// Cache subscriptions whose answer is overdue (`now_ms` given) or all of them (link down,
-    /// `None`) are answered from the node's own cache.
-    pub(super) fn cluster_expire_cache(&mut self, now_ms: Option<u64>) {
-        let due = match now_ms {
-            Some(now_ms) => self.pending_cache.drain_overdue(now_ms),
-            None => self.pending_cache.drain_all(),
-        };
-        for (_, pending) in due {
-            let own = self
-                .owner
-                .cache_lookup(pending.app, &pending.channel, self.now_ms / 1000)
-                .cloned();
-            self.answer_cache(pending, own);
-        }
+    /// A cache query the bridge will not answer: answered from the node's own cache.
+    pub(super) fn answer_cache_locally(&mut self, pending: PendingCacheJoin) {
+        let own = self
+            .owner
+            .cache_lookup(pending.app, &pending.channel, self.now_ms / 1000)
+            .cloned();
+        self.answer_cache(pending, own);
     }
 
     fn answer_cache(&mut self, pending: PendingCacheJoin, last: Option<Bytes>) {

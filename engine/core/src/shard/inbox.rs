@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::bridge_waits::MembersWaiter;
 use super::conn::Phase;
 use super::frames::text_frame;
 use super::message::{AppIndex, ConnRef, Query, QueryPart, ShardMessage};
@@ -145,7 +146,7 @@ impl Shard {
     /// leave (on this node alone; with several nodes the bridge decides).
     fn owner_leave(&mut self, app: AppIndex, channel: &str, user_id: &str) {
         if self.owner.presence_leave(app, channel, user_id)
-            && !self.cluster_member_leave(app, channel, user_id)
+            && !self.report_last_leave(app, channel, user_id)
         {
             let json = server_message::member_removed(channel, user_id);
             self.deliver_channel(app, channel, &text_frame(&json), None, true);
@@ -163,7 +164,7 @@ impl Shard {
     /// users of a presence channel are the cluster's and wait for the bridge).
     fn query(&mut self, id: u64, from: u16, query: &Query) {
         if let Query::Users { app, channel } = query {
-            if self.cluster_defer_users(*app, channel, id, from) {
+            if self.ask_members(*app, channel, MembersWaiter::Users { id, from }) {
                 return;
             }
         }

@@ -1,24 +1,19 @@
 //! [`LinkState`]: the shard's side of its link to the bridge as data: whether it is up, the
 //! messages queued for the bridge, the announcements waiting for `Subscribed`, the bridge's
-//! latest counters, and the webhook settings and events the link carries. What the shard does
-//! with the link is in `bridge` (and `webhooks`).
+//! latest counters, and the webhook state ([`HookState`]) whose events the link carries. Every
+//! message goes out through one of its methods, which know when it may be sent (linked, one
+//! node of several, queue not full). What the shard does with the link is in `bridge`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
+use super::hook_state::HookState;
 use super::message::AppIndex;
-use crate::app::{AppTable, WebhookEventType};
-use crate::limits::{COUNTS_DIRTY_MAX, HOOKS_WAITING_MAX, LINK_QUEUE_MAX};
+use crate::app::AppTable;
+use crate::limits::{LINK_ACK_TIMEOUT_MS, LINK_QUEUE_MAX};
 use crate::link::{self, BridgeStats, HookEvent, LinkMessage};
-use crate::webhook_config;
-
-/// Webhook events waiting for the link.
-pub(super) type HooksWaiting = VecDeque<HookEvent>;
-
-/// Channels whose subscription count changed since the last tick.
-pub(super) type CountsDirty = ahash::AHashSet<(AppIndex, Arc<str>)>;
 
 /// What became of a webhook event handed to the link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +26,17 @@ pub(super) enum HookHandOff {
     Dropped,
 }
 
+/// What became of an event relayed to the other nodes ([`LinkState::relay`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Relay {
+    /// The node is alone: there is nobody to relay to.
+    Alone,
+    /// Queued for the bridge.
+    Queued,
+    /// Dropped: the link is down or its queue is full.
+    Dropped,
+}
+
 /// The link's state inside a shard.
 #[derive(Debug, Default)]
 pub struct LinkState {
@@ -39,15 +45,8 @@ pub struct LinkState {
     /// The node is one of several (`--adapter-driver redis`): channels are announced,
     /// publishes relayed and presence is cluster-wide.
     cluster: bool,
-    /// The webhook settings sent after every `Hello`.
-    webhook_config: Option<Bytes>,
-    /// Per app: the webhook event kinds wanted (`webhook_config::wanted_kinds`).
-    hook_kinds: Vec<u8>,
-    /// Webhook events made while the link was down.
-    hooks_waiting: HooksWaiting,
-    /// Channels whose local subscription count changed since the last tick (apps that want
-    /// `subscription_count` only).
-    counts_dirty: CountsDirty,
+    /// Webhook settings, wanted kinds, events waiting for the link, changed counts.
+    hooks: HookState,
     /// The link is connected and greeted.
     up: bool,
     /// Messages for the bridge, in order.
@@ -63,17 +62,10 @@ impl LinkState {
     /// A link that is down. `enabled`: the node runs with a bridge; `cluster`: as one of
     /// several nodes.
     pub fn new(enabled: bool, cluster: bool, apps: &AppTable) -> Self {
-        let configs = (0..apps.len() as u32).map(|index| apps.get(index));
         LinkState {
             enabled,
             cluster: enabled && cluster,
-            // Always sent: a bridge learns that no app wants webhooks too (with several nodes
-            // it still takes its share of the cluster's due leave events, and drops them).
-            webhook_config: Some(
-                webhook_config::link_json(configs.clone())
-                    .unwrap_or_else(|| Bytes::from_static(b"{\"apps\":[]}")),
-            ),
-            hook_kinds: configs.map(webhook_config::wanted_kinds).collect(),
+            hooks: HookState::new(enabled, apps),
             ..Default::default()
         }
     }
@@ -83,45 +75,62 @@ impl LinkState {
         self.cluster
     }
 
-    /// Hands a webhook event to the bridge, or keeps it (bounded by [`HOOKS_WAITING_MAX`])
-    /// until the link is back; says which, so the shard can count it.
+    /// The webhook state.
+    pub(super) fn hooks(&self) -> &HookState {
+        &self.hooks
+    }
+
+    /// The webhook state, for update.
+    pub(super) fn hooks_mut(&mut self) -> &mut HookState {
+        &mut self.hooks
+    }
+
+    /// Hands a webhook event to the bridge, or keeps it until the link is back; says which,
+    /// so the shard can count it.
     pub(super) fn hand_hook(&mut self, event: HookEvent) -> HookHandOff {
-        if self.is_up() {
-            if self.queued() < LINK_QUEUE_MAX {
-                self.push(LinkMessage::Hook(event));
-                return HookHandOff::Sent;
-            }
-        } else if self.hooks_waiting.len() < HOOKS_WAITING_MAX {
-            self.hooks_waiting.push_back(event);
-            return HookHandOff::Waiting;
+        if !self.up {
+            return match self.hooks.keep(event) {
+                true => HookHandOff::Waiting,
+                false => HookHandOff::Dropped,
+            };
         }
-        HookHandOff::Dropped
+        if self.out.len() >= LINK_QUEUE_MAX {
+            return HookHandOff::Dropped;
+        }
+        self.out.push_back(LinkMessage::Hook(event));
+        HookHandOff::Sent
     }
 
     /// After `Hello`: queues the webhook events made while the link was down; how many.
     pub(super) fn flush_waiting_hooks(&mut self) -> u64 {
-        let mut sent = 0;
-        while let Some(event) = self.hooks_waiting.pop_front() {
-            self.push(LinkMessage::Hook(event));
-            sent += 1;
-        }
+        let waiting = self.hooks.take_waiting();
+        let sent = waiting.len() as u64;
+        self.out.extend(waiting.into_iter().map(LinkMessage::Hook));
         sent
     }
 
-    /// Notes that `channel`'s local subscription count changed; false when the table is full
-    /// (at [`COUNTS_DIRTY_MAX`] channels), so the caller reports this one at once.
-    pub(super) fn mark_count_changed(&mut self, app: AppIndex, channel: &Arc<str>) -> bool {
-        let key = (app, channel.clone());
-        if self.counts_dirty.len() < COUNTS_DIRTY_MAX || self.counts_dirty.contains(&key) {
-            self.counts_dirty.insert(key);
-            return true;
+    /// An event for the other nodes (a publish, a user command): built by `make` only when it
+    /// can go, and queued unless the link is down or its queue is full.
+    pub(super) fn relay(&mut self, make: impl FnOnce() -> LinkMessage) -> Relay {
+        if !self.cluster {
+            return Relay::Alone;
         }
-        false
+        if !self.up || self.out.len() >= LINK_QUEUE_MAX {
+            return Relay::Dropped;
+        }
+        self.out.push_back(make());
+        Relay::Queued
     }
 
-    /// The channels whose count changed since the last call.
-    pub(super) fn take_changed_counts(&mut self) -> CountsDirty {
-        std::mem::take(&mut self.counts_dirty)
+    /// A message for the cluster's state (members, queries, resync): queued, built by `make`,
+    /// when linked as one node of several; false (nothing queued) otherwise. Bounded by what
+    /// it is about (the members held, the tables of questions), not by the queue's cap.
+    pub(super) fn send_to_cluster(&mut self, make: impl FnOnce() -> LinkMessage) -> bool {
+        if !self.is_cluster_up() {
+            return false;
+        }
+        self.out.push_back(make());
+        true
     }
 
     /// True while the link is connected and greeted.
@@ -134,23 +143,9 @@ impl LinkState {
         self.up && self.cluster
     }
 
-    /// Queues a message for the bridge (membership messages are bounded by the members held).
-    pub(super) fn push(&mut self, message: LinkMessage) {
-        self.out.push_back(message);
-    }
-
     /// Messages waiting for the link writer.
     pub(super) fn queued(&self) -> usize {
         self.out.len()
-    }
-
-    /// True when some webhook of the app wants events of `kind` (and a bridge sends them).
-    pub(super) fn wants_hook(&self, app: AppIndex, kind: WebhookEventType) -> bool {
-        self.enabled
-            && self
-                .hook_kinds
-                .get(app as usize)
-                .is_some_and(|mask| mask & webhook_config::kind_bit(kind) != 0)
     }
 
     /// The link came up: forget what was queued for the old one, then `Hello` and the webhook
@@ -164,10 +159,8 @@ impl LinkState {
             shard_count,
             cluster: self.cluster,
         });
-        if let Some(config) = &self.webhook_config {
-            self.out
-                .push_back(LinkMessage::WebhookConfig(config.clone()));
-        }
+        self.out
+            .push_back(LinkMessage::WebhookConfig(self.hooks.config().clone()));
     }
 
     /// The link went down: nothing queued or awaited stays (the resync after the next `Hello`
@@ -180,7 +173,7 @@ impl LinkState {
         self.out.clear();
         self.acks_due.clear();
         self.bridge_stats = None;
-        self.counts_dirty.clear();
+        self.hooks.forget_changed_counts();
         true
     }
 
@@ -206,28 +199,47 @@ impl LinkState {
         self.bridge_stats = Some(stats);
     }
 
+    /// A message for the bridge while linked (answers to its questions, authorizations):
+    /// false (nothing queued) when the link is down.
+    pub(super) fn send(&mut self, message: LinkMessage) -> bool {
+        if !self.up {
+            return false;
+        }
+        self.out.push_back(message);
+        true
+    }
+
     /// A first local subscriber (several nodes, linked): `Subscribe` for the bridge, and its
-    /// `Subscribed` is awaited until `deadline_ms`. False (nothing sent) when not linked as one
-    /// node of several.
+    /// `Subscribed` is awaited for [`LINK_ACK_TIMEOUT_MS`] from `now_ms`. False (nothing sent)
+    /// when not linked as one node of several.
     pub(super) fn announce(
         &mut self,
-        app_id: String,
+        app_id: &str,
         app: AppIndex,
         channel: &Arc<str>,
         seq: u32,
-        deadline_ms: u64,
+        now_ms: u64,
     ) -> bool {
         if !self.is_cluster_up() {
             return false;
         }
         self.out.push_back(LinkMessage::Subscribe {
-            app_id,
+            app_id: app_id.to_owned(),
             channel: channel.to_string(),
             seq,
         });
+        let deadline_ms = now_ms + LINK_ACK_TIMEOUT_MS;
         self.acks_due
             .push_back((deadline_ms, app, channel.clone(), seq));
         true
+    }
+
+    /// The last local subscriber of a channel left (several nodes, linked): `Unsubscribe`.
+    pub(super) fn withdraw(&mut self, app_id: &str, channel: &str) {
+        self.send_to_cluster(|| LinkMessage::Unsubscribe {
+            app_id: app_id.to_owned(),
+            channel: channel.to_owned(),
+        });
     }
 
     /// The oldest announcement whose `Subscribed` is overdue at `now_ms`, taken out.

@@ -29,10 +29,13 @@
 //! - `message.rs`: the messages between shards and the parts of their answers.
 //! - `stats.rs`: the shard's counters and the snapshot of them sent for `/metrics`.
 //! - `prometheus.rs`: the Prometheus text of `/metrics` from every shard's snapshot.
-//! - `link_state.rs`: the link to the bridge as data: up or not, queue, acks due, webhook state.
+//! - `hook_state.rs`: webhook settings, the kinds each app wants, events waiting for the link,
+//!   changed subscription counts.
+//! - `link_state.rs`: the link to the bridge: up or not, its queue and when each kind of message
+//!   may go, acks due, the bridge's counters, the webhook state.
 //! - `pending.rs`: `Pending`, the one table type of requests waiting for an answer.
-//! - `bridge_waits.rs`: what waits for the bridge (authorizations, members, cache, channels
-//!   questions); each table's cap and longest wait are in `crate::limits`.
+//! - `bridge_waits.rs`: `BridgeWaits`, what waits for the bridge (authorizations, members, cache,
+//!   channels questions), and `Stranded`, what is taken out unanswered.
 //! - `query_state.rs`: cross-shard questions in flight, what they are for, how parts merge.
 //! - `http_reply.rs`: what routing a plain HTTP request produced.
 //! - `frames.rs`: a JSON message as one shared WebSocket text frame.
@@ -51,8 +54,8 @@
 //! - `http_routes.rs`: plain HTTP requests: health, readiness, metrics, then the REST API.
 //! - `rest_api.rs`: the Pusher REST API: signature, publish, channel queries, terminate.
 //! - `query.rs`: scatter-gather questions over the shards and the answers they build.
-//! - `bridge.rs`: the link to the bridge: up / down, channel announcements, publishes out,
-//!   messages in.
+//! - `bridge.rs`: the link to the bridge: up / down, channel announcements, publishes and user
+//!   commands relayed to the other nodes, messages in, and requests the bridge will not answer.
 //! - `webhooks.rs`: the webhook events a shard hands to the bridge; subscription counts.
 //! - `cluster_presence.rs`: presence across nodes: members queries, cluster member events.
 //! - `cluster_state.rs`: user commands, cache channels and connection counts across nodes.
@@ -65,6 +68,7 @@ mod auth_forward;
 mod bridge_waits;
 pub mod conn;
 mod frames;
+mod hook_state;
 mod http_reply;
 mod link_state;
 pub mod message;
@@ -106,14 +110,10 @@ use crate::http::response;
 use crate::limits;
 use crate::pusher::{close, server_message};
 use crate::ws::{frame, handshake};
-use bridge_waits::{ClusterQueries, PendingAuths, PendingCache, PendingJoins};
+use bridge_waits::BridgeWaits;
 use conn::{Conn, Phase};
 use http_reply::HttpOutcome;
-use limits::{
-    AUTH_WAIT_MS_MAX, CACHE_WAIT_MS_MAX, CHANNELS_WAIT_MS_MAX, CLOSE_WAIT_MS, MEMBERS_WAIT_MS_MAX,
-    PENDING_AUTHS_MAX, PENDING_CACHE_MAX, PENDING_CHANNELS_MAX, PENDING_MEMBERS_MAX,
-    PENDING_QUERIES_MAX,
-};
+use limits::{CLOSE_WAIT_MS, PENDING_QUERIES_MAX};
 use link_state::LinkState;
 use message::{AppIndex, ShardMessage};
 use owner::OwnerState;
@@ -221,10 +221,7 @@ pub struct Shard {
     queries: PendingQueries,
     stats: ShardStats,
     link: LinkState,
-    pending_joins: PendingJoins,
-    pending_cache: PendingCache,
-    pending_auth: PendingAuths,
-    cluster_queries: ClusterQueries,
+    waits: BridgeWaits,
 }
 
 impl Shard {
@@ -254,10 +251,7 @@ impl Shard {
             queries: Pending::without_deadline(PENDING_QUERIES_MAX),
             stats: ShardStats::default(),
             link,
-            pending_joins: Pending::new(PENDING_MEMBERS_MAX, MEMBERS_WAIT_MS_MAX),
-            pending_cache: Pending::new(PENDING_CACHE_MAX, CACHE_WAIT_MS_MAX),
-            pending_auth: Pending::new(PENDING_AUTHS_MAX, AUTH_WAIT_MS_MAX),
-            cluster_queries: Pending::new(PENDING_CHANNELS_MAX, CHANNELS_WAIT_MS_MAX),
+            waits: BridgeWaits::new(),
         }
     }
 
@@ -376,13 +370,13 @@ impl Shard {
     /// subscription counts changed since the last one (for the bridge).
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
-        self.link_expire_acks(now_ms);
-        self.cluster_expire_joins(Some(now_ms));
-        self.cluster_expire_cache(Some(now_ms));
-        self.auth_expire(Some(now_ms));
-        self.cluster_expire_queries(Some(now_ms));
-        self.cluster_report_connections();
-        self.hooks_flush_counts();
+        while let Some((app, channel, seq)) = self.link.pop_overdue_ack(now_ms) {
+            self.confirm_channel(app, &channel, Some(seq));
+        }
+        let overdue = self.waits.take_overdue(now_ms);
+        self.resume_stranded(overdue);
+        self.report_connections();
+        self.report_changed_counts();
         for (key, action) in self.tick_actions(now_ms) {
             self.apply_tick_action(key, action, now_ms);
         }

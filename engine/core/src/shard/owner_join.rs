@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+use super::bridge_waits::MembersWaiter;
 use super::frames::text_frame;
 use super::message::{AppIndex, MemberData, OwnerJoin, ShardMessage};
 use super::owner::JoinOutcome;
@@ -75,7 +76,12 @@ impl Shard {
             } else {
                 Vec::new()
             };
-            if self.cluster_defer_join(join.app, &join.channel, join.conn, member, after) {
+            let waiting = MembersWaiter::Join {
+                conn: join.conn,
+                me: member.clone(),
+                after,
+            };
+            if self.ask_members(join.app, &join.channel, waiting) {
                 return None;
             }
         }
@@ -88,7 +94,7 @@ impl Shard {
     /// webhooks. With several nodes, the bridge decides whether this is the cluster's first join
     /// and every node delivers the event it publishes.
     fn member_first_join(&mut self, app: AppIndex, channel: &str, member: &MemberData) {
-        if self.cluster_member_join(app, channel, member) {
+        if self.report_first_join(app, channel, member) {
             return;
         }
         let json = server_message::member_added(channel, &member.user_id, &member.user_info);
@@ -106,7 +112,7 @@ impl Shard {
         )));
         if join.want_cache {
             // Several nodes: the last event is the cluster's, whichever node published it.
-            match self.cluster_defer_cache(join.app, &join.channel, join.conn, frames) {
+            match self.ask_cluster_cache(join.app, &join.channel, join.conn, frames) {
                 Ok(()) => return None,
                 Err(back) => frames = back,
             }

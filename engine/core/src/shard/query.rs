@@ -48,7 +48,7 @@ impl Shard {
         };
         self.conns[key as usize].phase = Phase::HttpWaiting;
         // Several nodes: the other nodes' counts are part of the answer.
-        if self.cluster_ask_channels(u64::from(id), &query) {
+        if self.ask_other_nodes(u64::from(id), &query) {
             if let Some(pending) = self.queries.get_mut(id) {
                 pending.waiting += 1;
             }

@@ -36,7 +36,7 @@ impl Shard {
         self.now_ms = now_ms;
         let except = except_socket_id.and_then(|s| self.parse_socket_id(s));
         self.deliver_channel(app, channel_name, &frame, except, true);
-        self.link_publish(app, channel_name, &frame, except_socket_id.unwrap_or(""));
+        self.relay_publish(app, channel_name, &frame, except_socket_id.unwrap_or(""));
         let max_len = self.apps.get(app).max_channel_name_length as usize;
         if channel::classify(channel_name, max_len).is_ok_and(|c| c.cache) {
             let owner = self.owner_of(app, channel_name);
@@ -62,7 +62,7 @@ impl Shard {
         };
         self.broadcast(message.clone());
         self.handle_message_inner(message);
-        self.cluster_user_command(app, user_id, UserAction::Deliver(frame));
+        self.relay_user_command(app, user_id, UserAction::Deliver(frame));
         self.run_detach_queue();
     }
 
@@ -75,7 +75,7 @@ impl Shard {
         };
         self.broadcast(message.clone());
         self.handle_message_inner(message);
-        self.cluster_user_command(app, user_id, UserAction::Terminate);
+        self.relay_user_command(app, user_id, UserAction::Terminate);
         self.run_detach_queue();
     }
 

@@ -276,7 +276,8 @@ impl Shard {
             seq,
         });
         self.hook_occupancy(app, channel, node_had_it, true);
-        if self.link_announce(app, channel, seq) {
+        let app_id = &self.apps.get(app).id;
+        if self.link.announce(app_id, app, channel, seq, self.now_ms) {
             self.registry.channel_entry(app, channel).link_ack_pending = true;
         }
     }
@@ -439,7 +440,7 @@ impl Shard {
                 on: false,
                 seq,
             });
-            self.link_withdraw(app, &sub.channel);
+            self.link.withdraw(&self.apps.get(app).id, &sub.channel);
             self.hook_occupancy(app, &sub.channel, true, node_keeps_it);
         }
         counted

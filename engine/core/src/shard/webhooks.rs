@@ -18,8 +18,7 @@ use std::sync::Arc;
 
 use crate::app::WebhookEventType;
 use crate::link::HookEvent;
-use crate::pusher::server_message::push_json_string;
-use crate::webhook_config::{event_body, subscription_count_body};
+use crate::webhook_config::{client_event_body, event_body, subscription_count_body};
 
 use super::link_state::HookHandOff;
 use super::message::AppIndex;
@@ -33,7 +32,7 @@ fn counts_subscriptions(channel: &str) -> bool {
 impl Shard {
     /// True when some webhook of the app wants events of `kind` (and a bridge sends them).
     pub(super) fn wants_hook(&self, app: AppIndex, kind: WebhookEventType) -> bool {
-        self.link.wants_hook(app, kind)
+        self.link.hooks().wants(app, kind)
     }
 
     /// Hands one event to the bridge, or keeps it until the link is back.
@@ -49,11 +48,6 @@ impl Shard {
             HookHandOff::Waiting => {}
             HookHandOff::Dropped => self.stats.webhook_events_dropped += 1,
         }
-    }
-
-    /// After `Hello`: the events made while the link was down.
-    pub(super) fn hooks_flush_waiting(&mut self) {
-        self.stats.webhook_events_out += self.link.flush_waiting_hooks();
     }
 
     /// True when the app wants either event of a pair: both go to the bridge, which needs the
@@ -87,7 +81,7 @@ impl Shard {
 
     /// At the owner after `Hello` (several nodes): `channel_occupied` for every channel this
     /// shard owns that the node holds, so the bridge can replace what the cluster had for it.
-    pub(super) fn hooks_resync_occupancy(&mut self) {
+    pub(super) fn resync_occupancy(&mut self) {
         let pair = (
             WebhookEventType::ChannelOccupied,
             WebhookEventType::ChannelVacated,
@@ -139,8 +133,7 @@ impl Shard {
         }
     }
 
-    /// A client event was accepted and delivered. `data_json` is its `data` as sent; webhook
-    /// receivers get it as a string, as Pusher sends it.
+    /// A client event was accepted and delivered. `data_json` is its `data` as sent.
     pub(super) fn hook_client_event(
         &mut self,
         app: AppIndex,
@@ -154,24 +147,7 @@ impl Shard {
         if !self.wants_hook(app, kind) {
             return;
         }
-        let mut body = String::with_capacity(96 + channel.len() + event.len() + data_json.len());
-        body.push_str("{\"name\":\"client_event\",\"channel\":");
-        push_json_string(&mut body, channel);
-        body.push_str(",\"event\":");
-        push_json_string(&mut body, event);
-        body.push_str(",\"data\":");
-        match serde_json::from_str::<String>(data_json) {
-            // Already a string: pass it on as it is.
-            Ok(_) => body.push_str(data_json),
-            Err(_) => push_json_string(&mut body, data_json),
-        }
-        body.push_str(",\"socket_id\":");
-        push_json_string(&mut body, socket_id);
-        if let Some(user_id) = user_id {
-            body.push_str(",\"user_id\":");
-            push_json_string(&mut body, user_id);
-        }
-        body.push('}');
+        let body = client_event_body(channel, event, data_json, socket_id, user_id);
         self.hook(app, kind, channel, body);
     }
 }
@@ -188,14 +164,14 @@ impl Shard {
         if !self.counts_wanted(app) || !counts_subscriptions(channel) {
             return;
         }
-        if !self.link.mark_count_changed(app, channel) {
+        if !self.link.hooks_mut().mark_count_changed(app, channel) {
             self.hook_count(app, channel);
         }
     }
 
     /// From the tick: one report per channel whose count changed, with its count now.
-    pub(super) fn hooks_flush_counts(&mut self) {
-        let changed = self.link.take_changed_counts();
+    pub(super) fn report_changed_counts(&mut self) {
+        let changed = self.link.hooks_mut().take_changed_counts();
         for (app, channel) in &changed {
             self.hook_count(*app, channel);
         }
@@ -203,7 +179,7 @@ impl Shard {
 
     /// After `Hello`: the count of every channel this shard has subscribers for (the bridge
     /// forgot the old link's counts when it went).
-    pub(super) fn hooks_resync_counts(&mut self) {
+    pub(super) fn resync_counts(&mut self) {
         for app in 0..self.apps.len() as AppIndex {
             if !self.wants_hook(app, WebhookEventType::SubscriptionCount) {
                 continue;
