@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
 use glommio::net::TcpStream;
-use ringcast_core::shard::OutputState;
+use ringcast_core::shard::{InputState, OutputState};
 
 use crate::shard_ctx::ShardCtx;
 use ringcast_core::limits::{CLOSE_LINGER_MS, SOCKET_READS_PER_POLL_MAX, SOCKET_WRITE_CHUNK_BYTES};
@@ -38,13 +38,18 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, key: u32) {
 }
 
 /// Half-close, then wait briefly for the peer's FIN so our last frames are not destroyed by an
-/// RST (closing a socket with unread input sends one).
+/// RST (closing a socket with unread input sends one). The wait has one deadline in all, so a
+/// peer that keeps sending cannot hold the socket.
 async fn linger(stream: TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write).await;
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(CLOSE_LINGER_MS)));
+    let deadline = std::time::Instant::now() + Duration::from_millis(CLOSE_LINGER_MS);
     let mut stream = stream;
     let mut sink = vec![0u8; 512];
     loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
         match stream.read(&mut sink).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
@@ -114,13 +119,27 @@ fn drive(
             }
         }
 
-        // 2. Read, unless cross-shard rings are backed up.
+        // 2. Read, unless cross-shard rings are backed up or the core does not take this
+        //    connection's input now (its output is stuck, or an answer is awaited: the core
+        //    wakes the task when that changes, the socket when it can take more).
         if reads >= SOCKET_READS_PER_POLL_MAX {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         if ctx.is_backpressured(cx.waker()) {
             return Poll::Pending;
+        }
+        let input = ctx.core.borrow().input_state(key);
+        match input {
+            InputState::Paused => return Poll::Pending,
+            InputState::Held => {
+                reads += 1;
+                let now_ms = ctx.now_ms();
+                ctx.core.borrow_mut().handle_bytes(key, &[], now_ms);
+                ctx.after_core();
+                continue;
+            }
+            InputState::Read => {}
         }
         let mut buf = ctx.read_buf.borrow_mut();
         match Pin::new(&mut *stream).poll_read(cx, &mut buf) {

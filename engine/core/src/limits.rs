@@ -38,6 +38,12 @@ pub const WS_CLOSE_REASON_BYTES_MAX: usize = WS_CONTROL_PAYLOAD_BYTES_MAX - 2;
 /// Default per-connection outbound queue: 1 MiB (configurable); over it: close 4100 (slow
 /// consumer). Stops one reader that never reads from holding the node's memory.
 pub const OUTBOUND_BYTES_DEFAULT: usize = 1024 * 1024;
+/// Queued output of one connection above which the shard stops taking its input (the shell
+/// stops reading the socket; bytes already read wait in the read buffer) until the output
+/// drains below it: 64 KiB, or half the outbound cap when that is smaller. Stops a client that
+/// sends without reading (pipelined HTTP requests, pings, echo frames) from making the server
+/// queue answers without bound: the answers wait for the client, and so does its input.
+pub const INPUT_PAUSE_OUTBOUND_BYTES: usize = 64 * 1024;
 /// Channels one connection may be subscribed to: 1 000. Stops one socket from bloating the
 /// registry.
 pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: usize = 1_000;
@@ -221,7 +227,8 @@ pub const WEBHOOK_HEADERS_MAX: usize = 32;
 pub const SOCKET_WRITE_CHUNK_BYTES: usize = 64 * 1024;
 /// Socket reads handled in one poll before yielding to other tasks (fairness).
 pub const SOCKET_READS_PER_POLL_MAX: usize = 8;
-/// How long a finished connection waits for the client's FIN after ours.
+/// How long, in all, a finished connection waits for the client's FIN after ours (reading and
+/// discarding what it still sends). Stops a peer that trickles bytes from holding the socket.
 pub const CLOSE_LINGER_MS: u64 = 2_000;
 /// Cross-shard messages waiting for a full ring, over all targets, before connection tasks stop
 /// reading from their sockets (backpressure instead of an unbounded queue).
@@ -285,6 +292,11 @@ const _: () = assert!(WS_MESSAGE_BYTES_MIN <= WS_MESSAGE_BYTES_DEFAULT);
 const _: () = assert!(WS_MESSAGE_BYTES_DEFAULT <= WS_MESSAGE_BYTES_MAX);
 const _: () = assert!(WS_CONTROL_PAYLOAD_BYTES_MAX <= WS_MESSAGE_BYTES_MIN);
 const _: () = assert!(OUTBOUND_BYTES_MIN <= OUTBOUND_BYTES_DEFAULT);
+// Input pauses well before a connection's output reaches its cap, so a client that only sends
+// is held back, not cut (the cap is for readers too slow for the channels they joined).
+const _: () = assert!(INPUT_PAUSE_OUTBOUND_BYTES <= OUTBOUND_BYTES_DEFAULT / 2);
+// One coalesced socket write holds no more than the pause: the shell's tail stays small too.
+const _: () = assert!(SOCKET_WRITE_CHUNK_BYTES <= INPUT_PAUSE_OUTBOUND_BYTES);
 const _: () = assert!(IO_MEMORY_BYTES_MIN <= IO_MEMORY_BYTES_MAX);
 // A restart counts as healthy only well after the backoff's longest delay.
 const _: () = assert!(RECONNECT_DELAY_MS_MAX < BRIDGE_HEALTHY_RUN_MS);

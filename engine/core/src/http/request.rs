@@ -119,10 +119,10 @@ impl RequestHead {
         Ok(found.unwrap_or(0))
     }
 
-    /// True if the body uses chunked transfer coding (the APIs answer such requests with an
-    /// error rather than guess the body length).
-    pub fn is_chunked(&self) -> bool {
-        self.header_has_token("transfer-encoding", "chunked")
+    /// True if the request names any transfer coding (RFC 9112 §6.1): the server refuses such
+    /// requests rather than frame a body that a proxy in front may frame otherwise.
+    pub fn has_transfer_encoding(&self) -> bool {
+        self.header("transfer-encoding").is_some()
     }
 
     /// Whether the client asked to keep the connection open after this request: HTTP/1.1
@@ -481,8 +481,13 @@ mod tests {
         assert!(
             complete(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n")
                 .0
-                .is_chunked()
+                .has_transfer_encoding()
         );
-        assert!(!complete(b"POST / HTTP/1.1\r\n\r\n").0.is_chunked());
+        assert!(complete(b"POST / HTTP/1.1\r\nTransfer-Encoding: x\r\n\r\n")
+            .0
+            .has_transfer_encoding());
+        assert!(!complete(b"POST / HTTP/1.1\r\n\r\n")
+            .0
+            .has_transfer_encoding());
     }
 }

@@ -93,6 +93,9 @@ pub struct Conn {
     pub wake_queued: bool,
     /// The socket refused part of the last write: queued bytes now count against the cap.
     pub write_blocked: bool,
+    /// Input stopped in the middle of `read_buf` (output above the pause, or an HTTP request
+    /// answered after a wait): the shell hands the held bytes back before it reads more.
+    pub input_held: bool,
     /// Monotonic millisecond the connection was accepted (or its Pusher session opened).
     pub opened_ms: u64,
     /// Monotonic millisecond of the last frame received.
@@ -129,6 +132,7 @@ impl Conn {
             outbound_bytes: 0,
             wake_queued: false,
             write_blocked: false,
+            input_held: false,
             opened_ms: now_ms,
             last_seen_ms: now_ms,
             ping_sent_ms: 0,

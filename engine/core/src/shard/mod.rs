@@ -160,6 +160,18 @@ pub enum OutputState {
     Gone,
 }
 
+/// Whether the shell should read a connection's socket now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputState {
+    /// Read and hand the bytes over with `handle_bytes`.
+    Read,
+    /// Input read earlier waits in the core: call `handle_bytes` with no bytes first.
+    Held,
+    /// Do not read: the connection's output is above the pause, or an HTTP request waits for
+    /// its answer. The connection is woken when that changes (output taken, answer queued).
+    Paused,
+}
+
 /// A shard's state: its connections, the channels and users it has or owns, the questions and
 /// requests it waits on, and what it owes the sockets, the other shards and the bridge. It does
 /// no IO and reads no clock: the shell calls it from the shard's one thread and moves bytes.
@@ -185,7 +197,8 @@ pub enum OutputState {
 /// [`take_output`](Self::take_output) (one connection's bytes, and what to do with its socket)
 /// and [`take_link_output`](Self::take_link_output) (bytes for the bridge). Polls without side
 /// effects say whether to call them: [`has_output`](Self::has_output),
-/// [`is_aborted`](Self::is_aborted), [`has_link_output`](Self::has_link_output).
+/// [`is_aborted`](Self::is_aborted), [`has_link_output`](Self::has_link_output), and whether to
+/// read a connection's socket at all, [`input_state`](Self::input_state).
 ///
 /// The order the shell calls them in (`engine/src/`: `shard.rs`, `conn_task.rs`, `bridge_link.rs`):
 /// 1. One input: an accepted socket, a read on a connection, a message from a ring, a decoded
@@ -199,7 +212,8 @@ pub enum OutputState {
 ///    (`is_aborted` is checked before writing it; `set_write_blocked(key, false)` once it is
 ///    written); otherwise `take_output`, then `set_write_blocked(key, true)` when the socket
 ///    took only part, and `has_output` to go round again. Then it reads (`handle_bytes`,
-///    step 1), unless the rings are backed up. When the socket ends: `handle_closed`.
+///    step 1), unless the rings are backed up or `input_state` says `Paused` (`Held`:
+///    `handle_bytes` with no bytes instead of a read). When the socket ends: `handle_closed`.
 /// 4. The link task likewise: `take_link_output` and write, then read and decode.
 /// 5. While draining, `draining_connection_count` after each timer turn until it is 0.
 #[derive(Debug)]
@@ -342,6 +356,7 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(key as usize) else {
             return;
         };
+        conn.input_held = false;
         if matches!(conn.phase, Phase::Finished | Phase::Abort) {
             return; // the server is done with this socket; discard
         }
@@ -533,6 +548,27 @@ impl Shard {
         }
     }
 
+    /// Whether to read a connection's socket now (see [`InputState`]): the shell asks before
+    /// every read, so a client whose output is stuck is not read at all.
+    pub fn input_state(&self, key: u32) -> InputState {
+        let Some(conn) = self.conns.get(key as usize) else {
+            return InputState::Read; // the read finds out that the socket is gone
+        };
+        match conn.phase {
+            Phase::HttpWaiting => InputState::Paused,
+            Phase::Finished | Phase::Abort => InputState::Read,
+            _ if conn.outbound_bytes > self.input_pause_bytes() => InputState::Paused,
+            _ if conn.input_held => InputState::Held,
+            _ => InputState::Read,
+        }
+    }
+
+    /// Queued output above which a connection's input is not taken
+    /// ([`limits::INPUT_PAUSE_OUTBOUND_BYTES`], at most half the outbound cap).
+    fn input_pause_bytes(&self) -> usize {
+        limits::INPUT_PAUSE_OUTBOUND_BYTES.min(self.settings.outbound_bytes_max / 2)
+    }
+
     /// Whether a connection has frames queued.
     pub fn has_output(&self, key: u32) -> bool {
         self.conns
@@ -553,10 +589,17 @@ impl Shard {
     // ------------------------------------------------------------- internals
 
     fn process_input(&mut self, key: u32) {
+        let pause_bytes = self.input_pause_bytes();
         loop {
             let Some(conn) = self.conns.get_mut(key as usize) else {
                 return;
             };
+            let takes_input = matches!(conn.phase, Phase::Http | Phase::Pusher | Phase::Echo);
+            if takes_input && conn.outbound_bytes > pause_bytes && !conn.read_buf.is_empty() {
+                // The client does not read what it asked for: its next requests wait for it.
+                conn.input_held = true;
+                return;
+            }
             match conn.phase {
                 Phase::Http => {
                     if !self.process_http(key) {
@@ -612,6 +655,14 @@ impl Shard {
                 return false;
             }
         };
+        if let Some(err) = framing_error(&head) {
+            // Where a proxy in front might frame the request otherwise (RFC 9112 §6.1, §6.3):
+            // one answer, then the connection closes, so nothing after it runs as a request.
+            conn.read_buf.clear();
+            self.push_control(key, response::error_response(&err));
+            self.set_phase(key, Phase::Finished);
+            return false;
+        }
         // A request that carries a WebSocket key is an upgrade attempt even when its Upgrade
         // header is missing or wrong: it gets the handshake's 400, not a plain 404.
         if handshake::is_upgrade_request(&head) || head.header("sec-websocket-key").is_some() {
@@ -644,11 +695,7 @@ impl Shard {
         conn.read_buf.advance(head_len);
         let body = conn.read_buf.split_to(body_len).freeze();
         conn.last_seen_ms = self.now_ms;
-        let keep_alive = !self.draining
-            && head.version_minor >= 1
-            && !head
-                .header("connection")
-                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let keep_alive = !self.draining && head.keep_alive();
         match self.route_http(key, &head, &body, keep_alive) {
             HttpOutcome::Reply(reply) => {
                 self.finish_http(
@@ -683,6 +730,8 @@ impl Shard {
         );
         if keep_alive {
             if let Some(conn) = self.conns.get_mut(key as usize) {
+                // Answered after a wait: pipelined requests read meanwhile are handed back.
+                conn.input_held = conn.phase == Phase::HttpWaiting && !conn.read_buf.is_empty();
                 conn.phase = Phase::Http;
             }
         } else {
@@ -748,12 +797,12 @@ impl Shard {
                 self.set_phase(key, Phase::Finished);
             }
             frame::Message::Text(payload) => match phase {
-                Phase::Echo => self.push_control(key, frame::encode_text(&payload)),
+                Phase::Echo => self.push_data(key, frame::encode_text(&payload)),
                 Phase::Pusher => self.handle_pusher_text(key, &payload),
                 _ => {}
             },
             frame::Message::Binary(payload) => match phase {
-                Phase::Echo => self.push_control(key, frame::encode_binary(&payload)),
+                Phase::Echo => self.push_data(key, frame::encode_binary(&payload)),
                 Phase::Pusher => self.send_error(
                     key,
                     close::CLIENT_EVENT_REJECTED,
@@ -957,8 +1006,8 @@ enum TickAction {
 }
 
 /// Appends a data frame to a connection's queue. When the socket is full and the queue passes
-/// the cap, the queue is dropped and replaced by a 4100 close: the slow reader is cut loose and
-/// nobody else waits for it.
+/// the cap, the queue is dropped and replaced by a close (4100 for Pusher, 1008 for a plain
+/// WebSocket): the slow reader is cut loose and nobody else waits for it.
 #[allow(clippy::too_many_arguments)]
 fn push_frame(
     conns: &mut Slab<Conn>,
@@ -978,16 +1027,20 @@ fn push_frame(
     }
     if conn.write_blocked && conn.outbound_bytes + frame.len() > outbound_bytes_max {
         conn.outbound.clear();
-        let close_frame = frame::encode_close(close::OVER_CAPACITY, "Slow consumer");
+        let code = match conn.phase {
+            Phase::Pusher => close::OVER_CAPACITY,
+            _ => frame::CLOSE_POLICY_VIOLATION,
+        };
+        let close_frame = frame::encode_close(code, "Slow consumer");
         conn.outbound_bytes = close_frame.len();
         conn.outbound.push_back(close_frame);
         conn.phase = Phase::Closing {
             deadline_ms: now_ms + CLOSE_WAIT_MS,
         };
         stats.slow_consumer_disconnects += 1;
-        if let Some(slot) = stats
-            .errors_by_code
-            .get_mut(usize::from(close::OVER_CAPACITY - 4000))
+        if let Some(slot) = code
+            .checked_sub(4000)
+            .and_then(|index| stats.errors_by_code.get_mut(usize::from(index)))
         {
             *slot += 1;
         }
@@ -1001,4 +1054,24 @@ fn push_frame(
         conn.wake_queued = true;
         wake.push(key);
     }
+}
+
+/// Why a request's framing is refused, if it is: any `Transfer-Encoding` (not implemented: 501;
+/// the REST API's bodies are small and every SDK sends `Content-Length`), and an upgrade that
+/// declares a body (its bytes would be read as WebSocket frames: 400). Conflicting
+/// `Content-Length` values are refused by [`request::RequestHead::content_length`].
+fn framing_error(head: &request::RequestHead) -> Option<request::HttpError> {
+    if head.has_transfer_encoding() {
+        return Some(request::HttpError {
+            status: 501,
+            reason: "Transfer-Encoding is not supported; send the body with Content-Length",
+        });
+    }
+    let upgrade = handshake::is_upgrade_request(head) || head.header("sec-websocket-key").is_some();
+    if upgrade && head.content_length().map_or(true, |length| length > 0) {
+        return Some(request::HttpError::bad_request(
+            "a WebSocket upgrade carries no body",
+        ));
+    }
+    None
 }

@@ -171,3 +171,157 @@ fn connection_quota_is_node_wide() {
     sim.shards[0].handle_closed(a.key);
     sim.connect(1); // admitted again once the first left
 }
+
+/// The bytes queued for a connection in the core.
+fn queued(sim: &Sim, client: Client) -> usize {
+    sim.shards[client.shard].conns[client.key as usize].outbound_bytes
+}
+
+/// Takes a connection's output while the core holds its input back, handing the held bytes
+/// back each time (as the shell does), until nothing is held; returns every byte taken and the
+/// most ever queued at once.
+fn drain_held(sim: &mut Sim, client: Client) -> (Vec<u8>, usize) {
+    let mut taken = Vec::new();
+    let mut queued_max = queued(sim, client);
+    loop {
+        sim.settle();
+        queued_max = queued_max.max(queued(sim, client));
+        taken.extend(sim.raw_output(client));
+        match sim.shards[client.shard].input_state(client.key) {
+            InputState::Held => {
+                let now_ms = sim.now_ms;
+                sim.shards[client.shard].handle_bytes(client.key, &[], now_ms);
+            }
+            InputState::Paused => sim.settle(),
+            InputState::Read => return (taken, queued_max),
+        }
+    }
+}
+
+/// Counts the HTTP responses in `bytes` and checks their status.
+fn count_responses(bytes: &[u8], status: &str) -> usize {
+    let text = String::from_utf8_lossy(bytes);
+    let count = text.matches("HTTP/1.1 ").count();
+    assert_eq!(
+        text.matches(&format!("HTTP/1.1 {status}")).count(),
+        count,
+        "{text:.300}"
+    );
+    count
+}
+
+#[test]
+fn pipelined_requests_wait_for_a_reader_and_are_all_answered_in_order() {
+    let mut sim = Sim::new(1, |_| {});
+    let key = sim.shards[0].handle_accept(sim.now_ms);
+    let client = Client { shard: 0, key };
+    let requests = "GET /nothing-here HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5_000);
+    sim.shards[0].handle_bytes(key, requests.as_bytes(), sim.now_ms);
+    // The client reads nothing: the core answered until its output passed the pause and holds
+    // the rest of the requests back instead of queueing 5,000 answers.
+    let pause = crate::limits::INPUT_PAUSE_OUTBOUND_BYTES.min(64 * 1024 / 2);
+    let one_answer = 200;
+    assert!(
+        queued(&sim, client) <= pause + one_answer,
+        "{}",
+        queued(&sim, client)
+    );
+    assert_eq!(sim.shards[0].input_state(key), InputState::Paused);
+    let (taken, queued_max) = drain_held(&mut sim, client);
+    assert!(queued_max <= pause + one_answer, "{queued_max}");
+    assert_eq!(
+        count_responses(&taken, "404"),
+        5_000,
+        "every request is answered once"
+    );
+}
+
+#[test]
+fn pipelined_questions_to_other_shards_are_answered_one_after_another() {
+    let mut sim = Sim::new(2, |_| {});
+    let key = sim.shards[0].handle_accept(sim.now_ms);
+    let client = Client { shard: 0, key };
+    let requests = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(300);
+    sim.shards[0].handle_bytes(key, requests.as_bytes(), sim.now_ms);
+    // `/metrics` asks every shard; while it waits the socket is not read at all.
+    assert_eq!(sim.shards[0].input_state(key), InputState::Paused);
+    let (taken, _) = drain_held(&mut sim, client);
+    assert_eq!(
+        count_responses(&taken, "200"),
+        300,
+        "the requests after the first are not lost"
+    );
+}
+
+#[test]
+fn pings_from_a_client_that_never_reads_are_held_back() {
+    let mut sim = Sim::new(1, |_| {});
+    let (client, _) = sim.connect(0);
+    let ping = masked_frame(frame::opcode::PING, &[b'p'; 125]);
+    let pings: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 10_000)
+        .collect();
+    sim.shards[0].handle_bytes(client.key, &pings, sim.now_ms);
+    let pause = crate::limits::INPUT_PAUSE_OUTBOUND_BYTES.min(64 * 1024 / 2);
+    assert!(queued(&sim, client) <= pause + 127);
+    assert_eq!(sim.shards[0].input_state(client.key), InputState::Paused);
+    let (taken, _) = drain_held(&mut sim, client);
+    let pongs = parse_frames(&taken).len();
+    assert_eq!(
+        pongs, 10_000,
+        "every ping is answered once the client reads"
+    );
+}
+
+#[test]
+fn an_echo_reader_that_falls_behind_is_closed_with_1008() {
+    let mut sim = Sim::new(1, |_| {});
+    let key = sim.shards[0].handle_accept(sim.now_ms);
+    let client = Client { shard: 0, key };
+    let upgrade = "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    sim.shards[0].handle_bytes(key, upgrade.as_bytes(), sim.now_ms);
+    assert!(String::from_utf8_lossy(&sim.raw_output(client)).starts_with("HTTP/1.1 101"));
+    // The socket is full; 20 KiB queued (under the pause), then a 50 KiB message passes the
+    // 64 KiB cap: the queue is dropped for a policy-violation close.
+    sim.shards[0].set_write_blocked(key, true);
+    let mut input = masked_frame(frame::opcode::TEXT, &[b'a'; 20 * 1024]);
+    input.extend(masked_frame(frame::opcode::TEXT, &[b'b'; 50 * 1024]));
+    sim.shards[0].handle_bytes(key, &input, sim.now_ms);
+    let out = sim.output(client);
+    assert!(matches!(out.as_slice(), [Out::Close(1008)]), "{out:?}");
+    assert_eq!(sim.shards[0].stats().slow_consumer_disconnects, 1);
+}
+
+#[test]
+fn transfer_encoding_and_upgrades_with_a_body_get_one_answer_and_a_close() {
+    let mut sim = Sim::new(1, |_| {});
+    for (request, status) in [
+        (
+            "POST /apps/app-id/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+             Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /ready HTTP/1.1\r\n\r\n",
+            "501",
+        ),
+        (
+            "GET /ready HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\nGET /ready HTTP/1.1\r\n\r\n",
+            "501",
+        ),
+        (
+            "GET /app/k HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Content-Length: 2\r\n\r\nhi",
+            "400",
+        ),
+    ] {
+        let key = sim.shards[0].handle_accept(sim.now_ms);
+        sim.shards[0].handle_bytes(key, request.as_bytes(), sim.now_ms);
+        let mut out = BytesMut::new();
+        let state = sim.shards[0].take_output(key, &mut out, 1 << 20);
+        assert_eq!(state, OutputState::Finished, "closed after the answer");
+        assert_eq!(count_responses(&out, status), 1, "one answer: {request:?}");
+        assert!(String::from_utf8_lossy(&out).contains("Connection: close"));
+    }
+}

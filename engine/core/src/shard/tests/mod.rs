@@ -27,7 +27,7 @@ use bytes::BytesMut;
 use serde_json::Value;
 
 use super::message::ShardMessage;
-use super::{OutputState, Shard, ShardSettings};
+use super::{InputState, OutputState, Shard, ShardSettings};
 use crate::app::{AppConfig, AppTable};
 use crate::pusher::auth;
 use crate::ws::frame;
