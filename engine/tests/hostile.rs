@@ -276,3 +276,86 @@ fn a_lingering_close_ends_even_when_the_peer_trickles_bytes() {
         "the server still holds a socket whose peer trickles bytes after 30 s"
     );
 }
+
+/// The answer to an upgrade of the test app's Pusher path with `origin` (none: no header).
+fn upgrade_status(server: &Server, origin: Option<&str>) -> (u16, Vec<u8>) {
+    let path = common::pusher_path(common::APP_KEY, Some("7"));
+    let mut request = common::upgrade_request(&path, common::WS_KEY, "13");
+    if let Some(origin) = origin {
+        request.insert_str(request.len() - 2, &format!("Origin: {origin}\r\n"));
+    }
+    let mut stream = tcp_connect(server.addr);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut rest = Vec::new();
+    let response = read_http_response(&mut stream, &mut rest).unwrap();
+    (response.status, response.body)
+}
+
+#[test]
+fn an_upgrade_from_an_origin_the_app_does_not_allow_is_refused() {
+    let server = Server::start(&[
+        "--app-allowed-origins",
+        "https://app.example.com,*.example.org",
+    ]);
+    for origin in [
+        "https://evil.example",
+        "https://app.example.com.evil.example",
+        "http://app.example.com",
+        "null",
+    ] {
+        let (status, body) = upgrade_status(&server, Some(origin));
+        assert_eq!(status, 403, "Origin {origin}");
+        assert!(String::from_utf8_lossy(&body).contains("origin not allowed"));
+    }
+    for origin in [
+        Some("https://app.example.com"),
+        Some("https://a.example.org"),
+        None,
+    ] {
+        assert_eq!(upgrade_status(&server, origin).0, 101, "Origin {origin:?}");
+    }
+    let metrics = http_get(server.addr, "/metrics").body_text();
+    let refused: u64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("ringcast_origin_refused_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(refused, 4, "counted over the shards: {metrics}");
+    // Without a list every origin may connect (the default).
+    let open = Server::start(&[]);
+    assert_eq!(upgrade_status(&open, Some("https://evil.example")).0, 101);
+}
+
+#[test]
+fn auth_offload_forwarding_cookies_without_an_allow_list_does_not_start() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .args([
+            "--port",
+            "0",
+            "--app-id",
+            "a",
+            "--app-key",
+            "k",
+            "--app-secret",
+            "s",
+            "--app-channel-authorization-url",
+            "http://127.0.0.1:9/auth",
+            "--app-channel-authorization-headers",
+            "Cookie",
+        ])
+        .env_clear()
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "it must not start: {stderr}");
+    assert!(stderr.contains("needs --app-allowed-origins"), "{stderr}");
+}

@@ -3,6 +3,7 @@
 //! engine's configuration; read-only at run time and shared by every shard.
 
 use crate::limits;
+use crate::origin::AllowedOrigins;
 
 /// One application (tenant). Field names follow the Socket Rush JSON keys without the `app_`
 /// prefix; units are in the name.
@@ -60,6 +61,8 @@ pub struct AppConfig {
     /// `app_channel_authorization_query`: the connection's query parameters (except Pusher's
     /// own `protocol`, `client`, `version`) are sent along as form fields.
     pub channel_authorization_query: bool,
+    /// `app_allowed_origins`: the web origins whose pages may open a socket (empty: any).
+    pub allowed_origins: AllowedOrigins,
 }
 
 /// The seed's webhook switches for one app.
@@ -224,6 +227,7 @@ impl AppConfig {
             channel_authorization_url: None,
             channel_authorization_headers: Vec::new(),
             channel_authorization_query: false,
+            allowed_origins: AllowedOrigins::default(),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`http`]: HTTP/1.1 for the APIs on the WebSocket port: request heads and responses.
 //! - [`limits`]: every bound that is not an app setting, with its default and the abuse it stops.
 //! - [`link`]: the engine ⇄ bridge link protocol: length-prefixed binary frames, sans IO.
+//! - [`origin`]: an app's allow-list of web origins and how an upgrade's `Origin` matches it.
 //! - [`pusher`]: the stateless pieces of the Pusher Channels protocol v7: close codes, channel
 //!   names, auth signatures, client and server messages, presence users, REST signing and bodies.
 //! - [`shard`]: one shard's whole state machine (connections, channel registry, owned presence
@@ -26,6 +27,7 @@ pub mod backoff;
 pub mod http;
 pub mod limits;
 pub mod link;
+pub mod origin;
 pub mod pusher;
 pub mod shard;
 pub mod webhook_config;

@@ -44,6 +44,9 @@ pub const OUTBOUND_BYTES_DEFAULT: usize = 1024 * 1024;
 /// sends without reading (pipelined HTTP requests, pings, echo frames) from making the server
 /// queue answers without bound: the answers wait for the client, and so does its input.
 pub const INPUT_PAUSE_OUTBOUND_BYTES: usize = 64 * 1024;
+/// Entries of one app's `app_allowed_origins`: 64. Every upgrade with an `Origin` is compared
+/// with each, so the list bounds that work.
+pub const ALLOWED_ORIGINS_MAX: usize = 64;
 /// Channels one connection may be subscribed to: 1 000. Stops one socket from bloating the
 /// registry.
 pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: usize = 1_000;

@@ -46,9 +46,9 @@ use ringcast_core::limits::{
     OUTBOUND_BYTES_MIN, TIMEOUT_S_MAX, WS_MESSAGE_BYTES_MAX, WS_MESSAGE_BYTES_MIN,
 };
 use values::{
-    not_empty, parse_app_manager, parse_bool, parse_driver, parse_echo_path, parse_header_names,
-    parse_ident, parse_ip, parse_log_level, parse_num, parse_port, parse_url, parse_webhooks,
-    Number,
+    not_empty, parse_allowed_origins, parse_app_manager, parse_bool, parse_driver, parse_echo_path,
+    parse_header_names, parse_ident, parse_ip, parse_log_level, parse_num, parse_port, parse_url,
+    parse_webhooks, Number,
 };
 
 /// The whole validated configuration.
@@ -779,6 +779,24 @@ fn apply_outbound_http(l: &Lookup, app: &mut AppConfig, label: &str) -> Result<(
         &mut app.channel_authorization_query,
         l.bool(Key::AppChannelAuthorizationQuery)?,
     );
+    set(
+        &mut app.allowed_origins,
+        l.get(Key::AppAllowedOrigins, parse_allowed_origins)?,
+    );
+    let forwards_cookie = app.channel_authorization_url.is_some()
+        && app
+            .channel_authorization_headers
+            .iter()
+            .any(|h| h == "cookie");
+    if forwards_cookie && app.allowed_origins.allows_any() {
+        // Any web page could open a socket from a visitor's browser and have subscriptions
+        // authorized with the visitor's cookies.
+        return Err(ConfigError(format!(
+            "{label}: auth offload forwards Cookie (--app-channel-authorization-headers), which \
+             needs --app-allowed-origins (env APP_ALLOWED_ORIGINS, JSON key \
+             \"app_allowed_origins\") listing the sites that may connect, not *"
+        )));
+    }
     hooks.targets = l.get(Key::AppWebhooks, parse_webhooks)?.unwrap_or_default();
     // Listing webhooks says "send them"; only an explicit `app_webhooks_enabled` (either
     // way) overrides that, so a list can be kept in the file and switched off.

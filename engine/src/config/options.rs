@@ -119,6 +119,7 @@ pub(crate) enum Key {
     AppChannelAuthorizationUrl,
     AppChannelAuthorizationHeaders,
     AppChannelAuthorizationQuery,
+    AppAllowedOrigins,
 }
 
 /// One row of the option table.
@@ -387,6 +388,12 @@ pub(crate) const SPECS: &[Spec] = &[
         &["APP_CHANNEL_AUTHORIZATION_QUERY"], &["app_channel_authorization_query"], Bool,
         "false",
         "Auth offload: send the connection's own query parameters along as form fields"),
+    row(Key::AppAllowedOrigins, App, "app-allowed-origins", &["APP_ALLOWED_ORIGINS"],
+        &["app_allowed_origins"], Json("ORIGINS"), "",
+        "Web origins whose pages may open a socket to the app (comma-separated, or a JSON \
+         array in the file): https://app.example.com, *.example.com or *; an upgrade from \
+         another Origin gets 403; requests without Origin (SDKs, devices) are allowed. \
+         Default: any. Required when auth offload forwards Cookie"),
 ];
 
 /// The command line: one argument per row, help text naming the env vars, JSON keys and

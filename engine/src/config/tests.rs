@@ -377,6 +377,7 @@ fn seed_rows() -> Vec<Row> {
         row("app-channel-authorization-url", "APP_CHANNEL_AUTHORIZATION_URL", "app_channel_authorization_url", true, "http://auth.example/pusher", "http://auth.example/pusher", "", |c| a(c).channel_authorization_url.clone().unwrap_or_default()),
         row("app-channel-authorization-headers", "APP_CHANNEL_AUTHORIZATION_HEADERS", "app_channel_authorization_headers", true, "Cookie, X-Device", "cookie,x-device", "", |c| a(c).channel_authorization_headers.join(",")),
         row("app-channel-authorization-query", "APP_CHANNEL_AUTHORIZATION_QUERY", "app_channel_authorization_query", true, "true", "true", "false", |c| a(c).channel_authorization_query.to_string()),
+        row("app-allowed-origins", "APP_ALLOWED_ORIGINS", "app_allowed_origins", true, "https://App.example.com, *.example.com", "https://app.example.com,*.example.com", "", |c| a(c).allowed_origins.to_string()),
         // ringcast additions.
         row("app-has-subscription-count-webhooks", "APP_HAS_SUBSCRIPTION_COUNT_WEBHOOKS", "app_has_subscription_count_webhooks", true, "true", "true", "false", |c| a(c).webhooks.subscription_count.to_string()),
         row("app-webhook-url", "APP_WEBHOOK_URL", "app_webhook_url", true, "https://hooks.example/x", "https://hooks.example/x", "", |c| a(c).webhooks.url.clone().unwrap_or_default()),
@@ -959,4 +960,56 @@ fn app_webhooks_errors_name_the_option_and_the_place() {
         ),
         "{e}"
     );
+}
+
+#[test]
+fn allowed_origins_take_a_json_array_in_the_file_and_refuse_what_is_not_an_origin() {
+    let file = json!({"applications": [{
+        "app_id": "a1", "app_key": "k1", "app_secret": "s1",
+        "app_allowed_origins": ["https://a.example.com", "*.b.example"],
+    }]});
+    let c = ok(&[], &[], Some(&file));
+    assert_eq!(
+        c.apps[0].allowed_origins.to_string(),
+        "https://a.example.com,*.b.example"
+    );
+    assert!(!c.apps[0]
+        .allowed_origins
+        .allows(Some("https://evil.example")));
+    let mut args = CREDS.to_vec();
+    args.extend(["--app-allowed-origins", "https://a.example.com/path"]);
+    let e = err(&args, &[], None);
+    assert!(
+        e.starts_with("invalid value for --app-allowed-origins"),
+        "{e}"
+    );
+}
+
+#[test]
+fn auth_offload_that_forwards_cookie_needs_an_origin_allow_list() {
+    let mut args = CREDS.to_vec();
+    args.extend([
+        "--app-channel-authorization-url",
+        "http://auth.example/pusher",
+        "--app-channel-authorization-headers",
+        "Cookie",
+    ]);
+    let e = err(&args, &[], None);
+    assert!(e.contains("needs --app-allowed-origins"), "{e}");
+    let mut star = args.clone();
+    star.extend(["--app-allowed-origins", "*"]);
+    assert!(err(&star, &[], None).contains("not *"));
+    let mut listed = args.clone();
+    listed.extend(["--app-allowed-origins", "https://app.example.com"]);
+    let c = ok(&listed, &[], None);
+    assert_eq!(c.apps[0].channel_authorization_headers, ["cookie"]);
+    // Other headers need no list.
+    let mut other = CREDS.to_vec();
+    other.extend([
+        "--app-channel-authorization-url",
+        "http://auth.example/pusher",
+        "--app-channel-authorization-headers",
+        "Authorization",
+    ]);
+    ok(&other, &[], None);
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ringcast_core::app::{WebhookEventType, WebhookTarget};
+use ringcast_core::origin::AllowedOrigins;
 use serde_json::Value;
 
 use super::choices::{Driver, LogLevel};
@@ -142,6 +143,19 @@ pub(crate) fn parse_header_names(s: &str) -> Result<Vec<String>, String> {
         names.push(name.to_ascii_lowercase());
     }
     Ok(names)
+}
+
+/// `app_allowed_origins`: a JSON array of origin strings (the file's form) or a comma-separated
+/// list (a flag's or variable's).
+pub(crate) fn parse_allowed_origins(s: &str) -> Result<AllowedOrigins, String> {
+    let text = s.trim();
+    if text.starts_with('[') {
+        let items: Vec<String> = serde_json::from_str(text)
+            .map_err(|e| format!("expected a JSON array of origin strings: {e}"))?;
+        AllowedOrigins::parse(items.iter().map(String::as_str))
+    } else {
+        AllowedOrigins::parse(text.split(','))
+    }
 }
 
 pub(crate) fn parse_url(s: &str) -> Result<String, String> {

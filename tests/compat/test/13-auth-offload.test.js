@@ -72,8 +72,10 @@ describe('auth offload', () => {
 
   before(async () => {
     await endpoint.start();
+    // Forwarding Cookie needs an allow-list of the sites whose pages may connect.
     server = await startServer(['--app-channel-authorization-url', endpoint.url,
-      '--app-channel-authorization-headers', 'Cookie', '--app-channel-authorization-query', 'true']);
+      '--app-channel-authorization-headers', 'Cookie', '--app-channel-authorization-query', 'true',
+      '--app-allowed-origins', 'https://app.example.com']);
   });
 
   after(async () => {
@@ -104,6 +106,26 @@ describe('auth offload', () => {
       assert.equal(request.form.get(own), null, `Pusher's own ${own} is not`);
     }
     assert.equal(request.headers.cookie, 'session=thermo1-cookie');
+  });
+
+  it('refuses a page of another site, so its visitors\' cookies are never sent', async () => {
+    const evil = new RawPusher(server.port, 'evil');
+    raws.push(evil);
+    await assert.rejects(
+      evil.open(`/app/${APP.key}?protocol=7&client=js&version=8.6.0`, 5000,
+        { Cookie: 'session=victim-cookie', Origin: 'https://evil.example' }),
+      /upgrade refused: HTTP\/1\.1 403/);
+    const page = new RawPusher(server.port, 'page');
+    raws.push(page);
+    await page.open(`/app/${APP.key}?protocol=7&client=js&version=8.6.0`, 5000,
+      { Cookie: 'session=page-cookie', Origin: 'https://app.example.com' });
+    page.send({ event: 'pusher:subscribe', data: { channel: 'private-page' } });
+    await page.event('pusher_internal:subscription_succeeded', 10000, 'private-page');
+    const request = await endpoint.requests.first((r) => r.form.get('channel_name') === 'private-page',
+      'the page\'s authorization request');
+    assert.equal(request.headers.cookie, 'session=page-cookie');
+    assert.ok(!endpoint.requests.items.some((r) => r.headers.cookie === 'session=victim-cookie'),
+      'the refused page\'s cookie never reached the endpoint');
   });
 
   it('authorizes a presence subscription with the endpoint\'s channel_data', async () => {

@@ -762,6 +762,15 @@ impl Shard {
                 return;
             }
         };
+        if !self.origin_allowed(app_key, head) {
+            // Before the 101: a page of another site never gets a socket, let alone a
+            // subscription authorized with its visitor's cookies.
+            self.stats.origin_refusals += 1;
+            let err = request::HttpError::new(403, "origin not allowed for this app");
+            self.push_control(key, response::error_response(&err));
+            self.set_phase(key, Phase::Finished);
+            return;
+        }
         self.push_control(key, handshake::accept_response(&accept));
         let opened_ms = self.conns[key as usize].opened_ms;
         self.stats
@@ -774,6 +783,18 @@ impl Shard {
         let app_key = app_key.unwrap_or_default();
         self.open_pusher(key, app_key, head.query_param("protocol"));
         self.capture_auth_forward(key, head);
+    }
+
+    /// Whether the upgrade's `Origin` may open a socket to the app of `app_key` (an unknown
+    /// key is refused later, with the protocol's 4001).
+    fn origin_allowed(&self, app_key: Option<&str>, head: &request::RequestHead) -> bool {
+        let Some(app) = app_key.and_then(|key| self.apps.index_by_key(key)) else {
+            return true;
+        };
+        self.apps
+            .get(app)
+            .allowed_origins
+            .allows(head.header("origin"))
     }
 
     fn handle_ws_message(&mut self, key: u32, message: frame::Message) {

@@ -11,7 +11,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 17] = [
+const COUNTERS: [Counter; 18] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -48,8 +48,13 @@ const COUNTERS: [Counter; 17] = [
     }),
     (
         "ringcast_slow_consumer_disconnects_total",
-        "Connections closed with 4100 because their outbound queue passed the cap.",
+        "Connections closed (4100; 1008 on the echo path) because their outbound queue passed the cap.",
         |s| s.slow_consumer_disconnects,
+    ),
+    (
+        "ringcast_origin_refused_total",
+        "WebSocket upgrades refused with 403 because their Origin is not in the app's allow-list.",
+        |s| s.origin_refusals,
     ),
     (
         "ringcast_bridge_link_connects_total",

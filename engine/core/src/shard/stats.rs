@@ -33,6 +33,8 @@ pub struct ShardStats {
     pub frames_per_write: [u64; 8],
     /// Connections cut because their outbound queue passed the cap.
     pub slow_consumer_disconnects: u64,
+    /// Upgrades refused because their `Origin` is not in the app's allow-list.
+    pub origin_refusals: u64,
     /// Pusher errors sent, by code (index = code - 4000).
     pub errors_by_code: Vec<u64>,
     /// WebSocket close frames sent for protocol violations, by RFC 6455 code.
@@ -75,6 +77,7 @@ impl Default for ShardStats {
             socket_writes: 0,
             frames_per_write: [0; 8],
             slow_consumer_disconnects: 0,
+            origin_refusals: 0,
             errors_by_code: vec![0; 400],
             protocol_closes: AHashMap::new(),
             handshake_ms: [0; 10],
