@@ -51,7 +51,7 @@ cargo bench --workspace --no-run
 
 step "building the server and its bridge for the external suites"
 cargo build -p ringcast -p ringcast-bridge
-bin="$PWD/target/debug/ringcast"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/ringcast"
 
 step "pusher-js compatibility suite"
 (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error && RINGCAST_BIN="$bin" npm test)

@@ -55,6 +55,8 @@ fn main() -> ExitCode {
         // Colours only for a person watching; log files and journals get plain text.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // A panicking task would leave the bridge half alive: exit, and the engine restarts it.
+    ringcast_core::fatal::exit_on_panic("ringcast-bridge");
     let node_id = match args.node_id() {
         Ok(node_id) => node_id,
         Err(message) => return usage_error(&message),

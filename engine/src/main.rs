@@ -40,6 +40,7 @@ fn main() {
         }
     };
     init_logging(config.server.log_level.as_str());
+    ringcast_core::fatal::exit_on_panic("ringcast");
     if let Err(message) = run(config) {
         error!("{message}");
         eprintln!("ringcast: {message}");

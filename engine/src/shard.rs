@@ -4,7 +4,7 @@
 
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,11 +20,16 @@ use tracing::{debug, info, warn};
 use crate::conn_task;
 use crate::shard_ctx::{drain_overflow, ShardCtx};
 use ringcast_core::limits::{
-    ACCEPT_RETRY_DELAY_MS, IO_RING_ENTRIES, SOCKET_WRITE_CHUNK_BYTES, SWEEP_INTERVAL_MS,
+    ACCEPT_RETRY_DELAY_MS, IO_RING_ENTRIES, SHARDS_START_WAIT_MS_MAX, SOCKET_WRITE_CHUNK_BYTES,
+    SWEEP_INTERVAL_MS,
 };
 
 /// Set by the signal thread: every shard starts draining at its next sweep.
 pub static DRAIN_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Shards whose tasks run (joined the mesh, not yet stopped): `/ready` is 503 on every shard
+/// until all of them do.
+static SHARDS_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 /// What each shard needs to start.
 pub struct ShardStart {
@@ -142,11 +147,14 @@ async fn run_shard(
         .clone()
         .map(|path| glommio::spawn_local(crate::bridge_link::run(ctx.clone(), path)));
     ctx.core.borrow_mut().set_unix_time(unix_now_s());
+    SHARDS_RUNNING.fetch_add(1, Ordering::SeqCst);
+    wait_for_every_shard(&ctx, settings.shard_count).await;
     let accept_task = glommio::spawn_local(accept_loop(ctx.clone(), listener, false));
     let _metrics_task = metrics_listener
         .map(|listener| glommio::spawn_local(accept_loop(ctx.clone(), listener, true)));
 
-    sweep_until_drained(&ctx, accept_task, shard_index, settings.drain_timeout_s).await;
+    sweep_until_drained(&ctx, accept_task, shard_index, &settings).await;
+    SHARDS_RUNNING.fetch_sub(1, Ordering::SeqCst);
     drop(link_task);
     drop(overflow_task);
     drop(receiver_tasks);
@@ -166,7 +174,29 @@ fn core_settings(shard_index: usize, settings: &EngineSettings) -> ShardSettings
         metrics_port_separate: settings.metrics_port_separate,
         bridge_enabled: settings.bridge_socket.is_some(),
         cluster_enabled: settings.cluster,
+        // The trigger's code is compiled into debug builds only; the variable is read there too.
+        fault_trigger: cfg!(debug_assertions)
+            && std::env::var_os("RINGCAST_TEST_FAULT_TRIGGER").is_some_and(|v| v == "1"),
     }
+}
+
+/// Before the first accept: waits (a few milliseconds at start, at most
+/// [`SHARDS_START_WAIT_MS_MAX`]) until every shard runs, so that no shard answers `/ready` with
+/// 200 while another has not started, and no shard answers it with 503 from a stale view.
+async fn wait_for_every_shard(ctx: &ShardCtx, shard_count: usize) {
+    let started = Instant::now();
+    while SHARDS_RUNNING.load(Ordering::SeqCst) < shard_count
+        && started.elapsed() < Duration::from_millis(SHARDS_START_WAIT_MS_MAX)
+    {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    tell_node_running(ctx, shard_count);
+}
+
+/// Tells the core whether every shard of the node runs.
+fn tell_node_running(ctx: &ShardCtx, shard_count: usize) {
+    let running = SHARDS_RUNNING.load(Ordering::SeqCst) == shard_count;
+    ctx.core.borrow_mut().set_node_running(running);
 }
 
 /// One task per other shard, handing each message from that shard's ring to the core.
@@ -193,8 +223,9 @@ async fn sweep_until_drained(
     ctx: &ShardCtx,
     accept_task: Task<()>,
     shard_index: usize,
-    drain_timeout_s: u64,
+    settings: &EngineSettings,
 ) {
+    let drain_timeout_s = settings.drain_timeout_s;
     let mut quarter: u64 = 0;
     let mut accept_task = Some(accept_task);
     let mut drain_deadline: Option<Instant> = None;
@@ -210,6 +241,7 @@ async fn sweep_until_drained(
             drain_deadline = Some(Instant::now() + Duration::from_secs(drain_timeout_s));
             info!(shard = shard_index, "draining");
         }
+        tell_node_running(ctx, settings.shard_count);
         if quarter.is_multiple_of(1_000 / SWEEP_INTERVAL_MS) {
             let mut core = ctx.core.borrow_mut();
             core.set_unix_time(unix_now_s());

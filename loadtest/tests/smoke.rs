@@ -4,9 +4,9 @@
 //! documented rule; a tiny presence storm must see every member event exactly once. Never
 //! asserts speed.
 //!
-//! The server binary comes from `RINGCAST_BIN`, or else `target/debug/ringcast` /
-//! `target/release/ringcast` under the workspace root; build it first with
-//! `cargo build -p ringcast`.
+//! The server binary comes from `RINGCAST_BIN`, or else `debug/ringcast` / `release/ringcast`
+//! under Cargo's target directory (`CARGO_TARGET_DIR`, or `target/` of the workspace); build
+//! it first with `cargo build -p ringcast`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,17 +29,21 @@ fn ringcast_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("RINGCAST_BIN") {
         return PathBuf::from(p);
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Cargo's target directory: `CARGO_TARGET_DIR` when set, else the workspace's `target/`.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
     for profile in ["debug", "release"] {
-        let p = root.join("target").join(profile).join("ringcast");
+        let p = target.join(profile).join("ringcast");
         if p.is_file() {
             return p;
         }
     }
     panic!(
         "ringcast binary not found: set RINGCAST_BIN or run `cargo build -p ringcast` first \
-         (looked in target/debug and target/release under {})",
-        root.display()
+         (looked in debug/ and release/ under {})",
+        target.display()
     );
 }
 

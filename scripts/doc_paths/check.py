@@ -24,7 +24,9 @@ def repository_files(root):
     """Every file under `root`, as paths relative to it with `/`."""
     found = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")]
+        dirs[:] = [
+            d for d in dirs if d not in SKIP_DIRS and not d.startswith((".", "target"))
+        ]
         for name in files:
             found.append(os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"))
     return found

@@ -11,6 +11,7 @@
 //!   and per-app limits; read-only at run time.
 //! - [`backoff`]: the reconnect backoff (as data) of the engine's bridge link and restarts and
 //!   of the bridge's Redis connections.
+//! - [`fatal`]: what a panic does to a ringcast process: one line, then exit for a restart.
 //! - [`http`]: HTTP/1.1 for the APIs on the WebSocket port: request heads and responses.
 //! - [`limits`]: every bound that is not an app setting, with its default and the abuse it stops.
 //! - [`link`]: the engine ⇄ bridge link protocol: length-prefixed binary frames, sans IO.
@@ -24,6 +25,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod fatal;
 pub mod http;
 pub mod limits;
 pub mod link;

@@ -230,6 +230,9 @@ pub const WEBHOOK_HEADERS_MAX: usize = 32;
 pub const SOCKET_WRITE_CHUNK_BYTES: usize = 64 * 1024;
 /// Socket reads handled in one poll before yielding to other tasks (fairness).
 pub const SOCKET_READS_PER_POLL_MAX: usize = 8;
+/// How long a starting shard waits for the node's other shards before it accepts (they join
+/// within milliseconds; one that does not keeps `/ready` at 503): 10 s.
+pub const SHARDS_START_WAIT_MS_MAX: u64 = 10_000;
 /// How long, in all, a finished connection waits for the client's FIN after ours (reading and
 /// discarding what it still sends). Stops a peer that trickles bytes from holding the socket.
 pub const CLOSE_LINGER_MS: u64 = 2_000;

@@ -68,9 +68,15 @@ impl Server {
     /// Starts the server with exactly these arguments (no environment, no `.env` file) and
     /// waits for `listening on 127.0.0.1:PORT` on its stderr.
     pub fn start_with_args(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// Like [`Server::start_with_args`], with these environment variables only.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
             .args(args)
             .env_clear()
+            .envs(env.iter().copied())
             // A directory without a `.env` file, so the default `./.env` is absent.
             .current_dir(env!("CARGO_TARGET_TMPDIR"))
             .stdin(Stdio::null())

@@ -63,6 +63,9 @@ impl Shard {
                         503,
                         &b"{\"ready\":false,\"reason\":\"draining\"}"[..],
                     )
+                } else if !self.node_running {
+                    let body = &b"{\"ready\":false,\"reason\":\"a shard is not running\"}"[..];
+                    json("ready", 503, body)
                 } else {
                     json("ready", 200, &b"{\"ready\":true}"[..])
                 }

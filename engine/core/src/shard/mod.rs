@@ -145,6 +145,9 @@ pub struct ShardSettings {
     pub bridge_enabled: bool,
     /// The node is one of several, linked through the bridge (`--adapter-driver redis`).
     pub cluster_enabled: bool,
+    /// Debug builds only (the code is not compiled into release builds): a client's
+    /// `ringcast:test_panic` event panics the shard, for the tests of what a panic does.
+    pub fault_trigger: bool,
 }
 
 /// What the shell should do with a connection's socket after taking its output.
@@ -186,7 +189,8 @@ pub enum InputState {
 /// [`handle_link_up`](Self::handle_link_up), [`handle_link_message`](Self::handle_link_message)
 /// and [`handle_link_down`](Self::handle_link_down). [`publish`](Self::publish),
 /// [`publish_to_user`](Self::publish_to_user) and [`terminate_user`](Self::terminate_user) are
-/// inputs too (for embedders and benchmarks); [`set_unix_time`](Self::set_unix_time) and
+/// inputs too (for embedders and benchmarks); [`set_unix_time`](Self::set_unix_time),
+/// [`set_node_running`](Self::set_node_running) and
 /// [`set_write_blocked`](Self::set_write_blocked) tell the shard facts it cannot see. Every
 /// input finishes its consequences before it returns (messages the shard sent itself,
 /// connections that left), so nothing is re-entrant.
@@ -229,6 +233,8 @@ pub struct Shard {
     loopback: std::collections::VecDeque<ShardMessage>,
     next_serial: u64,
     draining: bool,
+    /// Every shard of the node runs (the shell says so; `/ready` is 503 otherwise).
+    node_running: bool,
     now_ms: u64,
     next_cache_sweep_ms: u64,
     unix_s: u64,
@@ -259,6 +265,7 @@ impl Shard {
             loopback: std::collections::VecDeque::new(),
             next_serial: 1,
             draining: false,
+            node_running: true,
             now_ms: 0,
             next_cache_sweep_ms: 0,
             unix_s: 0,
@@ -347,6 +354,12 @@ impl Shard {
     /// Wall-clock time (REST signatures carry Unix timestamps); the shell sets it every tick.
     pub fn set_unix_time(&mut self, unix_s: u64) {
         self.unix_s = unix_s;
+    }
+
+    /// Whether every shard of the node runs; the shell says so at start and every tick
+    /// (`/ready` answers 503 while one does not).
+    pub fn set_node_running(&mut self, running: bool) {
+        self.node_running = running;
     }
 
     /// Bytes arrived on a connection's socket.

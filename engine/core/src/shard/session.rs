@@ -140,6 +140,12 @@ impl Shard {
                 return;
             }
         };
+        #[cfg(debug_assertions)]
+        if self.settings.fault_trigger
+            && matches!(&message, ClientMessage::Unknown { event } if event == "ringcast:test_panic")
+        {
+            panic!("the test fault trigger (debug builds only)");
+        }
         match message {
             ClientMessage::Ping => self.send_text(key, &server_message::pong()),
             ClientMessage::Pong => {}

@@ -325,3 +325,37 @@ fn transfer_encoding_and_upgrades_with_a_body_get_one_answer_and_a_close() {
         assert!(String::from_utf8_lossy(&out).contains("Connection: close"));
     }
 }
+
+#[test]
+fn ready_is_503_while_a_shard_of_the_node_is_not_running() {
+    let mut sim = Sim::new(2, |_| {});
+    assert_eq!(sim.raw_http(0, "GET /ready HTTP/1.1\r\n\r\n").0, 200);
+    sim.shards[0].set_node_running(false);
+    let (status, body) = sim.raw_http(0, "GET /ready HTTP/1.1\r\n\r\n");
+    assert_eq!(status, 503);
+    assert_eq!(body["reason"], "a shard is not running");
+    sim.shards[0].set_node_running(true);
+    assert_eq!(sim.raw_http(0, "GET /ready HTTP/1.1\r\n\r\n").0, 200);
+}
+
+#[cfg(debug_assertions)]
+#[test]
+fn the_fault_trigger_panics_the_shard_and_only_when_enabled() {
+    let mut sim = Sim::new(1, |_| {});
+    let (client, _) = sim.connect(0);
+    let trigger = masked_frame(frame::opcode::TEXT, br#"{"event":"ringcast:test_panic"}"#);
+    let now_ms = sim.now_ms;
+    let shard = &mut sim.shards[0];
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        shard.handle_bytes(client.key, &trigger, now_ms);
+    }));
+    assert!(panicked.is_err(), "the enabled trigger panics");
+    // Not enabled (every release build, and debug builds without the variable): an unknown
+    // event like any other.
+    let mut quiet = Sim::new(1, |_| {});
+    quiet.shards[0].settings.fault_trigger = false;
+    let (client, _) = quiet.connect(0);
+    quiet.send(client, serde_json::json!({"event": "ringcast:test_panic"}));
+    let events = quiet.events(client);
+    assert_eq!(names(&events), ["pusher:error"]);
+}
