@@ -22,8 +22,16 @@ pub const SUBSCRIBER_QUEUE_COMMANDS_MAX: usize = 65_536;
 pub const CLUSTER_PUSH_QUEUE_MESSAGES_MAX: usize = 65_536;
 /// Messages waiting for the Redis publisher. Full: the publish is dropped (counted).
 pub const PUBLISH_QUEUE_MESSAGES_MAX: usize = 65_536;
-/// Presence messages waiting for the presence task. Full: dropped (counted).
+/// Presence messages waiting for the presence task. Full: the link reader waits for room
+/// (presence changes are never dropped; the engine's link queue then fills and relinks).
 pub const PRESENCE_QUEUE_MESSAGES_MAX: usize = 65_536;
+/// While a presence change did not reach Redis, how often Redis is probed so that the shards
+/// that lost changes restate them soon after it is back: 1 s.
+pub const PRESENCE_REPAIR_PROBE_INTERVAL_MS: u64 = 1_000;
+/// How long Redis must answer again before the shards that lost presence changes restate them:
+/// 7 s, longer than a subscriber's longest reconnect delay, so every node is listening on its
+/// channels again when the restated member events are published.
+pub const PRESENCE_REPAIR_GRACE_MS: u64 = 7_000;
 /// Shard subscription counts waiting for the count task.
 pub const COUNT_QUEUE_MESSAGES_MAX: usize = 65_536;
 /// Webhook settings and events waiting for the webhook task. Full: the event is dropped
@@ -248,3 +256,5 @@ const _: () = assert!(OUTBOUND_CONNECT_RETRY_PAUSE_MS_MAX < AUTH_REQUEST_TIMEOUT
 const _: () = assert!(QUERY_ANSWER_WAIT_MS < core::CHANNELS_WAIT_MS_MAX);
 // A publish batch fits in one link frame's worth of payloads several times over.
 const _: () = assert!(LINK_WRITE_BATCH_BYTES_MAX <= PUBLISH_BATCH_BYTES_MAX);
+// Restated member events must find every node's subscriber back on its channels.
+const _: () = assert!(PRESENCE_REPAIR_GRACE_MS > ringcast_core::limits::RECONNECT_DELAY_MS_MAX);

@@ -2,34 +2,10 @@
 //! so that engine shards never block. It relays publishes between nodes over Redis pub/sub,
 //! keeps the cluster-wide state (presence members, node heartbeats, counts) in Redis, sends the
 //! apps' webhooks and makes the auth offload calls. A node alone runs it `--without-redis`.
-//! This file parses, wires and waits: the command line ([`args`]), the tasks ([`wiring`]), the
-//! socket file and the signals.
-//!
-//! # Layout
-//! Imports go one way, from the leaves at the top of this list to the link server at the bottom;
-//! no file imports a file that imports it back (`scripts/import_cycles/check.py` checks it).
-//!
-//! - [`limits`]: every bound of the process, its value and what it stops.
-//! - [`counters`]: the shared counters and their snapshot for the engine; drop counting.
-//! - [`links`]: how the bridge reaches a shard (link id, writer queue) and the hub's inbox.
-//! - [`redis`]: connections, key layout, envelopes, Lua scripts, publisher and subscribers.
-//! - [`outbound`]: the HTTP client for the apps' endpoints, and auth offload.
-//! - [`webhooks`]: from events to signed POSTs: router, local or Redis queue, sender.
-//! - [`cluster`]: state shared by nodes: presence, liveness, counts, connections, queries.
-//! - [`link`]: the link server and the hub that routes Redis messages to shards.
-//! - [`args`]: the command line and the checks made before starting.
-//! - [`wiring`]: which tasks run and how their queues connect; stopping them.
-
-mod args;
-mod cluster;
-mod counters;
-mod limits;
-mod link;
-mod links;
-mod outbound;
-mod redis;
-mod webhooks;
-mod wiring;
+//! This file parses, wires and waits: the command line
+//! ([`args`](ringcast_bridge::args)), the tasks ([`wiring`]), the
+//! socket file and the signals. The parts live in the crate's library ([`ringcast_bridge`],
+//! with the layout).
 
 use std::io::IsTerminal;
 use std::os::unix::fs::FileTypeExt;
@@ -40,9 +16,9 @@ use clap::Parser;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::args::{Args, QueueDriver};
-use crate::outbound::http::{OutboundHttp, OutboundLimits};
-use crate::wiring::NodeSetup;
+use ringcast_bridge::args::{Args, QueueDriver};
+use ringcast_bridge::outbound::http::{OutboundHttp, OutboundLimits};
+use ringcast_bridge::wiring::{self, NodeSetup};
 
 /// Exit status for unusable arguments or environment (clap uses it too).
 const EXIT_USAGE: u8 = 2;

@@ -14,14 +14,15 @@ use tokio::task::JoinHandle;
 use crate::cluster::connections::{run_connections, ReportedCounts};
 use crate::cluster::count_task::run_counts;
 use crate::cluster::liveness::{reap_self, run_liveness};
-use crate::cluster::presence::{run_presence, PresenceInput};
+use crate::cluster::presence::{run_presence, PresenceInput, PresenceSetup};
 use crate::cluster::query::{run_queries, QueryInput};
+use crate::cluster::repair::PresenceRepair;
 use crate::counters::BridgeCounters;
 use crate::limits::{
     AUTH_QUEUE_REQUESTS_MAX, COUNT_QUEUE_MESSAGES_MAX, HUB_QUEUE_MESSAGES_MAX,
-    PRESENCE_QUEUE_MESSAGES_MAX, PUBLISH_QUEUE_MESSAGES_MAX, QUERY_QUEUE_MESSAGES_MAX,
-    SHUTDOWN_REAP_TIMEOUT_MS, SUBSCRIBER_QUEUE_COMMANDS_MAX, WEBHOOK_BATCH_QUEUE_BATCHES_MAX,
-    WEBHOOK_QUEUE_MESSAGES_MAX,
+    PRESENCE_QUEUE_MESSAGES_MAX, PRESENCE_REPAIR_GRACE_MS, PUBLISH_QUEUE_MESSAGES_MAX,
+    QUERY_QUEUE_MESSAGES_MAX, SHUTDOWN_REAP_TIMEOUT_MS, SUBSCRIBER_QUEUE_COMMANDS_MAX,
+    WEBHOOK_BATCH_QUEUE_BATCHES_MAX, WEBHOOK_QUEUE_MESSAGES_MAX,
 };
 use crate::link::hub::Hub;
 use crate::link::hub_task::{run_hub, run_without_redis};
@@ -111,6 +112,7 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
         configured_watch.clone(),
         &counters,
     );
+    let presence_repair = Arc::new(PresenceRepair::new(PRESENCE_REPAIR_GRACE_MS));
     let cluster = match &setup.client {
         Some(client) => start_cluster(
             client,
@@ -122,6 +124,7 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
                 queries: query_queue,
                 webhooks: &webhook_sender,
                 configured: configured_watch,
+                repair: &presence_repair,
             },
             &counters,
         ),
@@ -158,6 +161,7 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
             connection_counts: cluster.connection_counts,
             auth: AuthQueue::new(auth_sender, Arc::clone(&counters.auth)),
             counters: Arc::clone(&counters),
+            presence_repair,
         },
     ));
     Ok(Node {
@@ -241,6 +245,7 @@ struct CommonQueues<'a> {
     queries: mpsc::Receiver<QueryInput>,
     webhooks: &'a mpsc::Sender<WebhookInput>,
     configured: watch::Receiver<bool>,
+    repair: &'a Arc<PresenceRepair>,
 }
 
 /// The Redis tasks of a node in a cluster: subscriber, publisher, stats, presence, delayed
@@ -295,12 +300,15 @@ fn start_cluster(
     let (presence_sender, presence_queue) = mpsc::channel(PRESENCE_QUEUE_MESSAGES_MAX);
     let tasks = vec![
         tokio::spawn(run_presence(
-            client.clone(),
-            node_keys.clone(),
-            setup.presence_ttl,
+            PresenceSetup {
+                client: client.clone(),
+                keys: node_keys.clone(),
+                ttl: setup.presence_ttl,
+                webhooks: queues.webhooks.clone(),
+                counters: Arc::clone(counters),
+                repair: Arc::clone(queues.repair),
+            },
             presence_queue,
-            queues.webhooks.clone(),
-            Arc::clone(counters),
         )),
         tokio::spawn(run_due(
             client.clone(),
@@ -313,6 +321,7 @@ fn start_cluster(
             client.clone(),
             node_keys.clone(),
             setup.presence_ttl,
+            Arc::clone(queues.repair),
         )),
     ];
     tokio::spawn(run_queries(
@@ -377,7 +386,6 @@ fn log_totals(counters: &BridgeCounters, why: &str) {
         dropped_delivery_queue_full = drops.delivery_queue_full.total(),
         dropped_ack_queue_full = drops.ack_queue_full.total(),
         dropped_hub_queue_full = drops.hub_queue_full.total(),
-        dropped_presence_queue_full = drops.presence_queue_full.total(),
         failed_presence = drops.presence_failed.total(),
         webhook_events_delivered = webhooks.events_delivered.load(Ordering::Relaxed),
         webhook_events_given_up = webhooks.events_given_up.load(Ordering::Relaxed),

@@ -146,8 +146,9 @@ fn needs_bridge_for_webhooks(config: &config::Config) -> bool {
             .any(|app| app.channel_authorization_url.is_some())
 }
 
-/// Checks the options only the bridge uses, then starts the bridge (unless the operator runs
-/// it: `--bridge-external`); returns the socket the shards link to. Its own piece because these
+/// Checks the options only the bridge uses, prepares the socket (see
+/// `bridge_supervisor::prepare_socket`), then starts the bridge (unless the operator runs it:
+/// `--bridge-external`); returns the socket the shards link to. Its own piece because these
 /// checks apply only when a bridge is needed.
 fn start_bridge(server: &config::ServerConfig, cluster: bool) -> Result<PathBuf, String> {
     let uses_redis = cluster || server.queue_driver == config::Driver::Redis;
@@ -161,8 +162,17 @@ fn start_bridge(server: &config::ServerConfig, cluster: bool) -> Result<PathBuf,
     if server.redis_tls_ca_file.is_some() && !server.redis_tls {
         return Err("--redis-tls-ca-file needs --redis-tls".into());
     }
-    let socket = bridge_supervisor::socket_path(server);
+    if server.bridge_external && server.bridge_socket.is_none() {
+        // The default socket is in a fresh private directory no separate bridge could know.
+        return Err(
+            "--bridge-external needs --bridge-socket: where the bridge run separately listens"
+                .into(),
+        );
+    }
+    let socket = bridge_supervisor::prepare_socket(server)?;
     if server.bridge_external {
+        // Its pid is not ours to know: the link checks only that it runs as this user.
+        bridge_link::trust_external_bridge();
         info!(socket = %socket.display(), "linking to a bridge run separately");
     } else {
         bridge_supervisor::start(server, &socket, cluster)?;

@@ -395,6 +395,59 @@ fn a_node_serves_alone_while_its_bridge_or_redis_is_away_and_rejoins() {
     publish_until_received(b.addr, "news", "back-the-other-way", &mut on_a);
 }
 
+/// A presence member with `user_id` (and a name), as `channel_data`.
+fn member_data(user_id: &str) -> String {
+    json!({"user_id": user_id, "user_info": {"name": user_id}}).to_string()
+}
+
+/// Waits for `member_added` of `user_id` on `client` (other events are skipped).
+fn wait_member_added(client: &mut WsClient, user_id: &str) -> Value {
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = client.wait_for_event("pusher_internal:member_added", left);
+        if data_of(&event)["user_id"] == user_id {
+            return event;
+        }
+    }
+}
+
+#[test]
+fn a_presence_join_while_redis_is_away_reaches_the_cluster_once_it_is_back() {
+    let mut redis = Redis::start();
+    let prefix = unique_prefix("presence-outage");
+    let a = node(&redis, &prefix);
+    // Redis goes away; Ada joins on node A, which answers alone; her join cannot reach Redis.
+    let port = redis.port;
+    redis.kill();
+    let mut ada = WsClient::pusher(a.addr);
+    ada.subscribe_ok("presence-room", Some(&member_data("ada")));
+    // Redis is back, empty. Once it has been back a while node A restates what it holds, so a
+    // subscriber on another node finds Ada among the members (without the repair she would
+    // be missing for good), and Ada hears of him.
+    let _redis_again = Redis::start_on(port);
+    let b = node(&_redis_again, &prefix);
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    loop {
+        let mut bob = WsClient::pusher(b.addr);
+        let ok = bob.subscribe_ok("presence-room", Some(&member_data("bob")));
+        let members = data_of(&ok)["presence"]["ids"].clone();
+        if members
+            .as_array()
+            .is_some_and(|ids| ids.contains(&json!("ada")))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Ada never reached the cluster's members: {members}"
+        );
+        drop(bob);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_member_added(&mut ada, "bob");
+}
+
 /// Runs ringcast with `args`, expecting it to refuse to start; returns its stderr.
 fn failed_start(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_ringcast"))

@@ -4,8 +4,10 @@
 //! short lock so that one bridge does it. The reap script is idempotent, so a lock that expires
 //! mid-way costs nothing but a second run. On shutdown the node reaps itself.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cluster::repair::PresenceRepair;
 use crate::limits::{
     REAP_INTERVAL_MS, REAP_LOCK_MS, REAP_NODES_PER_ROUND_MAX, REDIS_COMMAND_TIMEOUT_MS,
     REDIS_CONNECT_TIMEOUT_MS,
@@ -17,7 +19,12 @@ use crate::redis::session::RedisSession;
 use tokio::time::{timeout, Instant};
 
 /// Runs forever: heartbeat every `ttl / 3`, reaper every second.
-pub async fn run_liveness(client: RedisClient, keys: NodeKeys, ttl: Duration) {
+pub async fn run_liveness(
+    client: RedisClient,
+    keys: NodeKeys,
+    ttl: Duration,
+    repair: Arc<PresenceRepair>,
+) {
     let mut scripts = Scripts::new(&keys.script_keys());
     // Paced by the reaper's interval, not by the backoff: the heartbeat must not go stale.
     let mut session = RedisSession::for_state(client, "presence liveness").paced_by_caller();
@@ -31,6 +38,7 @@ pub async fn run_liveness(client: RedisClient, keys: NodeKeys, ttl: Duration) {
         let Some(open) = session.connection().await else {
             let reason = session.connect_error().unwrap_or("not connected");
             log_failure(&mut failing, &format!("cannot connect: {reason}"));
+            repair.mark_all_lost();
             next_heartbeat = Instant::now() + Duration::from_millis(REAP_INTERVAL_MS);
             next_reap = next_heartbeat;
             continue;
@@ -51,10 +59,13 @@ pub async fn run_liveness(client: RedisClient, keys: NodeKeys, ttl: Duration) {
                     failing = false;
                     tracing::info!("presence liveness: redis back");
                 }
+                // Redis answers: what was lost meanwhile is restated now.
+                repair.redis_answered();
             }
             Err(err) => {
                 session.failed();
                 log_failure(&mut failing, &err.to_string());
+                repair.mark_all_lost();
             }
         }
     }

@@ -8,6 +8,7 @@
 //! - [`count_task`]: the task that owns the counts and hands node totals on.
 //! - [`connections`]: `app_max_connections` across nodes (each node's counts in Redis).
 //! - [`query`]: `GET /channels…` across nodes (questions and answers over Redis).
+//! - [`repair`]: which shards must restate their presence after a change did not reach Redis.
 
 pub mod connections;
 pub mod count_task;
@@ -15,3 +16,4 @@ pub mod counts;
 pub mod liveness;
 pub mod presence;
 pub mod query;
+pub mod repair;

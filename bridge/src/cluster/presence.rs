@@ -4,8 +4,10 @@
 //! `P#members`. Channel occupancy (for webhooks) is kept the same way, with one pseudo-member
 //! per (node, shard) holding the channel. Member events come back through the channels'
 //! pub/sub subscriptions (the hub), not from here; the webhook events the scripts return go to
-//! the webhook task. A Redis failure loses that one change (logged and counted) and never blocks a
-//! query: it is answered empty, so the engine never waits forever.
+//! the webhook task. A Redis failure never blocks a query (it is answered empty, so the engine
+//! never waits forever), and a change that fails is not lost: its shard is marked in the
+//! [`PresenceRepair`], and once Redis answers again (the next change, or a probe each second)
+//! that shard's link ends so that its engine restates everything it holds.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,8 +19,12 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::cluster::counts::NodeCount;
+use crate::cluster::repair::PresenceRepair;
 use crate::counters::{add, BridgeCounters};
-use crate::limits::{PRESENCE_SNAPSHOT_FRAME_MARGIN_BYTES, REDIS_COMMAND_TIMEOUT_MS};
+use crate::limits::{
+    PRESENCE_REPAIR_PROBE_INTERVAL_MS, PRESENCE_SNAPSHOT_FRAME_MARGIN_BYTES,
+    REDIS_COMMAND_TIMEOUT_MS,
+};
 use crate::links::LinkWriter;
 use crate::redis::connect::{RedisClient, RedisConnection};
 use crate::redis::envelope::member_event_head;
@@ -132,17 +138,39 @@ struct Presence {
     mentioned: Vec<HashSet<String, ahash::RandomState>>,
     webhooks: mpsc::Sender<WebhookInput>,
     counters: Arc<BridgeCounters>,
+    /// Shards whose changes did not reach Redis, to be restated.
+    repair: Arc<PresenceRepair>,
+    /// The shard whose change is being carried out (`None`: a question).
+    current_shard: Option<u16>,
 }
 
-/// Runs until every sender of `inputs` is gone.
-pub async fn run_presence(
-    client: RedisClient,
-    keys: NodeKeys,
-    ttl: Duration,
-    mut inputs: mpsc::Receiver<PresenceInput>,
-    webhooks: mpsc::Sender<WebhookInput>,
-    counters: Arc<BridgeCounters>,
-) {
+/// What the presence task works with besides its inbox.
+pub struct PresenceSetup {
+    /// The Redis client.
+    pub client: RedisClient,
+    /// The node's key names.
+    pub keys: NodeKeys,
+    /// The node's heartbeat TTL.
+    pub ttl: Duration,
+    /// The webhook task's inbox.
+    pub webhooks: mpsc::Sender<WebhookInput>,
+    /// The bridge's counters.
+    pub counters: Arc<BridgeCounters>,
+    /// Shards to restate, shared with the link readers.
+    pub repair: Arc<PresenceRepair>,
+}
+
+/// Runs until every sender of `inputs` is gone. While a change is lost, Redis is probed every
+/// [`PRESENCE_REPAIR_PROBE_INTERVAL_MS`], so the repair does not wait for the next change.
+pub async fn run_presence(setup: PresenceSetup, mut inputs: mpsc::Receiver<PresenceInput>) {
+    let PresenceSetup {
+        client,
+        keys,
+        ttl,
+        webhooks,
+        counters,
+        repair,
+    } = setup;
     let mut presence = Presence {
         scripts: Scripts::new(&keys.script_keys()),
         redis: RedisSession::for_state(client, "presence"),
@@ -151,14 +179,54 @@ pub async fn run_presence(
         mentioned: (0..SHARD_COUNT_MAX).map(|_| HashSet::default()).collect(),
         webhooks,
         counters,
+        repair,
+        current_shard: None,
     };
-    while let Some(input) = inputs.recv().await {
-        presence.handle(input).await;
+    let mut probe = tokio::time::interval(Duration::from_millis(PRESENCE_REPAIR_PROBE_INTERVAL_MS));
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            input = inputs.recv() => match input {
+                Some(input) => presence.handle(input).await,
+                None => return,
+            },
+            // Ticks always: a condition on this branch would be read only when the loop comes
+            // round, and another task (liveness) may mark the loss while this one waits.
+            _ = probe.tick() => {
+                if presence.repair.has_lost() {
+                    presence.probe().await;
+                    presence.repair.promote();
+                }
+            }
+        }
     }
 }
 
 impl Presence {
+    /// While changes are lost: is Redis back?
+    async fn probe(&mut self) {
+        let Some(mut connection) = self.connect().await else {
+            return;
+        };
+        let pong: Result<redis::RedisResult<String>, _> = timeout(
+            Duration::from_millis(REDIS_COMMAND_TIMEOUT_MS),
+            redis::cmd("PING").query_async(&mut connection),
+        )
+        .await;
+        match pong {
+            Ok(Ok(_)) => self.repair.redis_answered(),
+            _ => self.redis.reconnect_at_next_use(),
+        }
+    }
+
     async fn handle(&mut self, input: PresenceInput) {
+        self.current_shard = match &input {
+            PresenceInput::Join { shard, .. }
+            | PresenceInput::Leave { shard, .. }
+            | PresenceInput::Resync { shard, .. }
+            | PresenceInput::ResyncDone { shard } => Some(*shard),
+            _ => None,
+        };
         match input {
             PresenceInput::Hello { shard } => {
                 if let Some(mentioned) = self.mentioned.get_mut(usize::from(shard)) {
@@ -523,7 +591,10 @@ impl Presence {
         result: Result<redis::RedisResult<Hooks>, tokio::time::error::Elapsed>,
     ) {
         match result {
-            Ok(Ok(hooks)) => forward(hooks, false, &self.webhooks, &self.counters),
+            Ok(Ok(hooks)) => {
+                self.repair.redis_answered();
+                forward(hooks, false, &self.webhooks, &self.counters);
+            }
             Ok(Err(err)) => {
                 self.redis.reconnect_at_next_use();
                 self.failed(what, &err.to_string());
@@ -535,9 +606,13 @@ impl Presence {
         }
     }
 
-    /// A change that did not reach Redis: the engine's next resync repairs it. The counter
-    /// warns (rate-limited); the reason of each failure is only worth a debug line.
+    /// What did not reach Redis. A change marks its shard for a resync (see
+    /// [`PresenceRepair`]); a question was answered empty. The counter warns (rate-limited);
+    /// the reason of each failure is only worth a debug line.
     fn failed(&mut self, what: &str, reason: &str) {
+        if let Some(shard) = self.current_shard {
+            self.repair.mark_lost(shard);
+        }
         self.counters.drops.presence_failed.add(1);
         tracing::debug!("presence {what} failed: {reason}");
     }

@@ -64,9 +64,8 @@ pub struct Drops {
     pub ack_queue_full: DropCounter,
     /// Redis messages refused because the hub queue was full.
     pub hub_queue_full: DropCounter,
-    /// Presence changes from the engine refused because the presence queue was full.
-    pub presence_queue_full: DropCounter,
-    /// Presence changes or queries Redis did not carry out (a query is then answered empty).
+    /// Presence changes or queries Redis did not carry out (a query is then answered empty; a
+    /// change is restated by its shard once Redis is back).
     pub presence_failed: DropCounter,
 }
 
@@ -81,7 +80,6 @@ impl Drops {
                 "acknowledgements to an engine shard: link queue full",
             ),
             hub_queue_full: DropCounter::new("redis messages: hub queue full"),
-            presence_queue_full: DropCounter::new("presence changes: presence queue full"),
             presence_failed: DropCounter::new("presence changes or queries: redis failed"),
         }
     }

@@ -25,6 +25,7 @@ use crate::cluster::connections::ReportedCounts;
 use crate::cluster::count_task::CountInput;
 use crate::cluster::presence::{occupancy_member, PresenceInput, Tracked};
 use crate::cluster::query::QueryInput;
+use crate::cluster::repair::PresenceRepair;
 use crate::counters::{add, BridgeCounters};
 use crate::limits::{
     LINK_ACCEPT_RETRY_DELAY_MS, LINK_HELLO_TIMEOUT_MS, LINK_QUEUE_MESSAGES_MAX,
@@ -62,6 +63,8 @@ pub struct LinkContext {
     pub auth: AuthQueue,
     /// The bridge's counters.
     pub counters: Arc<BridgeCounters>,
+    /// Shards that must restate their presence (their link is ended for that).
+    pub presence_repair: Arc<PresenceRepair>,
 }
 
 /// Accepts links forever.
@@ -89,6 +92,9 @@ enum LinkEnd {
     Corrupt(link::LinkError),
     Unexpected(&'static str),
     BridgeStopping,
+    /// A presence change of the shard did not reach Redis; Redis is back: the engine links
+    /// again and restates everything (see `cluster::repair`).
+    Resync,
 }
 
 impl std::fmt::Display for LinkEnd {
@@ -99,6 +105,10 @@ impl std::fmt::Display for LinkEnd {
             LinkEnd::Corrupt(err) => write!(f, "{err}"),
             LinkEnd::Unexpected(kind) => write!(f, "unexpected {kind} from the engine"),
             LinkEnd::BridgeStopping => write!(f, "bridge stopping"),
+            LinkEnd::Resync => write!(
+                f,
+                "a presence change was lost: the engine restates its state"
+            ),
         }
     }
 }
@@ -171,6 +181,8 @@ async fn run_link(stream: UnixStream, link_id: LinkId, context: LinkContext) {
             return;
         }
     }
+    // The Hello restates everything the shard holds: an earlier repair is moot.
+    context.presence_repair.linked(shard);
     tracing::info!(link_id, shard, shard_count, "engine shard linked");
 
     let link = LinkOf {
@@ -213,10 +225,20 @@ async fn read_link(
     writer: &LinkWriter,
     context: &LinkContext,
 ) -> LinkEnd {
+    let repair = &context.presence_repair;
     loop {
-        let message = match next_message(reader, buffer).await {
-            Ok(message) => message,
-            Err(end) => return end,
+        // Created before the check, so a repair made meanwhile still wakes this reader.
+        let repaired = repair.notified();
+        if repair.take_due(link.shard) {
+            return LinkEnd::Resync;
+        }
+        let message = tokio::select! {
+            // Cancel-safe: a message is decoded from `buffer` only once it is whole.
+            read = next_message(reader, buffer) => match read {
+                Ok(message) => message,
+                Err(end) => return end,
+            },
+            () = repaired => continue,
         };
         if let Some(end) = dispatch(message, link, writer, context).await {
             return end;
@@ -263,12 +285,10 @@ async fn dispatch(
         message @ (LinkMessage::MemberJoin(..)
         | LinkMessage::MemberLeave(..)
         | LinkMessage::MembersResync(..)
-        | LinkMessage::ResyncDone) => {
-            if let Some(input) = presence_change(shard, message) {
-                presence(context, input);
-            }
-            None
-        }
+        | LinkMessage::ResyncDone) => match presence_change(shard, message) {
+            Some(input) => presence(context, input).await,
+            None => None,
+        },
         LinkMessage::MembersQuery(channel, query_id) => {
             let query = PresenceInput::Query {
                 channel,
@@ -295,10 +315,7 @@ async fn dispatch(
             let sent = context.webhooks.send(WebhookInput::Config(document)).await;
             sent.is_err().then_some(LinkEnd::BridgeStopping)
         }
-        LinkMessage::Hook(event) => {
-            hook(context, link, event);
-            None
-        }
+        LinkMessage::Hook(event) => hook(context, link, event).await,
         LinkMessage::AuthRequest(request) => {
             // Never waits: a full auth queue is answered with a refusal on this link.
             context.auth.submit(request, writer);
@@ -432,10 +449,11 @@ fn channels_query(
 /// A webhook event from the engine. With several nodes, the node's occupancy of a channel is
 /// state that the presence task turns into the cluster's (one pseudo-member per node and
 /// shard); everything else, and everything of a node alone, goes on as an event.
-fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) {
+async fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) -> Option<LinkEnd> {
     let shard = link.shard;
     if event.kind == WebhookEventType::SubscriptionCount {
-        return shard_count(context, link, event);
+        shard_count(context, link, event);
+        return None;
     }
     let occupancy = match event.kind {
         WebhookEventType::ChannelOccupied => Some(true),
@@ -462,13 +480,14 @@ fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) {
                 user_id: occupancy_member().user_id,
             }
         };
-        return presence(context, input);
+        return presence(context, input).await;
     }
     if let Err(mpsc::error::TrySendError::Full(_)) =
         context.webhooks.try_send(WebhookInput::Event(event))
     {
         add(&context.counters.webhooks.events_dropped_queue_full, 1);
     }
+    None
 }
 
 /// A shard's own count of a channel (`subscription_count` state, not yet an event): summed over
@@ -546,15 +565,17 @@ async fn ask_presence(
         .map(|_| LinkEnd::BridgeStopping)
 }
 
-/// Hands a presence change to the presence task without waiting: a full queue drops it
-/// (counted), as a link reader must not stall the shard's publishes behind Redis.
-fn presence(context: &LinkContext, input: PresenceInput) {
-    let Some(presence) = &context.presence else {
-        return; // a node alone keeps its presence itself
-    };
-    if let Err(mpsc::error::TrySendError::Full(_)) = presence.try_send(input) {
-        context.counters.drops.presence_queue_full.add(1);
-    }
+/// Hands a presence change to the presence task. A full queue makes the link reader wait for
+/// room: a change must not be lost, and while the presence task is behind (Redis slow) this
+/// shard's link waits with it (its engine bounds what it queues meanwhile). `Some` ends the
+/// link (the bridge is stopping).
+async fn presence(context: &LinkContext, input: PresenceInput) -> Option<LinkEnd> {
+    let presence = context.presence.as_ref()?; // a node alone keeps its presence itself
+    presence
+        .send(input)
+        .await
+        .err()
+        .map(|_| LinkEnd::BridgeStopping)
 }
 
 /// The next complete message, reading as needed. The buffer stays bounded because `decode`

@@ -179,7 +179,7 @@ pub fn redis_client(
         vec![url]
     };
     if urls.is_empty() {
-        return Err("--redis-url names no Redis Cluster node".to_owned());
+        return Err("the Redis URL names no Redis Cluster node".to_owned());
     }
     let root_certificate =
         match ca_file {
@@ -210,7 +210,7 @@ pub fn redis_client(
                 },
             ),
         }
-        .map_err(|err| format!("invalid --redis-url {shown}: {err}"))?;
+        .map_err(|err| format!("invalid Redis URL {shown}: {err}"))?;
         single = Some(client);
     }
     match single {

@@ -253,6 +253,12 @@ pub const SWEEP_INTERVAL_MS: u64 = 250;
 pub const ACCEPT_RETRY_DELAY_MS: u64 = 100;
 /// A bridge that ran this long was healthy: its next restart starts from the first delay.
 pub const BRIDGE_HEALTHY_RUN_MS: u64 = 30_000;
+/// Random names tried for the bridge socket's private directory under one base directory: 8.
+/// A name that exists is never used (someone could have prepared it); stops an endless loop.
+pub const BRIDGE_SOCKET_DIR_ATTEMPTS: u32 = 8;
+/// How long the exiting engine waits for its bridge to remove its socket before it removes the
+/// private directory: 1 000 ms. Stops a stuck bridge from holding the engine's exit.
+pub const BRIDGE_EXIT_SOCKET_WAIT_MS: u64 = 1_000;
 
 // ---- Relations between the bounds ----
 

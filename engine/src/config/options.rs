@@ -259,12 +259,14 @@ pub(crate) const SPECS: &[Spec] = &[
         Value("PORT"), "", "Serve Prometheus metrics on this port; off when unset"),
     row(Key::BridgeSocket, Engine, "bridge-socket", &["BRIDGE_SOCKET"], &["bridge_socket"],
         Value("PATH"), "",
-        "Unix socket of the bridge (multi-node); default: ringcast-bridge-{pid}.sock in $TMPDIR"),
+        "Unix socket of the bridge; its directory must be this user's, not writable by group or \
+         others; default: in a new mode-0700 directory under $XDG_RUNTIME_DIR or $TMPDIR"),
     row(Key::BridgeBinary, Engine, "bridge-binary", &["BRIDGE_BINARY"], &["bridge_binary"],
         Value("PATH"), "", "The ringcast-bridge program to start; default: next to ringcast"),
     row(Key::BridgeExternal, Engine, "bridge-external", &["BRIDGE_EXTERNAL"],
         &["bridge_external"], Bool, "false",
-        "Do not start the bridge: connect to one run separately at --bridge-socket"),
+        "Do not start the bridge: connect to one run separately, as this user, at --bridge-socket \
+         (required then)"),
     row(Key::NodeHeartbeatTtlMs, Engine, "node-heartbeat-ttl-ms", &["NODE_HEARTBEAT_TTL_MS"],
         &["node_heartbeat_ttl_ms"], Value("MS"), "10000",
         "Several nodes: a node silent this long is dead and its presence members are removed"),

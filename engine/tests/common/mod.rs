@@ -1039,3 +1039,82 @@ impl Prng {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+// ------------------------------------------------------------------------------ the bridge child
+
+/// Longest wait for a node's bridge to start and link.
+pub const BRIDGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pid of the bridge `server` started (its child process named `ringcast-bridge`), waiting
+/// for it up to [`BRIDGE_TIMEOUT`].
+pub fn bridge_child_pid(server: &Server) -> u32 {
+    let deadline = Instant::now() + BRIDGE_TIMEOUT;
+    loop {
+        if let Some(pid) = child_named(server.pid(), "ringcast-bridge") {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no ringcast-bridge child of {}\n{}",
+            server.pid(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child of `parent` whose name (`/proc/{pid}/status`) is `name`.
+pub fn child_named(parent: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let own_name = status.lines().next()?.strip_prefix("Name:")?.trim();
+        let ppid: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        (ppid == parent && own_name == name).then_some(pid)
+    })
+}
+
+/// The arguments of process `pid` (`/proc/{pid}/cmdline`), the program first.
+pub fn process_args(pid: u32) -> Vec<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    cmdline
+        .split(|b| *b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
+}
+
+/// The value after `flag` in `args`.
+pub fn arg_after(args: &[String], flag: &str) -> Option<String> {
+    let at = args.iter().position(|a| a == flag)?;
+    args.get(at + 1).cloned()
+}
+
+/// Waits until each of the node's `shards` shards has linked to its bridge at least once.
+pub fn wait_bridge_linked(server: &Server, shards: usize) {
+    let deadline = Instant::now() + BRIDGE_TIMEOUT;
+    loop {
+        let metrics = http_get(server.addr, "/metrics").body_text();
+        let linked = metrics
+            .lines()
+            .filter(|l| l.starts_with("ringcast_bridge_link_connects_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .filter(|connects| *connects >= 1)
+            .count();
+        if linked == shards {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {} did not link to its bridge\n{}",
+            server.addr,
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -192,10 +192,23 @@ impl Shard {
         self.deliver_channel(app, &event.channel, &event.frame, except, false);
     }
 
-    /// Encodes everything queued for the bridge into `out`.
+    /// Encodes everything queued for the bridge into `out`, the webhook events that waited
+    /// for room first.
     pub fn take_link_output(&mut self, out: &mut BytesMut) {
+        self.stats.webhook_events_out += self.link.flush_waiting_hooks();
         // Names are validated before they get here; an oversized event is dropped.
         self.stats.link_publishes_dropped += self.link.encode_queued(out);
+    }
+
+    /// True once after a change the cluster must know could not be queued (the link's queue
+    /// was full): the shell ends the link and links again, and the resync after `Hello`
+    /// restates everything, so nothing is lost. Counted.
+    pub fn take_link_relink(&mut self) -> bool {
+        let relink = self.link.take_relink();
+        if relink {
+            self.stats.link_relinks += 1;
+        }
+        relink
     }
 
     /// True when messages wait for the bridge.

@@ -72,7 +72,12 @@ impl HookState {
         true
     }
 
-    /// The events kept while the link was down, oldest first.
+    /// True while events wait for the link.
+    pub(super) fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// The events kept while the link was down or full, oldest first.
     pub(super) fn take_waiting(&mut self) -> VecDeque<HookEvent> {
         std::mem::take(&mut self.waiting)
     }

@@ -11,7 +11,7 @@ use bytes::BytesMut;
 
 use super::hook_state::HookState;
 use super::message::AppIndex;
-use crate::app::AppTable;
+use crate::app::{AppTable, WebhookEventType};
 use crate::limits::{LINK_ACK_TIMEOUT_MS, LINK_QUEUE_MAX};
 use crate::link::{self, BridgeStats, HookEvent, LinkMessage};
 
@@ -24,6 +24,21 @@ pub(super) enum HookHandOff {
     Waiting,
     /// Dropped: the link's queue or the waiting queue is full.
     Dropped,
+    /// Not queued, restated after a relink (the queue is full).
+    Resync,
+}
+
+/// Events that are state: the resync after `Hello` restates them (occupancy, presence members,
+/// subscription counts), so a full queue costs a relink, not the event.
+fn restated_by_resync(kind: WebhookEventType) -> bool {
+    matches!(
+        kind,
+        WebhookEventType::ChannelOccupied
+            | WebhookEventType::ChannelVacated
+            | WebhookEventType::MemberAdded
+            | WebhookEventType::MemberRemoved
+            | WebhookEventType::SubscriptionCount
+    )
 }
 
 /// What became of an event relayed to the other nodes ([`LinkState::relay`]).
@@ -56,6 +71,9 @@ pub struct LinkState {
     acks_due: VecDeque<(u64, AppIndex, Arc<str>, u32)>,
     /// The bridge's latest counters (while the link is up).
     bridge_stats: Option<BridgeStats>,
+    /// A change the cluster must know (a member, an occupancy) found the queue full: instead of
+    /// losing it, the shell ends the link, and the next `Hello` restates everything.
+    relink_due: bool,
 }
 
 impl LinkState {
@@ -85,24 +103,36 @@ impl LinkState {
         &mut self.hooks
     }
 
-    /// Hands a webhook event to the bridge, or keeps it until the link is back; says which,
-    /// so the shard can count it.
+    /// Hands a webhook event to the bridge; says what became of it, so the shard can count
+    /// it. While the link is down, its queue is full or older events wait, the event waits
+    /// too, in order (bounded by `HOOKS_WAITING_MAX`). With several nodes an event that is
+    /// state the resync restates (occupancy, members, counts) asks for a relink on a full
+    /// queue instead.
     pub(super) fn hand_hook(&mut self, event: HookEvent) -> HookHandOff {
-        if !self.up {
-            return match self.hooks.keep(event) {
-                true => HookHandOff::Waiting,
-                false => HookHandOff::Dropped,
-            };
+        if self.up && self.relink_due {
+            return HookHandOff::Resync;
         }
-        if self.out.len() >= LINK_QUEUE_MAX {
-            return HookHandOff::Dropped;
+        let full = self.out.len() >= LINK_QUEUE_MAX;
+        if self.up && full && self.cluster && restated_by_resync(event.kind) {
+            self.relink_due = true;
+            return HookHandOff::Resync;
         }
-        self.out.push_back(LinkMessage::Hook(event));
-        HookHandOff::Sent
+        if self.up && !full && !self.hooks.has_waiting() {
+            self.out.push_back(LinkMessage::Hook(event));
+            return HookHandOff::Sent;
+        }
+        match self.hooks.keep(event) {
+            true => HookHandOff::Waiting,
+            false => HookHandOff::Dropped,
+        }
     }
 
-    /// After `Hello`: queues the webhook events made while the link was down; how many.
+    /// While linked: queues the webhook events that waited (the link was down or its queue
+    /// full), oldest first; how many.
     pub(super) fn flush_waiting_hooks(&mut self) -> u64 {
+        if !self.up {
+            return 0;
+        }
         let waiting = self.hooks.take_waiting();
         let sent = waiting.len() as u64;
         self.out.extend(waiting.into_iter().map(LinkMessage::Hook));
@@ -123,14 +153,26 @@ impl LinkState {
     }
 
     /// A message for the cluster's state (members, queries, resync): queued, built by `make`,
-    /// when linked as one node of several; false (nothing queued) otherwise. Bounded by what
-    /// it is about (the members held, the tables of questions), not by the queue's cap.
+    /// when linked as one node of several; false (nothing queued) otherwise. When the queue is
+    /// full the message is not queued but not lost either: the link is to be ended
+    /// ([`Self::take_relink`]) and the next `Hello` restates the shard's whole state (a
+    /// question then goes on without the bridge, as on any link loss).
     pub(super) fn send_to_cluster(&mut self, make: impl FnOnce() -> LinkMessage) -> bool {
         if !self.is_cluster_up() {
             return false;
         }
+        if self.relink_due || self.out.len() >= LINK_QUEUE_MAX {
+            self.relink_due = true;
+            return true;
+        }
         self.out.push_back(make());
         true
+    }
+
+    /// True once after a change could not be queued: the shell ends the link (and links
+    /// again), so the change reaches the cluster with the resync instead of being lost.
+    pub(super) fn take_relink(&mut self) -> bool {
+        std::mem::take(&mut self.relink_due)
     }
 
     /// True while the link is connected and greeted.
@@ -210,8 +252,9 @@ impl LinkState {
     }
 
     /// A first local subscriber (several nodes, linked): `Subscribe` for the bridge, and its
-    /// `Subscribed` is awaited for [`LINK_ACK_TIMEOUT_MS`] from `now_ms`. False (nothing sent)
-    /// when not linked as one node of several.
+    /// `Subscribed` is awaited for [`LINK_ACK_TIMEOUT_MS`] from `now_ms`. False (nothing sent,
+    /// nothing to wait for) when not linked as one node of several, or when the queue is full
+    /// (the link is then to be ended: the next `Hello` announces the channel).
     pub(super) fn announce(
         &mut self,
         app_id: &str,
@@ -221,6 +264,10 @@ impl LinkState {
         now_ms: u64,
     ) -> bool {
         if !self.is_cluster_up() {
+            return false;
+        }
+        if self.relink_due || self.out.len() >= LINK_QUEUE_MAX {
+            self.relink_due = true;
             return false;
         }
         self.out.push_back(LinkMessage::Subscribe {

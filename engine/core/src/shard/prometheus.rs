@@ -11,7 +11,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 18] = [
+const COUNTERS: [Counter; 19] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -60,6 +60,11 @@ const COUNTERS: [Counter; 18] = [
         "ringcast_bridge_link_connects_total",
         "Times the shard's link to the bridge came up.",
         |s| s.link_connects,
+    ),
+    (
+        "ringcast_bridge_link_relinks_total",
+        "Times the link was ended so that a resync restates a change its full queue could not take.",
+        |s| s.link_relinks,
     ),
     (
         "ringcast_webhook_events_out_total",

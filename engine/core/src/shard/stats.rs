@@ -47,6 +47,9 @@ pub struct ShardStats {
     pub http_requests: AHashMap<(&'static str, u16), u64>,
     /// Times the bridge link came up.
     pub link_connects: u64,
+    /// Times the link was ended because a change the cluster must know found its queue full
+    /// (the resync after the next `Hello` restates it).
+    pub link_relinks: u64,
     /// Local publishes handed to the bridge for other nodes.
     pub link_publishes_out: u64,
     /// Local publishes not handed to the bridge (link down or its queue full).
@@ -84,6 +87,7 @@ impl Default for ShardStats {
             handshake_ms_sum: 0,
             http_requests: AHashMap::new(),
             link_connects: 0,
+            link_relinks: 0,
             link_publishes_out: 0,
             link_publishes_dropped: 0,
             link_events_in: 0,

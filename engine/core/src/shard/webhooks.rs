@@ -47,6 +47,7 @@ impl Shard {
             HookHandOff::Sent => self.stats.webhook_events_out += 1,
             HookHandOff::Waiting => {}
             HookHandOff::Dropped => self.stats.webhook_events_dropped += 1,
+            HookHandOff::Resync => {}
         }
     }
 

@@ -548,3 +548,53 @@ fn auth_offload_asks_the_endpoint_and_checks_its_answer() {
     sim.subscribe(a, "private-alone", None, None);
     assert_eq!(data_of(&sim.events(a)[0])["status"], 401);
 }
+
+#[test]
+fn a_full_link_queue_costs_a_relink_and_the_resync_restates_the_member() {
+    let mut sim = Sim::new_with(1, true, |_| {});
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    // The bridge stops reading: the shard's queue for it fills with publishes (bounded).
+    let frame = frame::encode_text(br#"{"event":"e","channel":"news","data":"x"}"#);
+    for _ in 0..crate::limits::LINK_QUEUE_MAX + 10 {
+        sim.shards[0].publish(0, "news", frame.clone(), None, sim.now_ms);
+    }
+    assert!(
+        sim.shards[0].stats().link_publishes_dropped >= 10,
+        "publishes are best effort"
+    );
+    assert!(
+        !sim.shards[0].take_link_relink(),
+        "a publish is no reason to relink"
+    );
+    // A presence join now: the cluster must learn it, and the queue has no room.
+    let (c, id) = sim.connect(0);
+    let data = r#"{"user_id":"ada","user_info":{"name":"Ada"}}"#;
+    let token = auth::channel_auth_token(KEY, SECRET, &id, "presence-room", Some(data));
+    sim.subscribe(c, "presence-room", Some(token), Some(data));
+    assert!(
+        sim.shards[0].take_link_relink(),
+        "the shell is told to end the link"
+    );
+    assert!(!sim.shards[0].take_link_relink(), "once");
+    assert_eq!(sim.shards[0].stats().link_relinks, 1);
+    // The shell ends the link: the node goes on alone (the join is answered from its own
+    // members), then links again and restates everything, the new member included.
+    sim.shards[0].handle_link_down();
+    sim.settle();
+    let events = sim.events(c);
+    assert!(
+        names(&events).contains(&"pusher_internal:subscription_succeeded".to_owned()),
+        "{events:?}"
+    );
+    sim.shards[0].handle_link_up();
+    let out = sim.link_output(0);
+    let restated = out.iter().any(|m| {
+        matches!(m, LinkMessage::MembersResync(channel, members)
+            if *channel == room() && members.iter().any(|member| member.user_id == "ada"))
+    });
+    assert!(restated, "{out:?}");
+    assert!(out.iter().any(
+        |m| matches!(m, LinkMessage::Subscribe { channel, .. } if channel == "presence-room")
+    ));
+}
