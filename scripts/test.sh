@@ -40,6 +40,9 @@ step "every file the docs and comments name exists (and the checker's own tests)
 python3 scripts/doc_paths/test_check.py -q
 python3 scripts/doc_paths/check.py
 
+step "the README's Limits table matches the limits files"
+python3 scripts/limits_table/generate.py --check
+
 step "docs build warning-free (cargo doc --no-deps)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items
 
