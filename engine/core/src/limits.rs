@@ -126,6 +126,15 @@ pub const PENDING_QUERIES_MAX: usize = 4_096;
 /// (`docs/behaviour-notes.md`, "REST API"). Bounds how stale a cached event can be; the bridge
 /// uses it (× 1 000) as the Redis copy's lifetime.
 pub const CACHE_TTL_S: u64 = 30 * 60;
+/// Bytes of cached last events (channel names and frames) one shard keeps: 256 MiB; past it a
+/// cache channel's new event is not kept (a later subscriber gets `cache_miss`; counted). Stops
+/// a publisher that uses many cache channels from taking the node's memory.
+pub const CACHE_BYTES_PER_SHARD_MAX: usize = 256 * 1024 * 1024;
+/// Channels one shard holds for its own subscribers: 1 000 000 (each costs a few hundred bytes
+/// and its subscriber list); a subscribe that would add one more is refused with
+/// `subscription_error` 4100. Stops many connections with many channels each from taking the
+/// node's memory (per connection the bound is `SUBSCRIPTIONS_PER_CONNECTION_MAX`).
+pub const CHANNELS_PER_SHARD_MAX: usize = 1_000_000;
 
 // ---- The link to the bridge: frames and their fields ----
 

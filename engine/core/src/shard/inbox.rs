@@ -156,8 +156,12 @@ impl Shard {
 
     /// Owner side: the last event published on a cache channel.
     fn owner_cache_store(&mut self, app: AppIndex, channel: Arc<str>, frame: Bytes) {
-        self.owner
-            .cache_store(app, channel, frame, self.now_ms / 1000);
+        if !self
+            .owner
+            .cache_store(app, channel, frame, self.now_ms / 1000)
+        {
+            self.stats.cache_events_refused += 1;
+        }
     }
 
     /// Shard `from`'s question `id`: answered with this shard's part (with several nodes, the

@@ -41,6 +41,9 @@ pub type MemberList = IndexMap<Arc<str>, Member, ahash::RandomState>;
 pub struct OwnerState {
     presence: Vec<AHashMap<Arc<str>, MemberList>>,
     cache: Vec<AHashMap<Arc<str>, (Bytes, u64)>>,
+    /// Bytes of the cached events (frames and names), at most `cache_bytes_max`.
+    cache_bytes: usize,
+    cache_bytes_max: usize,
     users: Vec<AHashMap<Arc<str>, UserWatch>>,
 }
 
@@ -56,9 +59,16 @@ pub struct UserWatch {
 impl OwnerState {
     /// Empty state for `app_count` apps.
     pub fn new(app_count: usize) -> Self {
+        OwnerState::with_cache_bytes_max(app_count, crate::limits::CACHE_BYTES_PER_SHARD_MAX)
+    }
+
+    /// Empty state whose cached events take at most `cache_bytes_max` bytes.
+    pub fn with_cache_bytes_max(app_count: usize, cache_bytes_max: usize) -> Self {
         OwnerState {
             presence: (0..app_count).map(|_| AHashMap::new()).collect(),
             cache: (0..app_count).map(|_| AHashMap::new()).collect(),
+            cache_bytes: 0,
+            cache_bytes_max,
             users: (0..app_count).map(|_| AHashMap::new()).collect(),
         }
     }
@@ -134,8 +144,29 @@ impl OwnerState {
     }
 
     /// Remembers the last event of a cache channel until `now_ms + CACHE_TTL_S`.
-    pub fn cache_store(&mut self, app: AppIndex, channel: Arc<str>, frame: Bytes, now_ms: u64) {
-        self.cache[app as usize].insert(channel, (frame, now_ms + CACHE_TTL_S));
+    /// False (nothing kept; a later subscriber gets `cache_miss`) when the shard's cached
+    /// events would pass their bound in bytes: many cache channels must not take the node's
+    /// memory.
+    pub fn cache_store(
+        &mut self,
+        app: AppIndex,
+        channel: Arc<str>,
+        frame: Bytes,
+        now_ms: u64,
+    ) -> bool {
+        let Some(map) = self.cache.get_mut(app as usize) else {
+            return false;
+        };
+        let size = channel.len() + frame.len();
+        let old = map
+            .get(&channel)
+            .map_or(0, |(f, _)| channel.len() + f.len());
+        if self.cache_bytes - old + size > self.cache_bytes_max {
+            return false;
+        }
+        self.cache_bytes = self.cache_bytes - old + size;
+        map.insert(channel, (frame, now_ms + CACHE_TTL_S));
+        true
     }
 
     /// The cached event of a channel, if still fresh.
@@ -146,9 +177,17 @@ impl OwnerState {
 
     /// Drops expired cache entries (called from the shard's once-a-second sweep).
     pub fn cache_expire(&mut self, now_ms: u64) {
+        let mut freed = 0;
         for map in &mut self.cache {
-            map.retain(|_, (_, expires_s)| *expires_s > now_ms);
+            map.retain(|name, (frame, expires_s)| {
+                let keep = *expires_s > now_ms;
+                if !keep {
+                    freed += name.len() + frame.len();
+                }
+                keep
+            });
         }
+        self.cache_bytes -= freed;
     }
 
     /// One more signed-in connection of a user; returns the watchers to tell when the user

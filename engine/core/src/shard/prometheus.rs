@@ -11,7 +11,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 19] = [
+const COUNTERS: [Counter; 21] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -55,6 +55,16 @@ const COUNTERS: [Counter; 19] = [
         "ringcast_origin_refused_total",
         "WebSocket upgrades refused with 403 because their Origin is not in the app's allow-list.",
         |s| s.origin_refusals,
+    ),
+    (
+        "ringcast_cache_events_refused_total",
+        "Cache channels' last events not kept because the shard's cache was at its bound in bytes.",
+        |s| s.cache_events_refused,
+    ),
+    (
+        "ringcast_channels_refused_total",
+        "Subscribes refused with 4100 because the shard holds its most channels.",
+        |s| s.channels_refused,
     ),
     (
         "ringcast_bridge_link_connects_total",

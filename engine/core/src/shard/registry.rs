@@ -51,6 +51,8 @@ impl LocalChannel {
 /// The shard's channel and user tables.
 #[derive(Debug)]
 pub struct Registry {
+    /// Most channels in all apps (`crate::limits::CHANNELS_PER_SHARD_MAX`).
+    channels_max: usize,
     channels: Vec<AHashMap<Arc<str>, LocalChannel>>,
     users: Vec<AHashMap<Arc<str>, SmallVec<[u32; 1]>>>,
 }
@@ -59,6 +61,7 @@ impl Registry {
     /// Empty tables for `app_count` apps.
     pub fn new(app_count: usize) -> Self {
         Registry {
+            channels_max: crate::limits::CHANNELS_PER_SHARD_MAX,
             channels: (0..app_count).map(|_| AHashMap::new()).collect(),
             users: (0..app_count).map(|_| AHashMap::new()).collect(),
         }
@@ -81,6 +84,17 @@ impl Registry {
     /// A channel for update, if this shard knows it.
     pub fn channel_mut(&mut self, app: AppIndex, name: &str) -> Option<&mut LocalChannel> {
         self.channels.get_mut(app as usize)?.get_mut(name)
+    }
+
+    /// True when a subscribe may not add one more channel (the shard holds its most).
+    pub fn is_full(&self) -> bool {
+        self.channels.iter().map(|map| map.len()).sum::<usize>() >= self.channels_max
+    }
+
+    /// Lowers the bound (the simulation tests reach it without a million channels).
+    #[cfg(test)]
+    pub fn set_channels_max(&mut self, channels_max: usize) {
+        self.channels_max = channels_max;
     }
 
     /// A channel, created when missing.

@@ -35,6 +35,10 @@ pub struct ShardStats {
     pub slow_consumer_disconnects: u64,
     /// Upgrades refused because their `Origin` is not in the app's allow-list.
     pub origin_refusals: u64,
+    /// Cache channels' last events not kept: the shard's cache was at its bound in bytes.
+    pub cache_events_refused: u64,
+    /// Subscribes refused because the shard holds `CHANNELS_PER_SHARD_MAX` channels.
+    pub channels_refused: u64,
     /// Pusher errors sent, by code (index = code - 4000).
     pub errors_by_code: Vec<u64>,
     /// WebSocket close frames sent for protocol violations, by RFC 6455 code.
@@ -81,6 +85,8 @@ impl Default for ShardStats {
             frames_per_write: [0; 8],
             slow_consumer_disconnects: 0,
             origin_refusals: 0,
+            cache_events_refused: 0,
+            channels_refused: 0,
             errors_by_code: vec![0; 400],
             protocol_closes: AHashMap::new(),
             handshake_ms: [0; 10],

@@ -89,7 +89,7 @@ impl Shard {
         channel_data: Option<&str>,
     ) -> Result<(ChannelClass, Option<MemberData>), Answered> {
         let class = self.subscription_class(key, app, channel_name)?;
-        self.check_new_subscription(key, channel_name, class)?;
+        self.check_new_subscription(key, app, channel_name, class)?;
         if !class.needs_auth() {
             return Ok((class, None));
         }
@@ -114,10 +114,12 @@ impl Shard {
 
     /// A channel the connection already has is not added again (an active non-presence one is
     /// confirmed again, as pusher-js expects after its reconnect logic; anything in flight is
-    /// left to finish), and a connection at its cap gets no more.
+    /// left to finish), and a connection at its cap gets no more, nor a shard that holds its
+    /// most channels a new one.
     fn check_new_subscription(
         &mut self,
         key: u32,
+        app: AppIndex,
         channel_name: &str,
         class: ChannelClass,
     ) -> Result<(), Answered> {
@@ -129,6 +131,18 @@ impl Shard {
             }
             return Err(Answered);
         }
+        if self.registry.channel(app, channel_name).is_none() && self.registry.is_full() {
+            self.stats.channels_refused += 1;
+            self.subscription_error(
+                key,
+                channel_name,
+                "LimitReached",
+                "Too many channels on this server",
+                4100,
+            );
+            return Err(Answered);
+        }
+        let conn = &self.conns[key as usize];
         if conn.subscriptions.len() >= limits::SUBSCRIPTIONS_PER_CONNECTION_MAX {
             self.subscription_error(
                 key,

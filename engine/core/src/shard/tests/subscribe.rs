@@ -2,6 +2,7 @@
 //! exclusion and auth failures.
 
 use super::*;
+use crate::shard::owner::OwnerState;
 
 #[test]
 fn socket_ids_name_their_shard() {
@@ -184,4 +185,77 @@ fn auth_failures_are_subscription_errors() {
         names(&sim.events(a)),
         ["pusher_internal:subscription_succeeded"]
     );
+}
+
+#[test]
+fn a_shard_at_its_most_channels_refuses_a_new_one_but_not_a_known_one() {
+    let mut sim = Sim::new(1, |_| {});
+    sim.shards[0].registry.set_channels_max(2);
+    let (a, _) = sim.connect(0);
+    let (b, _) = sim.connect(0);
+    for channel in ["one", "two"] {
+        sim.subscribe(a, channel, None, None);
+    }
+    assert_eq!(sim.events(a).len(), 2);
+    sim.subscribe(b, "three", None, None);
+    let refused = sim.events(b);
+    assert_eq!(names(&refused), ["pusher:subscription_error"]);
+    assert_eq!(data_of(&refused[0])["status"], 4100);
+    assert_eq!(sim.shards[0].stats().channels_refused, 1);
+    // A channel the shard holds already costs nothing more: joining it is fine.
+    sim.subscribe(b, "two", None, None);
+    assert_eq!(
+        names(&sim.events(b)),
+        ["pusher_internal:subscription_succeeded"]
+    );
+    // Once one is gone there is room again.
+    sim.send(
+        a,
+        serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": "one"}}),
+    );
+    sim.subscribe(b, "three", None, None);
+    assert_eq!(
+        names(&sim.events(b)),
+        ["pusher_internal:subscription_succeeded"]
+    );
+}
+
+#[test]
+fn cached_events_past_the_shards_bound_in_bytes_are_not_kept() {
+    let mut sim = Sim::new(1, |_| {});
+    sim.shards[0].owner = OwnerState::with_cache_bytes_max(1, 250);
+    let event = |channel: &str| {
+        let json = format!(
+            r#"{{"event":"e","channel":"{channel}","data":"{}"}}"#,
+            "x".repeat(60)
+        );
+        frame::encode_text(json.as_bytes())
+    };
+    for channel in ["cache-a", "cache-b", "cache-c"] {
+        sim.shards[0].publish(0, channel, event(channel), None, sim.now_ms);
+    }
+    sim.settle();
+    assert_eq!(
+        sim.shards[0].stats().cache_events_refused,
+        1,
+        "the third does not fit"
+    );
+    let (c, _) = sim.connect(0);
+    sim.subscribe(c, "cache-a", None, None);
+    assert_eq!(
+        names(&sim.events(c)),
+        ["pusher_internal:subscription_succeeded", "e"]
+    );
+    sim.subscribe(c, "cache-c", None, None);
+    assert_eq!(
+        names(&sim.events(c)),
+        [
+            "pusher_internal:subscription_succeeded",
+            "pusher:cache_miss"
+        ]
+    );
+    // Replacing a kept event fits in the space it frees.
+    sim.shards[0].publish(0, "cache-a", event("cache-a"), None, sim.now_ms);
+    sim.settle();
+    assert_eq!(sim.shards[0].stats().cache_events_refused, 1);
 }
