@@ -135,6 +135,11 @@ pub const CACHE_BYTES_PER_SHARD_MAX: usize = 256 * 1024 * 1024;
 /// `subscription_error` 4100. Stops many connections with many channels each from taking the
 /// node's memory (per connection the bound is `SUBSCRIPTIONS_PER_CONNECTION_MAX`).
 pub const CHANNELS_PER_SHARD_MAX: usize = 1_000_000;
+/// Presence members of all the presence channels one shard owns: 1 000 000; past it a new
+/// member is refused like one over the channel's own limit (`subscription_error` 4100). Stops
+/// many channels of many members (each with up to `app_max_presence_member_size_in_kb` of
+/// data) from taking the node's memory.
+pub const PRESENCE_MEMBERS_PER_SHARD_MAX: usize = 1_000_000;
 
 // ---- The link to the bridge: frames and their fields ----
 

@@ -41,6 +41,9 @@ pub type MemberList = IndexMap<Arc<str>, Member, ahash::RandomState>;
 pub struct OwnerState {
     presence: Vec<AHashMap<Arc<str>, MemberList>>,
     cache: Vec<AHashMap<Arc<str>, (Bytes, u64)>>,
+    /// Presence members of every channel owned here, at most `members_max`.
+    members: usize,
+    members_max: usize,
     /// Bytes of the cached events (frames and names), at most `cache_bytes_max`.
     cache_bytes: usize,
     cache_bytes_max: usize,
@@ -67,6 +70,8 @@ impl OwnerState {
         OwnerState {
             presence: (0..app_count).map(|_| AHashMap::new()).collect(),
             cache: (0..app_count).map(|_| AHashMap::new()).collect(),
+            members: 0,
+            members_max: crate::limits::PRESENCE_MEMBERS_PER_SHARD_MAX,
             cache_bytes: 0,
             cache_bytes_max,
             users: (0..app_count).map(|_| AHashMap::new()).collect(),
@@ -89,7 +94,7 @@ impl OwnerState {
             member.connections += 1;
             return JoinOutcome::AlreadyMember;
         }
-        if members.len() >= members_max {
+        if members.len() >= members_max || self.members >= self.members_max {
             if members.is_empty() {
                 self.presence[app as usize].remove(&**channel);
             }
@@ -102,6 +107,7 @@ impl OwnerState {
                 connections: 1,
             },
         );
+        self.members += 1;
         JoinOutcome::FirstJoin
     }
 
@@ -118,10 +124,17 @@ impl OwnerState {
             return false;
         }
         members.shift_remove(user_id);
+        self.members -= 1;
         if members.is_empty() {
             self.presence[app as usize].remove(channel);
         }
         true
+    }
+
+    /// Lowers the bound on members (the simulation tests reach it without a million).
+    #[cfg(test)]
+    pub fn set_members_max(&mut self, members_max: usize) {
+        self.members_max = members_max;
     }
 
     /// Members of a presence channel in join order.

@@ -138,3 +138,31 @@ fn bad_signin_closes_4009() {
     );
     assert!(matches!(out.last(), Some(Out::Close(4009))), "{out:?}");
 }
+
+#[test]
+fn a_shard_at_its_most_presence_members_refuses_new_users_in_any_channel() {
+    let mut sim = Sim::new(1, |_| {});
+    sim.shards[0].owner.set_members_max(2);
+    let (a, a_id) = sim.connect(0);
+    let (b, b_id) = sim.connect(0);
+    let (c, c_id) = sim.connect(0);
+    for (client, id, channel, user) in
+        [(a, &a_id, "presence-x", "a"), (b, &b_id, "presence-y", "b")]
+    {
+        assert_eq!(
+            names(&sim.join_presence(client, id, channel, user)),
+            ["pusher_internal:subscription_succeeded"]
+        );
+    }
+    let refused = sim.join_presence(c, &c_id, "presence-z", "c");
+    assert_eq!(names(&refused), ["pusher:subscription_error"]);
+    assert_eq!(data_of(&refused[0])["status"], 4100);
+    // A member that leaves makes room.
+    sim.shards[0].handle_closed(a.key);
+    sim.settle();
+    let (d, d_id) = sim.connect(0);
+    assert_eq!(
+        names(&sim.join_presence(d, &d_id, "presence-z", "d")),
+        ["pusher_internal:subscription_succeeded"]
+    );
+}
