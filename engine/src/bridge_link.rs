@@ -154,6 +154,7 @@ pub async fn run(ctx: Rc<ShardCtx>, path: PathBuf) {
                     }
                     Refusal::Untrusted(peer) => {
                         let refused_total = REFUSED_PEERS.fetch_add(1, Ordering::Relaxed) + 1;
+                        ctx.core.borrow_mut().count_link_peer_refused();
                         warn!(shard, path = %path.display(), peer_pid = peer.pid,
                             peer_uid = peer.uid, refused_total,
                             "refused the bridge link: the process at the socket is not this \

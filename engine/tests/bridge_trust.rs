@@ -472,6 +472,13 @@ fn an_impostor_at_the_socket_receives_nothing_and_is_logged() {
     );
     assert!(warning.contains("refused_total="), "{warning}");
     assert!(!server.log().contains("bridge link up"), "{}", server.log());
+    let metrics = http_get(server.addr, "/metrics").body_text();
+    let refused: u64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("ringcast_bridge_link_peers_refused_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(refused >= 1, "the refusals are on /metrics: {metrics}");
     // Meanwhile the engine's supervised child, whose pid the link expects, runs.
     let deadline = Instant::now() + BRIDGE_TIMEOUT;
     while child_named(server.pid(), "sleep").is_none() {

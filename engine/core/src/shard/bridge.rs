@@ -200,6 +200,12 @@ impl Shard {
         self.stats.link_publishes_dropped += self.link.encode_queued(out);
     }
 
+    /// The shell closed a link connection unused: the process at the bridge socket was not this
+    /// engine's bridge (its `SO_PEERCRED` did not match). Counted for `/metrics`.
+    pub fn count_link_peer_refused(&mut self) {
+        self.stats.link_peers_refused += 1;
+    }
+
     /// True once after a change the cluster must know could not be queued (the link's queue
     /// was full): the shell ends the link and links again, and the resync after `Hello`
     /// restates everything, so nothing is lost. Counted.

@@ -11,7 +11,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 21] = [
+const COUNTERS: [Counter; 22] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -75,6 +75,11 @@ const COUNTERS: [Counter; 21] = [
         "ringcast_bridge_link_relinks_total",
         "Times the link was ended so that a resync restates a change its full queue could not take.",
         |s| s.link_relinks,
+    ),
+    (
+        "ringcast_bridge_link_peers_refused_total",
+        "Link connections closed unused because the process at the bridge socket was not this engine's bridge.",
+        |s| s.link_peers_refused,
     ),
     (
         "ringcast_webhook_events_out_total",

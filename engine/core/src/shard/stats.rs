@@ -54,6 +54,8 @@ pub struct ShardStats {
     /// Times the link was ended because a change the cluster must know found its queue full
     /// (the resync after the next `Hello` restates it).
     pub link_relinks: u64,
+    /// Link connections closed unused: the process at the bridge socket was not our bridge.
+    pub link_peers_refused: u64,
     /// Local publishes handed to the bridge for other nodes.
     pub link_publishes_out: u64,
     /// Local publishes not handed to the bridge (link down or its queue full).
@@ -94,6 +96,7 @@ impl Default for ShardStats {
             http_requests: AHashMap::new(),
             link_connects: 0,
             link_relinks: 0,
+            link_peers_refused: 0,
             link_publishes_out: 0,
             link_publishes_dropped: 0,
             link_events_in: 0,
