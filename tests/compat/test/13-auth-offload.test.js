@@ -120,7 +120,8 @@ describe('auth offload', () => {
     await page.open(`/app/${APP.key}?protocol=7&client=js&version=8.6.0`, 5000,
       { Cookie: 'session=page-cookie', Origin: 'https://app.example.com' });
     page.send({ event: 'pusher:subscribe', data: { channel: 'private-page' } });
-    await page.event('pusher_internal:subscription_succeeded', 10000, 'private-page');
+    // Longer than the engine's own 10 s wait, so a late answer shows as its error, not as silence.
+    await page.event('pusher_internal:subscription_succeeded', 15000, 'private-page');
     const request = await endpoint.requests.first((r) => r.form.get('channel_name') === 'private-page',
       'the page\'s authorization request');
     assert.equal(request.headers.cookie, 'session=page-cookie');
