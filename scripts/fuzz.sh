@@ -95,7 +95,7 @@ long)
     target=$2
     runs=$3
     shift 3
-    targets | grep -qx "$target" || { echo "no fuzz target named $target"; exit 2; }
+    targets | grep -x "$target" >/dev/null || { echo "no fuzz target named $target"; exit 2; }
     build
     run "$target" "-runs=$runs" "$@"
     ;;

@@ -252,6 +252,16 @@ enum Step {
         shard: u8,
         rest: Rest,
     },
+    /// Block a socket after writing everything it had (the queue bound then applies), and
+    /// publish many times on a new keep-alive connection (pipelined).
+    Block {
+        conn: u8,
+    },
+    Flood {
+        shard: u8,
+        publish: Publish,
+        times: u8,
+    },
     Accept {
         shard: u8,
         metrics: bool,
@@ -318,7 +328,7 @@ struct Conn {
     shard: usize,
     key: u32,
     /// Bytes the client has sent that the server has not read yet.
-    pending: VecDeque<u8>,
+    pending: BytesMut,
     checker: OutputChecker,
     blocked: bool,
     /// Blocked right after a take that emptied the queue: the bound applies.
@@ -441,7 +451,7 @@ impl Node {
     }
 
     fn send(&mut self, i: usize, bytes: &[u8]) {
-        self.conns[i].pending.extend(bytes.iter().copied());
+        self.conns[i].pending.extend_from_slice(bytes);
     }
 
     /// One read of at most `n` bytes, if the shell would read now.
@@ -459,7 +469,7 @@ impl Node {
                 if n == 0 {
                     return false;
                 }
-                let chunk: Vec<u8> = self.conns[i].pending.drain(..n).collect();
+                let chunk = self.conns[i].pending.split_to(n);
                 self.shards[shard].handle_bytes(key, &chunk, self.now_ms);
                 self.after(shard);
                 true
@@ -531,6 +541,9 @@ impl Node {
                 .max()
                 .unwrap_or(0);
             let bound = self.cap.max(self.pause + largest) + SLACK;
+            if trace() {
+                eprintln!("blocked queue of conn {i}: {queued} bytes (bound {bound})");
+            }
             assert!(
                 queued <= bound,
                 "a blocked socket queued {queued} bytes (cap {}, pause {}, largest item \
@@ -980,7 +993,7 @@ fn accept(node: &mut Node, shard: usize, metrics: bool) -> usize {
     node.conns.push(Conn {
         shard,
         key,
-        pending: VecDeque::new(),
+        pending: BytesMut::new(),
         checker: OutputChecker::new(),
         blocked: false,
         blocked_empty: false,
@@ -1047,6 +1060,44 @@ fn step(node: &mut Node, step: Step, mask: [u8; 4]) {
             };
             let bytes = build_http(node, &Http::Rest(rest, framed));
             node.send(i, &bytes);
+            node.round_trip(i);
+        }
+        Step::Block { conn } => {
+            if let Some(i) = node.conn(conn) {
+                if node.conns[i].blocked {
+                    return;
+                }
+                let (shard, key) = (node.conns[i].shard, node.conns[i].key);
+                node.take(i, SOCKET_WRITE_CHUNK_BYTES, true);
+                if !node.conns[i].gone {
+                    node.conns[i].blocked = true;
+                    node.conns[i].blocked_empty = !node.shards[shard].has_output(key);
+                    node.shards[shard].set_write_blocked(key, true);
+                }
+            }
+        }
+        Step::Flood {
+            shard,
+            publish,
+            times,
+        } => {
+            let shard = usize::from(shard) % node.n();
+            let live = node.conns.iter().filter(|c| !c.gone).count();
+            if live >= CONNS_MAX || node.drained[shard] {
+                return;
+            }
+            let i = accept(node, shard, false);
+            let framed = Framed {
+                connection: 0,
+                length: 0,
+                signature: 0,
+            };
+            let body = publish_body(node, &publish).to_string();
+            let path = format!("/apps/{APP_ID}/events");
+            for _ in 0..usize::from(times % 32) + 1 {
+                let bytes = node.rest_request("POST", &path, &[], &body, &framed);
+                node.send(i, &bytes);
+            }
             node.round_trip(i);
         }
         Step::Accept { shard, metrics } => {

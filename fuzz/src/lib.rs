@@ -329,20 +329,19 @@ impl OutputChecker {
             .and_then(|e| e.as_str())
             .unwrap_or_else(|| panic!("Pusher frame without a string event: {text}"))
             .to_owned();
-        if let Some(data) = value.get("data") {
-            if event.starts_with("pusher") {
-                // The server's own events carry their data as a JSON string (protocol 7), or
-                // as an object for errors; either way it must be JSON.
-                if let Some(s) = data.as_str() {
-                    if event != "pusher:error" {
-                        serde_json::from_str::<serde_json::Value>(s).unwrap_or_else(|err| {
-                            panic!("{event} data is not JSON text ({err}): {text}")
-                        });
-                    }
-                }
+        // The server's own events: `pusher_internal:*` (which no publisher may send) and the
+        // connection-level `pusher:*` ones, which carry no channel. (A REST publish may name
+        // its event `pusher:x` on a channel: its data is the publisher's, not checked here.)
+        let own = event.starts_with("pusher_internal:")
+            || (event.starts_with("pusher:") && value.get("channel").is_none());
+        if own && event != "pusher:error" {
+            // Their data is JSON text in a string (protocol 7).
+            if let Some(s) = value.get("data").and_then(|d| d.as_str()) {
+                serde_json::from_str::<serde_json::Value>(s)
+                    .unwrap_or_else(|err| panic!("{event} data is not JSON text ({err}): {text}"));
             }
         }
-        if event == "pusher:connection_established" {
+        if own && event == "pusher:connection_established" {
             assert!(self.socket_id.is_none(), "connection_established twice");
             let data = value["data"].as_str().expect("data is a string");
             let data: serde_json::Value = serde_json::from_str(data).expect("data is JSON");
