@@ -26,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The environment variable the engine passes the Redis URL in (the bridge reads it).
 const REDIS_URL_ENV: &str = "RINGCAST_BRIDGE_REDIS_URL";
@@ -170,22 +170,7 @@ fn node(env: &[(&str, &str)], extra: &[&str]) -> Server {
     {
         env.push(("TMPDIR", temp.as_str()));
     }
-    let mut args = vec![
-        "--port",
-        "0",
-        "--bind-address",
-        "127.0.0.1",
-        "--shards",
-        "2",
-        "--app-id",
-        APP_ID,
-        "--app-key",
-        APP_KEY,
-        "--app-secret",
-        APP_SECRET,
-    ];
-    args.extend_from_slice(extra);
-    Server::start_with_env(&args, &env)
+    Server::start_with_extra_env(extra, &env)
 }
 
 /// Runs ringcast with the test app and `args`, expecting it to refuse to start; returns the
@@ -256,27 +241,7 @@ fn wait_log_line(server: &Server, parts: &[&str]) -> String {
 
 /// Publishes a signed REST event `name` on `channel` through `addr`; returns the status.
 fn publish(addr: std::net::SocketAddr, channel: &str, name: &str) -> u16 {
-    let body = json!({"name": name, "channel": channel, "data": name}).to_string();
-    let path = format!("/apps/{APP_ID}/events");
-    let now_s = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let query = ringcast_core::pusher::rest::sign_query(
-        "POST",
-        &path,
-        &[],
-        body.as_bytes(),
-        APP_KEY,
-        APP_SECRET,
-        now_s,
-    );
-    let request = format!(
-        "POST {path}?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    http_raw(addr, request.as_bytes()).status
+    http_raw(addr, publish_request(channel, name, None, false).as_bytes()).status
 }
 
 /// Publishes on `from` every 200 ms until `client` (on another node) receives one: the nodes

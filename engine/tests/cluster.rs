@@ -12,7 +12,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
@@ -132,35 +132,6 @@ fn wait_linked(server: &Server, times: u64) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A signed REST publish request for one event (`keep_alive` false: `Connection: close`).
-fn publish_request(channel: &str, name: &str, socket_id: Option<&str>, keep_alive: bool) -> String {
-    let mut body = json!({"name": name, "channel": channel, "data": name});
-    if let Some(socket_id) = socket_id {
-        body["socket_id"] = json!(socket_id);
-    }
-    let body = body.to_string();
-    let path = format!("/apps/{APP_ID}/events");
-    let now_s = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let query = ringcast_core::pusher::rest::sign_query(
-        "POST",
-        &path,
-        &[],
-        body.as_bytes(),
-        APP_KEY,
-        APP_SECRET,
-        now_s,
-    );
-    let connection = if keep_alive { "keep-alive" } else { "close" };
-    format!(
-        "POST {path}?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
-        body.len()
-    )
 }
 
 /// Publishes one event through the signed REST API on a new connection; returns the status.

@@ -9,27 +9,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http_get, Server, WsClient, APP_ID, APP_KEY, APP_SECRET};
+use common::{http_get, Server, WsClient};
 use serde_json::json;
 
 #[cfg(debug_assertions)]
 #[test]
 fn a_panicking_shard_ends_the_process_with_one_line_and_status_70() {
-    let args = [
-        "--port",
-        "0",
-        "--bind-address",
-        "127.0.0.1",
-        "--shards",
-        "2",
-        "--app-id",
-        APP_ID,
-        "--app-key",
-        APP_KEY,
-        "--app-secret",
-        APP_SECRET,
-    ];
-    let mut server = Server::start_with_env(&args, &[("RINGCAST_TEST_FAULT_TRIGGER", "1")]);
+    let mut server = Server::start_with_extra_env(&[], &[("RINGCAST_TEST_FAULT_TRIGGER", "1")]);
     assert_eq!(
         http_get(server.addr, "/ready").status,
         200,

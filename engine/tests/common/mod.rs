@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
@@ -47,6 +47,11 @@ pub struct Server {
 impl Server {
     /// Starts the server on a free port with two shards and the test app, plus `extra` flags.
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_with_extra_env(extra, &[])
+    }
+
+    /// Like [`Server::start`], with these environment variables only.
+    pub fn start_with_extra_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut args = vec![
             "--port",
             "0",
@@ -62,7 +67,7 @@ impl Server {
             APP_SECRET,
         ];
         args.extend_from_slice(extra);
-        Server::start_with_args(&args)
+        Server::start_with_env(&args, env)
     }
 
     /// Starts the server with exactly these arguments (no environment, no `.env` file) and
@@ -1117,4 +1122,38 @@ pub fn wait_bridge_linked(server: &Server, shards: usize) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A signed REST publish request for one event (`keep_alive` false: `Connection: close`).
+pub fn publish_request(
+    channel: &str,
+    name: &str,
+    socket_id: Option<&str>,
+    keep_alive: bool,
+) -> String {
+    let mut body = json!({"name": name, "channel": channel, "data": name});
+    if let Some(socket_id) = socket_id {
+        body["socket_id"] = json!(socket_id);
+    }
+    let body = body.to_string();
+    let path = format!("/apps/{APP_ID}/events");
+    let now_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let query = ringcast_core::pusher::rest::sign_query(
+        "POST",
+        &path,
+        &[],
+        body.as_bytes(),
+        APP_KEY,
+        APP_SECRET,
+        now_s,
+    );
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    format!(
+        "POST {path}?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
+        body.len()
+    )
 }
