@@ -152,6 +152,11 @@ pub const WEBHOOK_REQUEST_TIMEOUT_MS: u64 = 10_000;
 pub const WEBHOOK_CONNECT_TIMEOUT_MS: u64 = 3_000;
 /// Longest answer body of a webhook receiver that is read.
 pub const WEBHOOK_RESPONSE_BYTES_MAX: usize = 64 * 1024;
+/// Bytes of webhook events in batches the sender holds (queued, in flight, awaiting a retry
+/// for up to [`WEBHOOK_GIVE_UP_MS`]): while receivers are down, events pile up here. Past it a
+/// new batch is dropped (counted in `events_dropped_queue_full`; with the Redis queue its
+/// entries stay in Redis and are delivered later).
+pub const WEBHOOK_BACKLOG_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Webhook requests open at once for one app.
 pub const WEBHOOK_CONCURRENT_PER_APP_MAX: usize = 16;
 /// Entries of the Redis webhook queue: a safety bound (approximate trimming drops the oldest
@@ -184,6 +189,15 @@ pub const WEBHOOK_DUE_POLL_INTERVAL_MS: u64 = 250;
 /// Most delayed leaves taken by one script run (the task runs again at once when it got that
 /// many).
 pub const WEBHOOK_DUE_BATCH_MAX: usize = 512;
+/// Redis keys (apps' streams or delayed sets) named in one command: a node with more apps
+/// with webhooks reads them in several commands, so no command grows without bound.
+pub const WEBHOOK_STREAMS_PER_COMMAND_MAX: usize = 1_024;
+/// How long an app stays listed in Redis as wanting webhooks after a bridge with its settings
+/// last said so. While no bridge lists an app, the scripts keep no leaves and queue no events
+/// for it: an app no node sends webhooks for leaves no state behind in Redis.
+pub const WEBHOOK_APPS_TTL_MS: u64 = 10 * 60 * 1_000;
+/// How often a bridge lists its apps again (and at once after every settings change).
+pub const WEBHOOK_APPS_REFRESH_MS: u64 = 30_000;
 
 // ---- Outbound HTTP and auth offload ----
 
@@ -235,6 +249,8 @@ const _: () = assert!(REAP_LOCK_MS > REAP_INTERVAL_MS);
 // A cluster-wide leave waits the same delay as a node alone's, so one node or many make the
 // same webhooks; the due poll must be much finer than that delay.
 const _: () = assert!(WEBHOOK_DUE_POLL_INTERVAL_MS * 4 <= core::LEAVE_DELAY_MS);
+// An app's listing outlives several refreshes: one slow or failed refresh never unlists it.
+const _: () = assert!(WEBHOOK_APPS_REFRESH_MS * 4 <= WEBHOOK_APPS_TTL_MS);
 // An entry is taken over only once its consumer would have given it up.
 const _: () = assert!(WEBHOOK_CLAIM_IDLE_MS > WEBHOOK_GIVE_UP_MS);
 const _: () = assert!(WEBHOOK_RETRY_DELAY_MS_MIN <= WEBHOOK_RETRY_DELAY_MS_MAX);

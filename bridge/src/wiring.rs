@@ -40,7 +40,7 @@ use crate::webhooks::due::run_due;
 use crate::webhooks::queue::{run_consumer, run_producer};
 use crate::webhooks::router::WebhookRouter;
 use crate::webhooks::sender::{run_sender, RetryPolicy};
-use crate::webhooks::task::{run_webhooks, WebhookInput};
+use crate::webhooks::task::{run_webhooks, AppsWatch, WebhookInput};
 
 /// What the tasks are started with, parsed and checked.
 pub struct NodeSetup {
@@ -104,7 +104,7 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
         queries.clone(),
         Arc::clone(&counters),
     ));
-    let (configured, configured_watch) = watch::channel(false);
+    let (configured, configured_watch) = watch::channel(None);
     let webhook_sender = start_webhooks(
         &setup,
         &node_keys,
@@ -195,8 +195,8 @@ fn subscribe_control_channels(
 fn start_webhooks(
     setup: &NodeSetup,
     node_keys: &NodeKeys,
-    configured: watch::Sender<bool>,
-    configured_watch: watch::Receiver<bool>,
+    configured: watch::Sender<Option<Arc<Vec<String>>>>,
+    configured_watch: AppsWatch,
     counters: &Arc<BridgeCounters>,
 ) -> mpsc::Sender<WebhookInput> {
     let (webhook_batches, webhook_batch_queue) = mpsc::channel(WEBHOOK_BATCH_QUEUE_BATCHES_MAX);
@@ -244,7 +244,7 @@ struct CommonQueues<'a> {
     hub: &'a mpsc::Sender<HubInput>,
     queries: mpsc::Receiver<QueryInput>,
     webhooks: &'a mpsc::Sender<WebhookInput>,
-    configured: watch::Receiver<bool>,
+    configured: AppsWatch,
     repair: &'a Arc<PresenceRepair>,
 }
 

@@ -91,19 +91,44 @@ pub fn connections_key(prefix: &str, node_id: u64) -> String {
     format!("{prefix}#connections#{node_id}")
 }
 
-/// `{prefix}#webhooks#queue`: the stream of webhook events (at-least-once, consumer group
-/// [`WEBHOOK_QUEUE_GROUP`]).
-pub fn webhook_queue_key(prefix: &str) -> String {
+/// `{prefix}#webhooks#queue#{app_id}`: the stream of one app's webhook events (at-least-once,
+/// consumer group [`WEBHOOK_QUEUE_GROUP`]). One stream per app, so that only a node that has the
+/// app's webhook settings ever reads (and settles) its events: nodes whose app tables differ
+/// (a rolling change that adds an app) never take each other's.
+pub fn webhook_queue_key(prefix: &str, app_id: &str) -> String {
+    format!("{prefix}{WEBHOOK_QUEUE_INFIX}{app_id}")
+}
+
+/// What comes between the prefix and the app id in [`webhook_queue_key`] (the scripts build
+/// the key from the app id of a member event).
+pub const WEBHOOK_QUEUE_INFIX: &str = "#webhooks#queue#";
+
+/// `{prefix}#webhooks#queue`: the one stream of every app's events that earlier versions used;
+/// the consumers still drain it (an entry of an app the node does not know is left for another
+/// node), so an upgrade loses nothing queued before it.
+pub fn webhook_legacy_queue_key(prefix: &str) -> String {
     format!("{prefix}#webhooks#queue")
 }
 
 /// The consumer group of every bridge reading the webhook queue.
 pub const WEBHOOK_QUEUE_GROUP: &str = "ringcast";
 
-/// `{prefix}#webhooks#delayed`: sorted set of member-event payloads of last leaves, scored by
-/// the time (Redis clock, ms) their webhook is due.
-pub fn webhook_due_key(prefix: &str) -> String {
-    format!("{prefix}#webhooks#delayed")
+/// `{prefix}#webhooks#delayed#{app_id}`: sorted set of one app's member-event payloads of last
+/// leaves, scored by the time (Redis clock, ms) their webhook is due. Per app for the same
+/// reason as the queue: only a bridge that has the app's settings takes its due leaves.
+pub fn webhook_due_key(prefix: &str, app_id: &str) -> String {
+    format!("{prefix}{WEBHOOK_DUE_INFIX}{app_id}")
+}
+
+/// What comes between the prefix and the app id in [`webhook_due_key`].
+pub const WEBHOOK_DUE_INFIX: &str = "#webhooks#delayed#";
+
+/// `{prefix}#webhooks#apps`: hash app id → until when (Redis clock, ms) some bridge has webhook
+/// settings for the app. Bridges refresh their apps' entries; the scripts keep leaves and queue
+/// events only for apps listed and not expired, so an app no node sends webhooks for leaves no
+/// state in Redis.
+pub fn webhook_apps_key(prefix: &str) -> String {
+    format!("{prefix}#webhooks#apps")
 }
 
 /// The base of a channel's occupancy, kept like a presence channel with one pseudo-member per

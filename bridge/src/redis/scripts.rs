@@ -17,17 +17,21 @@
 
 use crate::limits::WEBHOOK_QUEUE_ENTRIES_MAX;
 use crate::redis::connect::RedisConnection;
-use crate::redis::layout::{webhook_due_key, webhook_queue_key, ScriptKeys};
+use crate::redis::envelope::MEMBER_EVENT_MAGIC;
+use crate::redis::layout::{webhook_apps_key, webhook_due_key, webhook_queue_key, ScriptKeys};
 use redis::{Cmd, FromRedisValue, RedisResult, ToRedisArgs};
 use ringcast_core::limits::LEAVE_DELAY_MS;
 
 /// Lua shared by the scripts. `added` / `removed` do the counting after the held hash
 /// changed, and publish an event only on the cluster-wide first join / last leave. They also
-/// keep the webhooks' side (see [`webhook_due_key`]): a last leave waits in the delayed set
-/// for [`LEAVE_DELAY_MS`]; a first join that finds its leave still waiting takes it out and
+/// keep the webhooks' side (see [`webhook_due_key`]): a last leave waits in its app's delayed
+/// set for [`LEAVE_DELAY_MS`]; a first join that finds its leave still waiting takes it out and
 /// is no webhook either (the user or channel was back in time); any other first join is one,
-/// returned by the script in `hooks` (the payload of its member event) for the bridge that
-/// ran it to send. `DELAYED` and `DELAY_MS` are defined in front of this by [`Script::new`].
+/// put into its app's queue or returned by the script in `hooks` (the payload of its member
+/// event) for the bridge that ran it to send. Leaves and queued events are kept only for apps
+/// some bridge sends webhooks for (`wanted`, see [`webhook_apps_key`]). `DELAYED_BASE`,
+/// `QUEUE_BASE`, `APPS`, `MAGIC_LEN` and `DELAY_MS` are defined in front of this by
+/// [`Script::new`].
 const LUA_COMMON: &str = r#"
 local hooks = {}
 local function field(s)
@@ -37,10 +41,25 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- A webhook event now: into the Redis queue (at-least-once) or back to the bridge.
+-- The app id of a member event (or its head): the first field after the magic.
+local function app_of(payload)
+  local start = MAGIC_LEN + 1
+  local colon = string.find(payload, ':', start, true)
+  local n = tonumber(string.sub(payload, start, colon - 1))
+  return string.sub(payload, colon + 1, colon + n)
+end
+-- Some bridge has webhook settings for the app (its entry is there and not expired).
+local function wanted(app)
+  local until_ms = redis.call('HGET', APPS, app)
+  return until_ms and tonumber(until_ms) > now_ms()
+end
+-- A webhook event now: into its app's Redis queue (at-least-once) or back to the bridge.
 local function hook(payload)
-  if QUEUE then
-    redis.call('XADD', QUEUE, 'MAXLEN', '~', QUEUE_MAX, '*', 'm', payload)
+  if QUEUE_BASE then
+    local app = app_of(payload)
+    if wanted(app) then
+      redis.call('XADD', QUEUE_BASE .. app, 'MAXLEN', '~', QUEUE_MAX, '*', 'm', payload)
+    end
   else
     table.insert(hooks, payload)
   end
@@ -54,7 +73,7 @@ local function added(p, head, user, info)
     redis.call('HSET', p .. '#members', user, info)
     local payload = head .. 'A' .. field(user) .. field(info)
     redis.call('PUBLISH', channel_of(p), payload)
-    if redis.call('ZREM', DELAYED, head .. 'R' .. field(user)) == 0 then
+    if redis.call('ZREM', DELAYED_BASE .. app_of(head), head .. 'R' .. field(user)) == 0 then
       hook(payload)
     end
   end
@@ -65,7 +84,10 @@ local function removed(p, head, user)
     redis.call('HDEL', p .. '#members', user)
     local payload = head .. 'R' .. field(user)
     redis.call('PUBLISH', channel_of(p), payload)
-    redis.call('ZADD', DELAYED, now_ms() + DELAY_MS, payload)
+    local app = app_of(head)
+    if wanted(app) then
+      redis.call('ZADD', DELAYED_BASE .. app, now_ms() + DELAY_MS, payload)
+    end
   end
 end
 local function parse_meta(meta)
@@ -156,32 +178,55 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 "#;
 
-/// KEYS: the delayed set (it routes the call in a Redis Cluster). ARGV: most entries to take.
-/// Takes the delayed leave events whose time came (each by one
-/// bridge only: the script is atomic) and returns their payloads.
+/// KEYS: the delayed sets of the apps this bridge has webhook settings for (they share one
+/// slot; the first routes the call in a Redis Cluster). ARGV: most entries to take. Takes the
+/// delayed leave events whose time came (each by one bridge only: the script is atomic) and
+/// returns how many and their payloads.
 const LUA_TAKE_DUE: &str = r#"
-local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
-for _, payload in ipairs(due) do
-  redis.call('ZREM', DELAYED, payload)
-  hook(payload)
+local left = tonumber(ARGV[1])
+local now = now_ms()
+local taken = 0
+for _, delayed in ipairs(KEYS) do
+  if left <= 0 then
+    break
+  end
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, left)
+  for _, payload in ipairs(due) do
+    redis.call('ZREM', delayed, payload)
+    hook(payload)
+  end
+  taken = taken + #due
+  left = left - #due
 end
-return {#due, hooks}
+return {taken, hooks}
 "#;
 
-/// An event the bridge hands to the Redis queue itself (a node alone, or a client event or
-/// cache miss). KEYS: the delayed set (for routing, as above). ARGV: `leave` | `join` | `now`, the field name (`m`: member-event payload,
-/// `h`: link-encoded hook event), the payload, and for `join` the payload of the leave it
-/// cancels. A leave waits in the delayed set; a join whose leave still waits cancels both.
+/// An event of the engine the bridge hands to the Redis queue itself (a node alone, or a
+/// client event or cache miss). The engine sends only events its app's webhooks want, so this
+/// node has the app's settings: no `wanted` check. KEYS: the app's delayed set, the app's
+/// queue. ARGV: `leave` | `join` | `now`, the field name (`m`: member-event payload, `h`:
+/// link-encoded hook event), the payload, and for `join` the payload of the leave it cancels.
+/// A leave waits in the delayed set; a join whose leave still waits cancels both.
 const LUA_ENQUEUE: &str = r#"
 if ARGV[1] == 'leave' then
-  redis.call('ZADD', DELAYED, now_ms() + DELAY_MS, ARGV[3])
+  redis.call('ZADD', KEYS[1], now_ms() + DELAY_MS, ARGV[3])
   return 0
 end
-if ARGV[1] == 'join' and redis.call('ZREM', DELAYED, ARGV[4]) == 1 then
+if ARGV[1] == 'join' and redis.call('ZREM', KEYS[1], ARGV[4]) == 1 then
   return 0
 end
-redis.call('XADD', QUEUE, 'MAXLEN', '~', QUEUE_MAX, '*', ARGV[2], ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', QUEUE_MAX, '*', ARGV[2], ARGV[3])
 return 1
+"#;
+
+/// Keeps this bridge's apps in the apps hash (see [`webhook_apps_key`]) for ARGV[1] ms more by
+/// the Redis clock. KEYS: the apps hash. ARGV: the TTL, then the app ids.
+const LUA_REGISTER_APPS: &str = r#"
+local until_ms = now_ms() + tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('HSET', APPS, ARGV[i], until_ms)
+end
+return #ARGV - 1
 "#;
 
 /// A node's count of one channel's subscriptions, summed with the other live nodes' into the
@@ -219,19 +264,22 @@ pub struct Script {
 
 impl Script {
     fn new(keys: &ScriptKeys, body: &str) -> Self {
-        let delayed = lua_string(webhook_due_key(&keys.prefix).as_bytes());
+        let delayed = lua_string(webhook_due_key(&keys.prefix, "").as_bytes());
+        let apps = lua_string(webhook_apps_key(&keys.prefix).as_bytes());
         let channel_prefix = lua_string(keys.channel_prefix.as_bytes());
         let key_prefix_length = keys.prefix.len();
+        let magic_length = MEMBER_EVENT_MAGIC.len();
         let queue = if keys.redis_queue {
-            lua_string(webhook_queue_key(&keys.prefix).as_bytes())
+            lua_string(webhook_queue_key(&keys.prefix, "").as_bytes())
         } else {
             "false".to_owned()
         };
         Self {
             text: format!(
-                "local DELAYED = {delayed}\nlocal DELAY_MS = {LEAVE_DELAY_MS}\n\
+                "local DELAYED_BASE = {delayed}\nlocal DELAY_MS = {LEAVE_DELAY_MS}\n\
+                 local APPS = {apps}\nlocal MAGIC_LEN = {magic_length}\n\
                  local CHANNEL_PREFIX = {channel_prefix}\nlocal KEY_PREFIX_LEN = {key_prefix_length}\n\
-                 local QUEUE = {queue}\nlocal QUEUE_MAX = {WEBHOOK_QUEUE_ENTRIES_MAX}\n\
+                 local QUEUE_BASE = {queue}\nlocal QUEUE_MAX = {WEBHOOK_QUEUE_ENTRIES_MAX}\n\
                  {LUA_COMMON}{body}"
             ),
             sha: None,
@@ -302,6 +350,8 @@ pub struct Scripts {
     pub take_due: Script,
     /// Hand one event to the Redis queue (or the delayed set).
     pub enqueue: Script,
+    /// Keep this bridge's apps listed as wanting webhooks.
+    pub register_apps: Script,
     /// Set the node's subscription count of a channel; get the cluster's.
     pub subscription_count: Script,
 }
@@ -317,6 +367,7 @@ impl Scripts {
             reap: Script::new(keys, LUA_REAP),
             take_due: Script::new(keys, LUA_TAKE_DUE),
             enqueue: Script::new(keys, LUA_ENQUEUE),
+            register_apps: Script::new(keys, LUA_REGISTER_APPS),
             subscription_count: Script::new(keys, LUA_SUBSCRIPTION_COUNT),
         }
     }

@@ -2,19 +2,20 @@
 //! and a killed bridge (at-least-once; the event's id is its stream entry id, the same on every
 //! redelivery, so receivers can de-duplicate).
 //!
-//! - The **producer** puts the events the engine hands over into the stream
-//!   `{prefix}#webhooks#queue` (a leave first waits 3 s in the delayed set, where a rejoin
-//!   cancels it; the due task moves it on). With several nodes the presence scripts queue their
-//!   events themselves, in the same atomic step as the state change.
-//! - The **consumer** reads the stream in the consumer group `ringcast` under the node's id (a
-//!   restarted bridge of the node first takes back what its predecessor had not finished),
+//! - The **producer** puts the events the engine hands over into their app's stream
+//!   `{prefix}#webhooks#queue#{app_id}` (a leave first waits 3 s in the app's delayed set, where
+//!   a rejoin cancels it; the due task moves it on). With several nodes the presence scripts
+//!   queue their events themselves, in the same atomic step as the state change.
+//! - The **consumer** reads the streams of the apps this node has webhook settings for (and the
+//!   one shared stream of earlier versions) in the consumer group `ringcast` under the node's id
+//!   (a restarted bridge of the node first takes back what its predecessor had not finished),
 //!   hands each entry to the webhook task with a [`SettleToken`], and claims entries another
-//!   consumer left idle past the retry window (a node that died for good).
+//!   consumer left idle past the retry window (a node that died for good). A node never reads
+//!   the stream of an app it does not know, so it never settles such an event.
 //! - The **acker** acknowledges and deletes an entry once every batch it went into was
 //!   delivered or given up.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,27 +24,29 @@ use crate::limits::{
     REDIS_COMMAND_TIMEOUT_MS, REDIS_CONNECT_TIMEOUT_MS, WEBHOOK_CLAIM_IDLE_MS,
     WEBHOOK_CLAIM_INTERVAL_MS, WEBHOOK_ENQUEUE_BATCH_EVENTS_MAX, WEBHOOK_IN_FLIGHT_POLL_MS,
     WEBHOOK_PRODUCER_WAITING_EVENTS_MAX, WEBHOOK_QUEUE_IN_FLIGHT_MAX,
-    WEBHOOK_READ_BATCH_ENTRIES_MAX, WEBHOOK_READ_BLOCK_MS,
+    WEBHOOK_READ_BATCH_ENTRIES_MAX, WEBHOOK_READ_BLOCK_MS, WEBHOOK_STREAMS_PER_COMMAND_MAX,
 };
 use crate::redis::connect::{RedisClient, RedisConnection};
 use crate::redis::envelope::{member_event_head, put_field};
 use crate::redis::layout::{
-    occupancy_head_channel, webhook_due_key, webhook_queue_key, ScriptKeys, OCCUPANCY_MEMBER,
-    WEBHOOK_QUEUE_GROUP,
+    occupancy_head_channel, webhook_due_key, webhook_legacy_queue_key, webhook_queue_key,
+    ScriptKeys, OCCUPANCY_MEMBER, WEBHOOK_QUEUE_GROUP,
 };
 use crate::redis::scripts::Scripts;
 use crate::redis::session::RedisSession;
-use crate::webhooks::batch::SettleToken;
+use crate::webhooks::batch::AckQueue;
 use crate::webhooks::events::hook_of_payload;
-use crate::webhooks::task::WebhookInput;
+use crate::webhooks::task::{AppsWatch, WebhookInput};
 use bytes::BytesMut;
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::{self, HookEvent, LinkMessage};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// How the producer hands one event to Redis (see `redis::scripts::LUA_ENQUEUE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct QueueEntry {
+    /// The event's app (its stream and delayed set).
+    app_id: String,
     /// `leave`, `join` or `now`.
     mode: &'static str,
     /// `m` (member-event payload) or `h` (link-encoded hook event).
@@ -72,6 +75,7 @@ fn queue_entry(event: &HookEvent) -> Option<QueueEntry> {
             let mut encoded = BytesMut::new();
             link::encode(&LinkMessage::Hook(event.clone()), &mut encoded).ok()?;
             return Some(QueueEntry {
+                app_id: event.app_id.clone(),
                 mode: "now",
                 field: "h",
                 payload: encoded.to_vec(),
@@ -89,6 +93,7 @@ fn queue_entry(event: &HookEvent) -> Option<QueueEntry> {
     );
     if !joined {
         return Some(QueueEntry {
+            app_id: event.app_id.clone(),
             mode: "leave",
             field: "m",
             payload: leave,
@@ -100,6 +105,7 @@ fn queue_entry(event: &HookEvent) -> Option<QueueEntry> {
     put_field(&mut join, user.as_bytes());
     put_field(&mut join, b"");
     Some(QueueEntry {
+        app_id: event.app_id.clone(),
         mode: "join",
         field: "m",
         payload: join,
@@ -142,7 +148,6 @@ pub async fn run_producer(
     counters: Arc<BridgeCounters>,
 ) {
     let mut scripts = Scripts::new(&keys);
-    let delayed = webhook_due_key(&keys.prefix);
     let mut session = session(client, "webhook queue producer", false);
     let mut waiting: VecDeque<QueueEntry> = VecDeque::new();
     loop {
@@ -180,8 +185,9 @@ pub async fn run_producer(
                     pipeline
                         .cmd("EVALSHA")
                         .arg(sha)
-                        .arg(1)
-                        .arg(&delayed)
+                        .arg(2)
+                        .arg(webhook_due_key(&keys.prefix, &entry.app_id))
+                        .arg(webhook_queue_key(&keys.prefix, &entry.app_id))
                         .arg(entry.mode)
                         .arg(entry.field)
                         .arg(&entry.payload[..])
@@ -200,9 +206,11 @@ pub async fn run_producer(
                     &entry.payload,
                     &entry.cancels,
                 ];
+                let delayed = webhook_due_key(&keys.prefix, &entry.app_id);
+                let queue = webhook_queue_key(&keys.prefix, &entry.app_id);
                 scripts
                     .enqueue
-                    .run::<i64>(open, &[&delayed], &args)
+                    .run::<i64>(open, &[&delayed, &queue], &args)
                     .await
                     .map(|_| 1)
             }
@@ -254,62 +262,96 @@ async fn take_input(
 /// A stream entry as XREADGROUP / XAUTOCLAIM return it.
 type StreamEntry = (String, Vec<(String, Vec<u8>)>);
 
+/// One stream the consumer reads: an app's, or the shared one of earlier versions.
+#[derive(Debug)]
+struct Stream {
+    key: Arc<str>,
+    /// `Some(after)` while this consumer's own pending entries (a predecessor's) are still to
+    /// be taken back, from after that id; `None` once they are.
+    own_pending_after: Option<String>,
+}
+
+/// The streams of `apps` (and the legacy one), keeping the state of streams already read.
+fn streams_of(prefix: &str, apps: &[String], old: Vec<Stream>) -> Vec<Stream> {
+    let mut old: HashMap<Arc<str>, Stream, ahash::RandomState> =
+        old.into_iter().map(|s| (Arc::clone(&s.key), s)).collect();
+    let keys = std::iter::once(webhook_legacy_queue_key(prefix))
+        .chain(apps.iter().map(|app| webhook_queue_key(prefix, app)));
+    keys.map(|key| {
+        old.remove(key.as_str()).unwrap_or_else(|| Stream {
+            key: Arc::from(key),
+            own_pending_after: Some("0".to_owned()),
+        })
+    })
+    .collect()
+}
+
 /// The consumer: runs until the webhook task is gone. `consumer` is the node's name in the
 /// group (the same for every bridge the node's engine starts). It starts reading once the
-/// engine's webhook settings are in (`configured`).
+/// engine's webhook settings are in (`apps`), and reads the streams of exactly the apps they
+/// have webhooks for, following every change.
 pub async fn run_consumer(
     client: RedisClient,
     prefix: String,
     consumer: String,
     router: mpsc::Sender<WebhookInput>,
-    mut configured: watch::Receiver<bool>,
+    mut apps: AppsWatch,
 ) {
-    if configured.wait_for(|known| *known).await.is_err() {
+    if apps.wait_for(Option::is_some).await.is_err() {
         return;
     }
-    let key = webhook_queue_key(&prefix);
     let (acks, ack_queue) =
         mpsc::channel(WEBHOOK_QUEUE_IN_FLIGHT_MAX + WEBHOOK_READ_BATCH_ENTRIES_MAX);
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(run_acker(
-        client.clone(),
-        key.clone(),
-        ack_queue,
-        Arc::clone(&in_flight),
-    ));
+    let acks = AckQueue::new(acks);
+    tokio::spawn(run_acker(client.clone(), ack_queue));
     let mut session = session(client, "webhook queue consumer", true);
-    // First what this node's previous bridge had taken and not finished, then new entries.
-    let mut own_pending_after: Option<String> = Some("0".to_owned());
+    let mut streams: Vec<Stream> = Vec::new();
+    let mut groups_made = false;
     let mut next_claim = tokio::time::Instant::now();
     loop {
         if router.is_closed() {
             return;
         }
-        if in_flight.load(Ordering::Acquire) >= WEBHOOK_QUEUE_IN_FLIGHT_MAX {
+        if apps.has_changed().unwrap_or(false) || streams.is_empty() {
+            let known = apps.borrow_and_update().clone().unwrap_or_default();
+            streams = streams_of(&prefix, &known, std::mem::take(&mut streams));
+            groups_made = false;
+        }
+        let taken = acks.held();
+        if taken >= WEBHOOK_QUEUE_IN_FLIGHT_MAX {
             tokio::time::sleep(Duration::from_millis(WEBHOOK_IN_FLIGHT_POLL_MS)).await;
             continue;
         }
-        // Every new connection makes sure the group exists (Redis may have been emptied).
-        let fresh = !session.is_connected();
+        // COUNT is per stream: share the room left among them (at least one each).
+        let count = ((WEBHOOK_QUEUE_IN_FLIGHT_MAX - taken) / streams.len())
+            .clamp(1, WEBHOOK_READ_BATCH_ENTRIES_MAX);
+        // Every new connection makes sure the groups exist (Redis may have been emptied).
+        if !session.is_connected() {
+            groups_made = false;
+        }
         let Some(open) = session.connection().await else {
             session.wait_retry().await;
             continue;
         };
-        if fresh {
-            if let Err(err) = create_group(open, &key).await {
-                tracing::debug!("webhook queue: cannot create the group: {err}");
+        if !groups_made {
+            if let Err(err) = create_groups(open, &streams).await {
+                tracing::debug!("webhook queue: cannot create the groups: {err}");
                 session.failed();
                 session.wait_retry().await;
                 continue;
             }
+            groups_made = true;
         }
-        let claiming = own_pending_after.is_none() && tokio::time::Instant::now() >= next_claim;
-        let read = if claiming {
+        let reclaiming = streams.iter().any(|s| s.own_pending_after.is_some());
+        let claiming = !reclaiming && tokio::time::Instant::now() >= next_claim;
+        let read = if reclaiming {
+            read_own_pending(open, &mut streams, &consumer, count).await
+        } else if claiming {
             next_claim =
                 tokio::time::Instant::now() + Duration::from_millis(WEBHOOK_CLAIM_INTERVAL_MS);
-            claim_idle(open, &key, &consumer).await
+            claim_idle(open, &streams, &consumer, count).await
         } else {
-            read_entries(open, &key, &consumer, own_pending_after.as_deref()).await
+            read_new(open, &streams, &consumer, count).await
         };
         let entries = match read {
             Ok(entries) => entries,
@@ -321,19 +363,12 @@ pub async fn run_consumer(
             }
         };
         session.succeeded();
-        if let (Some(after), false) = (&mut own_pending_after, claiming) {
-            match entries.last() {
-                Some((id, _)) => *after = id.clone(),
-                None => {
-                    // The predecessor's entries are all back in hand.
-                    own_pending_after = None;
-                    next_claim = tokio::time::Instant::now();
-                }
-            }
+        if reclaiming && entries.is_empty() {
+            // Every predecessor's entry is back in hand: claim what dead nodes left at once.
+            next_claim = tokio::time::Instant::now();
         }
-        for (id, fields) in entries {
-            let token = SettleToken::new(id.clone(), acks.clone());
-            in_flight.fetch_add(1, Ordering::AcqRel);
+        for (key, (id, fields)) in entries {
+            let token = acks.token(key, id.clone());
             let Some(event) = entry_event(&fields) else {
                 tracing::debug!(id, "webhook queue: dropping an unreadable entry");
                 token.settle();
@@ -352,91 +387,161 @@ pub async fn run_consumer(
     }
 }
 
-/// Creates the consumer group (from the start of the stream) unless it exists.
-async fn create_group(connection: &mut RedisConnection, key: &str) -> redis::RedisResult<()> {
-    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(key)
-        .arg(WEBHOOK_QUEUE_GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(connection)
-        .await;
-    match created {
-        Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-        other => other,
+/// Creates the consumer group (from the start of the stream) of every stream that lacks one,
+/// in one script (the keys share a slot).
+async fn create_groups(
+    connection: &mut RedisConnection,
+    streams: &[Stream],
+) -> redis::RedisResult<()> {
+    const LUA_CREATE_GROUPS: &str = "for _, key in ipairs(KEYS) do \
+         local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', key, ARGV[1], '0', 'MKSTREAM') \
+         if not ok and not string.find(tostring(err), 'BUSYGROUP', 1, true) then \
+         return redis.error_reply(tostring(err)) end end return 0";
+    for chunk in streams.chunks(WEBHOOK_STREAMS_PER_COMMAND_MAX) {
+        let mut command = redis::cmd("EVAL");
+        command.arg(LUA_CREATE_GROUPS).arg(chunk.len());
+        for stream in chunk {
+            command.arg(&*stream.key);
+        }
+        command.arg(WEBHOOK_QUEUE_GROUP);
+        command.query_async::<()>(connection).await?;
     }
+    Ok(())
 }
 
-/// This consumer's own pending entries after `pending_after`, or (`None`) new entries.
-async fn read_entries(
+/// Entries of the answer of XREADGROUP over `keys`, each with its stream's key.
+type KeyedEntries = Vec<(Arc<str>, StreamEntry)>;
+
+/// One XREADGROUP over `streams` from the ids `ids`; `block` only for new entries.
+async fn read_group(
     connection: &mut RedisConnection,
-    key: &str,
+    streams: &[&Stream],
+    ids: &[&str],
     consumer: &str,
-    pending_after: Option<&str>,
-) -> redis::RedisResult<Vec<StreamEntry>> {
+    count: usize,
+    block: bool,
+) -> redis::RedisResult<KeyedEntries> {
     let mut command = redis::cmd("XREADGROUP");
     command
         .arg("GROUP")
         .arg(WEBHOOK_QUEUE_GROUP)
         .arg(consumer)
         .arg("COUNT")
-        .arg(WEBHOOK_READ_BATCH_ENTRIES_MAX);
-    if pending_after.is_none() {
+        .arg(count);
+    if block {
         command.arg("BLOCK").arg(WEBHOOK_READ_BLOCK_MS);
     }
-    command
-        .arg("STREAMS")
-        .arg(key)
-        .arg(pending_after.unwrap_or(">"));
-    // Nil (timeout) or [[key, [entries]]].
+    command.arg("STREAMS");
+    for stream in streams {
+        command.arg(&*stream.key);
+    }
+    command.arg(ids);
+    // Nil (timeout) or [[key, [entries]], …].
     let answer: Option<Vec<(String, Vec<StreamEntry>)>> = command.query_async(connection).await?;
-    Ok(answer
-        .into_iter()
-        .flatten()
-        .flat_map(|(_, entries)| entries)
-        .collect())
+    let mut out = Vec::new();
+    for (key, entries) in answer.into_iter().flatten() {
+        let Some(stream) = streams.iter().find(|s| *s.key == *key) else {
+            continue;
+        };
+        out.extend(entries.into_iter().map(|e| (Arc::clone(&stream.key), e)));
+    }
+    Ok(out)
+}
+
+/// This consumer's own pending entries (a predecessor's) in the streams still being taken
+/// back; a stream that has no more is done.
+async fn read_own_pending(
+    connection: &mut RedisConnection,
+    streams: &mut [Stream],
+    consumer: &str,
+    count: usize,
+) -> redis::RedisResult<KeyedEntries> {
+    let mut out = Vec::new();
+    let pending: Vec<&Stream> = streams
+        .iter()
+        .filter(|s| s.own_pending_after.is_some())
+        .take(WEBHOOK_STREAMS_PER_COMMAND_MAX)
+        .collect();
+    let ids: Vec<&str> = pending
+        .iter()
+        .filter_map(|s| s.own_pending_after.as_deref())
+        .collect();
+    let entries = read_group(connection, &pending, &ids, consumer, count, false).await?;
+    let reached: Vec<Arc<str>> = pending.iter().map(|s| Arc::clone(&s.key)).collect();
+    for stream in streams.iter_mut() {
+        if !reached.contains(&stream.key) {
+            continue;
+        }
+        let last = entries
+            .iter()
+            .rev()
+            .find(|(key, _)| *key == stream.key)
+            .map(|(_, (id, _))| id.clone());
+        // No entry after the last one: this stream's pending entries are all back in hand.
+        stream.own_pending_after = last;
+    }
+    out.extend(entries);
+    Ok(out)
+}
+
+/// New entries of every stream, waiting up to [`WEBHOOK_READ_BLOCK_MS`] for some.
+async fn read_new(
+    connection: &mut RedisConnection,
+    streams: &[Stream],
+    consumer: &str,
+    count: usize,
+) -> redis::RedisResult<KeyedEntries> {
+    let mut out = Vec::new();
+    let chunks: Vec<&[Stream]> = streams.chunks(WEBHOOK_STREAMS_PER_COMMAND_MAX).collect();
+    // With more streams than one command takes, only the last chunk blocks.
+    for (index, chunk) in chunks.iter().enumerate() {
+        let refs: Vec<&Stream> = chunk.iter().collect();
+        let ids = vec![">"; refs.len()];
+        let block = index + 1 == chunks.len() && out.is_empty();
+        out.extend(read_group(connection, &refs, &ids, consumer, count, block).await?);
+    }
+    Ok(out)
 }
 
 /// Entries other consumers left idle past the retry window, now this consumer's.
 async fn claim_idle(
     connection: &mut RedisConnection,
-    key: &str,
+    streams: &[Stream],
     consumer: &str,
-) -> redis::RedisResult<Vec<StreamEntry>> {
-    let (_, entries, _): (String, Vec<StreamEntry>, Vec<String>) = redis::cmd("XAUTOCLAIM")
-        .arg(key)
-        .arg(WEBHOOK_QUEUE_GROUP)
-        .arg(consumer)
-        .arg(WEBHOOK_CLAIM_IDLE_MS)
-        .arg("0-0")
-        .arg("COUNT")
-        .arg(WEBHOOK_READ_BATCH_ENTRIES_MAX)
-        .query_async(connection)
-        .await?;
-    Ok(entries)
+    count: usize,
+) -> redis::RedisResult<KeyedEntries> {
+    let mut out = Vec::new();
+    for stream in streams {
+        let (_, entries, _): (String, Vec<StreamEntry>, Vec<String>) = redis::cmd("XAUTOCLAIM")
+            .arg(&*stream.key)
+            .arg(WEBHOOK_QUEUE_GROUP)
+            .arg(consumer)
+            .arg(WEBHOOK_CLAIM_IDLE_MS)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(connection)
+            .await?;
+        out.extend(entries.into_iter().map(|e| (Arc::clone(&stream.key), e)));
+    }
+    Ok(out)
 }
 
 /// Acknowledges and deletes settled entries, a batch per round trip. Runs until every
 /// [`SettleToken`] and the consumer are gone.
-async fn run_acker(
-    client: RedisClient,
-    key: String,
-    mut acks: mpsc::Receiver<String>,
-    in_flight: Arc<AtomicUsize>,
-) {
+async fn run_acker(client: RedisClient, mut acks: mpsc::Receiver<(Arc<str>, String)>) {
     let mut session = session(client, "webhook queue acker", false);
-    let mut batch: Vec<String> = Vec::new();
+    let mut batch: Vec<(Arc<str>, String)> = Vec::new();
     loop {
         if batch.is_empty() {
             match acks.recv().await {
-                Some(id) => batch.push(id),
+                Some(ack) => batch.push(ack),
                 None => return,
             }
         }
         while batch.len() < WEBHOOK_READ_BATCH_ENTRIES_MAX {
             match acks.try_recv() {
-                Ok(id) => batch.push(id),
+                Ok(ack) => batch.push(ack),
                 Err(_) => break,
             }
         }
@@ -444,17 +549,23 @@ async fn run_acker(
             session.wait_retry().await;
             continue;
         };
+        // One XACK and one XDEL per stream, all in one pipeline.
+        let mut by_stream: HashMap<&str, Vec<&str>, ahash::RandomState> = HashMap::default();
+        for (key, id) in &batch {
+            by_stream.entry(key).or_default().push(id);
+        }
         let mut pipe = redis::pipe();
-        pipe.cmd("XACK")
-            .arg(&key)
-            .arg(WEBHOOK_QUEUE_GROUP)
-            .arg(&batch)
-            .ignore();
-        pipe.cmd("XDEL").arg(&key).arg(&batch).ignore();
+        for (key, ids) in &by_stream {
+            pipe.cmd("XACK")
+                .arg(*key)
+                .arg(WEBHOOK_QUEUE_GROUP)
+                .arg(ids)
+                .ignore();
+            pipe.cmd("XDEL").arg(*key).arg(ids).ignore();
+        }
         match pipe.query_async::<()>(open).await {
             Ok(()) => {
                 session.succeeded();
-                in_flight.fetch_sub(batch.len(), Ordering::AcqRel);
                 batch.clear();
             }
             Err(err) => {
@@ -486,21 +597,30 @@ mod tests {
     #[test]
     fn a_token_acknowledges_once_every_share_settled() {
         let (acks, mut queue) = mpsc::channel(4);
-        let token = SettleToken::new("1-0".into(), acks);
+        let acks = AckQueue::new(acks);
+        let token = acks.token("s".into(), "1-0".into());
         let a = token.share();
         let b = token.share();
         token.settle();
         a.settle();
         assert!(queue.try_recv().is_err(), "one share still out");
         b.settle();
-        assert_eq!(queue.try_recv().unwrap(), "1-0");
+        assert_eq!(queue.try_recv().unwrap(), ("s".into(), "1-0".to_owned()));
+        assert_eq!(acks.held(), 0, "a settled entry is no longer held");
         let (acks, mut queue) = mpsc::channel(4);
-        let dropped = SettleToken::new("2-0".into(), acks);
+        let acks = AckQueue::new(acks);
+        let dropped = acks.token("s".into(), "2-0".into());
         drop(dropped.share());
+        assert_eq!(acks.held(), 1);
         dropped.settle();
         assert!(
             queue.try_recv().is_err(),
             "a share dropped unsettled keeps the entry"
+        );
+        assert_eq!(
+            acks.held(),
+            0,
+            "an entry dropped unsettled no longer holds room in the consumer"
         );
     }
 

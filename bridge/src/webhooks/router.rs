@@ -97,6 +97,13 @@ impl WebhookRouter {
         }
     }
 
+    /// The ids of the apps with webhook settings, sorted.
+    pub fn app_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.apps.keys().cloned().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Replaces the apps' settings with the engine's document. Events already delayed or
     /// collected keep the settings they were routed with.
     pub fn configure(&mut self, document: &[u8]) -> Result<(), String> {
@@ -265,7 +272,10 @@ impl WebhookRouter {
     }
 
     /// Routes an event with its id; `settle` (an entry of the Redis queue) goes with every batch
-    /// the event joins and is settled at once when no webhook wants it.
+    /// the event joins and is settled at once when no webhook wants it. An entry of an app this
+    /// node has no settings for (its settings changed since the entry was read, or it came from
+    /// the shared stream of earlier versions) is left unsettled: a node that knows the app
+    /// claims it once it has been idle long enough.
     fn route_as(
         &mut self,
         event: HookEvent,
@@ -274,6 +284,9 @@ impl WebhookRouter {
         now_ms: u64,
         ready: &mut Vec<WebhookBatch>,
     ) {
+        if settle.is_some() && !self.apps.contains_key(&event.app_id) {
+            return; // the token is dropped unsettled: the entry stays pending in Redis
+        }
         let wanted: Vec<(usize, Arc<WebhookTarget>)> = match self.apps.get(&event.app_id) {
             Some(app) => app
                 .routes
@@ -299,6 +312,7 @@ impl WebhookRouter {
                     target,
                     events: vec![body.clone()],
                     settle: share.into_iter().collect(),
+                    charge: None,
                 });
                 continue;
             }
@@ -331,6 +345,7 @@ impl WebhookRouter {
             target: batch.target,
             events: batch.events,
             settle: batch.settle,
+            charge: None,
         }
     }
 }

@@ -477,6 +477,7 @@ mod tests {
                 target: target(receiver.url("/hooks"), custom),
                 events: events(),
                 settle: Vec::new(),
+                charge: None,
             })
             .await;
         let counters = running.finish().await;
@@ -534,6 +535,7 @@ mod tests {
                 target: target(receiver.url("/hooks"), Vec::new()),
                 events: events(),
                 settle: Vec::new(),
+                charge: None,
             })
             .await;
         let counters = running.finish().await;
@@ -575,6 +577,7 @@ mod tests {
                 target: target(format!("http://{addr}/late"), Vec::new()),
                 events: events(),
                 settle: Vec::new(),
+                charge: None,
             })
             .await;
         let counters = Arc::clone(&running.counters);
@@ -610,6 +613,7 @@ mod tests {
                 target: target(receiver.url("/down"), Vec::new()),
                 events: events(),
                 settle: Vec::new(),
+                charge: None,
             })
             .await;
         let counters = running.finish().await;
@@ -647,6 +651,7 @@ mod tests {
                 target: target(receiver.url("/silent"), Vec::new()),
                 events: events(),
                 settle: Vec::new(),
+                charge: None,
             })
             .await;
         let counters = Arc::clone(&running.counters);
@@ -685,6 +690,7 @@ mod tests {
                 target: dead,
                 events: events(),
                 settle: Vec::new(),
+                charge: None,
             })
             .await;
         running
@@ -692,6 +698,7 @@ mod tests {
                 target: target(receiver.url("/alive"), Vec::new()),
                 events: events(),
                 settle: Vec::new(),
+                charge: None,
             })
             .await;
         let counters = Arc::clone(&running.counters);
@@ -717,6 +724,7 @@ mod tests {
                     target: target(receiver.url("/held"), Vec::new()),
                     events: events(),
                     settle: Vec::new(),
+                    charge: None,
                 })
                 .await;
         }
@@ -752,6 +760,7 @@ mod tests {
                 target: target(receiver.url("/hooks"), Vec::new()),
                 events: Vec::new(),
                 settle: Vec::new(),
+                charge: None,
             })
             .await;
         let counters = running.finish().await;
@@ -772,6 +781,7 @@ mod tests {
                 target: target("ftp://example.com/hook".to_owned(), Vec::new()),
                 events: events(),
                 settle: Vec::new(),
+                charge: None,
             })
             .await;
         let counters = running.finish().await;

@@ -1,7 +1,8 @@
 //! The task that owns the [`WebhookRouter`]: it takes the engine's webhook settings and events
 //! (and, with Redis, the cluster's member and occupancy events) from one bounded queue, wakes
 //! for the router's delays and batch windows, and hands finished batches to the sender's queue
-//! without waiting (a full queue drops them, counted: a stuck receiver must not stall the links).
+//! without waiting (a full queue, or a backlog past [`WEBHOOK_BACKLOG_BYTES_MAX`], drops them,
+//! counted: a stuck receiver must not stall the links nor grow the bridge without bound).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use ringcast_core::link::HookEvent;
 use tokio::sync::{mpsc, watch};
 
 use crate::counters::BridgeCounters;
-use crate::webhooks::batch::{SettleToken, WebhookBatch};
+use crate::limits::WEBHOOK_BACKLOG_BYTES_MAX;
+use crate::webhooks::batch::{Backlog, SettleToken, WebhookBatch};
 use crate::webhooks::router::WebhookRouter;
 
 /// What the webhook task reacts to.
@@ -35,16 +37,21 @@ pub enum WebhookInput {
     },
 }
 
-/// Runs until every sender of `inputs` is gone. `configured` turns true once the engine's
-/// settings are in (the Redis queue's consumer waits for it: an entry routed without them
-/// would be dropped as unwanted).
+/// The ids of the apps the router has webhook settings for; `None` until the engine's settings
+/// are in. The Redis queue's consumer reads these apps' streams, the due task takes these apps'
+/// leaves and lists them in Redis.
+pub type AppsWatch = watch::Receiver<Option<Arc<Vec<String>>>>;
+
+/// Runs until every sender of `inputs` is gone. `apps` is set after every settings document
+/// (see [`AppsWatch`]).
 pub async fn run_webhooks(
     mut router: WebhookRouter,
     mut inputs: mpsc::Receiver<WebhookInput>,
     sender: mpsc::Sender<WebhookBatch>,
-    configured: watch::Sender<bool>,
+    apps: watch::Sender<Option<Arc<Vec<String>>>>,
     counters: Arc<BridgeCounters>,
 ) {
+    let backlog = Backlog::new(WEBHOOK_BACKLOG_BYTES_MAX);
     let origin = Instant::now();
     let now_ms = |origin: Instant| origin.elapsed().as_millis() as u64;
     loop {
@@ -68,7 +75,12 @@ pub async fn run_webhooks(
                 match router.configure(&document) {
                     Ok(()) => {
                         tracing::debug!("webhook settings received");
-                        configured.send_replace(true);
+                        let known = Arc::new(router.app_ids());
+                        apps.send_if_modified(|current| {
+                            let changed = current.as_ref() != Some(&known);
+                            *current = Some(Arc::clone(&known));
+                            changed
+                        });
                     }
                     Err(err) => tracing::warn!("{err}"),
                 }
@@ -82,8 +94,18 @@ pub async fn run_webhooks(
             None => Vec::new(),
         };
         ready.extend(router.tick(now));
-        for batch in ready {
+        for mut batch in ready {
             let events = batch.events.len() as u64;
+            // Past the byte bound the batch is dropped like one that finds the queue full (with
+            // the Redis queue its entries stay there, to be delivered again).
+            let Some(charge) = backlog.charge(batch.bytes()) else {
+                counters
+                    .webhooks
+                    .events_dropped_queue_full
+                    .fetch_add(events, Ordering::Relaxed);
+                continue;
+            };
+            batch.charge = Some(charge);
             if let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(batch) {
                 counters
                     .webhooks

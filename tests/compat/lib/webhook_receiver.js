@@ -9,7 +9,9 @@ const { APP } = require('./server');
 const { Recorder } = require('./clients');
 
 class WebhookReceiver {
-  constructor() {
+  /** `apps`: more `{key, secret}` pairs whose signatures count as valid (the test app's always do). */
+  constructor({ apps = [] } = {}) {
+    this.extraApps = apps;
     this.requests = new Recorder('webhook requests'); // {path, headers, rawBody, valid, body}
     this.events = new Recorder('webhook events'); // every event of every valid request, with path
     this.failuresLeft = 0;
@@ -57,7 +59,7 @@ class WebhookReceiver {
       const failing = this.failuresLeft > 0;
       if (failing) this.failuresLeft -= 1;
       const webhook = this.sdk.webhook({ headers: req.headers, rawBody });
-      const valid = webhook.isValid();
+      const valid = webhook.isValid(this.extraApps);
       const record = {
         path: req.url, method: req.method, headers: req.headers, rawBody, valid, refused: failing,
       };
