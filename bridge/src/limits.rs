@@ -37,6 +37,11 @@ pub const COUNT_QUEUE_MESSAGES_MAX: usize = 65_536;
 /// Webhook settings and events waiting for the webhook task. Full: the event is dropped
 /// (counted in `events_dropped_queue_full`).
 pub const WEBHOOK_QUEUE_MESSAGES_MAX: usize = 65_536;
+/// Bytes of events (bodies and channel names) waiting for the webhook task, or for the Redis
+/// queue's producer while Redis is away: client events are up to a link frame each, so the
+/// message count alone would allow gigabytes. Full: the event is dropped (counted in
+/// `events_dropped_queue_full`).
+pub const WEBHOOK_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Finished webhook batches waiting for the sender. Full: the batch is dropped (counted).
 pub const WEBHOOK_BATCH_QUEUE_BATCHES_MAX: usize = 16_384;
 /// Channels questions and answers waiting for the query task. Full: the question is dropped;

@@ -22,7 +22,7 @@ use crate::limits::{
     AUTH_QUEUE_REQUESTS_MAX, COUNT_QUEUE_MESSAGES_MAX, HUB_QUEUE_MESSAGES_MAX,
     PRESENCE_QUEUE_MESSAGES_MAX, PRESENCE_REPAIR_GRACE_MS, PUBLISH_QUEUE_MESSAGES_MAX,
     QUERY_QUEUE_MESSAGES_MAX, SHUTDOWN_REAP_TIMEOUT_MS, SUBSCRIBER_QUEUE_COMMANDS_MAX,
-    WEBHOOK_BATCH_QUEUE_BATCHES_MAX, WEBHOOK_QUEUE_MESSAGES_MAX,
+    WEBHOOK_BATCH_QUEUE_BATCHES_MAX, WEBHOOK_QUEUE_BYTES_MAX, WEBHOOK_QUEUE_MESSAGES_MAX,
 };
 use crate::link::hub::Hub;
 use crate::link::hub_task::{run_hub, run_without_redis};
@@ -40,7 +40,7 @@ use crate::webhooks::due::run_due;
 use crate::webhooks::queue::{run_consumer, run_producer};
 use crate::webhooks::router::WebhookRouter;
 use crate::webhooks::sender::{run_sender, RetryPolicy};
-use crate::webhooks::task::{run_webhooks, AppsWatch, WebhookInput};
+use crate::webhooks::task::{run_webhooks, webhook_inbox, AppsWatch, WebhookInbox};
 
 /// What the tasks are started with, parsed and checked.
 pub struct NodeSetup {
@@ -198,9 +198,10 @@ fn start_webhooks(
     configured: watch::Sender<Option<Arc<Vec<String>>>>,
     configured_watch: AppsWatch,
     counters: &Arc<BridgeCounters>,
-) -> mpsc::Sender<WebhookInput> {
+) -> WebhookInbox {
     let (webhook_batches, webhook_batch_queue) = mpsc::channel(WEBHOOK_BATCH_QUEUE_BATCHES_MAX);
-    let (router_sender, router_queue) = mpsc::channel(WEBHOOK_QUEUE_MESSAGES_MAX);
+    let (router_sender, router_queue) =
+        webhook_inbox(WEBHOOK_QUEUE_MESSAGES_MAX, WEBHOOK_QUEUE_BYTES_MAX);
     tokio::spawn(run_sender(
         webhook_batch_queue,
         setup.webhook_http.clone(),
@@ -217,7 +218,8 @@ fn start_webhooks(
     // Webhook events go to the router directly, or through the Redis queue.
     match (&setup.client, node_keys.redis_queue) {
         (Some(client), true) => {
-            let (producer_sender, producer_queue) = mpsc::channel(WEBHOOK_QUEUE_MESSAGES_MAX);
+            let (producer_sender, producer_queue) =
+                webhook_inbox(WEBHOOK_QUEUE_MESSAGES_MAX, WEBHOOK_QUEUE_BYTES_MAX);
             tokio::spawn(run_producer(
                 client.clone(),
                 node_keys.script_keys(),
@@ -243,7 +245,7 @@ struct CommonQueues<'a> {
     subscriber: mpsc::Receiver<SubscriberCommand<LinkWriter>>,
     hub: &'a mpsc::Sender<HubInput>,
     queries: mpsc::Receiver<QueryInput>,
-    webhooks: &'a mpsc::Sender<WebhookInput>,
+    webhooks: &'a WebhookInbox,
     configured: AppsWatch,
     repair: &'a Arc<PresenceRepair>,
 }

@@ -13,7 +13,7 @@ use crate::cluster::presence::PresenceInput;
 use crate::counters::{add, BridgeCounters};
 use crate::links::LinkId;
 use crate::webhooks::events::count_event;
-use crate::webhooks::task::WebhookInput;
+use crate::webhooks::task::{InboxRefused, WebhookInbox, WebhookInput};
 
 /// What the task reacts to.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ pub enum CountInput {
 /// Runs until every sender of `inputs` is gone.
 pub async fn run_counts(
     mut inputs: mpsc::Receiver<CountInput>,
-    webhooks: mpsc::Sender<WebhookInput>,
+    webhooks: WebhookInbox,
     cluster_sums: Option<mpsc::Sender<PresenceInput>>,
     counters: Arc<BridgeCounters>,
 ) {
@@ -98,7 +98,7 @@ pub async fn run_counts(
 /// Where a node total goes: on a node alone it is the channel's count, an event for the
 /// webhook router; with several nodes it goes to be summed with the others' in Redis.
 fn send_node_total(
-    webhooks: &mpsc::Sender<WebhookInput>,
+    webhooks: &WebhookInbox,
     cluster_sums: Option<&mpsc::Sender<PresenceInput>>,
     counters: &BridgeCounters,
     cluster: bool,
@@ -123,7 +123,7 @@ fn send_node_total(
         return;
     }
     let event = count_event(total.app_id, total.channel, total.total);
-    if let Err(mpsc::error::TrySendError::Full(_)) = webhooks.try_send(WebhookInput::Event(event)) {
+    if let Err(InboxRefused::Full) = webhooks.try_send(WebhookInput::Event(event)) {
         add(&counters.webhooks.events_dropped_queue_full, 1);
     }
 }

@@ -35,7 +35,7 @@ use crate::redis::layout::{
 use crate::redis::scripts::{Hooks, Scripts};
 use crate::redis::session::RedisSession;
 use crate::webhooks::events::{count_event, forward};
-use crate::webhooks::task::WebhookInput;
+use crate::webhooks::task::{InboxRefused, WebhookInbox, WebhookInput};
 
 /// A hash as HGETALL returns it.
 type HashPairs = Vec<(String, Vec<u8>)>;
@@ -136,7 +136,7 @@ struct Presence {
     redis: RedisSession,
     /// Per shard: the channel bases (`P`) it mentioned since its Hello.
     mentioned: Vec<HashSet<String, ahash::RandomState>>,
-    webhooks: mpsc::Sender<WebhookInput>,
+    webhooks: WebhookInbox,
     counters: Arc<BridgeCounters>,
     /// Shards whose changes did not reach Redis, to be restated.
     repair: Arc<PresenceRepair>,
@@ -153,7 +153,7 @@ pub struct PresenceSetup {
     /// The node's heartbeat TTL.
     pub ttl: Duration,
     /// The webhook task's inbox.
-    pub webhooks: mpsc::Sender<WebhookInput>,
+    pub webhooks: WebhookInbox,
     /// The bridge's counters.
     pub counters: Arc<BridgeCounters>,
     /// Shards to restate, shared with the link readers.
@@ -454,9 +454,7 @@ impl Presence {
             }
         };
         let event = count_event(count.app_id, count.channel, total);
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.webhooks.try_send(WebhookInput::Event(event))
-        {
+        if let Err(InboxRefused::Full) = self.webhooks.try_send(WebhookInput::Event(event)) {
             add(&self.counters.webhooks.events_dropped_queue_full, 1);
         }
     }

@@ -36,7 +36,7 @@ use crate::outbound::auth::AuthQueue;
 use crate::redis::envelope::{encode_envelope, encode_user_command};
 use crate::redis::layout::{cache_key, redis_channel_name, user_command_channel};
 use crate::redis::publish::Outbound;
-use crate::webhooks::task::WebhookInput;
+use crate::webhooks::task::{InboxRefused, WebhookInbox, WebhookInput};
 
 /// What every link needs to know about the node.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub struct LinkContext {
     /// The presence task's queue (with Redis).
     pub presence: Option<mpsc::Sender<PresenceInput>>,
     /// The webhook task's queue.
-    pub webhooks: mpsc::Sender<WebhookInput>,
+    pub webhooks: WebhookInbox,
     /// The subscription count task's queue.
     pub subscription_counts: mpsc::Sender<CountInput>,
     /// The channels query task's queue (with Redis).
@@ -482,9 +482,7 @@ async fn hook(context: &LinkContext, link: LinkOf, event: HookEvent) -> Option<L
         };
         return presence(context, input).await;
     }
-    if let Err(mpsc::error::TrySendError::Full(_)) =
-        context.webhooks.try_send(WebhookInput::Event(event))
-    {
+    if let Err(InboxRefused::Full) = context.webhooks.try_send(WebhookInput::Event(event)) {
         add(&context.counters.webhooks.events_dropped_queue_full, 1);
     }
     None

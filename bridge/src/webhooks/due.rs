@@ -22,8 +22,7 @@ use crate::redis::layout::{webhook_apps_key, webhook_due_key, ScriptKeys};
 use crate::redis::scripts::{Hooks, Scripts};
 use crate::redis::session::RedisSession;
 use crate::webhooks::events::forward;
-use crate::webhooks::task::{AppsWatch, WebhookInput};
-use tokio::sync::mpsc;
+use crate::webhooks::task::{AppsWatch, WebhookInbox};
 use tokio::time::Instant;
 
 /// Runs until the webhook task is gone: lists the node's apps and takes their due leaves from
@@ -33,7 +32,7 @@ use tokio::time::Instant;
 pub async fn run_due(
     client: RedisClient,
     keys: ScriptKeys,
-    webhooks: mpsc::Sender<WebhookInput>,
+    webhooks: WebhookInbox,
     mut apps: AppsWatch,
     counters: Arc<BridgeCounters>,
 ) {

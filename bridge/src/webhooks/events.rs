@@ -7,13 +7,12 @@ use bytes::Bytes;
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::{HookEvent, LinkMessage, PresenceChannel};
 use ringcast_core::webhook_config::{event_body, subscription_count_body};
-use tokio::sync::mpsc;
 
 use crate::counters::{add, BridgeCounters};
 use crate::redis::envelope::decode_member_event;
 use crate::redis::layout::occupied_channel_of_head;
 use crate::redis::scripts::Hooks;
-use crate::webhooks::task::WebhookInput;
+use crate::webhooks::task::{InboxRefused, WebhookInbox, WebhookInput};
 
 /// The webhook event a script's member-event payload stands for: `member_added` /
 /// `member_removed`, or `channel_occupied` / `channel_vacated` for an occupancy base.
@@ -42,12 +41,7 @@ pub fn hook_of_payload(payload: &[u8]) -> Option<HookEvent> {
 
 /// Hands the events of `hooks` to the webhook task without waiting (`due`: delayed leaves whose
 /// delay already passed in Redis).
-pub fn forward(
-    hooks: Hooks,
-    due: bool,
-    webhooks: &mpsc::Sender<WebhookInput>,
-    counters: &BridgeCounters,
-) {
+pub fn forward(hooks: Hooks, due: bool, webhooks: &WebhookInbox, counters: &BridgeCounters) {
     for payload in hooks {
         let Some(event) = hook_of_payload(&payload) else {
             tracing::debug!("ignoring a malformed member event from a script");
@@ -58,7 +52,7 @@ pub fn forward(
         } else {
             WebhookInput::Event(event)
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = webhooks.try_send(input) {
+        if let Err(InboxRefused::Full) = webhooks.try_send(input) {
             add(&counters.webhooks.events_dropped_queue_full, 1);
         }
     }

@@ -36,7 +36,7 @@ use crate::redis::scripts::Scripts;
 use crate::redis::session::RedisSession;
 use crate::webhooks::batch::AckQueue;
 use crate::webhooks::events::hook_of_payload;
-use crate::webhooks::task::{AppsWatch, WebhookInput};
+use crate::webhooks::task::{AppsWatch, Charged, WebhookInbox, WebhookInput};
 use bytes::BytesMut;
 use ringcast_core::app::WebhookEventType;
 use ringcast_core::link::{self, HookEvent, LinkMessage};
@@ -143,8 +143,8 @@ fn session(client: RedisClient, what: &'static str, block: bool) -> RedisSession
 pub async fn run_producer(
     client: RedisClient,
     keys: ScriptKeys,
-    mut inputs: mpsc::Receiver<WebhookInput>,
-    router: mpsc::Sender<WebhookInput>,
+    mut inputs: mpsc::Receiver<Charged>,
+    router: WebhookInbox,
     counters: Arc<BridgeCounters>,
 ) {
     let mut scripts = Scripts::new(&keys);
@@ -155,7 +155,7 @@ pub async fn run_producer(
         if waiting.is_empty() {
             match inputs.recv().await {
                 Some(input) => {
-                    if !take_input(input, &mut waiting, &router, &counters).await {
+                    if !take_input(input.input, &mut waiting, &router, &counters).await {
                         return;
                     }
                 }
@@ -164,7 +164,7 @@ pub async fn run_producer(
         }
         while waiting.len() < WEBHOOK_ENQUEUE_BATCH_EVENTS_MAX {
             let Ok(input) = inputs.try_recv() else { break };
-            if !take_input(input, &mut waiting, &router, &counters).await {
+            if !take_input(input.input, &mut waiting, &router, &counters).await {
                 return;
             }
         }
@@ -240,7 +240,7 @@ pub async fn run_producer(
 async fn take_input(
     input: WebhookInput,
     waiting: &mut VecDeque<QueueEntry>,
-    router: &mpsc::Sender<WebhookInput>,
+    router: &WebhookInbox,
     counters: &BridgeCounters,
 ) -> bool {
     match input {
@@ -294,7 +294,7 @@ pub async fn run_consumer(
     client: RedisClient,
     prefix: String,
     consumer: String,
-    router: mpsc::Sender<WebhookInput>,
+    router: WebhookInbox,
     mut apps: AppsWatch,
 ) {
     if apps.wait_for(Option::is_some).await.is_err() {
