@@ -179,6 +179,11 @@ pub const COUNTS_DIRTY_MAX: usize = 65_536;
 /// Authorizations in flight per shard: 16 384; beyond it a subscribe without `auth` is refused
 /// as before (401). Bounds the table against a flood of subscribes to a slow endpoint.
 pub const PENDING_AUTHS_MAX: usize = 16_384;
+/// Authorizations in flight per connection: 32; beyond it a subscribe without `auth` is
+/// answered at once with `subscription_error` status 429. Without it one connection (up to
+/// `SUBSCRIPTIONS_PER_CONNECTION_MAX` subscribes) could take a large share of the shard's
+/// table and the endpoint's capacity, and a few could starve every other user.
+pub const AUTHS_PER_CONNECTION_MAX: usize = 32;
 /// Longest wait for the auth endpoint's answer: 10 000 ms (the bridge gives up after 5 s and
 /// says so); then the subscription fails with 504.
 pub const AUTH_WAIT_MS_MAX: u64 = 10_000;
@@ -303,6 +308,8 @@ const _: () = assert!(LINK_MEMBERS_MAX as u64 <= u32::MAX as u64);
 // A full table of requests for the bridge fits in the link's queue, and so do the webhook
 // events kept while the link was down (all of them are queued at once when it is back).
 const _: () = assert!(PENDING_AUTHS_MAX <= LINK_QUEUE_MAX);
+const _: () = assert!(AUTHS_PER_CONNECTION_MAX <= PENDING_AUTHS_MAX);
+const _: () = assert!(AUTHS_PER_CONNECTION_MAX <= SUBSCRIPTIONS_PER_CONNECTION_MAX);
 const _: () = assert!(PENDING_MEMBERS_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_CACHE_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_CHANNELS_MAX <= LINK_QUEUE_MAX);

@@ -17,6 +17,7 @@ use super::conn::{SubState, Subscription};
 use super::message::AppIndex;
 use super::Shard;
 use crate::http::request::RequestHead;
+use crate::limits::AUTHS_PER_CONNECTION_MAX;
 use crate::link::{AuthOutcome, AuthRequest, LinkMessage};
 
 impl Shard {
@@ -35,7 +36,8 @@ impl Shard {
     }
 
     /// A subscribe without `auth` to a channel that needs it: asks the app's endpoint when the
-    /// app has one and the bridge is there (true: the answer follows later).
+    /// app has one and the bridge is there (true: answered, or the answer follows later). A
+    /// connection with [`AUTHS_PER_CONNECTION_MAX`] already waiting gets 429 at once.
     pub(super) fn offload_auth(
         &mut self,
         key: u32,
@@ -53,6 +55,21 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(key as usize) else {
             return false;
         };
+        let waiting = conn
+            .subscriptions
+            .iter()
+            .filter(|s| matches!(s.state, SubState::AwaitingAuth(_)))
+            .count();
+        if waiting >= AUTHS_PER_CONNECTION_MAX {
+            self.subscription_error(
+                key,
+                channel,
+                "AuthError",
+                "Too many authorizations in flight on this connection",
+                429,
+            );
+            return true; // answered
+        }
         let channel: Arc<str> = Arc::from(channel);
         let serial = conn.serial;
         let pending = PendingAuth {

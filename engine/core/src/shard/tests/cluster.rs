@@ -550,6 +550,47 @@ fn auth_offload_asks_the_endpoint_and_checks_its_answer() {
 }
 
 #[test]
+fn one_connection_cannot_fill_the_shards_table_of_offloaded_authorizations() {
+    use crate::limits::AUTHS_PER_CONNECTION_MAX;
+    let mut sim = Sim::new_mode(1, true, false, |app| {
+        app.channel_authorization_url = Some("http://127.0.0.1:9/auth".into());
+    });
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    let (greedy, _) = sim.connect(0);
+    // The endpoint never answers; the client keeps subscribing without auth.
+    for n in 0..AUTHS_PER_CONNECTION_MAX + 5 {
+        sim.subscribe(greedy, &format!("private-{n}"), None, None);
+    }
+    let asked = sim
+        .link_output(0)
+        .iter()
+        .filter(|m| matches!(m, LinkMessage::AuthRequest(_)))
+        .count();
+    assert_eq!(
+        asked, AUTHS_PER_CONNECTION_MAX,
+        "at most this many wait per connection"
+    );
+    let refused = sim.events(greedy);
+    assert_eq!(
+        refused.len(),
+        5,
+        "each one past the bound is answered at once"
+    );
+    for event in &refused {
+        assert_eq!(data_of(event)["status"], 429, "{event:?}");
+    }
+    // Everyone else's subscriptions are still offloaded.
+    let (other, _) = sim.connect(0);
+    sim.subscribe(other, "private-mine", None, None);
+    let out = sim.link_output(0);
+    assert!(
+        matches!(&out[..], [LinkMessage::AuthRequest(r)] if r.channel == "private-mine"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_full_link_queue_costs_a_relink_and_the_resync_restates_the_member() {
     let mut sim = Sim::new_with(1, true, |_| {});
     sim.shards[0].handle_link_up();
