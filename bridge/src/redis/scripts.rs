@@ -219,7 +219,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', QUEUE_MAX, '*', ARGV[2], ARGV[3])
 return 1
 "#;
 
-/// Keeps this bridge's apps in the apps hash (see [`webhook_apps_key`]) for ARGV[1] ms more by
+/// Keeps this bridge's apps in the apps hash (see [`webhook_apps_key`]) for `ARGV[1]` ms more by
 /// the Redis clock. KEYS: the apps hash. ARGV: the TTL, then the app ids.
 const LUA_REGISTER_APPS: &str = r#"
 local until_ms = now_ms() + tonumber(ARGV[1])

@@ -9,7 +9,7 @@
 //! - The **consumer** reads the streams of the apps this node has webhook settings for (and the
 //!   one shared stream of earlier versions) in the consumer group `ringcast` under the node's id
 //!   (a restarted bridge of the node first takes back what its predecessor had not finished),
-//!   hands each entry to the webhook task with a [`SettleToken`], and claims entries another
+//!   hands each entry to the webhook task with a [`SettleToken`](crate::webhooks::batch::SettleToken), and claims entries another
 //!   consumer left idle past the retry window (a node that died for good). A node never reads
 //!   the stream of an app it does not know, so it never settles such an event.
 //! - The **acker** acknowledges and deletes an entry once every batch it went into was
@@ -528,7 +528,7 @@ async fn claim_idle(
 }
 
 /// Acknowledges and deletes settled entries, a batch per round trip. Runs until every
-/// [`SettleToken`] and the consumer are gone.
+/// [`SettleToken`](crate::webhooks::batch::SettleToken) and the consumer are gone.
 async fn run_acker(client: RedisClient, mut acks: mpsc::Receiver<(Arc<str>, String)>) {
     let mut session = session(client, "webhook queue acker", false);
     let mut batch: Vec<(Arc<str>, String)> = Vec::new();
