@@ -17,6 +17,18 @@ function sdk(secret = APP.secret) {
   });
 }
 
+/** pusher-js options for a plain WebSocket to the local ringcast on `port`. */
+function connectOptions(port) {
+  return {
+    wsHost: '127.0.0.1',
+    wsPort: port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    cluster: 'mt1',
+    disableStats: true,
+  };
+}
+
 const SOCKET_ID_RE = /^\d+\.\d+$/;
 
 /** Shard index = the two digits just before the dot of the socket id. */
@@ -90,12 +102,7 @@ class Client {
     this.states = new Recorder(`${name} states`);
     this.closes = new Recorder(`${name} WebSocket closes`); // {code, reason} of each socket
     this.pusher = new PusherClient(APP.key, {
-      wsHost: '127.0.0.1',
-      wsPort: port,
-      forceTLS: false,
-      enabledTransports: ['ws'],
-      cluster: 'mt1',
-      disableStats: true,
+      ...connectOptions(port),
       channelAuthorization: {
         customHandler: ({ socketId, channelName }, callback) => {
           try {
@@ -241,6 +248,7 @@ class Clients {
 
 /** Parsed JSON data string of a raw server message (pusher-js already parses `data`). */
 module.exports = {
+  connectOptions,
   Client, Clients, Recorder, sdk, shardOf, SOCKET_ID_RE, delay, withTimeout,
   ENCRYPTION_MASTER_KEY_BASE64,
 };

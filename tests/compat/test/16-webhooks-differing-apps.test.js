@@ -11,7 +11,7 @@ const os = require('node:os');
 const path = require('node:path');
 const PusherClient = require('pusher-js');
 const { startServer, withTimeout, delay } = require('../lib/server');
-const { Clients } = require('../lib/clients');
+const { Clients, connectOptions } = require('../lib/clients');
 const { startRedis, waitLinked } = require('../lib/cluster');
 const { WebhookReceiver } = require('../lib/webhook_receiver');
 
@@ -23,14 +23,7 @@ const onPath = (p, name) => (e) => e.path === p && e.name === name;
 
 /** A pusher-js client of the second app, on `port`. */
 function otherAppClient(port) {
-  return new PusherClient(OTHER.key, {
-    wsHost: '127.0.0.1',
-    wsPort: port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    cluster: 'mt1',
-    disableStats: true,
-  });
+  return new PusherClient(OTHER.key, connectOptions(port));
 }
 
 /** Subscribes `pusher` to `name`; resolves once the server confirmed it. */
