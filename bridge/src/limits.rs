@@ -201,6 +201,10 @@ pub const WEBHOOK_STREAMS_PER_COMMAND_MAX: usize = 1_024;
 /// last said so. While no bridge lists an app, the scripts keep no leaves and queue no events
 /// for it: an app no node sends webhooks for leaves no state behind in Redis.
 pub const WEBHOOK_APPS_TTL_MS: u64 = 10 * 60 * 1_000;
+/// Longest the presence task waits at start for the bridge's first listing of its webhook apps
+/// (one Redis round trip), so the first joins of a cold-started cluster make their webhooks;
+/// with Redis away it goes on without.
+pub const WEBHOOK_APPS_FIRST_LISTING_WAIT_MS: u64 = 2_000;
 /// How often a bridge lists its apps again (and at once after every settings change).
 pub const WEBHOOK_APPS_REFRESH_MS: u64 = 30_000;
 

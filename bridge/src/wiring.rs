@@ -300,6 +300,7 @@ fn start_cluster(
         Some(publisher_sender.downgrade()),
     ));
     let (presence_sender, presence_queue) = mpsc::channel(PRESENCE_QUEUE_MESSAGES_MAX);
+    let (listed, listed_watch) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(run_presence(
             PresenceSetup {
@@ -309,6 +310,7 @@ fn start_cluster(
                 webhooks: queues.webhooks.clone(),
                 counters: Arc::clone(counters),
                 repair: Arc::clone(queues.repair),
+                listed: listed_watch,
             },
             presence_queue,
         )),
@@ -317,6 +319,7 @@ fn start_cluster(
             node_keys.script_keys(),
             queues.webhooks.clone(),
             queues.configured,
+            listed,
             Arc::clone(counters),
         )),
         tokio::spawn(run_liveness(

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ringcast_core::limits::SHARD_COUNT_MAX;
 use ringcast_core::link::{self, LinkMessage, Member, PresenceChannel};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 
 use crate::cluster::counts::NodeCount;
@@ -23,7 +23,7 @@ use crate::cluster::repair::PresenceRepair;
 use crate::counters::{add, BridgeCounters};
 use crate::limits::{
     PRESENCE_REPAIR_PROBE_INTERVAL_MS, PRESENCE_SNAPSHOT_FRAME_MARGIN_BYTES,
-    REDIS_COMMAND_TIMEOUT_MS,
+    REDIS_COMMAND_TIMEOUT_MS, WEBHOOK_APPS_FIRST_LISTING_WAIT_MS,
 };
 use crate::links::LinkWriter;
 use crate::redis::connect::{RedisClient, RedisConnection};
@@ -158,6 +158,8 @@ pub struct PresenceSetup {
     pub counters: Arc<BridgeCounters>,
     /// Shards to restate, shared with the link readers.
     pub repair: Arc<PresenceRepair>,
+    /// True once the due task listed the node's webhook apps in Redis (see `webhooks::due`).
+    pub listed: watch::Receiver<bool>,
 }
 
 /// Runs until every sender of `inputs` is gone. While a change is lost, Redis is probed every
@@ -170,7 +172,16 @@ pub async fn run_presence(setup: PresenceSetup, mut inputs: mpsc::Receiver<Prese
         webhooks,
         counters,
         repair,
+        mut listed,
     } = setup;
+    // The scripts keep webhook state only for listed apps: on a cold start of the cluster
+    // nobody has listed them yet, and the first joins would make no webhooks. The wait is
+    // bounded, since this task is never to wait on Redis for long.
+    let _ = timeout(
+        Duration::from_millis(WEBHOOK_APPS_FIRST_LISTING_WAIT_MS),
+        listed.wait_for(|done| *done),
+    )
+    .await;
     let mut presence = Presence {
         scripts: Scripts::new(&keys.script_keys()),
         redis: RedisSession::for_state(client, "presence"),

@@ -23,17 +23,20 @@ use crate::redis::scripts::{Hooks, Scripts};
 use crate::redis::session::RedisSession;
 use crate::webhooks::events::forward;
 use crate::webhooks::task::{AppsWatch, WebhookInbox};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Runs until the webhook task is gone: lists the node's apps and takes their due leaves from
 /// Redis every [`WEBHOOK_DUE_POLL_INTERVAL_MS`] (every bridge does; the script gives each to
 /// one). Starts once the engine's webhook settings are in (`apps`), so that nothing taken is
-/// routed without them.
+/// routed without them. `listed` turns true after the first listing: the presence task waits
+/// for it (briefly), so the first joins after a cold start of the cluster make their webhooks.
 pub async fn run_due(
     client: RedisClient,
     keys: ScriptKeys,
     webhooks: WebhookInbox,
     mut apps: AppsWatch,
+    listed: watch::Sender<bool>,
     counters: Arc<BridgeCounters>,
 ) {
     if apps.wait_for(Option::is_some).await.is_err() {
@@ -64,6 +67,7 @@ pub async fn run_due(
         if Instant::now() >= next_listing {
             match list_apps(open, &mut scripts, &keys, &known).await {
                 Ok(()) => {
+                    listed.send_replace(true);
                     next_listing = Instant::now() + Duration::from_millis(WEBHOOK_APPS_REFRESH_MS);
                 }
                 Err(err) => {
