@@ -9,9 +9,10 @@
 //! - The **consumer** reads the streams of the apps this node has webhook settings for (and the
 //!   one shared stream of earlier versions) in the consumer group `ringcast` under the node's id
 //!   (a restarted bridge of the node first takes back what its predecessor had not finished),
-//!   hands each entry to the webhook task with a [`SettleToken`](crate::webhooks::batch::SettleToken), and claims entries another
-//!   consumer left idle past the retry window (a node that died for good). A node never reads
-//!   the stream of an app it does not know, so it never settles such an event.
+//!   hands each entry to the webhook task with a
+//!   [`SettleToken`](crate::webhooks::batch::SettleToken), and claims entries another consumer
+//!   left idle past the retry window (a node that died for good). A node never reads the stream
+//!   of an app it does not know, so it never settles such an event.
 //! - The **acker** acknowledges and deletes an entry once every batch it went into was
 //!   delivered or given up.
 
@@ -456,7 +457,6 @@ async fn read_own_pending(
     consumer: &str,
     count: usize,
 ) -> redis::RedisResult<KeyedEntries> {
-    let mut out = Vec::new();
     let pending: Vec<&Stream> = streams
         .iter()
         .filter(|s| s.own_pending_after.is_some())
@@ -480,8 +480,7 @@ async fn read_own_pending(
         // No entry after the last one: this stream's pending entries are all back in hand.
         stream.own_pending_after = last;
     }
-    out.extend(entries);
-    Ok(out)
+    Ok(entries)
 }
 
 /// New entries of every stream, waiting up to [`WEBHOOK_READ_BLOCK_MS`] for some.
