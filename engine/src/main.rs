@@ -1,6 +1,8 @@
-//! ringcast: the engine binary. Parses configuration, runs host checks, binds one SO_REUSEPORT
-//! listener per shard, starts one pinned glommio executor per shard and waits for them. SIGTERM
-//! and SIGINT start a graceful drain (4200 to every connection), after which it exits 0.
+//! ringcast: the engine binary. Parses configuration, runs host checks, loads the TLS
+//! certificate when the client port speaks TLS, binds one SO_REUSEPORT listener per shard,
+//! starts one pinned glommio executor per shard and waits for them. SIGTERM and SIGINT start a
+//! graceful drain (4200 to every connection), after which it exits 0; with TLS, SIGHUP reloads
+//! the certificate and key.
 
 mod bridge_link;
 mod bridge_supervisor;
@@ -10,9 +12,10 @@ mod conn_task;
 mod listener;
 mod shard;
 mod shard_ctx;
+mod tls;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -69,6 +72,9 @@ fn run(config: config::Config) -> Result<(), String> {
              anyone can sign events for it; configure --app-id/--app-key/--app-secret or a config file"
         );
     }
+    // Before anything is bound or started: a bad certificate is a start error, not a node that
+    // refuses every handshake.
+    let tls = load_tls(server)?.map(Arc::new);
     let shard_count = server.shards;
     let plan = checks::run(shard_count)?;
     let cpus = checks::allowed_cpus();
@@ -86,11 +92,13 @@ fn run(config: config::Config) -> Result<(), String> {
         None
     };
     let apps = Arc::new(AppTable::new(config.apps.clone()));
-    let settings = engine_settings(server, &plan, bridge_socket, cluster);
-    start_signal_thread()?;
+    let mut settings = engine_settings(server, &plan, bridge_socket, cluster);
+    settings.tls = tls.as_ref().map(|tls| tls.config.clone());
+    start_signal_thread(tls.clone())?;
     let handles = shard::spawn_all(starts, apps, settings)?;
     info!(
         address = %bound,
+        tls = tls.is_some(),
         shards = shard_count,
         apps = config.apps.len(),
         echo_path = server.echo_path.as_deref().unwrap_or("-"),
@@ -100,6 +108,28 @@ fn run(config: config::Config) -> Result<(), String> {
     wait_for_shards(handles)?;
     info!("stopped");
     Ok(())
+}
+
+/// The TLS setup of the client port when `--tls-cert-file` and `--tls-key-file` are given;
+/// one without the other, or files that do not make a certificate and its key, are an error
+/// naming the option and the file.
+fn load_tls(server: &config::ServerConfig) -> Result<Option<tls::TlsSetup>, String> {
+    match (&server.tls_cert_file, &server.tls_key_file) {
+        (None, None) => Ok(None),
+        (Some(cert), None) => Err(format!(
+            "--tls-cert-file {cert} needs --tls-key-file (TLS_KEY_FILE, server.tls_key_file): \
+             the private key of that certificate"
+        )),
+        (None, Some(key)) => Err(format!(
+            "--tls-key-file {key} needs --tls-cert-file (TLS_CERT_FILE, server.tls_cert_file): \
+             the certificate chain of that key"
+        )),
+        (Some(cert), Some(key)) => {
+            let setup = tls::TlsSetup::load(Path::new(cert), Path::new(key))?;
+            info!(cert = %cert, key = %key, "TLS on the client port (the metrics port stays plain)");
+            Ok(Some(setup))
+        }
+    }
 }
 
 /// Binds the `--metrics-port` listener when one is configured, and logs its URL. Its own piece
@@ -199,6 +229,7 @@ fn engine_settings(
         metrics_port_separate: server.metrics_port.is_some(),
         bridge_socket,
         cluster,
+        tls: None,
     }
 }
 
@@ -229,23 +260,48 @@ fn socket_id_base() -> u64 {
     100_000 + mixed % 9_000_000
 }
 
-/// SIGTERM / SIGINT set the drain flag; the shards notice within a quarter second.
-fn start_signal_thread() -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+/// SIGTERM / SIGINT set the drain flag; the shards notice within a quarter second. A second
+/// one exits at once. With TLS, SIGHUP reloads the certificate and key here, off the shard
+/// cores (without TLS it keeps its default action, as before).
+fn start_signal_thread(tls: Option<Arc<tls::TlsSetup>>) -> Result<(), String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut wanted = vec![SIGTERM, SIGINT];
+    if tls.is_some() {
+        wanted.push(SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(wanted)
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                info!(signal, "shutdown requested: draining");
-                shard::DRAIN_REQUESTED.store(true, Ordering::Relaxed);
-            }
-            // A second signal while draining stops at once.
-            if signals.forever().next().is_some() {
-                std::process::exit(0);
+            let mut draining = false;
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    if let Some(tls) = &tls {
+                        reload_tls(tls);
+                    }
+                } else if draining {
+                    // A second signal while draining stops at once.
+                    std::process::exit(0);
+                } else {
+                    info!(signal, "shutdown requested: draining");
+                    shard::DRAIN_REQUESTED.store(true, Ordering::Relaxed);
+                    draining = true;
+                }
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     Ok(())
+}
+
+/// SIGHUP: new handshakes get the files' certificate from now on; open connections keep
+/// theirs. A file that does not load leaves the current certificate in place, with one line
+/// saying why.
+fn reload_tls(tls: &tls::TlsSetup) {
+    match tls.reload() {
+        Ok(()) => info!(cert = %tls.cert_path().display(), "SIGHUP: TLS certificate reloaded"),
+        Err(err) => {
+            warn!("SIGHUP: TLS certificate not reloaded, still serving the previous one: {err}")
+        }
+    }
 }

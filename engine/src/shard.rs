@@ -17,8 +17,9 @@ use ringcast_core::shard::message::ShardMessage;
 use ringcast_core::shard::{Shard, ShardSettings};
 use tracing::{debug, info, warn};
 
-use crate::conn_task;
+use crate::conn_task::{self, Plain, Transport};
 use crate::shard_ctx::{drain_overflow, ShardCtx};
+use crate::tls::TlsTransport;
 use ringcast_core::limits::{
     ACCEPT_RETRY_DELAY_MS, IO_RING_ENTRIES, SHARDS_START_WAIT_MS_MAX, SOCKET_WRITE_CHUNK_BYTES,
     SWEEP_INTERVAL_MS,
@@ -66,6 +67,8 @@ pub struct EngineSettings {
     pub bridge_socket: Option<std::path::PathBuf>,
     /// One node of several (`--adapter-driver redis`), as opposed to a bridge for webhooks only.
     pub cluster: bool,
+    /// TLS on the client port (`--tls-cert-file`); the metrics port stays plain.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Starts every shard on its own pinned executor thread; returns their join handles.
@@ -149,9 +152,13 @@ async fn run_shard(
     ctx.core.borrow_mut().set_unix_time(unix_now_s());
     SHARDS_RUNNING.fetch_add(1, Ordering::SeqCst);
     wait_for_every_shard(&ctx, settings.shard_count).await;
-    let accept_task = glommio::spawn_local(accept_loop(ctx.clone(), listener, false));
+    let accept_task = glommio::spawn_local(accept_loop(
+        ctx.clone(),
+        listener,
+        Port::Client(settings.tls.clone()),
+    ));
     let _metrics_task = metrics_listener
-        .map(|listener| glommio::spawn_local(accept_loop(ctx.clone(), listener, true)));
+        .map(|listener| glommio::spawn_local(accept_loop(ctx.clone(), listener, Port::Metrics)));
 
     sweep_until_drained(&ctx, accept_task, shard_index, &settings).await;
     SHARDS_RUNNING.fetch_sub(1, Ordering::SeqCst);
@@ -266,8 +273,16 @@ fn unix_now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Accepts connections for the life of the shard; `metrics_only` marks the metrics port.
-async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, metrics_only: bool) {
+/// Which listener an accept loop serves.
+enum Port {
+    /// The client port (WebSocket and REST), with TLS when configured.
+    Client(Option<Arc<rustls::ServerConfig>>),
+    /// The `--metrics-port` listener: always plain.
+    Metrics,
+}
+
+/// Accepts connections for the life of the shard.
+async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, port: Port) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -275,12 +290,25 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, metrics_only: boo
                     debug!(%err, "TCP_NODELAY failed");
                 }
                 let now_ms = ctx.now_ms();
-                let key = if metrics_only {
-                    ctx.core.borrow_mut().handle_accept_metrics(now_ms)
-                } else {
-                    ctx.core.borrow_mut().handle_accept(now_ms)
-                };
-                glommio::spawn_local(conn_task::serve(ctx.clone(), stream, key)).detach();
+                match &port {
+                    Port::Metrics => {
+                        let key = ctx.core.borrow_mut().handle_accept_metrics(now_ms);
+                        spawn_connection(&ctx, stream, key, Plain::default());
+                    }
+                    Port::Client(None) => {
+                        let key = ctx.core.borrow_mut().handle_accept(now_ms);
+                        spawn_connection(&ctx, stream, key, Plain::default());
+                    }
+                    Port::Client(Some(config)) => match TlsTransport::new(config) {
+                        Ok(tls) => {
+                            let key = ctx.core.borrow_mut().handle_accept(now_ms);
+                            spawn_connection(&ctx, stream, key, tls);
+                        }
+                        // Only a configuration rustls refuses gets here, and it was built
+                        // and checked at start; the socket is dropped.
+                        Err(err) => warn!(%err, "cannot start a TLS connection"),
+                    },
+                }
             }
             Err(err) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning.
@@ -289,4 +317,14 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, metrics_only: boo
             }
         }
     }
+}
+
+/// Starts the task that serves one accepted connection through `transport`.
+fn spawn_connection<T: Transport + 'static>(
+    ctx: &Rc<ShardCtx>,
+    stream: glommio::net::TcpStream,
+    key: u32,
+    transport: T,
+) {
+    glommio::spawn_local(conn_task::serve(ctx.clone(), stream, key, transport)).detach();
 }

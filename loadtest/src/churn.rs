@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::profile::Plan;
 use crate::publisher::{publish_request, send_once, Event};
 use crate::report::{latency_line, ms, Latency};
 use crate::stats::new_histogram;
+use crate::tls::Stream;
 use crate::wire::{now_us, parse_stamp, MEASURED_MARKER};
 use crate::ws_client::{open, subscribe_message, Message};
 
@@ -456,7 +456,7 @@ async fn publish(plan: Rc<Plan>, st: Shared, channel: String, t0_us: u64) {
         senders.push(tx);
         let (plan, st) = (plan.clone(), st.clone());
         tasks.push(tokio::task::spawn_local(async move {
-            let mut conn: Option<(TcpStream, BytesMut)> = None;
+            let mut conn: Option<(Stream, BytesMut)> = None;
             let path = format!("/apps/{}/events", plan.app_id);
             while let Some(event) = rx.recv().await {
                 let request = publish_request(&plan, &path, &event);

@@ -10,12 +10,17 @@ use clap::Parser;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "ringcast-loadtest", version)]
 pub struct Args {
-    /// WebSocket base URL of the server (`ws://host:port`); `/app/{key}?protocol=7` is appended.
+    /// WebSocket base URL of the server (`ws://host:port`, or `wss://` with `--ca-file`);
+    /// `/app/{key}?protocol=7` is appended.
     #[arg(long, default_value = "ws://127.0.0.1:6001")]
     pub url: String,
-    /// REST base URL of the server (`http://host:port`).
+    /// REST base URL of the server (`http://host:port`, or `https://` with `--ca-file`).
     #[arg(long, default_value = "http://127.0.0.1:6001")]
     pub rest: String,
+    /// PEM file of the CA that signed the server's certificate: needed by `wss://` and
+    /// `https://` URLs (only that CA is trusted).
+    #[arg(long)]
+    pub ca_file: Option<String>,
     /// App id (REST path `/apps/{id}/events`).
     #[arg(long, default_value = "app-id")]
     pub app_id: String,

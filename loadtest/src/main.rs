@@ -18,6 +18,7 @@ mod publisher;
 mod report;
 mod rx;
 mod stats;
+mod tls;
 mod wire;
 mod worker;
 mod ws_client;

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Args;
+use crate::tls::TlsTarget;
 
 /// Connections a worker opens at most: one process may hold at most 20,000 file descriptors
 /// on the development machines, and a worker needs a few besides its sockets.
@@ -124,6 +125,14 @@ pub struct Plan {
     pub rest_addr: SocketAddr,
     /// `Host` header value for REST requests.
     pub rest_host: String,
+    /// TLS to the WebSocket address (`wss://`).
+    #[serde(skip)]
+    pub ws_tls: Option<TlsTarget>,
+    /// TLS to the REST address (`https://`).
+    #[serde(skip)]
+    pub rest_tls: Option<TlsTarget>,
+    /// Whether either speaks TLS, for the record.
+    pub tls: bool,
     /// App id.
     pub app_id: String,
     /// App key.
@@ -178,8 +187,17 @@ impl Plan {
         if !(rate.is_finite() && rate >= 0.0) {
             return Err("rate must be a non-negative number".into());
         }
-        let (ws_host, ws_addr) = parse_url(&args.url, "ws://")?;
-        let (rest_host, rest_addr) = parse_url(&args.rest, "http://")?;
+        let (ws_host, ws_addr, ws_secure) = parse_url(&args.url, "ws")?;
+        let (rest_host, rest_addr, rest_secure) = parse_url(&args.rest, "http")?;
+        let tls_target = |secure: bool, url: &str, host: &str| match (secure, &args.ca_file) {
+            (false, _) => Ok(None),
+            (true, Some(ca)) => TlsTarget::new(ca, host).map(Some),
+            (true, None) => Err(format!(
+                "{url:?} needs --ca-file: the CA that signed the server's certificate"
+            )),
+        };
+        let ws_tls = tls_target(ws_secure, &args.url, &ws_host)?;
+        let rest_tls = tls_target(rest_secure, &args.rest, &rest_host)?;
         let source_ip_range = match args.source_ips.as_deref() {
             Some("none") => None,
             Some(range) => Some(range.to_string()),
@@ -216,6 +234,9 @@ impl Plan {
             ws_host,
             rest_addr,
             rest_host,
+            tls: ws_tls.is_some() || rest_tls.is_some(),
+            ws_tls,
+            rest_tls,
             app_id: args.app_id.clone(),
             key: args.key.clone(),
             secret: args.secret.clone(),
@@ -279,15 +300,22 @@ fn read_profile(path: &Path) -> Result<Profile, String> {
     serde_json::from_str(&text).map_err(|e| format!("bad profile {}: {e}", path.display()))
 }
 
-/// Splits `scheme://host:port[/]` into the `Host` header value and a resolved address.
-fn parse_url(url: &str, scheme: &str) -> Result<(String, SocketAddr), String> {
-    let rest = url
-        .strip_prefix(scheme)
-        .ok_or_else(|| format!("{url:?}: expected a {scheme} URL (TLS is not supported)"))?;
+/// Splits `scheme://host:port[/]` (`scheme` plain, or with `s`: TLS) into the `Host` header
+/// value, a resolved address and whether it is the TLS scheme.
+fn parse_url(url: &str, scheme: &str) -> Result<(String, SocketAddr, bool), String> {
+    let (rest, secure) = if let Some(rest) = url.strip_prefix(&format!("{scheme}://")) {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix(&format!("{scheme}s://")) {
+        (rest, true)
+    } else {
+        return Err(format!(
+            "{url:?}: expected a {scheme}:// or {scheme}s:// URL"
+        ));
+    };
     let host = rest.trim_end_matches('/');
     if host.contains('/') {
         return Err(format!(
-            "{url:?}: give only {scheme}host:port, without a path"
+            "{url:?}: give only {scheme}://host:port, without a path"
         ));
     }
     let with_port = if host
@@ -295,6 +323,8 @@ fn parse_url(url: &str, scheme: &str) -> Result<(String, SocketAddr), String> {
         .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
     {
         host.to_string()
+    } else if secure {
+        format!("{host}:443")
     } else {
         format!("{host}:80")
     };
@@ -303,7 +333,7 @@ fn parse_url(url: &str, scheme: &str) -> Result<(String, SocketAddr), String> {
         .map_err(|e| format!("{url:?}: {e}"))?
         .next()
         .ok_or_else(|| format!("{url:?}: no address"))?;
-    Ok((host.to_string(), addr))
+    Ok((host.to_string(), addr, secure))
 }
 
 /// Expands `A.B.C.D-E.F.G.H` (or a single address) into every address of the range.

@@ -1,6 +1,6 @@
 //! The open-loop publisher: a fixed schedule of events (rate R/s, intended send times fixed in
 //! advance, a 1 ms tick that enqueues whatever is due and never waits for a response) feeding
-//! a small keep-alive pool of plain HTTP/1.1 connections that `POST /apps/{id}/events`, signed
+//! a small keep-alive pool of HTTP/1.1 connections (TLS for `https://`) that `POST /apps/{id}/events`, signed
 //! with `ringcast_core::pusher::rest::sign_query`. Each event's `data` carries its stream
 //! (publisher) id, sequence number and intended send time in µs since the UNIX epoch.
 
@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::profile::{Plan, Scenario};
 use crate::stats::new_histogram;
+use crate::tls::{wrap, Stream};
 use crate::wire::now_us;
 
 /// Event name of load events.
@@ -248,7 +249,7 @@ async fn pool_connection(
     mut rx: mpsc::UnboundedReceiver<Event>,
     state: Rc<RefCell<PublishState>>,
 ) {
-    let mut conn: Option<(TcpStream, BytesMut)> = None;
+    let mut conn: Option<(Stream, BytesMut)> = None;
     let path = format!("/apps/{}/events", plan.app_id);
     while let Some(event) = rx.recv().await {
         let request = publish_request(&plan, &path, &event);
@@ -278,14 +279,15 @@ async fn pool_connection(
 /// Sends one request on the pooled connection (opening it when needed) and returns the status.
 pub async fn send_once(
     plan: &Plan,
-    conn: &mut Option<(TcpStream, BytesMut)>,
+    conn: &mut Option<(Stream, BytesMut)>,
     request: &[u8],
 ) -> Result<u16, String> {
     if conn.is_none() {
-        let stream = TcpStream::connect(plan.rest_addr)
+        let tcp = TcpStream::connect(plan.rest_addr)
             .await
             .map_err(|e| format!("REST connect: {}", e.kind()))?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream = wrap(plan.rest_tls.as_ref(), tcp).await?;
         *conn = Some((stream, BytesMut::with_capacity(4096)));
     }
     let Some((stream, buf)) = conn.as_mut() else {
@@ -293,6 +295,10 @@ pub async fn send_once(
     };
     stream
         .write_all(request)
+        .await
+        .map_err(|e| format!("REST write: {}", e.kind()))?;
+    stream
+        .flush()
         .await
         .map_err(|e| format!("REST write: {}", e.kind()))?;
     loop {

@@ -16,6 +16,10 @@
 //! message (the wakeup cost more than the read, and the server paid for waking it too). When a
 //! poll after the sleep finds nothing, the loop blocks in `epoll_wait` again.
 //!
+//! **TLS** (`wss://`): the socket's ciphertext is read into a second per-thread buffer and fed
+//! to the connection's rustls state; the plaintext it yields is read into the shared buffer
+//! and scanned as above, stamped when it comes out of rustls.
+//!
 //! **Clock**: one wall-clock reading per socket read, taken right after the read returns. Every
 //! message of that read gets it. A message is therefore stamped late by at most the batch
 //! window plus timer slack (≤ 0.3 ms) plus one read's scan time (µs), always in the same
@@ -29,6 +33,7 @@ use std::time::{Duration, Instant};
 use memchr::memmem::Finder;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
+use rustls::ClientConnection;
 
 use crate::stats::{SeqOutcome, SeqTracker, WorkerStats};
 use crate::wire::{
@@ -45,6 +50,8 @@ const READ_BUF: usize = 256 * 1024;
 const CARRY_IN_PLACE: usize = READ_BUF / 2;
 /// Bytes one read into a large carry-over asks for.
 const CARRY_READ: usize = 64 * 1024;
+/// The per-thread buffer TLS sockets' ciphertext is read into, bytes.
+const CIPHER_BUF: usize = 64 * 1024;
 /// Streams one subscriber tracks at most (publisher connections × channels it is on).
 const STREAMS_PER_CONNECTION_MAX: usize = 1024;
 /// How long the loop sleeps after a poll that found something, before collecting the next
@@ -61,6 +68,8 @@ const PUSHER_PING: &[u8] = b"pusher:ping";
 pub struct Handoff {
     /// The socket (non-blocking).
     pub stream: std::net::TcpStream,
+    /// The TLS state of a `wss://` connection (with any plaintext not read yet).
+    pub tls: Option<Box<ClientConnection>>,
     /// Bytes already read past the last subscription reply.
     pub carry: Vec<u8>,
     /// A fragmented message in progress at handoff: first opcode and data so far.
@@ -99,6 +108,7 @@ struct ConnState {
 /// One subscribed connection in the slab.
 struct RxConn {
     stream: TcpStream,
+    tls: Option<Box<ClientConnection>>,
     carry: Vec<u8>,
     state: ConnState,
 }
@@ -119,6 +129,8 @@ pub struct RxLoop {
     inbox: Receiver<Inbox>,
     conns: Vec<Option<RxConn>>,
     buf: Vec<u8>,
+    /// Ciphertext of TLS sockets; allocated with the first one.
+    cipher: Vec<u8>,
     finders: Finders,
     stats: WorkerStats,
     share_len: u64,
@@ -134,6 +146,7 @@ impl RxLoop {
             inbox,
             conns: Vec::new(),
             buf: vec![0; READ_BUF],
+            cipher: Vec::new(),
             finders: Finders {
                 measured: Finder::new(MEASURED_MARKER),
                 warmup: Finder::new(WARMUP_MARKER),
@@ -255,8 +268,12 @@ impl RxLoop {
             self.stats.counters.disconnects += 1;
             return;
         }
+        if handoff.tls.is_some() && self.cipher.is_empty() {
+            self.cipher = vec![0; CIPHER_BUF];
+        }
         let mut conn = RxConn {
             stream,
+            tls: handoff.tls,
             carry: Vec::new(),
             state: ConnState {
                 fragments: handoff.fragments,
@@ -276,10 +293,15 @@ impl RxLoop {
         self.conns.push(Some(conn));
         match scanned {
             Ok(consumed) => {
+                let mut outcome = Ok(());
                 if let Some(Some(c)) = self.conns.get_mut(idx) {
                     c.carry.extend_from_slice(&handoff.carry[consumed..]);
+                    // Plaintext rustls decrypted during the setup but nobody read yet.
+                    if c.tls.is_some() {
+                        outcome = drain_plaintext(c, &mut self.buf, &mut self.stats, &self.finders);
+                    }
                 }
-                if self.flush(idx).is_err() {
+                if outcome.and_then(|()| self.flush(idx)).is_err() {
                     self.drop_conn(idx);
                 }
             }
@@ -292,6 +314,15 @@ impl RxLoop {
         let Some(Some(conn)) = self.conns.get_mut(idx) else {
             return Ok(());
         };
+        if conn.tls.is_some() {
+            return read_tls_ready(
+                conn,
+                &mut self.buf,
+                &mut self.cipher,
+                &mut self.stats,
+                &self.finders,
+            );
+        }
         loop {
             if conn.carry.len() > CARRY_IN_PLACE {
                 if !read_into_carry(conn, &mut self.stats, &self.finders)? {
@@ -369,7 +400,110 @@ fn read_into_carry(
     Ok(n == CARRY_READ)
 }
 
+/// Reads a TLS connection until its socket has nothing more: ciphertext into `cipher`, through
+/// rustls, plaintext scanned as for a plain socket.
+fn read_tls_ready(
+    conn: &mut RxConn,
+    buf: &mut [u8],
+    cipher: &mut [u8],
+    stats: &mut WorkerStats,
+    finders: &Finders,
+) -> Result<(), String> {
+    loop {
+        let n = match conn.stream.read(cipher) {
+            Ok(0) => return Err("eof".into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("read: {}", e.kind())),
+        };
+        let mut rest = &cipher[..n];
+        while !rest.is_empty() {
+            let Some(tls) = conn.tls.as_mut() else {
+                return Err("TLS state missing".into());
+            };
+            tls.read_tls(&mut rest)
+                .map_err(|e| format!("tls read: {e}"))?;
+            tls.process_new_packets().map_err(|e| format!("tls: {e}"))?;
+            drain_plaintext(conn, buf, stats, finders)?;
+        }
+        if n < cipher.len() {
+            return Ok(());
+        }
+    }
+}
+
+/// Scans every plaintext byte a TLS connection's rustls state holds (through the shared
+/// buffer, a partial frame carried over as for a plain socket).
+fn drain_plaintext(
+    conn: &mut RxConn,
+    buf: &mut [u8],
+    stats: &mut WorkerStats,
+    finders: &Finders,
+) -> Result<(), String> {
+    let RxConn {
+        tls, carry, state, ..
+    } = conn;
+    let Some(tls) = tls.as_mut() else {
+        return Ok(());
+    };
+    loop {
+        let carry_len = carry.len();
+        if carry_len > CARRY_IN_PLACE {
+            // A large partial frame: read into the carry-over itself.
+            carry.resize(carry_len + CARRY_READ, 0);
+            let read = tls.reader().read(&mut carry[carry_len..]);
+            let k = match read {
+                Ok(k) => k,
+                Err(e) => {
+                    carry.truncate(carry_len);
+                    return match e.kind() {
+                        ErrorKind::WouldBlock => Ok(()),
+                        kind => Err(format!("tls read: {kind}")),
+                    };
+                }
+            };
+            carry.truncate(carry_len + k);
+            if k == 0 {
+                return Err("closed by server (TLS close_notify)".into());
+            }
+            let consumed = scan(state, carry, now_us(), stats, finders)?;
+            carry.drain(..consumed);
+            continue;
+        }
+        buf[..carry_len].copy_from_slice(carry);
+        let k = match tls.reader().read(&mut buf[carry_len..]) {
+            Ok(0) => return Err("closed by server (TLS close_notify)".into()),
+            Ok(k) => k,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(format!("tls read: {}", e.kind())),
+        };
+        let data = &buf[..carry_len + k];
+        let consumed = scan(state, data, now_us(), stats, finders)?;
+        carry.clear();
+        carry.extend_from_slice(&data[consumed..]);
+    }
+}
+
 fn write_pending(conn: &mut RxConn) -> Result<(), String> {
+    if let Some(tls) = conn.tls.as_mut() {
+        if !conn.state.out.is_empty() {
+            tls.writer()
+                .write_all(&conn.state.out)
+                .map_err(|e| format!("tls write: {}", e.kind()))?;
+            conn.state.out.clear();
+        }
+        while tls.wants_write() {
+            match tls.write_tls(&mut conn.stream) {
+                Ok(0) => return Err("write: zero".into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write: {}", e.kind())),
+            }
+        }
+        return Ok(());
+    }
     while !conn.state.out.is_empty() {
         match conn.stream.write(&conn.state.out) {
             Ok(0) => return Err("write: zero".into()),

@@ -1,7 +1,7 @@
 //! Setting up native subscribers: one tokio task per connection on a worker's connect thread
-//! owns connecting (bound to a source address), the HTTP upgrade, the Pusher handshake and
-//! subscriptions, then hands the subscribed socket to the receive loop ([`crate::rx`]) and
-//! ends. The wire pieces both sides share (frame header parser, masked client frames, markers,
+//! owns connecting (bound to a source address), the TLS handshake for `wss://`
+//! ([`crate::tls`]), the HTTP upgrade, the Pusher handshake and subscriptions, then hands the
+//! subscribed socket to the receive loop ([`crate::rx`]) and ends. The wire pieces both sides share (frame header parser, masked client frames, markers,
 //! stamp parser) are in [`crate::wire`].
 
 use std::net::{IpAddr, SocketAddr};
@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use crate::profile::{ChannelType, Plan};
 use crate::rx::{Handoff, Inbox};
+use crate::tls::{wrap, Stream};
 use crate::wire::{masked_frame, parse_frame_header, FrameParse, MESSAGE_MAX};
 
 /// Largest upgrade response header block accepted, bytes.
@@ -68,7 +69,7 @@ pub async fn run_connection(shared: Rc<Shared>, index: u64) {
 
 /// One open connection being set up.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     fragments: Option<(u8, Vec<u8>)>,
     mask_seed: u32,
@@ -89,7 +90,8 @@ pub enum Message {
 /// Connects connection `index` (bound to its source address), upgrades and waits for
 /// `pusher:connection_established`; returns the connection and its socket id.
 pub async fn open(plan: &Plan, index: u64) -> Result<(Conn, String), String> {
-    let stream = connect_tcp(plan.ws_addr, plan.source_ip(index).map(IpAddr::V4)).await?;
+    let tcp = connect_tcp(plan.ws_addr, plan.source_ip(index).map(IpAddr::V4)).await?;
+    let stream = wrap(plan.ws_tls.as_ref(), tcp).await?;
     let mut conn = Conn {
         stream,
         buf: BytesMut::with_capacity(READ_RESERVE),
@@ -194,6 +196,10 @@ impl Conn {
             .write_all(request.as_bytes())
             .await
             .map_err(|e| format!("upgrade write: {}", e.kind()))?;
+        self.stream
+            .flush()
+            .await
+            .map_err(|e| format!("upgrade write: {}", e.kind()))?;
         let expected_accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -274,12 +280,13 @@ impl Conn {
     /// Gives up the tokio side: the socket as a non-blocking std socket, plus what was read
     /// past the subscription replies.
     fn into_handoff(self) -> Result<Handoff, String> {
-        let stream = self
-            .stream
+        let (tcp, tls) = self.stream.into_parts();
+        let stream = tcp
             .into_std()
             .map_err(|e| format!("handoff: {}", e.kind()))?;
         Ok(Handoff {
             stream,
+            tls,
             carry: self.buf.to_vec(),
             fragments: self.fragments,
             mask_seed: self.mask_seed,
@@ -378,7 +385,9 @@ impl Conn {
     /// Writes one masked client frame.
     async fn send_frame(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
         let frame = masked_frame(opcode, payload, &mut self.mask_seed);
-        self.stream.write_all(&frame).await
+        self.stream.write_all(&frame).await?;
+        // TLS: records the socket did not take wait in rustls until flushed.
+        self.stream.flush().await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Smoke tests of the load generator against the real ringcast binary: a tiny broadcast (50
 //! subscribers over 2 worker processes, 20 publishes) must deliver every event exactly once and
-//! leave `result.json` and `latency.hgrm` behind; a tiny churn run must lose nothing by its
+//! leave `result.json` and `latency.hgrm` behind, over plain TCP and over TLS (`wss://`,
+//! `https://`, a throwaway CA made with `openssl`); a tiny churn run must lose nothing by its
 //! documented rule; a tiny presence storm must see every member event exactly once. Never
 //! asserts speed.
 //!
@@ -49,6 +50,11 @@ fn ringcast_bin() -> PathBuf {
 
 /// Starts ringcast on a free port; returns it and the port.
 fn start_server() -> (Server, u16) {
+    start_server_with(&[])
+}
+
+/// Starts ringcast on a free port with `extra` flags; returns it and the port.
+fn start_server_with(extra: &[&str]) -> (Server, u16) {
     let mut child = Command::new(ringcast_bin())
         .args([
             "--port",
@@ -60,6 +66,7 @@ fn start_server() -> (Server, u16) {
         ])
         .args(["--app-id", "smoke-id", "--app-key", "smoke-key"])
         .args(["--app-secret", "smoke-secret"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -88,13 +95,129 @@ fn start_server() -> (Server, u16) {
 #[test]
 fn tiny_broadcast_delivers_everything_once() {
     let (server, port) = start_server();
-    let out = std::env::temp_dir().join(format!("ringcast-loadtest-smoke-{}", std::process::id()));
+    tiny_broadcast(
+        &server,
+        &format!("ws://127.0.0.1:{port}"),
+        &format!("http://127.0.0.1:{port}"),
+        &[],
+        "plain",
+    );
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 it signed, made with `openssl` in `dir`:
+/// (ca.crt, server.crt, server.key).
+fn tls_files(dir: &std::path::Path) -> (String, String, String) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs (Debian: apt-get install openssl)");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=smoke-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    let path = |name: &str| dir.join(name).display().to_string();
+    (path("ca.crt"), path("server.crt"), path("server.key"))
+}
+
+#[test]
+fn tiny_broadcast_over_tls_delivers_everything_once() {
+    let dir = std::env::temp_dir().join(format!(
+        "ringcast-loadtest-smoke-pki-{}",
+        std::process::id()
+    ));
+    let (ca, cert, key) = tls_files(&dir);
+    let (server, port) = start_server_with(&["--tls-cert-file", &cert, "--tls-key-file", &key]);
+    let result = tiny_broadcast(
+        &server,
+        &format!("wss://127.0.0.1:{port}"),
+        &format!("https://127.0.0.1:{port}"),
+        &["--ca-file", &ca],
+        "tls",
+    );
+    assert_eq!(result["plan"]["tls"], true, "{result:#}");
+    // Without the CA the generator refuses TLS URLs rather than trusting anything.
+    let output = Command::new(env!("CARGO_BIN_EXE_ringcast-loadtest"))
+        .args(["--url", &format!("wss://127.0.0.1:{port}")])
+        .args(["--rest", &format!("https://127.0.0.1:{port}")])
+        .arg("--profile")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/broadcast.json"))
+        .output()
+        .expect("run ringcast-loadtest");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs --ca-file"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// 50 subscribers over 2 workers, 20 publishes at `url` / `rest`: every event once, the files
+/// written. Returns `result.json`.
+fn tiny_broadcast(
+    server: &Server,
+    url: &str,
+    rest: &str,
+    extra: &[&str],
+    label: &str,
+) -> serde_json::Value {
+    let out = std::env::temp_dir().join(format!(
+        "ringcast-loadtest-smoke-{label}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&out);
     let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/broadcast.json");
     let started = Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_ringcast-loadtest"))
-        .args(["--url", &format!("ws://127.0.0.1:{port}")])
-        .args(["--rest", &format!("http://127.0.0.1:{port}")])
+        .args(["--url", url])
+        .args(["--rest", rest])
+        .args(extra)
         .args([
             "--app-id",
             "smoke-id",
@@ -140,6 +263,7 @@ fn tiny_broadcast_delivers_everything_once() {
     assert!(hgrm.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
     assert!(hgrm.contains("Total count    =         1000"), "{hgrm}");
     let _ = std::fs::remove_dir_all(&out);
+    result
 }
 
 /// Runs the load generator with `profile` and `extra` flags against the server on `port`;

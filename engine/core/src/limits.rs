@@ -21,6 +21,20 @@ pub const HTTP_BODY_BYTES_MAX: usize = 1024 * 1024;
 /// that connect and never send a request (slowloris).
 pub const HANDSHAKE_TIMEOUT_S_DEFAULT: u64 = 10;
 
+// ---- TLS (`--tls-cert-file`) ----
+
+/// Longest a client may take from accept to the end of its TLS handshake: 5 000 ms; then the
+/// socket is dropped and counted (`ringcast_tls_handshake_failures_total`). Fixed. Stops sockets
+/// that connect and send nothing, or send the ClientHello a byte at a time, from holding a
+/// descriptor and rustls's handshake state. Shorter than the HTTP deadline, which runs from the
+/// accept too, so a stalled handshake is ended by this one.
+pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// Bytes rustls may hold for one connection in each of its write-side buffers (encrypted records
+/// not yet sent, plaintext written before the handshake ended; `set_buffer_limit`): 64 KiB, one
+/// coalesced write. The shell takes the core's next output only once they are flushed, so a
+/// reader that does not read holds this much at most beside its outbound queue.
+pub const TLS_BUFFER_BYTES_MAX: usize = 64 * 1024;
+
 // ---- WebSocket frames ----
 
 /// Default WebSocket message size: 64 KiB (configurable, `--max-message-size`); over it: close
@@ -335,3 +349,7 @@ const _: () = assert!(IO_MEMORY_BYTES_MIN <= IO_MEMORY_BYTES_MAX);
 const _: () = assert!(RECONNECT_DELAY_MS_MAX < BRIDGE_HEALTHY_RUN_MS);
 // The sweep divides the core's one-second tick evenly.
 const _: () = assert!(1_000 % SWEEP_INTERVAL_MS == 0);
+// A TLS handshake ends well before the HTTP deadline that follows it would (default).
+const _: () = assert!(TLS_HANDSHAKE_TIMEOUT_MS < HANDSHAKE_TIMEOUT_S_DEFAULT * 1_000);
+// rustls takes one whole coalesced write at once: the shell's plaintext tail stays rare.
+const _: () = assert!(SOCKET_WRITE_CHUNK_BYTES <= TLS_BUFFER_BYTES_MAX);

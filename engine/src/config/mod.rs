@@ -110,6 +110,10 @@ pub struct ServerConfig {
     pub echo_path: Option<String>,
     /// `--metrics-port`: port of the metrics listener, if enabled.
     pub metrics_port: Option<u16>,
+    /// `--tls-cert-file`: PEM certificate chain of the client port, when it speaks TLS.
+    pub tls_cert_file: Option<String>,
+    /// `--tls-key-file`: PEM private key of that certificate.
+    pub tls_key_file: Option<String>,
     /// `--bridge-socket`: the bridge's Unix socket, when set explicitly.
     pub bridge_socket: Option<String>,
     /// `--bridge-binary`: the bridge program, when set explicitly.
@@ -502,6 +506,8 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
             .unwrap_or(limits::DRAIN_TIMEOUT_S_DEFAULT),
         echo_path: l.get(Key::EchoPath, parse_echo_path)?,
         metrics_port,
+        tls_cert_file: l.get(Key::TlsCertFile, not_empty)?,
+        tls_key_file: l.get(Key::TlsKeyFile, not_empty)?,
         bridge_socket: l.get(Key::BridgeSocket, not_empty)?,
         bridge_binary: l.get(Key::BridgeBinary, not_empty)?,
         bridge_external: l.bool(Key::BridgeExternal)?.unwrap_or(false),

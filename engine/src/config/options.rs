@@ -81,6 +81,8 @@ pub(crate) enum Key {
     DrainTimeout,
     EchoPath,
     MetricsPort,
+    TlsCertFile,
+    TlsKeyFile,
     BridgeSocket,
     BridgeBinary,
     BridgeExternal,
@@ -257,6 +259,14 @@ pub(crate) const SPECS: &[Spec] = &[
         "Serve a plain WebSocket echo endpoint at this path (starts with '/'); off when unset"),
     row(Key::MetricsPort, Engine, "metrics-port", &["METRICS_PORT"], &["metrics_port"],
         Value("PORT"), "", "Serve Prometheus metrics on this port; off when unset"),
+    row(Key::TlsCertFile, Engine, "tls-cert-file", &["TLS_CERT_FILE"], &["tls_cert_file"],
+        Value("PATH"), "",
+        "PEM certificate chain (server certificate first): TLS on the client port, WebSocket \
+         and REST alike (needs --tls-key-file; the metrics port stays plain); SIGHUP reloads it"),
+    row(Key::TlsKeyFile, Engine, "tls-key-file", &["TLS_KEY_FILE"], &["tls_key_file"],
+        Value("PATH"), "",
+        "PEM private key of that certificate (PKCS#8, RSA or SEC1; needs --tls-cert-file); \
+         SIGHUP reloads it"),
     row(Key::BridgeSocket, Engine, "bridge-socket", &["BRIDGE_SOCKET"], &["bridge_socket"],
         Value("PATH"), "",
         "Unix socket of the bridge; its directory must be this user's, not writable by group or \

@@ -108,6 +108,10 @@ fn nothing_configured_gives_defaults_and_the_dev_app() {
     assert_eq!(s.max_outbound_bytes, 1048576);
     assert_eq!((s.handshake_timeout_s, s.drain_timeout_s), (10, 10));
     assert_eq!((s.echo_path.as_deref(), s.metrics_port), (None, None));
+    assert_eq!(
+        (s.tls_cert_file.as_deref(), s.tls_key_file.as_deref()),
+        (None, None)
+    );
 
     // An empty JSON file configures nothing either.
     assert!(ok(&[], &[], Some(&json!({}))).dev_app);
@@ -390,6 +394,8 @@ fn seed_rows() -> Vec<Row> {
         row("drain-timeout", "DRAIN_TIMEOUT", "drain_timeout", false, "0", "0", "10", |c| s(c).drain_timeout_s.to_string()),
         row("echo-path", "ECHO_PATH", "echo_path", false, "/echo", "/echo", "", |c| s(c).echo_path.clone().unwrap_or_default()),
         row("metrics-port", "METRICS_PORT", "metrics_port", false, "9100", "9100", "", |c| s(c).metrics_port.map(|p| p.to_string()).unwrap_or_default()),
+        row("tls-cert-file", "TLS_CERT_FILE", "tls_cert_file", false, "/etc/ringcast/cert.pem", "/etc/ringcast/cert.pem", "", |c| s(c).tls_cert_file.clone().unwrap_or_default()),
+        row("tls-key-file", "TLS_KEY_FILE", "tls_key_file", false, "/etc/ringcast/key.pem", "/etc/ringcast/key.pem", "", |c| s(c).tls_key_file.clone().unwrap_or_default()),
         row("bridge-socket", "BRIDGE_SOCKET", "bridge_socket", false, "/run/rc.sock", "/run/rc.sock", "", |c| s(c).bridge_socket.clone().unwrap_or_default()),
         row("bridge-binary", "BRIDGE_BINARY", "bridge_binary", false, "/opt/rc-bridge", "/opt/rc-bridge", "", |c| s(c).bridge_binary.clone().unwrap_or_default()),
         row("bridge-external", "BRIDGE_EXTERNAL", "bridge_external", false, "true", "true", "false", |c| s(c).bridge_external.to_string()),

@@ -1,7 +1,9 @@
 //! Shared helpers of the engine's integration tests: a guard around the real `ringcast`
-//! binary, plain HTTP requests, and a raw WebSocket client over `std::net::TcpStream` that
-//! builds every frame by hand (so a test can send unmasked frames, RSV bits, bad opcodes,
-//! broken fragmentation, lying length headers …) plus small Pusher helpers on top of it.
+//! binary, plain HTTP requests, and a raw WebSocket client that builds every frame by hand (so
+//! a test can send unmasked frames, RSV bits, bad opcodes, broken fragmentation, lying length
+//! headers …) plus small Pusher helpers on top of it. The client speaks over any [`Wire`]:
+//! `std::net::TcpStream`, or a rustls client stream over one (`engine/tests/tls.rs`); a
+//! throwaway CA made with `openssl` ([`tls_material`]) signs the certificates of TLS tests.
 //!
 //! Every read has a deadline: a test fails with a message naming what it waited for instead of
 //! hanging.
@@ -16,6 +18,24 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+
+/// A byte stream the test clients speak over: plain TCP, or TLS over it.
+pub trait Wire: Read + Write {
+    /// The TCP socket underneath (read timeouts, half-close).
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Wire for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Wire for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
 
 /// App id of the app every test server runs.
 pub const APP_ID: &str = "test-app";
@@ -161,15 +181,38 @@ impl Server {
 
     /// Sends SIGTERM (through `kill(1)`, so the tests need no unsafe code).
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGHUP (TLS: reload the certificate).
+    pub fn sighup(&self) {
+        self.signal("HUP");
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, …) through `kill(1)`.
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .expect("cannot run kill(1)");
         assert!(
             status.success(),
-            "kill -TERM {} failed: {status}",
+            "kill -{name} {} failed: {status}",
             self.pid()
         );
+    }
+
+    /// Waits until the log holds `text`, at most `timeout`; panics with the log otherwise.
+    pub fn wait_log(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {text:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits for the process to exit; `None` if it is still running after `timeout`.
@@ -242,8 +285,8 @@ pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
 
 /// Reads into `buf` until `done(buf)` says it has enough, EOF, or the deadline. Returns true on
 /// EOF.
-fn read_until_deadline(
-    stream: &mut TcpStream,
+fn read_until_deadline<S: Wire>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     deadline: Instant,
     mut done: impl FnMut(&[u8]) -> bool,
@@ -254,7 +297,7 @@ fn read_until_deadline(
         if left.is_zero() {
             return Err(std::io::Error::new(ErrorKind::TimedOut, "deadline passed"));
         }
-        stream.set_read_timeout(Some(left))?;
+        stream.tcp().set_read_timeout(Some(left))?;
         match stream.read(&mut chunk) {
             Ok(0) => return Ok(true),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -274,8 +317,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Reads one HTTP response from `stream`; `Err` with a description on timeout or a connection
 /// that ends before a complete head. Bytes after the response stay in `rest`.
-pub fn read_http_response(
-    stream: &mut TcpStream,
+pub fn read_http_response<S: Wire>(
+    stream: &mut S,
     rest: &mut Vec<u8>,
 ) -> Result<HttpResponse, String> {
     let deadline = Instant::now() + READ_TIMEOUT;
@@ -471,9 +514,9 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 }
 
 /// A raw WebSocket client: frames are built byte by byte.
-pub struct WsClient {
-    /// The TCP connection.
-    pub stream: TcpStream,
+pub struct WsClient<S: Wire = TcpStream> {
+    /// The connection (TCP, or TLS over TCP).
+    pub stream: S,
     buf: Vec<u8>,
     mask_counter: u32,
     /// The Pusher socket id, once `connection_established` was read by [`WsClient::pusher`].
@@ -490,8 +533,26 @@ impl WsClient {
     /// Like [`WsClient::connect`], but every failure (refused connection, reset, a non-101
     /// answer) is returned as a description instead of panicking.
     pub fn upgrade(addr: SocketAddr, path: &str) -> Result<WsClient, String> {
-        let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        WsClient::upgrade_over(stream, path)
+    }
+
+    /// Connects to `/app/{APP_KEY}?protocol=7…` and reads `connection_established`.
+    pub fn pusher(addr: SocketAddr) -> WsClient {
+        WsClient::pusher_on(addr, &pusher_path(APP_KEY, Some("7")))
+    }
+
+    /// Connects to a Pusher `path` and reads `connection_established` (checking its shape).
+    pub fn pusher_on(addr: SocketAddr, path: &str) -> WsClient {
+        WsClient::connect(addr, path).established()
+    }
+}
+
+impl<S: Wire> WsClient<S> {
+    /// Performs the upgrade on `path` over a connected `stream`; every failure (reset, a
+    /// non-101 answer) is returned as a description.
+    pub fn upgrade_over(mut stream: S, path: &str) -> Result<WsClient<S>, String> {
         stream
             .write_all(upgrade_request(path, WS_KEY, "13").as_bytes())
             .map_err(|e| format!("sending the upgrade request: {e}"))?;
@@ -593,7 +654,7 @@ impl WsClient {
             if left.is_zero() {
                 return ReadOutcome::Timeout;
             }
-            self.stream.set_read_timeout(Some(left)).unwrap();
+            self.stream.tcp().set_read_timeout(Some(left)).unwrap();
             let mut chunk = [0u8; 16 * 1024];
             match self.stream.read(&mut chunk) {
                 Ok(0) if self.buf.is_empty() => return ReadOutcome::Eof,
@@ -796,19 +857,14 @@ impl WsClient {
 
     /// Half-closes our side (sends FIN).
     pub fn shutdown_write(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = self.stream.tcp().shutdown(Shutdown::Write);
     }
 
     // --------------------------------------------------------------------- Pusher helpers
 
-    /// Connects to `/app/{APP_KEY}?protocol=7…` and reads `connection_established`.
-    pub fn pusher(addr: SocketAddr) -> WsClient {
-        WsClient::pusher_on(addr, &pusher_path(APP_KEY, Some("7")))
-    }
-
-    /// Connects to a Pusher `path` and reads `connection_established` (checking its shape).
-    pub fn pusher_on(addr: SocketAddr, path: &str) -> WsClient {
-        let mut client = WsClient::connect(addr, path);
+    /// Reads `connection_established` (checking its shape) and keeps the socket id.
+    pub fn established(mut self) -> WsClient<S> {
+        let client = &mut self;
         let established = client.expect_event("pusher:connection_established");
         let data = established["data"].as_str().unwrap_or_else(|| {
             panic!("connection_established data must be a string: {established}")
@@ -817,7 +873,7 @@ impl WsClient {
         let socket_id = data["socket_id"].as_str().unwrap().to_string();
         assert!(is_socket_id(&socket_id), "bad socket id {socket_id:?}");
         client.socket_id = socket_id;
-        client
+        self
     }
 
     /// The shard index encoded in the socket id.
@@ -1156,4 +1212,91 @@ pub fn publish_request(
          Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
         body.len()
     )
+}
+
+// ------------------------------------------------------------------------------ TLS material
+
+/// A throwaway CA and a server certificate for 127.0.0.1 it signed (`server.crt`,
+/// `server.key`), made with the `openssl` command (scripts/test.sh installs it when missing) in
+/// a fresh temporary directory. Returns (dir, ca.crt path).
+pub fn tls_material(test: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("ringcast-tls-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    issue_server_cert(&dir, "server", "127.0.0.1");
+    let ca = dir.join("ca.crt").display().to_string();
+    (dir, ca)
+}
+
+/// One more certificate for 127.0.0.1 and localhost signed by the CA in `dir` (made by
+/// [`tls_material`]), with its own new key and subject `/CN={cn}`: `{name}.crt`, `{name}.key`.
+pub fn issue_server_cert(dir: &std::path::Path, name: &str, cn: &str) {
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    let (key, csr, crt) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+    );
+    let subject = format!("/CN={cn}");
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", &subject, "-keyout", &key, "-out",
+            &csr,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            &crt,
+        ],
+    );
+}
+
+/// Runs `openssl args` in `dir`; panics with the command when it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run openssl ({e}): install it (Debian: openssl)"));
+    assert!(status.success(), "openssl {args:?} failed");
 }

@@ -384,6 +384,18 @@ impl Shard {
         self.run_detach_queue();
     }
 
+    /// The shell dropped a TLS connection for a protocol failure: before its handshake ended
+    /// (`during_handshake`: not TLS, a bad record, an alert, the handshake deadline) or after
+    /// it (a bad record, an alert). Counted for `/metrics`; the shell then reports the socket
+    /// closed as for any other.
+    pub fn count_tls_failure(&mut self, during_handshake: bool) {
+        if during_handshake {
+            self.stats.tls_handshake_failures += 1;
+        } else {
+            self.stats.tls_record_errors += 1;
+        }
+    }
+
     /// The socket is gone (EOF, error, or closed by the shell after `Finished`/`Abort`).
     pub fn handle_closed(&mut self, key: u32) {
         if self.conns.contains(key as usize) {

@@ -11,7 +11,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 22] = [
+const COUNTERS: [Counter; 24] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -116,6 +116,17 @@ const COUNTERS: [Counter; 22] = [
         "ringcast_bridge_events_in_total",
         "Events published on other nodes and received through the bridge.",
         |s| s.link_events_in,
+    ),
+    (
+        "ringcast_tls_handshake_failures_total",
+        "TLS connections dropped before their handshake ended: not TLS, a bad record, an alert, \
+         or no handshake within TLS_HANDSHAKE_TIMEOUT_MS.",
+        |s| s.tls_handshake_failures,
+    ),
+    (
+        "ringcast_tls_record_errors_total",
+        "TLS connections dropped after their handshake for a bad record or an alert.",
+        |s| s.tls_record_errors,
     ),
 ];
 

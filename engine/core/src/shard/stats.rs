@@ -71,6 +71,11 @@ pub struct ShardStats {
     /// Webhook events dropped before the bridge got them (link queue full, or too many
     /// waiting while the bridge was away).
     pub webhook_events_dropped: u64,
+    /// TLS connections dropped before their handshake ended: not TLS, a bad record, an alert,
+    /// or no handshake within `TLS_HANDSHAKE_TIMEOUT_MS`.
+    pub tls_handshake_failures: u64,
+    /// TLS connections dropped after their handshake for a bad record or an alert.
+    pub tls_record_errors: u64,
 }
 
 impl Default for ShardStats {
@@ -104,6 +109,8 @@ impl Default for ShardStats {
             auth_offloaded: 0,
             auth_offload_refused: 0,
             webhook_events_dropped: 0,
+            tls_handshake_failures: 0,
+            tls_record_errors: 0,
         }
     }
 }
