@@ -52,6 +52,9 @@ cargo test --workspace
 step "benches build (cargo bench --no-run)"
 cargo bench --workspace --no-run
 
+step "fuzz smoke (every target a few seconds; skipped without nightly)"
+scripts/fuzz.sh smoke
+
 step "building the server and its bridge for the external suites"
 cargo build -p ringcast -p ringcast-bridge
 bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/ringcast"

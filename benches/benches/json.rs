@@ -1,9 +1,12 @@
 //! `parse_client_message` on the frames pusher-js really sends: subscribes (public, private,
-//! presence with its string-encoded `channel_data`), a client event, and the keep-alive ping.
+//! presence with its string-encoded `channel_data`), a client event, and the keep-alive ping;
+//! and `parse_publish` on the body the pusher SDK sends for `trigger` (its `data` a string).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringcast_benches::fixtures::pusher_js;
+use ringcast_core::app::AppConfig;
 use ringcast_core::pusher::parse_client_message;
+use ringcast_core::pusher::rest::parse_publish;
 
 fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse_client_message");
@@ -23,6 +26,15 @@ fn parse(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    let app = AppConfig::with_credentials("1", "key", "secret");
+    let body = r#"{"name":"my-event","data":"{\"message\":\"hello world\",\"n\":42}","channels":["my-channel"]}"#;
+    let mut group = c.benchmark_group("parse_publish");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("trigger_one_channel", |b| {
+        b.iter(|| parse_publish(std::hint::black_box(body.as_bytes()), &app).expect("valid body"))
+    });
     group.finish();
 }
 

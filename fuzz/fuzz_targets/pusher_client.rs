@@ -12,28 +12,18 @@ use ringcast_core::pusher::client_message::{parse_client_message, ClientMessage,
 use ringcast_core::pusher::user::{
     parse_presence_member, parse_signin_user, MAX_USER_ID_BYTES, MAX_WATCHLIST,
 };
+use ringcast_fuzz::json_outside_strings;
 
 /// Nesting depth of valid JSON text (brackets in strings skipped).
 fn depth(text: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in text {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    let (mut depth, mut max) = (0usize, 0usize);
+    for (&b, outside) in text.iter().zip(json_outside_strings(text)) {
         match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
+            b'[' | b'{' if outside => {
                 depth += 1;
                 max = max.max(depth);
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
+            b']' | b'}' if outside => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -47,20 +37,9 @@ fn depth(text: &[u8]) -> usize {
 /// (`{"a":88883333037777776.88x}`). Upstream behaviour, reported in `docs/fuzzing.md`; the
 /// differential skips these documents.
 fn has_long_number(text: &[u8]) -> bool {
-    let (mut in_string, mut escaped) = (false, false);
     let (mut digits, mut exponent_digits, mut in_exponent) = (0usize, 0usize, false);
-    for &b in text {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        if b.is_ascii_digit() {
+    for (&b, outside) in text.iter().zip(json_outside_strings(text)) {
+        if outside && b.is_ascii_digit() {
             digits += 1;
             if in_exponent {
                 exponent_digits += 1;
@@ -68,13 +47,12 @@ fn has_long_number(text: &[u8]) -> bool {
             if digits >= 19 || exponent_digits >= 3 {
                 return true;
             }
-        } else if matches!(b, b'e' | b'E') {
+        } else if outside && matches!(b, b'e' | b'E') {
             in_exponent = true;
-        } else if !matches!(b, b'.' | b'+' | b'-') {
+        } else if !outside || !matches!(b, b'.' | b'+' | b'-') {
             digits = 0;
             exponent_digits = 0;
             in_exponent = false;
-            in_string = b == b'"';
         }
     }
     false
@@ -124,22 +102,10 @@ fn json_number(t: &[u8]) -> bool {
 /// a NUL ends a number since its padding is NULs). Upstream behaviour, reported in
 /// `docs/fuzzing.md`; the differential skips them.
 fn has_garbage_after_number(text: &[u8]) -> bool {
-    let (mut in_string, mut escaped) = (false, false);
+    let outside = json_outside_strings(text);
     let mut i = 0;
     while i < text.len() {
-        let b = text[i];
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            i += 1;
-            continue;
-        }
-        if b.is_ascii_digit() || b == b'-' {
+        if outside[i] && (text[i].is_ascii_digit() || text[i] == b'-') {
             let start = i;
             while i < text.len()
                 && matches!(text[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
@@ -156,7 +122,6 @@ fn has_garbage_after_number(text: &[u8]) -> bool {
             }
             continue;
         }
-        in_string = b == b'"';
         i += 1;
     }
     false

@@ -208,6 +208,17 @@ struct Framed {
     signature: u8,
 }
 
+impl Framed {
+    /// Signed, with the right `Content-Length`; `connection` as above.
+    fn correct(connection: u8) -> Self {
+        Framed {
+            connection,
+            length: 0,
+            signature: 0,
+        }
+    }
+}
+
 #[derive(Debug, Arbitrary)]
 enum Http {
     Health,
@@ -403,11 +414,33 @@ impl Node {
 
     /// The `i`-th live connection (modulo their number).
     fn conn(&mut self, i: u8) -> Option<usize> {
-        let live: Vec<usize> = (0..self.conns.len()).filter(|&c| !self.conns[c].gone).collect();
+        let live: Vec<usize> = (0..self.conns.len())
+            .filter(|&c| !self.conns[c].gone)
+            .collect();
         if live.is_empty() {
             return None;
         }
         Some(live[usize::from(i) % live.len()])
+    }
+
+    /// A new connection on shard `pick` (modulo the shards), unless `CONNS_MAX` are live or
+    /// the shard is drained (it accepts no more).
+    fn open(&mut self, pick: u8, metrics: bool) -> Option<usize> {
+        let shard = usize::from(pick) % self.n();
+        let live = self.conns.iter().filter(|c| !c.gone).count();
+        if live >= CONNS_MAX || self.drained[shard] {
+            return None;
+        }
+        Some(accept(self, shard, metrics))
+    }
+
+    /// The socket stops taking bytes (as after a short write); if its queue is empty now, the
+    /// bound is checked when it unblocks.
+    fn block(&mut self, i: usize) {
+        let (shard, key) = (self.conns[i].shard, self.conns[i].key);
+        self.conns[i].blocked = true;
+        self.conns[i].blocked_empty = !self.shards[shard].has_output(key);
+        self.shards[shard].set_write_blocked(key, true);
     }
 
     /// What a client that keeps up does: everything it sent is read, the rings settle, and
@@ -1006,12 +1039,9 @@ fn accept(node: &mut Node, shard: usize, metrics: bool) -> usize {
 fn step(node: &mut Node, step: Step, mask: [u8; 4]) {
     match step {
         Step::Connect { shard, echo } => {
-            let shard = usize::from(shard) % node.n();
-            let live = node.conns.iter().filter(|c| !c.gone).count();
-            if live >= CONNS_MAX || node.drained[shard] {
+            let Some(i) = node.open(shard, false) else {
                 return;
-            }
-            let i = accept(node, shard, false);
+            };
             let upgrade = Upgrade {
                 path: if echo { 4 } else { 0 },
                 protocol: 0,
@@ -1047,18 +1077,10 @@ fn step(node: &mut Node, step: Step, mask: [u8; 4]) {
             }
         }
         Step::Call { shard, rest } => {
-            let shard = usize::from(shard) % node.n();
-            let live = node.conns.iter().filter(|c| !c.gone).count();
-            if live >= CONNS_MAX || node.drained[shard] {
+            let Some(i) = node.open(shard, false) else {
                 return;
-            }
-            let i = accept(node, shard, false);
-            let framed = Framed {
-                connection: 1,
-                length: 0,
-                signature: 0,
             };
-            let bytes = build_http(node, &Http::Rest(rest, framed));
+            let bytes = build_http(node, &Http::Rest(rest, Framed::correct(1)));
             node.send(i, &bytes);
             node.round_trip(i);
         }
@@ -1067,12 +1089,9 @@ fn step(node: &mut Node, step: Step, mask: [u8; 4]) {
                 if node.conns[i].blocked {
                     return;
                 }
-                let (shard, key) = (node.conns[i].shard, node.conns[i].key);
                 node.take(i, SOCKET_WRITE_CHUNK_BYTES, true);
                 if !node.conns[i].gone {
-                    node.conns[i].blocked = true;
-                    node.conns[i].blocked_empty = !node.shards[shard].has_output(key);
-                    node.shards[shard].set_write_blocked(key, true);
+                    node.block(i);
                 }
             }
         }
@@ -1081,17 +1100,10 @@ fn step(node: &mut Node, step: Step, mask: [u8; 4]) {
             publish,
             times,
         } => {
-            let shard = usize::from(shard) % node.n();
-            let live = node.conns.iter().filter(|c| !c.gone).count();
-            if live >= CONNS_MAX || node.drained[shard] {
+            let Some(i) = node.open(shard, false) else {
                 return;
-            }
-            let i = accept(node, shard, false);
-            let framed = Framed {
-                connection: 0,
-                length: 0,
-                signature: 0,
             };
+            let framed = Framed::correct(0);
             let body = publish_body(node, &publish).to_string();
             let path = format!("/apps/{APP_ID}/events");
             for _ in 0..usize::from(times % 32) + 1 {
@@ -1101,11 +1113,7 @@ fn step(node: &mut Node, step: Step, mask: [u8; 4]) {
             node.round_trip(i);
         }
         Step::Accept { shard, metrics } => {
-            let shard = usize::from(shard) % node.n();
-            let live = node.conns.iter().filter(|c| !c.gone).count();
-            if live < CONNS_MAX && !node.drained[shard] {
-                accept(node, shard, metrics && node.metrics_separate);
-            }
+            node.open(shard, metrics && node.metrics_separate);
         }
         Step::Http { conn, http } => {
             if let Some(i) = node.conn(conn) {
@@ -1188,12 +1196,9 @@ fn step(node: &mut Node, step: Step, mask: [u8; 4]) {
                 if node.conns[i].blocked {
                     return; // the shell writes the tail first
                 }
-                let (shard, key) = (node.conns[i].shard, node.conns[i].key);
                 let (taken, _) = node.take(i, usize::from(max) + 1, false);
                 if partial && taken > 0 && !node.conns[i].gone {
-                    node.conns[i].blocked = true;
-                    node.conns[i].blocked_empty = !node.shards[shard].has_output(key);
-                    node.shards[shard].set_write_blocked(key, true);
+                    node.block(i);
                 }
             }
         }

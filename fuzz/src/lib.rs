@@ -1,9 +1,8 @@
 //! Helpers shared by the fuzz targets in `fuzz_targets/`: a client-side WebSocket frame
 //! encoder (masked, as a browser sends), an incremental parser of what the server sends (HTTP
-//! responses, then unmasked frames) that checks every byte of it, and chunking of a byte
-//! stream into the splits a socket would deliver.
-
-use arbitrary::Unstructured;
+//! responses, then unmasked frames) that checks every byte of it, chunking of a byte stream
+//! into the splits a socket would deliver, and which bytes of JSON text lie outside its
+//! strings (for the JSON oracles).
 
 /// A client → server frame: FIN bit, RSV bits, opcode, mask key (`None`: unmasked, which the
 /// server must refuse), payload. The length is encoded in the shortest form unless
@@ -47,23 +46,6 @@ pub fn text_frame(payload: &[u8], key: [u8; 4]) -> Vec<u8> {
     client_frame(true, 0, 1, Some(key), payload, false)
 }
 
-/// Splits `stream` into consecutive chunks whose lengths come from `u` (1 to 64 bytes, or the
-/// rest), as a socket would deliver them.
-pub fn chunks<'a>(stream: &'a [u8], u: &mut Unstructured<'_>) -> Vec<&'a [u8]> {
-    let mut out = Vec::new();
-    let mut rest = stream;
-    while !rest.is_empty() {
-        let n = match u.int_in_range(0..=64u8) {
-            Ok(0) | Err(_) => rest.len(),
-            Ok(n) => usize::from(n).min(rest.len()),
-        };
-        let (head, tail) = rest.split_at(n);
-        out.push(head);
-        rest = tail;
-    }
-    out
-}
-
 /// Splits `stream` into consecutive chunks of pseudo-random lengths (1 to 64 bytes, now and
 /// then the rest) drawn from `seed`, so a few input bytes choose the whole split.
 pub fn chunks_seeded(stream: &[u8], seed: u64) -> Vec<&[u8]> {
@@ -84,6 +66,25 @@ pub fn chunks_seeded(stream: &[u8], seed: u64) -> Vec<&[u8]> {
         rest = tail;
     }
     out
+}
+
+/// For each byte of JSON text, whether it stands outside every string literal (the quotes
+/// belong to their string; a `\` escapes the next byte inside one). Exact for valid JSON; for
+/// other text it is what a scanner that only tracks quotes and escapes would see.
+pub fn json_outside_strings(text: &[u8]) -> Vec<bool> {
+    let (mut in_string, mut escaped) = (false, false);
+    text.iter()
+        .map(|&b| {
+            let outside = !in_string && b != b'"';
+            (in_string, escaped) = match (in_string, escaped, b) {
+                (false, _, b'"') => (true, false),
+                (true, false, b'\\') => (true, true),
+                (true, false, b'"') => (false, false),
+                (state, _, _) => (state, false),
+            };
+            outside
+        })
+        .collect()
 }
 
 /// One item the server sent, as the output checker saw it.

@@ -6,11 +6,16 @@
 //! (its DOM builder and the value's drop both recurse, so a frame of 10 000 `[` would otherwise
 //! overflow the shard's stack), UTF-8 validation (simd-json's), and no panics on any input.
 //! It also owns `encode_value`, which turns a parsed value back into JSON text for relaying.
+//!
+//! Values are read from simd-json's tape, which keeps every member of an object in the order it
+//! was sent (its `BorrowedValue` keeps objects of more than 32 members in a hash map, so they
+//! would be relayed in hash order, repeated names moved about).
 
 use core::fmt::Write as _;
 
 use simd_json::prelude::*;
-use simd_json::{BorrowedValue, StaticNode};
+use simd_json::tape::Value;
+use simd_json::Tape;
 
 use super::json_escape::push_json_string;
 
@@ -93,7 +98,8 @@ impl core::fmt::Display for MessageError {
 
 impl std::error::Error for MessageError {}
 
-type Object<'a> = simd_json::borrowed::Object<'a>;
+/// An object on the tape: its members in document order; `get` finds a name's first member.
+type Object<'t, 'i> = simd_json::tape::Object<'t, 'i>;
 
 /// True when no array/object in `bytes` nests deeper than `max`. Exact for valid JSON (brackets
 /// inside strings are skipped); for invalid JSON it is only a bound, and simd-json rejects the
@@ -129,94 +135,103 @@ fn nesting_within(bytes: &[u8], max: usize) -> bool {
 }
 
 /// Parses untrusted JSON in place (simd-json rewrites `buf` while unescaping strings) after the
-/// depth guard. Errors: "JSON nested too deeply", "Invalid JSON" (which covers bad UTF-8).
-pub(crate) fn parse_json(buf: &mut [u8]) -> Result<BorrowedValue<'_>, MessageError> {
+/// depth guard, into a tape (`.as_value()` reads it). Errors: "JSON nested too deeply",
+/// "Invalid JSON" (which covers bad UTF-8).
+pub(crate) fn parse_json(buf: &mut [u8]) -> Result<Tape<'_>, MessageError> {
     if !nesting_within(buf, MAX_JSON_DEPTH) {
         return Err(MessageError::new("JSON nested too deeply"));
     }
-    simd_json::to_borrowed_value(buf).map_err(|_| MessageError::new("Invalid JSON"))
+    simd_json::to_tape(buf).map_err(|_| MessageError::new("Invalid JSON"))
 }
 
-/// JSON text of a parsed value, for relaying it. Non-finite numbers (which a parser may produce
-/// for out-of-range literals) become `null`, as `JSON.stringify` does, so the output is always
-/// valid JSON. Recursion is bounded by [`MAX_JSON_DEPTH`] because every value came through
-/// [`parse_json`].
-pub(crate) fn encode_value(value: &BorrowedValue<'_>) -> String {
+/// JSON text of a parsed value, for relaying it: members in the order they were sent (repeated
+/// names included, so a receiver that keeps the last one sees what the sender's text said).
+/// Non-finite numbers (which a parser may produce for out-of-range literals) become `null`, as
+/// `JSON.stringify` does, so the output is always valid JSON. Recursion is bounded by
+/// [`MAX_JSON_DEPTH`] because every value came through [`parse_json`].
+pub(crate) fn encode_value(value: Value<'_, '_>) -> String {
     let mut out = String::new();
     push_value(&mut out, value);
     out
 }
 
-fn push_value(out: &mut String, value: &BorrowedValue<'_>) {
-    match value {
-        BorrowedValue::String(s) => push_json_string(out, s),
-        BorrowedValue::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_value(out, item);
+fn push_value(out: &mut String, value: Value<'_, '_>) {
+    if let Some(s) = value.as_str() {
+        push_json_string(out, s);
+    } else if let Some(items) = value.as_array() {
+        out.push('[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
             }
-            out.push(']');
+            push_value(out, item);
         }
-        BorrowedValue::Object(map) => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_json_string(out, k);
-                out.push(':');
-                push_value(out, v);
+        out.push(']');
+    } else if let Some(map) = value.as_object() {
+        out.push('{');
+        for (i, (k, v)) in map.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
             }
-            out.push('}');
+            push_json_string(out, k);
+            out.push(':');
+            push_value(out, v);
         }
-        BorrowedValue::Static(node) => push_static(out, node),
+        out.push('}');
+    } else {
+        push_static(out, value);
     }
 }
 
-fn push_static(out: &mut String, node: &StaticNode) {
+fn push_static(out: &mut String, value: Value<'_, '_>) {
     // Writing into a String cannot fail; the results are ignored for that reason.
-    match node.as_f64() {
-        // `{:?}` is the shortest round-trip form and uses an exponent for huge/tiny values
-        // (`1e300`), always a valid JSON number for finite floats.
-        Some(f) if f.is_finite() => {
+    if let Some(f) = value.as_f64() {
+        if f.is_finite() {
+            // `{:?}` is the shortest round-trip form and uses an exponent for huge/tiny values
+            // (`1e300`), always a valid JSON number for finite floats.
             let _ = write!(out, "{f:?}");
+        } else {
+            out.push_str("null");
         }
-        Some(_) => out.push_str("null"),
-        // null, booleans and integers print as JSON through Display.
-        None => {
-            let _ = write!(out, "{node}");
-        }
+    } else if let Some(b) = value.as_bool() {
+        out.push_str(if b { "true" } else { "false" });
+    } else if let Some(i) = value.as_i64() {
+        let _ = write!(out, "{i}");
+    } else if let Some(u) = value.as_u64() {
+        let _ = write!(out, "{u}");
+    } else {
+        out.push_str("null");
     }
 }
 
-fn str_field(obj: &Object<'_>, key: &str) -> Option<String> {
-    obj.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+fn str_field(obj: &Object<'_, '_>, key: &str) -> Option<String> {
+    obj.get(key)
+        .and_then(|v| v.into_string())
+        .map(str::to_owned)
 }
 
 /// Runs `f` on the `data` object of a message; `data` may be the object itself or a JSON string
 /// holding it (pusher-js sends objects, some other clients send strings).
 fn with_data<R>(
-    msg: &Object<'_>,
-    f: impl FnOnce(&Object<'_>) -> Result<R, MessageError>,
+    msg: &Object<'_, '_>,
+    f: impl FnOnce(&Object<'_, '_>) -> Result<R, MessageError>,
 ) -> Result<R, MessageError> {
-    match msg.get("data") {
-        Some(BorrowedValue::Object(obj)) => f(obj),
-        Some(BorrowedValue::String(text)) => {
-            let mut buf = text.as_bytes().to_vec();
-            let inner = parse_json(&mut buf)?;
-            match inner.as_object() {
-                Some(obj) => f(obj),
-                None => Err(MessageError::new("Data must be a JSON object")),
-            }
-        }
-        _ => Err(MessageError::new("Missing data")),
+    let data = msg.get("data");
+    if let Some(obj) = data.and_then(|d| d.as_object()) {
+        return f(&obj);
+    }
+    let Some(text) = data.and_then(|d| d.into_string()) else {
+        return Err(MessageError::new("Missing data"));
+    };
+    let mut buf = text.as_bytes().to_vec();
+    let inner = parse_json(&mut buf)?;
+    match inner.as_value().as_object() {
+        Some(obj) => f(&obj),
+        None => Err(MessageError::new("Data must be a JSON object")),
     }
 }
 
-fn parse_subscribe(data: &Object<'_>) -> Result<ClientMessage, MessageError> {
+fn parse_subscribe(data: &Object<'_, '_>) -> Result<ClientMessage, MessageError> {
     let channel = str_field(data, "channel").ok_or_else(|| MessageError::new("Missing channel"))?;
     let auth = str_field(data, "auth").filter(|a| !a.is_empty());
     let channel_data = match data.get("channel_data") {
@@ -234,12 +249,12 @@ fn parse_subscribe(data: &Object<'_>) -> Result<ClientMessage, MessageError> {
     })
 }
 
-fn parse_unsubscribe(data: &Object<'_>) -> Result<ClientMessage, MessageError> {
+fn parse_unsubscribe(data: &Object<'_, '_>) -> Result<ClientMessage, MessageError> {
     let channel = str_field(data, "channel").ok_or_else(|| MessageError::new("Missing channel"))?;
     Ok(ClientMessage::Unsubscribe { channel })
 }
 
-fn parse_signin(data: &Object<'_>) -> Result<ClientMessage, MessageError> {
+fn parse_signin(data: &Object<'_, '_>) -> Result<ClientMessage, MessageError> {
     let auth = str_field(data, "auth").ok_or_else(|| MessageError::new("Missing auth"))?;
     let user_data =
         str_field(data, "user_data").ok_or_else(|| MessageError::new("Missing user_data"))?;
@@ -255,24 +270,25 @@ fn parse_signin(data: &Object<'_>) -> Result<ClientMessage, MessageError> {
 pub fn parse_client_message(payload: &[u8]) -> Result<ClientMessage, MessageError> {
     // simd-json parses in place, so it needs its own mutable copy.
     let mut buf = payload.to_vec();
-    let value = parse_json(&mut buf)?;
-    let msg = value
+    let tape = parse_json(&mut buf)?;
+    let msg = tape
+        .as_value()
         .as_object()
         .ok_or_else(|| MessageError::new("Message must be a JSON object"))?;
     let event = msg
         .get("event")
-        .and_then(|v| v.as_str())
+        .and_then(|v| v.into_string())
         .ok_or_else(|| MessageError::new("Missing event name"))?;
 
     match event {
         "pusher:ping" => Ok(ClientMessage::Ping),
         "pusher:pong" => Ok(ClientMessage::Pong),
-        "pusher:subscribe" => with_data(msg, parse_subscribe),
-        "pusher:unsubscribe" => with_data(msg, parse_unsubscribe),
-        "pusher:signin" => with_data(msg, parse_signin),
+        "pusher:subscribe" => with_data(&msg, parse_subscribe),
+        "pusher:unsubscribe" => with_data(&msg, parse_unsubscribe),
+        "pusher:signin" => with_data(&msg, parse_signin),
         e if e.starts_with("client-") => {
             let channel =
-                str_field(msg, "channel").ok_or_else(|| MessageError::new("Missing channel"))?;
+                str_field(&msg, "channel").ok_or_else(|| MessageError::new("Missing channel"))?;
             let data = msg
                 .get("data")
                 .map_or_else(|| "null".to_owned(), encode_value);
@@ -477,6 +493,50 @@ mod tests {
                     v,
                     serde_json::json!([1.5, -2, 1e300, 18446744073709551615u64, 0.1])
                 );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Found by the `pusher_client` fuzz target (its seed
+    /// `fuzz/corpus/pusher_client/client_event_33_members_repeated_names`): an object of more
+    /// than 32 members was relayed in hash order, repeated names moved about, so relaying the
+    /// relayed text gave yet another text. Members keep the order they were sent in.
+    #[test]
+    fn relayed_objects_keep_their_member_order() {
+        let data = concat!(
+            r#"{"rrnbt":"u24e9\n","n":-1.5e-7,"bigUUnrueid":42.0,"user_infor_inid":42.0,"#,
+            r#""uei":42.0,"sd":42.0,"eer":420,"er_id":42.0,"useid":42,"er_id":42.0,"used":420,"#,
+            r#""er_id":42.0,"useid":42.0,"er_id":42.0,"us$id":42.0,"ud":42.0,"#,
+            r#""usinfoshresueid":42.0,"user_id":42.0,"uei":42.0,"useid":42.0,"#,
+            r#""eer_infoused":420,"er_id":42.0,"useid":42.0,"er_id":42.0,"us$id":42.0,"#,
+            r#""ud":42.0,"user":42.0,"user_infor_inid":42.0,"uei":42.0,"useid":42.0,"#,
+            r#""r_info_iueid":42.0,"r_iueid":42.0,"userUU":18446744073709551615}"#
+        );
+        let relay = |data: &str| {
+            let frame =
+                format!(r#"{{"event":"client-typing","channel":"private-a","data":{data}}}"#);
+            match parse(&frame).unwrap() {
+                ClientMessage::ClientEvent { data, .. } => data,
+                other => panic!("{other:?}"),
+            }
+        };
+        let once = relay(data);
+        assert_eq!(once, data);
+        assert_eq!(relay(&once), once);
+        // Many distinct members, nested too: the order as sent.
+        let members: Vec<String> = (0..40)
+            .map(|i| format!(r#""k{i}":[{i},{{"z":1,"a":2}}]"#))
+            .collect();
+        let data = format!("{{{}}}", members.join(","));
+        assert_eq!(relay(&data), data);
+        // A subscription's channel_data sent as an object is re-encoded the same way.
+        let frame = format!(
+            r#"{{"event":"pusher:subscribe","data":{{"channel":"presence-a","channel_data":{data}}}}}"#
+        );
+        match parse(&frame).unwrap() {
+            ClientMessage::Subscribe { channel_data, .. } => {
+                assert_eq!(channel_data.as_deref(), Some(data.as_str()))
             }
             other => panic!("{other:?}"),
         }

@@ -6,7 +6,7 @@
 //! tracks, bounding every size on the way.
 
 use simd_json::prelude::*;
-use simd_json::BorrowedValue;
+use simd_json::tape::Value;
 
 use super::client_message::{encode_value, parse_json, MessageError};
 
@@ -54,22 +54,22 @@ fn check_user_id(id: String) -> Result<String, MessageError> {
 
 /// A presence `user_id`: a string, or a number turned into the string a JavaScript server would
 /// use (`1` → `"1"`, `1.0` → `"1"`, `1.5` → `"1.5"`).
-fn presence_user_id(value: &BorrowedValue<'_>) -> Result<String, MessageError> {
+fn presence_user_id(value: Value<'_, '_>) -> Result<String, MessageError> {
     if let Some(s) = value.as_str() {
         return check_user_id(s.to_owned());
     }
-    let BorrowedValue::Static(node) = value else {
-        return Err(MessageError::new("user_id must be a string or a number"));
-    };
-    if let Some(f) = node.as_f64() {
+    if let Some(f) = value.as_f64() {
         if !f.is_finite() {
             return Err(MessageError::new("user_id must be a finite number"));
         }
         // Display prints integral floats without a fraction, like JavaScript's String().
         return check_user_id(f.to_string());
     }
-    if node.as_i64().is_some() || node.as_u64().is_some() {
-        return check_user_id(node.to_string());
+    if let Some(i) = value.as_i64() {
+        return check_user_id(i.to_string());
+    }
+    if let Some(u) = value.as_u64() {
+        return check_user_id(u.to_string());
     }
     Err(MessageError::new("user_id must be a string or a number"))
 }
@@ -89,8 +89,9 @@ pub fn parse_presence_member(
         )));
     }
     let mut buf = channel_data.as_bytes().to_vec();
-    let value = parse_json(&mut buf)?;
-    let obj = value
+    let tape = parse_json(&mut buf)?;
+    let obj = tape
+        .as_value()
         .as_object()
         .ok_or_else(|| MessageError::new("channel_data must be a JSON object"))?;
     let user_id = match obj.get("user_id") {
@@ -114,15 +115,16 @@ pub fn parse_signin_user(user_data: &str) -> Result<SigninUser, MessageError> {
         )));
     }
     let mut buf = user_data.as_bytes().to_vec();
-    let value = parse_json(&mut buf)?;
-    let obj = value
+    let tape = parse_json(&mut buf)?;
+    let obj = tape
+        .as_value()
         .as_object()
         .ok_or_else(|| MessageError::new("user_data must be a JSON object"))?;
     // pusher-js itself refuses a sign-in whose id is not a non-empty string, so numbers are
     // refused here too rather than normalised.
     let id = obj
         .get("id")
-        .and_then(|v| v.as_str())
+        .and_then(|v| v.into_string())
         .ok_or_else(|| MessageError::new("user_data must contain a string id"))?;
     let id = check_user_id(id.to_owned())?;
     let user_info = obj
@@ -176,6 +178,19 @@ mod tests {
         let m = member(r#"{"user_id":"u1","user_info":{"name":"A"}}"#).unwrap();
         assert_eq!(m.user_id, "u1");
         assert_eq!(m.user_info, r#"{"name":"A"}"#);
+    }
+
+    /// `user_info` is relayed to every member: an object of more than 32 members keeps the order
+    /// it was sent in (it was relayed in hash order; see the `client_message` test
+    /// `relayed_objects_keep_their_member_order`).
+    #[test]
+    fn user_info_keeps_its_member_order() {
+        let members: Vec<String> = (0..40).map(|i| format!(r#""n{i}":{i}"#)).collect();
+        let info = format!("{{{}}}", members.join(","));
+        let m = member(&format!(r#"{{"user_id":"u1","user_info":{info}}}"#)).unwrap();
+        assert_eq!(m.user_info, info);
+        let user = parse_signin_user(&format!(r#"{{"id":"u1","user_info":{info}}}"#)).unwrap();
+        assert_eq!(user.user_info.as_deref(), Some(info.as_str()));
     }
 
     #[test]

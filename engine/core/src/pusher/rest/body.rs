@@ -7,7 +7,7 @@
 //! every event and one that gets `Err` sends none (a batch is all or nothing).
 
 use simd_json::prelude::*;
-use simd_json::BorrowedValue;
+use simd_json::tape::Value;
 
 use super::error::RestError;
 use crate::app::AppConfig;
@@ -17,7 +17,7 @@ use crate::pusher::json_escape::json_string;
 use crate::pusher::server_message::channel_event;
 use crate::pusher::user::MAX_USER_ID_BYTES;
 
-type Object<'a> = simd_json::borrowed::Object<'a>;
+type Object<'t, 'i> = simd_json::tape::Object<'t, 'i>;
 
 /// One event to publish, validated against the app's limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,11 +59,12 @@ pub struct PublishEvent {
 pub fn parse_publish(body: &[u8], app: &AppConfig) -> Result<PublishEvent, RestError> {
     // simd-json parses in place, so it needs its own mutable copy.
     let mut buf = body.to_vec();
-    let value = parse_json(&mut buf).map_err(|e| RestError::bad_request(e.message))?;
-    let obj = value
+    let tape = parse_json(&mut buf).map_err(|e| RestError::bad_request(e.message))?;
+    let obj = tape
+        .as_value()
         .as_object()
         .ok_or_else(|| RestError::bad_request("body must be a JSON object"))?;
-    parse_event(obj, app)
+    parse_event(&obj, app)
 }
 
 /// Parses and validates the body of `POST /apps/{id}/batch_events`: `{"batch":[event, …]}`,
@@ -73,11 +74,12 @@ pub fn parse_publish(body: &[u8], app: &AppConfig) -> Result<PublishEvent, RestE
 /// failing one is reported with its index: `batch[3]: missing data`.
 pub fn parse_batch(body: &[u8], app: &AppConfig) -> Result<Vec<PublishEvent>, RestError> {
     let mut buf = body.to_vec();
-    let value = parse_json(&mut buf).map_err(|e| RestError::bad_request(e.message))?;
-    let obj = value
+    let tape = parse_json(&mut buf).map_err(|e| RestError::bad_request(e.message))?;
+    let obj = tape
+        .as_value()
         .as_object()
         .ok_or_else(|| RestError::bad_request("body must be a JSON object"))?;
-    let items = match field(obj, "batch") {
+    let items = match field(&obj, "batch") {
         None => return Err(RestError::bad_request("missing batch")),
         Some(v) => v
             .as_array()
@@ -99,7 +101,7 @@ pub fn parse_batch(body: &[u8], app: &AppConfig) -> Result<Vec<PublishEvent>, Re
         .map(|(i, item)| {
             item.as_object()
                 .ok_or_else(|| RestError::bad_request("event must be a JSON object"))
-                .and_then(|obj| parse_event(obj, app))
+                .and_then(|obj| parse_event(&obj, app))
                 .map_err(|e| e.in_context(&format!("batch[{i}]")))
         })
         .collect()
@@ -107,12 +109,12 @@ pub fn parse_batch(body: &[u8], app: &AppConfig) -> Result<Vec<PublishEvent>, Re
 
 /// A field's value, with JSON `null` treated as absent (clients serialise unset optional
 /// fields either way).
-fn field<'v>(obj: &'v Object<'_>, key: &str) -> Option<&'v BorrowedValue<'v>> {
+fn field<'t, 'i>(obj: &Object<'t, 'i>, key: &str) -> Option<Value<'t, 'i>> {
     obj.get(key).filter(|v| !v.is_null())
 }
 
 /// One event object, checked field by field in order: name, data, channels, socket_id, info.
-fn parse_event(obj: &Object<'_>, app: &AppConfig) -> Result<PublishEvent, RestError> {
+fn parse_event(obj: &Object<'_, '_>, app: &AppConfig) -> Result<PublishEvent, RestError> {
     let name = parse_name(obj, app)?;
     let data_json = parse_data(obj, app)?;
     let channels = parse_channels(obj, app)?;
@@ -129,11 +131,11 @@ fn parse_event(obj: &Object<'_>, app: &AppConfig) -> Result<PublishEvent, RestEr
 
 /// `name`: a non-empty string of at most `max_event_name_length` bytes, not starting with
 /// `pusher_internal:`.
-fn parse_name<'v>(obj: &'v Object<'_>, app: &AppConfig) -> Result<&'v str, RestError> {
+fn parse_name<'i>(obj: &Object<'_, 'i>, app: &AppConfig) -> Result<&'i str, RestError> {
     let name = match field(obj, "name") {
         None => return Err(RestError::bad_request("missing name")),
         Some(v) => v
-            .as_str()
+            .into_string()
             .ok_or_else(|| RestError::bad_request("name must be a string"))?,
     };
     if name.is_empty() {
@@ -157,14 +159,16 @@ fn parse_name<'v>(obj: &'v Object<'_>, app: &AppConfig) -> Result<&'v str, RestE
 
 /// `data` as a JSON string literal (a non-string value is sent as its JSON text), at most
 /// `max_event_payload_kb` KiB as sent.
-fn parse_data(obj: &Object<'_>, app: &AppConfig) -> Result<String, RestError> {
+fn parse_data(obj: &Object<'_, '_>, app: &AppConfig) -> Result<String, RestError> {
     let (data_len, data_json) = match field(obj, "data") {
         None => return Err(RestError::bad_request("missing data")),
-        Some(BorrowedValue::String(s)) => (s.len(), json_string(s)),
-        Some(other) => {
-            let text = encode_value(other);
-            (text.len(), json_string(&text))
-        }
+        Some(v) => match v.as_str() {
+            Some(s) => (s.len(), json_string(s)),
+            None => {
+                let text = encode_value(v);
+                (text.len(), json_string(&text))
+            }
+        },
     };
     let max_data = (app.max_event_payload_kb as usize).saturating_mul(1024);
     if data_len > max_data {
@@ -177,7 +181,7 @@ fn parse_data(obj: &Object<'_>, app: &AppConfig) -> Result<String, RestError> {
 }
 
 /// `socket_id`, if given and not empty: a string like `123.456`.
-fn parse_socket_id(obj: &Object<'_>) -> Result<Option<String>, RestError> {
+fn parse_socket_id(obj: &Object<'_, '_>) -> Result<Option<String>, RestError> {
     match field(obj, "socket_id") {
         None => Ok(None),
         Some(v) => match v.as_str() {
@@ -191,7 +195,7 @@ fn parse_socket_id(obj: &Object<'_>) -> Result<Option<String>, RestError> {
 }
 
 /// `info`, if given: a comma-separated string, split into trimmed, non-empty attributes.
-fn parse_info(obj: &Object<'_>) -> Result<Vec<String>, RestError> {
+fn parse_info(obj: &Object<'_, '_>) -> Result<Vec<String>, RestError> {
     let info = match field(obj, "info") {
         None => Vec::new(),
         Some(v) => v
@@ -207,7 +211,7 @@ fn parse_info(obj: &Object<'_>) -> Result<Vec<String>, RestError> {
 }
 
 /// `channel` or `channels` (exactly one of them): the target channel names, each checked.
-fn parse_channels(obj: &Object<'_>, app: &AppConfig) -> Result<Vec<String>, RestError> {
+fn parse_channels(obj: &Object<'_, '_>, app: &AppConfig) -> Result<Vec<String>, RestError> {
     match (field(obj, "channel"), field(obj, "channels")) {
         (Some(_), Some(_)) => Err(RestError::bad_request(
             "give either channel or channels, not both",
@@ -363,6 +367,17 @@ mod tests {
         assert_eq!(e.data_json, r#""42""#);
         let e = publish(&json!({"name":"e","data":"","channel":"c"})).unwrap();
         assert_eq!(e.data_json, r#""""#);
+    }
+
+    /// A non-string `data` of more than 32 members is stringified in the order it was sent (it
+    /// was in hash order; see the `client_message` test `relayed_objects_keep_their_member_order`).
+    #[test]
+    fn stringified_data_keeps_its_member_order() {
+        let members: Vec<String> = (0..40).map(|i| format!(r#""m{i}":{i}"#)).collect();
+        let data = format!("{{{}}}", members.join(","));
+        let body = format!(r#"{{"name":"e","channel":"c","data":{data}}}"#);
+        let e = parse_publish(body.as_bytes(), &app()).unwrap();
+        assert_eq!(e.data_json, json_string(&data));
     }
 
     #[test]
