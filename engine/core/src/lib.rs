@@ -23,6 +23,10 @@
 //! - [`webhook_config`]: the apps' webhook settings as the JSON document sent to the bridge.
 //! - [`ws`]: RFC 6455 WebSocket over byte buffers: handshake, frame codec, UTF-8 validation.
 
+// Every byte here comes from the network: memory safety is the compiler's, never ours (and
+// the stateful fuzz target may run without AddressSanitizer for that reason).
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod backoff;
 pub mod fatal;
