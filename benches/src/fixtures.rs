@@ -127,6 +127,7 @@ impl Fanout {
                 metrics_port_separate: false,
                 bridge_enabled: false,
                 cluster_enabled: false,
+                socketio: Default::default(),
                 fault_trigger: false,
             },
             apps,

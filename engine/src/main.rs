@@ -226,6 +226,7 @@ fn engine_settings(
         handshake_timeout_s: server.handshake_timeout_s,
         drain_timeout_s: server.drain_timeout_s,
         echo_path: server.echo_path.clone(),
+        socketio: server.socketio.clone(),
         metrics_port_separate: server.metrics_port.is_some(),
         bridge_socket,
         cluster,

@@ -61,6 +61,8 @@ pub struct EngineSettings {
     pub drain_timeout_s: u64,
     /// Echo endpoint path.
     pub echo_path: Option<String>,
+    /// The Socket.IO dialect's settings.
+    pub socketio: ringcast_core::socketio::SocketIoSettings,
     /// `/metrics` lives on its own port.
     pub metrics_port_separate: bool,
     /// The bridge's Unix socket when the node is one of several.
@@ -178,6 +180,7 @@ fn core_settings(shard_index: usize, settings: &EngineSettings) -> ShardSettings
         outbound_bytes_max: settings.outbound_bytes_max,
         handshake_timeout_s: settings.handshake_timeout_s,
         echo_path: settings.echo_path.clone(),
+        socketio: settings.socketio.clone(),
         metrics_port_separate: settings.metrics_port_separate,
         bridge_enabled: settings.bridge_socket.is_some(),
         cluster_enabled: settings.cluster,

@@ -994,6 +994,7 @@ fn new_node(config: &Config) -> Node {
                     metrics_port_separate: config.metrics_separate,
                     bridge_enabled: false,
                     cluster_enabled: false,
+                    socketio: Default::default(),
                     fault_trigger: false,
                 },
                 apps.clone(),

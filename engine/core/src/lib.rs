@@ -20,6 +20,7 @@
 //!   names, auth signatures, client and server messages, presence users, REST signing and bodies.
 //! - [`shard`]: one shard's whole state machine (connections, channel registry, owned presence
 //!   and cache state, messages to other shards and to the bridge), driven by the shell.
+//! - [`socketio`]: the Socket.IO dialect (Ekko): Engine.IO and Socket.IO packets, join tokens.
 //! - [`webhook_config`]: the apps' webhook settings as the JSON document sent to the bridge.
 //! - [`ws`]: RFC 6455 WebSocket over byte buffers: handshake, frame codec, UTF-8 validation.
 
@@ -36,5 +37,6 @@ pub mod link;
 pub mod origin;
 pub mod pusher;
 pub mod shard;
+pub mod socketio;
 pub mod webhook_config;
 pub mod ws;

@@ -198,6 +198,27 @@ pub const PENDING_AUTHS_MAX: usize = 16_384;
 /// `SUBSCRIPTIONS_PER_CONNECTION_MAX` subscribes) could take a large share of the shard's
 /// table and the endpoint's capacity, and a few could starve every other user.
 pub const AUTHS_PER_CONNECTION_MAX: usize = 32;
+/// Longest Socket.IO namespace accepted (the `/` included): 128 bytes; longer: the packet is
+/// refused with CONNECT_ERROR. Namespaces name apps, whose ids are short; the bound keeps each
+/// one a small allocation whatever a client sends.
+pub const SOCKETIO_NAMESPACE_BYTES_MAX: usize = 128;
+/// Socket.IO namespaces one connection may join: 16; beyond it CONNECT gets CONNECT_ERROR
+/// "Too many namespaces". Without it one socket could join every app's namespace again and
+/// again and hold one session state for each.
+pub const SOCKETIO_NAMESPACES_PER_CONNECTION_MAX: usize = 16;
+/// Socket.IO protocol errors (unknown or binary packets, events of namespaces never joined)
+/// one connection may cause: 64; then it is closed (1008). A client that only sends garbage
+/// gets answers, but not for ever.
+pub const SOCKETIO_ERRORS_PER_CONNECTION_MAX: u32 = 64;
+/// Default Engine.IO `pingInterval`: 25 000 ms (Socket.IO's default), the time between two
+/// server pings (`--socketio-ping-interval`).
+pub const SOCKETIO_PING_INTERVAL_MS_DEFAULT: u32 = 25_000;
+/// Default Engine.IO `pingTimeout`: 20 000 ms (Socket.IO's default), how long a ping may go
+/// unanswered before the connection is closed (`--socketio-ping-timeout`).
+pub const SOCKETIO_PING_TIMEOUT_MS_DEFAULT: u32 = 20_000;
+/// Default Engine.IO `maxPayload`: 1 000 000 bytes (Socket.IO's default), the largest message
+/// a Socket.IO client may send (`--socketio-max-payload`); larger: closed with 1009.
+pub const SOCKETIO_MAX_PAYLOAD_BYTES_DEFAULT: usize = 1_000_000;
 /// Longest wait for the auth endpoint's answer: 10 000 ms (the bridge gives up after 5 s and
 /// says so); then the subscription fails with 504.
 pub const AUTH_WAIT_MS_MAX: u64 = 10_000;
@@ -353,3 +374,7 @@ const _: () = assert!(1_000 % SWEEP_INTERVAL_MS == 0);
 const _: () = assert!(TLS_HANDSHAKE_TIMEOUT_MS < HANDSHAKE_TIMEOUT_S_DEFAULT * 1_000);
 // rustls takes one whole coalesced write at once: the shell's plaintext tail stays rare.
 const _: () = assert!(SOCKET_WRITE_CHUNK_BYTES <= TLS_BUFFER_BYTES_MAX);
+// The Socket.IO heartbeat is checked on the one-second tick: both periods span whole ticks.
+const _: () = assert!(SOCKETIO_PING_INTERVAL_MS_DEFAULT >= 1_000);
+const _: () = assert!(SOCKETIO_PING_TIMEOUT_MS_DEFAULT >= 1_000);
+const _: () = assert!(SOCKETIO_MAX_PAYLOAD_BYTES_DEFAULT <= WS_MESSAGE_BYTES_MAX);

@@ -114,6 +114,8 @@ pub struct ServerConfig {
     pub tls_cert_file: Option<String>,
     /// `--tls-key-file`: PEM private key of that certificate.
     pub tls_key_file: Option<String>,
+    /// `--socketio-*` and `--jwt-secret`: the Socket.IO dialect's settings.
+    pub socketio: ringcast_core::socketio::SocketIoSettings,
     /// `--bridge-socket`: the bridge's Unix socket, when set explicitly.
     pub bridge_socket: Option<String>,
     /// `--bridge-binary`: the bridge program, when set explicitly.
@@ -508,12 +510,35 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
         metrics_port,
         tls_cert_file: l.get(Key::TlsCertFile, not_empty)?,
         tls_key_file: l.get(Key::TlsKeyFile, not_empty)?,
+        socketio: socketio_settings(l)?,
         bridge_socket: l.get(Key::BridgeSocket, not_empty)?,
         bridge_binary: l.get(Key::BridgeBinary, not_empty)?,
         bridge_external: l.bool(Key::BridgeExternal)?.unwrap_or(false),
         node_heartbeat_ttl_ms: l
             .num(Key::NodeHeartbeatTtlMs, 300, 3_600_000)?
             .unwrap_or(10_000),
+    })
+}
+
+/// The Socket.IO dialect's rows. The heartbeat periods are whole seconds at least, because
+/// the shard's sweep that checks them runs once a second.
+fn socketio_settings(l: &Lookup) -> Result<ringcast_core::socketio::SocketIoSettings, ConfigError> {
+    let defaults = ringcast_core::socketio::SocketIoSettings::default();
+    Ok(ringcast_core::socketio::SocketIoSettings {
+        ping_interval_ms: l
+            .num(Key::SocketioPingInterval, 1_000, 3_600_000)?
+            .unwrap_or(defaults.ping_interval_ms),
+        ping_timeout_ms: l
+            .num(Key::SocketioPingTimeout, 1_000, 3_600_000)?
+            .unwrap_or(defaults.ping_timeout_ms),
+        max_payload_bytes: l
+            .num(
+                Key::SocketioMaxPayload,
+                WS_MESSAGE_BYTES_MIN,
+                WS_MESSAGE_BYTES_MAX,
+            )?
+            .unwrap_or(defaults.max_payload_bytes),
+        jwt_secret: l.get(Key::JwtSecret, not_empty)?,
     })
 }
 

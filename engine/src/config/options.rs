@@ -83,6 +83,10 @@ pub(crate) enum Key {
     MetricsPort,
     TlsCertFile,
     TlsKeyFile,
+    SocketioPingInterval,
+    SocketioPingTimeout,
+    SocketioMaxPayload,
+    JwtSecret,
     BridgeSocket,
     BridgeBinary,
     BridgeExternal,
@@ -267,6 +271,21 @@ pub(crate) const SPECS: &[Spec] = &[
         Value("PATH"), "",
         "PEM private key of that certificate (PKCS#8, RSA or SEC1; needs --tls-cert-file); \
          SIGHUP reloads it"),
+    row(Key::SocketioPingInterval, Engine, "socketio-ping-interval", &["SOCKETIO_PING_INTERVAL"],
+        &["socketio_ping_interval"], Value("MS"), "25000",
+        "Socket.IO: milliseconds between two server pings (Engine.IO pingInterval)"),
+    row(Key::SocketioPingTimeout, Engine, "socketio-ping-timeout", &["SOCKETIO_PING_TIMEOUT"],
+        &["socketio_ping_timeout"], Value("MS"), "20000",
+        "Socket.IO: milliseconds a ping may go unanswered before the connection is closed \
+         (Engine.IO pingTimeout)"),
+    row(Key::SocketioMaxPayload, Engine, "socketio-max-payload", &["SOCKETIO_MAX_PAYLOAD"],
+        &["socketio_max_payload"], Value("BYTES"), "1000000",
+        "Socket.IO: largest message a client may send (Engine.IO maxPayload); larger: closed \
+         with 1009"),
+    row(Key::JwtSecret, Engine, "jwt-secret", &["JWT_SECRET", "SECRET_KEY"], &["jwt_secret"],
+        Value("SECRET"), "",
+        "Socket.IO: server-wide HS256 secret of the join tokens (Ekko's SECRET_KEY), tried after \
+         the app's own secret"),
     row(Key::BridgeSocket, Engine, "bridge-socket", &["BRIDGE_SOCKET"], &["bridge_socket"],
         Value("PATH"), "",
         "Unix socket of the bridge; its directory must be this user's, not writable by group or \

@@ -19,6 +19,8 @@ pub enum Phase {
     HttpWaiting,
     /// An upgraded WebSocket speaking the Pusher protocol.
     Pusher,
+    /// An upgraded WebSocket on the Socket.IO mount (Engine.IO 4, Socket.IO 5).
+    SocketIo,
     /// An upgraded WebSocket on the echo path (Autobahn).
     Echo,
     /// The server sent a close frame and waits for the client's close until the deadline.
@@ -109,6 +111,8 @@ pub struct Conn {
     pub signed_in: Option<Box<SignedIn>>,
     /// What an offloaded channel authorization sends along (apps with an authorization URL).
     pub auth_forward: Option<Box<super::auth_forward::AuthForward>>,
+    /// The Socket.IO session of a connection on the Socket.IO mount.
+    pub socketio: Option<Box<super::socketio_state::SocketIoSession>>,
     /// Signed in or holding a private/presence subscription (authorised-connection timeout).
     pub authorized: bool,
     /// Second of the current client-event rate window.
@@ -139,6 +143,7 @@ impl Conn {
             subscriptions: Vec::new(),
             signed_in: None,
             auth_forward: None,
+            socketio: None,
             authorized: false,
             client_event_window_s: 0,
             client_events_in_window: 0,
@@ -149,7 +154,7 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Http | Phase::HttpWaiting | Phase::Pusher | Phase::Echo
+            Phase::Http | Phase::HttpWaiting | Phase::Pusher | Phase::SocketIo | Phase::Echo
         )
     }
 

@@ -70,6 +70,16 @@ impl Shard {
                     json("ready", 200, &b"{\"ready\":true}"[..])
                 }
             }
+            _ if crate::socketio::is_mount(path) => {
+                // Long-polling, or a WebSocket request without its upgrade headers.
+                let refusal = crate::socketio::check_handshake(
+                    head.query_param("EIO").as_deref(),
+                    head.query_param("transport").as_deref(),
+                )
+                .err()
+                .unwrap_or(crate::socketio::HandshakeRefusal::TransportUnknown);
+                json("socketio", 400, refusal.body().as_bytes())
+            }
             _ if path.starts_with("/apps/") || path.starts_with("/users/") => {
                 self.route_rest(key, head, body, keep_alive)
             }

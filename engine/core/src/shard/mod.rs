@@ -39,6 +39,7 @@
 //! - `query_state.rs`: cross-shard questions in flight, what they are for, how parts merge.
 //! - `http_reply.rs`: what routing a plain HTTP request produced.
 //! - `frames.rs`: a JSON message as one shared WebSocket text frame.
+//! - `socketio_state.rs`: a Socket.IO connection's session: namespaces, origin, heartbeat.
 //!
 //! Features (`impl Shard`):
 //! - `mod.rs`: the struct, the shell's inputs and outputs, the tick, HTTP and WebSocket framing,
@@ -61,6 +62,8 @@
 //! - `cluster_state.rs`: user commands, cache channels and connection counts across nodes.
 //! - `cluster_channels.rs`: `GET /channels…` across nodes.
 //! - `auth_offload.rs`: channel authorization by the app's endpoint, through the bridge.
+//! - `socketio.rs`: the Socket.IO dialect: the Engine.IO session, its heartbeat on the sweep,
+//!   namespaces joined with a JWT, the client's packets.
 //! - `tests/`: multi-shard simulation tests: the harness in `tests/mod.rs`, the tests by concern.
 
 // State: leaves that import no other file of the shard but leaves.
@@ -77,6 +80,7 @@ mod pending;
 pub mod prometheus;
 mod query_state;
 pub mod registry;
+mod socketio_state;
 pub mod stats;
 
 // Features: `impl Shard` blocks, each importing `Shard` from here (and leaves), never each other.
@@ -93,6 +97,7 @@ mod query;
 mod rest_api;
 mod session;
 mod signin;
+mod socketio;
 mod subscribe;
 mod webhooks;
 
@@ -145,6 +150,8 @@ pub struct ShardSettings {
     pub bridge_enabled: bool,
     /// The node is one of several, linked through the bridge (`--adapter-driver redis`).
     pub cluster_enabled: bool,
+    /// The Socket.IO dialect's heartbeat, payload bound and JWT secret.
+    pub socketio: crate::socketio::SocketIoSettings,
     /// Debug builds only (the code is not compiled into release builds): a client's
     /// `ringcast:test_panic` event panics the shard, for the tests of what a panic does.
     pub fault_trigger: bool,
@@ -461,6 +468,11 @@ impl Shard {
                         actions.push((key, TickAction::Ping));
                     }
                 }
+                Phase::SocketIo => {
+                    if let Some(action) = self.socketio_tick(key, now_ms) {
+                        actions.push((key, TickAction::SocketIo(action)));
+                    }
+                }
                 Phase::Closing { deadline_ms } if now_ms >= deadline_ms => {
                     actions.push((key, TickAction::Abort));
                 }
@@ -484,6 +496,7 @@ impl Shard {
             TickAction::PongTimeout => {
                 self.close_pusher(key, close::PONG_NOT_RECEIVED, "Pong reply not received")
             }
+            TickAction::SocketIo(action) => self.apply_socketio_tick(key, action, now_ms),
             TickAction::Unauthorized => self.close_pusher(
                 key,
                 close::UNAUTHORIZED,
@@ -506,7 +519,9 @@ impl Shard {
                 Phase::Pusher => {
                     self.close_pusher(key, close::RECONNECT, "Server is shutting down")
                 }
-                Phase::Echo => self.close_ws(key, 1001, "Server is shutting down"),
+                Phase::Echo | Phase::SocketIo => {
+                    self.close_ws(key, 1001, "Server is shutting down")
+                }
                 // HTTP connections stay to answer what they are asked (`/ready` says 503), and
                 // close after that response.
                 _ => {}
@@ -619,7 +634,10 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(key as usize) else {
                 return;
             };
-            let takes_input = matches!(conn.phase, Phase::Http | Phase::Pusher | Phase::Echo);
+            let takes_input = matches!(
+                conn.phase,
+                Phase::Http | Phase::Pusher | Phase::SocketIo | Phase::Echo
+            );
             if takes_input && conn.outbound_bytes > pause_bytes && !conn.read_buf.is_empty() {
                 // The client does not read what it asked for: its next requests wait for it.
                 conn.input_held = true;
@@ -632,7 +650,7 @@ impl Shard {
                     }
                 }
                 Phase::HttpWaiting => return,
-                Phase::Pusher | Phase::Echo | Phase::Closing { .. } => {
+                Phase::Pusher | Phase::SocketIo | Phase::Echo | Phase::Closing { .. } => {
                     let result = conn.decoder.poll_message(&mut conn.read_buf);
                     match result {
                         Ok(Some(message)) => {
@@ -766,6 +784,10 @@ impl Shard {
 
     fn handle_upgrade(&mut self, key: u32, head: &request::RequestHead) {
         let is_echo = self.settings.echo_path.as_deref() == Some(head.path.as_str());
+        if !is_echo && crate::socketio::is_mount(&head.path) {
+            self.handle_socketio_upgrade(key, head);
+            return;
+        }
         let app_key = head
             .path
             .strip_prefix("/app/")
@@ -773,7 +795,7 @@ impl Shard {
         if !is_echo && app_key.is_none() {
             let err = request::HttpError {
                 status: 404,
-                reason: "not found: WebSocket connections go to /app/{app_key}",
+                reason: "not found: WebSocket connections go to /app/{app_key} or /socket.io/",
             };
             self.push_control(key, response::error_response(&err));
             self.set_phase(key, Phase::Finished);
@@ -826,13 +848,13 @@ impl Shard {
         let phase = self.conns[key as usize].phase;
         match message {
             frame::Message::Ping(payload) => {
-                if matches!(phase, Phase::Pusher | Phase::Echo) {
+                if matches!(phase, Phase::Pusher | Phase::SocketIo | Phase::Echo) {
                     self.push_control(key, frame::encode_pong(&payload));
                 }
             }
             frame::Message::Pong(_) => {}
             frame::Message::Close { code, .. } => {
-                if matches!(phase, Phase::Pusher | Phase::Echo) {
+                if matches!(phase, Phase::Pusher | Phase::SocketIo | Phase::Echo) {
                     // Client-initiated close: echo the code, then close the socket.
                     let reply = match code {
                         Some(code) => frame::encode_close(code, ""),
@@ -845,6 +867,7 @@ impl Shard {
             frame::Message::Text(payload) => match phase {
                 Phase::Echo => self.push_data(key, frame::encode_text(&payload)),
                 Phase::Pusher => self.handle_pusher_text(key, &payload),
+                Phase::SocketIo => self.handle_socketio_text(key, &payload),
                 _ => {}
             },
             frame::Message::Binary(payload) => match phase {
@@ -854,6 +877,7 @@ impl Shard {
                     close::CLIENT_EVENT_REJECTED,
                     "Binary frames are not supported; send JSON text frames",
                 ),
+                Phase::SocketIo => self.handle_socketio_binary(key),
                 _ => {}
             },
         }
@@ -1044,6 +1068,7 @@ impl Shard {
 }
 
 enum TickAction {
+    SocketIo(socketio_state::SocketIoTick),
     Finish,
     Abort,
     Ping,

@@ -11,7 +11,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 24] = [
+const COUNTERS: [Counter; 28] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -127,6 +127,27 @@ const COUNTERS: [Counter; 24] = [
         "ringcast_tls_record_errors_total",
         "TLS connections dropped after their handshake for a bad record or an alert.",
         |s| s.tls_record_errors,
+    ),
+    (
+        "ringcast_socketio_sessions_total",
+        "Socket.IO (Engine.IO) sessions opened on the Socket.IO mount.",
+        |s| s.socketio_sessions_opened,
+    ),
+    (
+        "ringcast_socketio_connects_refused_total",
+        "Socket.IO namespace joins refused: unknown app, bad, expired or foreign token, origin, \
+         or too many namespaces on the connection.",
+        |s| s.socketio_connects_refused,
+    ),
+    (
+        "ringcast_socketio_errors_total",
+        "Socket.IO packets refused: malformed, binary, unknown events, namespaces not joined.",
+        |s| s.socketio_errors,
+    ),
+    (
+        "ringcast_socketio_ping_timeouts_total",
+        "Socket.IO connections closed because a ping went unanswered for pingTimeout.",
+        |s| s.socketio_ping_timeouts,
     ),
 ];
 

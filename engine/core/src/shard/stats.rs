@@ -76,6 +76,14 @@ pub struct ShardStats {
     pub tls_handshake_failures: u64,
     /// TLS connections dropped after their handshake for a bad record or an alert.
     pub tls_record_errors: u64,
+    /// Socket.IO (Engine.IO) sessions opened by an upgrade on the Socket.IO mount.
+    pub socketio_sessions_opened: u64,
+    /// Socket.IO namespace joins refused (unknown app, bad or expired token, too many).
+    pub socketio_connects_refused: u64,
+    /// Socket.IO packets refused (malformed, binary, unknown events, namespaces not joined).
+    pub socketio_errors: u64,
+    /// Socket.IO connections closed because a ping went unanswered for `pingTimeout`.
+    pub socketio_ping_timeouts: u64,
 }
 
 impl Default for ShardStats {
@@ -111,6 +119,10 @@ impl Default for ShardStats {
             webhook_events_dropped: 0,
             tls_handshake_failures: 0,
             tls_record_errors: 0,
+            socketio_sessions_opened: 0,
+            socketio_connects_refused: 0,
+            socketio_errors: 0,
+            socketio_ping_timeouts: 0,
         }
     }
 }

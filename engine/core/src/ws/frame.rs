@@ -91,6 +91,8 @@ impl std::error::Error for ProtocolError {}
 /// Close code 1008, policy violation (RFC 6455 §7.4.1): the server's own limits were broken,
 /// such as a plain WebSocket that does not read what it asked for.
 pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
+/// Close code 1000: normal closure (the session ended as the protocol says it may).
+pub const CLOSE_NORMAL: u16 = 1000;
 
 /// True for the close codes a peer may send on the wire (RFC 6455 §7.4): 1000–1003,
 /// 1007–1011 and 3000–4999. 1004–1006 and 1015 are reserved for local use, the rest of

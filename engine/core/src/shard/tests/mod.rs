@@ -94,6 +94,7 @@ impl Sim {
                         metrics_port_separate: false,
                         bridge_enabled,
                         cluster_enabled,
+                        socketio: Default::default(),
                         fault_trigger: true,
                     },
                     apps.clone(),
