@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ringcast_core::app::{AppConfig, AppTable};
+use ringcast_core::dialect::Published;
 use ringcast_core::shard::{OutputState, Shard, ShardSettings};
 use ringcast_core::ws::frame;
 
@@ -177,12 +178,17 @@ impl Fanout {
         self.subscribers
     }
 
-    /// The fan-out step of one publish on a shard: queue `frame` (a refcount bump) on every
-    /// subscriber, then do what the shell does on the wakeups: take each connection's output
+    /// The fan-out step of one publish on a shard: wrap `frame` in a dialect-neutral message
+    /// (one allocation), queue it (a refcount bump) on every subscriber, then do what the shell does on the wakeups: take each connection's output
     /// into a write buffer. Returns how many connections had output.
     pub fn publish_and_drain(&mut self, frame: &Bytes) -> usize {
-        self.shard
-            .publish(0, Self::CHANNEL, frame.clone(), None, self.now_ms);
+        self.shard.publish(
+            0,
+            Self::CHANNEL,
+            Published::pusher_only(frame.clone()),
+            None,
+            self.now_ms,
+        );
         self.drain()
     }
 

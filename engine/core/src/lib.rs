@@ -11,6 +11,8 @@
 //!   and per-app limits; read-only at run time.
 //! - [`backoff`]: the reconnect backoff (as data) of the engine's bridge link and restarts and
 //!   of the bridge's Redis connections.
+//! - [`dialect`]: the layer under every wire protocol: which one a connection speaks, and a
+//!   published message in no dialect's framing, encoded once per dialect it reaches.
 //! - [`fatal`]: what a panic does to a ringcast process: one line, then exit for a restart.
 //! - [`http`]: HTTP/1.1 for the APIs on the WebSocket port: request heads and responses.
 //! - [`limits`]: every bound that is not an app setting, with its default and the abuse it stops.
@@ -30,6 +32,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod dialect;
 pub mod fatal;
 pub mod http;
 pub mod limits;

@@ -9,6 +9,7 @@
 //! out of its JSON string.
 
 use core::fmt::Write as _;
+use std::ops::Range;
 
 pub use super::json_escape::{json_string, push_json_string};
 
@@ -205,21 +206,51 @@ pub fn watchlist_events(events: &[(&str, &[String])]) -> String {
 /// [`json_string`]), any JSON value for client events. `user_id` is added to client events on
 /// presence channels.
 pub fn channel_event(event: &str, channel: &str, data_json: &str, user_id: Option<&str>) -> String {
+    channel_event_parts(event, channel, data_json, user_id).text
+}
+
+/// A channel event's JSON text and where in it its parts lie, so other framings can reuse them
+/// without a copy (`crate::dialect::Published`).
+#[derive(Debug)]
+pub struct ChannelEventText {
+    /// The whole JSON text, as [`channel_event`] returns it.
+    pub text: String,
+    /// The event name as a JSON string literal.
+    pub name: Range<usize>,
+    /// The data's JSON text.
+    pub data: Range<usize>,
+}
+
+/// [`channel_event`], with the positions of its name and data.
+pub fn channel_event_parts(
+    event: &str,
+    channel: &str,
+    data_json: &str,
+    user_id: Option<&str>,
+) -> ChannelEventText {
     let mut out = String::with_capacity(
         40 + event.len() + channel.len() + data_json.len() + user_id.map_or(0, str::len),
     );
     out.push_str("{\"event\":");
+    let name_start = out.len();
     push_json_string(&mut out, event);
+    let name = name_start..out.len();
     out.push_str(",\"channel\":");
     push_json_string(&mut out, channel);
     out.push_str(",\"data\":");
+    let data_start = out.len();
     out.push_str(data_json);
+    let data = data_start..out.len();
     if let Some(u) = user_id {
         out.push_str(",\"user_id\":");
         push_json_string(&mut out, u);
     }
     out.push('}');
-    out
+    ChannelEventText {
+        text: out,
+        name,
+        data,
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use super::bridge_waits::{Stranded, StrandedBy};
 use super::link_state::Relay;
 use super::message::AppIndex;
 use super::Shard;
+use crate::dialect::Published;
 use crate::link::{self, BridgeStats, ChannelEvent, LinkError, LinkMessage};
 
 pub use super::link_state::LinkState;
@@ -189,7 +190,8 @@ impl Shard {
     fn deliver_from_link(&mut self, app: AppIndex, event: &ChannelEvent) {
         self.stats.link_events_in += 1;
         let except = self.parse_socket_id(&event.except_socket_id);
-        self.deliver_channel(app, &event.channel, &event.frame, except, false);
+        let message = Arc::new(Published::pusher_only(event.frame.clone()));
+        self.deliver_channel(app, &event.channel, &message, except, false);
     }
 
     /// Encodes everything queued for the bridge into `out`, the webhook events that waited

@@ -2,11 +2,13 @@
 //! kind, the name and payload bounds, the subscription and the per-connection rate, then the
 //! relay to the channel's other subscribers, the other nodes and the webhooks.
 
+use std::sync::Arc;
+
 use super::conn::{Conn, SubState};
-use super::frames::text_frame;
 use super::message::AppIndex;
 use super::Shard;
-use crate::pusher::{channel, close, server_message};
+use crate::dialect::Published;
+use crate::pusher::{channel, close};
 
 impl Shard {
     /// A client's `client-*` event; refused with a 4301 error when a check fails.
@@ -81,11 +83,16 @@ impl Shard {
             .as_ref()
             .map(|m| m.user_id.clone());
         let serial = conn.serial;
-        let json = server_message::channel_event(event, channel, data, user_id.as_deref());
-        let frame = text_frame(&json);
+        let message = Arc::new(Published::pusher_event(
+            event,
+            channel,
+            data,
+            user_id.as_deref(),
+        ));
         let except = Some((self.settings.shard_index, serial));
-        self.deliver_channel(app, channel, &frame, except, true);
+        self.deliver_channel(app, channel, &message, except, true);
         if self.link.enabled {
+            let frame = message.pusher_frame(&self.apps.get(app).id, channel);
             let socket_id = self.socket_id(serial);
             self.relay_publish(app, channel, &frame, &socket_id);
             self.hook_client_event(app, channel, event, data, &socket_id, user_id.as_deref());

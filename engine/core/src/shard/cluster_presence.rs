@@ -17,6 +17,7 @@ use super::frames::text_frame;
 use super::message::{AppIndex, MemberData, QueryPart, ShardMessage};
 use super::Shard;
 use crate::app::AppTable;
+use crate::dialect::Dialect;
 use crate::link::{LinkMessage, Member, PresenceChannel};
 use crate::pusher::server_message;
 
@@ -225,9 +226,12 @@ impl Shard {
         let Some(entry) = self.registry.channel(app, &channel.channel) else {
             return;
         };
+        // Presence channels are Pusher's: no other dialect subscribes to them.
         let keys: Vec<u32> = entry
             .subscribers
-            .iter()
+            .of(Dialect::Pusher)
+            .into_iter()
+            .flatten()
             .copied()
             .filter(|key| {
                 let Some(skip) = skip_user else { return true };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::message::AppIndex;
+use crate::dialect::Dialect;
 use crate::ws::frame::Decoder;
 
 /// Where a connection is in its life.
@@ -156,6 +157,15 @@ impl Conn {
             self.phase,
             Phase::Http | Phase::HttpWaiting | Phase::Pusher | Phase::SocketIo | Phase::Echo
         )
+    }
+
+    /// The wire protocol the connection speaks (fixed at the upgrade).
+    pub fn dialect(&self) -> Dialect {
+        if self.socketio.is_some() {
+            Dialect::SocketIo
+        } else {
+            Dialect::Pusher
+        }
     }
 
     /// Index of a channel in `subscriptions`.

@@ -10,6 +10,7 @@ use super::conn::Phase;
 use super::frames::text_frame;
 use super::message::{AppIndex, ConnRef, Query, QueryPart, ShardMessage};
 use super::Shard;
+use crate::dialect::Published;
 use crate::pusher::{close, server_message};
 
 impl Shard {
@@ -29,9 +30,9 @@ impl Shard {
             ShardMessage::Deliver {
                 app,
                 channel,
-                frame,
+                message,
                 except,
-            } => self.deliver_channel(app, &channel, &frame, except, false),
+            } => self.deliver_channel(app, &channel, &message, except, false),
             ShardMessage::DeliverToUser {
                 app,
                 user_id,
@@ -149,7 +150,8 @@ impl Shard {
             && !self.report_last_leave(app, channel, user_id)
         {
             let json = server_message::member_removed(channel, user_id);
-            self.deliver_channel(app, channel, &text_frame(&json), None, true);
+            let message = Arc::new(Published::pusher_only(text_frame(&json)));
+            self.deliver_channel(app, channel, &message, None, true);
             self.hook_member(app, channel, user_id, false);
         }
     }

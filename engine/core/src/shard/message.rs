@@ -1,12 +1,14 @@
 //! Messages that travel between shards over the bounded inter-shard rings.
 //!
-//! Every variant is plain data (`Send`): channel and user names are `Arc<str>` and frames are
-//! already-encoded WebSocket frames in `Bytes`, so a cross-shard delivery is a refcount bump,
-//! never a copy. Ordering is FIFO per (sender, receiver) pair, which the protocols below rely on.
+//! Every variant is plain data (`Send`): channel and user names are `Arc<str>`, frames are
+//! already-encoded WebSocket frames in `Bytes` and a published message is an `Arc` holding its
+//! framings, so a cross-shard delivery is a refcount bump, never a copy. Ordering is FIFO per (sender, receiver) pair, which the protocols below rely on.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::dialect::Published;
 
 /// Index of an application in the process-wide app table.
 pub type AppIndex = u32;
@@ -127,14 +129,14 @@ pub enum ShardMessage {
         /// The acknowledged announcement.
         seq: u32,
     },
-    /// Deliver an encoded frame to the receiving shard's subscribers of a channel.
+    /// Deliver a message to the receiving shard's subscribers of a channel.
     Deliver {
         /// Application.
         app: AppIndex,
         /// Channel name.
         channel: Arc<str>,
-        /// The encoded WebSocket frame.
-        frame: Bytes,
+        /// The message, with the framings already encoded (shared, never copied).
+        message: Arc<Published>,
         /// A connection that must not receive it (the publisher's own socket).
         except: Option<(u16, u64)>,
     },

@@ -25,6 +25,7 @@
 //! - `conn.rs`: one connection: phase, read buffer, decoder, outbound queue, subscriptions.
 //! - `auth_forward.rs`: what a connection's offloaded authorizations send to the endpoint.
 //! - `registry.rs`: channels to local subscribers and interested shards; signed-in users.
+//! - `subscribers.rs`: a channel's active subscribers on the shard, one set per dialect.
 //! - `owner.rs`: what an owner shard keeps: presence members, cached events, watchlists.
 //! - `message.rs`: the messages between shards and the parts of their answers.
 //! - `stats.rs`: the shard's counters and the snapshot of them sent for `/metrics`.
@@ -82,6 +83,7 @@ mod query_state;
 pub mod registry;
 mod socketio_state;
 pub mod stats;
+pub mod subscribers;
 
 // Features: `impl Shard` blocks, each importing `Shard` from here (and leaves), never each other.
 mod auth_offload;
@@ -110,6 +112,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use slab::Slab;
 
 use crate::app::AppTable;
+use crate::dialect::Published;
 use crate::http::request::{self, ParseOutcome};
 use crate::http::response;
 use crate::limits;
@@ -1008,14 +1011,15 @@ impl Shard {
         (hash % u64::from(self.settings.shard_count)) as u16
     }
 
-    /// Delivers an encoded frame to a channel's subscribers on this shard and, when `remote`,
-    /// forwards it to every other interested shard. This is the fan-out hot path: one frame,
-    /// many refcount bumps.
+    /// Delivers a message to a channel's subscribers on this shard and, when `remote`, forwards
+    /// it to every other interested shard. This is the fan-out hot path: per dialect present,
+    /// one frame (encoded on first need, shared by every shard), then one refcount bump per
+    /// subscriber.
     fn deliver_channel(
         &mut self,
         app: AppIndex,
         channel: &str,
-        frame: &Bytes,
+        message: &Arc<Published>,
         except: Option<(u16, u64)>,
         remote: bool,
     ) {
@@ -1033,7 +1037,7 @@ impl Shard {
                     ShardMessage::Deliver {
                         app,
                         channel: channel.clone(),
-                        frame: frame.clone(),
+                        message: message.clone(),
                         except,
                     },
                 ));
@@ -1042,27 +1046,34 @@ impl Shard {
         let except_serial = except
             .filter(|(shard, _)| *shard == self.settings.shard_index)
             .map(|(_, serial)| serial);
-        self.stats.deliveries += entry.subscribers.len() as u64;
-        for &key in entry.subscribers.iter() {
-            if let Some(serial) = except_serial {
-                if self
-                    .conns
-                    .get(key as usize)
-                    .is_some_and(|c| c.serial == serial)
-                {
-                    continue;
+        let app_id = &self.apps.get(app).id;
+        for (dialect, keys) in entry.subscribers.iter() {
+            let Some(frame) = message.frame(dialect, app_id, channel) else {
+                continue;
+            };
+            self.stats.deliveries += keys.len() as u64;
+            self.stats.deliveries_by_dialect[dialect.index()] += keys.len() as u64;
+            for &key in keys.iter() {
+                if let Some(serial) = except_serial {
+                    if self
+                        .conns
+                        .get(key as usize)
+                        .is_some_and(|c| c.serial == serial)
+                    {
+                        continue;
+                    }
                 }
+                push_frame(
+                    &mut self.conns,
+                    &mut self.wake,
+                    &mut self.detach_queue,
+                    &mut self.stats,
+                    self.settings.outbound_bytes_max,
+                    self.now_ms,
+                    key,
+                    frame.clone(),
+                );
             }
-            push_frame(
-                &mut self.conns,
-                &mut self.wake,
-                &mut self.detach_queue,
-                &mut self.stats,
-                self.settings.outbound_bytes_max,
-                self.now_ms,
-                key,
-                frame.clone(),
-            );
         }
     }
 }

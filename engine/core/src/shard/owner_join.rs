@@ -3,6 +3,8 @@
 //! with the members, and a cache channel's last event (with several nodes, the cluster's, which
 //! the bridge is asked for first). The subscriber's side of the answer is in `subscribe`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::bridge_waits::MembersWaiter;
@@ -10,6 +12,7 @@ use super::frames::text_frame;
 use super::message::{AppIndex, MemberData, OwnerJoin, ShardMessage};
 use super::owner::JoinOutcome;
 use super::Shard;
+use crate::dialect::Published;
 use crate::pusher::{close, server_message};
 
 /// The owner's answer to a join: accepted or not, and the frames for the subscriber. `None`:
@@ -98,8 +101,8 @@ impl Shard {
             return;
         }
         let json = server_message::member_added(channel, &member.user_id, &member.user_info);
-        let frame = text_frame(&json);
-        self.deliver_channel(app, channel, &frame, None, true);
+        let message = Arc::new(Published::pusher_only(text_frame(&json)));
+        self.deliver_channel(app, channel, &message, None, true);
         self.hook_member(app, channel, &member.user_id, true);
     }
 

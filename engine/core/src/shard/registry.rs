@@ -1,22 +1,22 @@
 //! A shard's channels → local subscribers, which other shards are interested in each channel,
 //! and the per-user index of signed-in local connections (server-to-user delivery, terminate).
 //!
-//! Keyed per app so lookups take `&str` without allocating. Subscribers live in an insertion-
-//! ordered set: iteration for fan-out is a dense walk, removal is O(1).
+//! Keyed per app so lookups take `&str` without allocating. Subscribers live in one
+//! insertion-ordered set per dialect (`subscribers.rs`).
 
 use std::sync::Arc;
 
 use ahash::AHashMap;
-use indexmap::IndexSet;
 use smallvec::SmallVec;
 
 use super::message::AppIndex;
+use super::subscribers::Subscribers;
 
 /// One channel as this shard sees it.
 #[derive(Debug, Default)]
 pub struct LocalChannel {
-    /// Local connections (slab keys) receiving the channel's events.
-    pub subscribers: IndexSet<u32, ahash::RandomState>,
+    /// Local connections (slab keys) receiving the channel's events, by dialect.
+    pub subscribers: Subscribers,
     /// Local connections still in the subscribe protocol.
     pub pending: Vec<u32>,
     /// Bit i set: shard i has subscribers (learned from `Interest` messages).

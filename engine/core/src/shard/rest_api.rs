@@ -11,6 +11,7 @@ use super::http_reply::{json, HttpOutcome};
 use super::message::{AppIndex, Query};
 use super::query_state::Purpose;
 use super::Shard;
+use crate::dialect::Published;
 use crate::http::request::{percent_decode, RequestHead};
 use crate::pusher::channel::{self, ChannelKind};
 use crate::pusher::rest::{self, InfoAttribute, PublishEvent, RestError};
@@ -141,11 +142,14 @@ impl Shard {
     fn publish_event(&mut self, app: AppIndex, event: &PublishEvent) {
         let now_ms = self.now_ms;
         for channel_name in &event.channels {
-            let frame = frame::encode_text(rest::event_json(event, channel_name).as_bytes());
             if let Some(user_id) = channel::server_to_user_id(channel_name) {
+                let frame = frame::encode_text(rest::event_json(event, channel_name).as_bytes());
                 self.publish_to_user(app, user_id, frame, now_ms);
             } else {
-                self.publish(app, channel_name, frame, event.socket_id.as_deref(), now_ms);
+                let message =
+                    Published::pusher_event(&event.name, channel_name, &event.data_json, None);
+                let except = event.socket_id.as_deref();
+                self.publish(app, channel_name, message, except, now_ms);
             }
         }
     }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::message::{AppIndex, ShardMessage};
 use super::Shard;
+use crate::dialect::Published;
 use crate::link::UserAction;
 use crate::pusher::channel;
 use crate::pusher::client_message::{self, ClientMessage};
@@ -22,20 +23,22 @@ impl Shard {
         self.run_detach_queue();
     }
 
-    /// Publishes an encoded event frame to a channel of an app from this shard: local
-    /// subscribers, every interested shard, and the cache of a cache channel. `except` is the
-    /// publisher's socket id (Pusher's `socket_id` exclusion).
+    /// Publishes a message to a channel of an app from this shard: local subscribers of every
+    /// dialect, every interested shard, the other nodes, and the cache of a cache channel.
+    /// `except` is the publisher's socket id (Pusher's `socket_id` exclusion).
     pub fn publish(
         &mut self,
         app: AppIndex,
         channel_name: &str,
-        frame: Bytes,
+        message: Published,
         except_socket_id: Option<&str>,
         now_ms: u64,
     ) {
         self.now_ms = now_ms;
         let except = except_socket_id.and_then(|s| self.parse_socket_id(s));
-        self.deliver_channel(app, channel_name, &frame, except, true);
+        let message = Arc::new(message);
+        self.deliver_channel(app, channel_name, &message, except, true);
+        let frame = message.pusher_frame(&self.apps.get(app).id, channel_name);
         self.relay_publish(app, channel_name, &frame, except_socket_id.unwrap_or(""));
         let max_len = self.apps.get(app).max_channel_name_length as usize;
         if channel::classify(channel_name, max_len).is_ok_and(|c| c.cache) {

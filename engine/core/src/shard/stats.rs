@@ -4,6 +4,8 @@
 
 use ahash::AHashMap;
 
+use crate::dialect::Dialect;
+
 /// Upper bounds of the frames-per-write histogram buckets (+Inf implied).
 pub const FRAMES_PER_WRITE_BUCKETS: [u64; 7] = [1, 2, 4, 8, 16, 32, 64];
 /// Upper bounds of the handshake-latency histogram buckets, in milliseconds (+Inf implied).
@@ -25,6 +27,8 @@ pub struct ShardStats {
     /// Published events handed to subscribers (one per subscriber per event; the excluded
     /// publisher and slow consumers being cut count too: they were attempted).
     pub deliveries: u64,
+    /// Channel deliveries by the subscriber's dialect (`Dialect::index`).
+    pub deliveries_by_dialect: [u64; Dialect::COUNT],
     /// Bytes handed to sockets.
     pub bytes_out: u64,
     /// Socket writes (each carries one or more frames).
@@ -95,6 +99,7 @@ impl Default for ShardStats {
             bytes_in: 0,
             frames_out: 0,
             deliveries: 0,
+            deliveries_by_dialect: [0; Dialect::COUNT],
             bytes_out: 0,
             socket_writes: 0,
             frames_per_write: [0; 8],

@@ -11,6 +11,7 @@ use super::conn::{SubState, Subscription};
 use super::frames::text_frame;
 use super::message::{AppIndex, ConnRef, MemberData, OwnerJoin, ShardMessage};
 use super::Shard;
+use crate::dialect::Dialect;
 use crate::limits;
 use crate::pusher::channel::{self, ChannelClass, ChannelKind};
 use crate::pusher::{auth, server_message, user};
@@ -269,7 +270,7 @@ impl Shard {
 
     /// Puts the connection among the channel's pending subscribers. The shard's first one
     /// announces the channel: to the other shards (`Interest`), the webhooks and the bridge.
-    fn enter_channel(&mut self, key: u32, app: AppIndex, channel: &Arc<str>) {
+    pub(super) fn enter_channel(&mut self, key: u32, app: AppIndex, channel: &Arc<str>) {
         let shard_count = self.settings.shard_count;
         let from = self.settings.shard_index;
         let entry = self.registry.channel_entry(app, channel);
@@ -372,18 +373,30 @@ impl Shard {
             return;
         };
         conn.subscriptions[index].state = SubState::Active;
+        self.join_subscribers(key, app, channel, Dialect::Pusher);
+        for frame in frames {
+            self.push_data(key, frame);
+        }
+    }
+
+    /// Moves a connection from a channel's pending subscribers to its active ones (of its
+    /// dialect), counted for `subscription_count` where the app wants it.
+    pub(super) fn join_subscribers(
+        &mut self,
+        key: u32,
+        app: AppIndex,
+        channel: &str,
+        dialect: Dialect,
+    ) {
         if let Some(entry) = self.registry.channel_mut(app, channel) {
             entry.pending.retain(|k| *k != key);
-            if entry.subscribers.insert(key) && self.counts_wanted(app) {
+            if entry.subscribers.insert(dialect, key) && self.counts_wanted(app) {
                 // The interned name: a dirty mark costs a refcount, not a copy.
                 if let Some((name, _)) = self.registry.channel_with_name(app, channel) {
                     let name = name.clone();
                     self.count_changed(app, &name);
                 }
             }
-        }
-        for frame in frames {
-            self.push_data(key, frame);
         }
     }
 
@@ -404,7 +417,8 @@ impl Shard {
             self.auth_forget(request_id);
             return;
         }
-        if self.exit_channel(key, app, &sub) {
+        let active = sub.state == SubState::Active;
+        if self.exit_channel(key, app, &sub.channel, active, Dialect::Pusher) {
             self.count_changed(app, &sub.channel);
         }
         if let Some(member) = &sub.member {
@@ -426,19 +440,23 @@ impl Shard {
     /// Takes the connection out of the channel's subscribers; the shard's last one withdraws the
     /// channel (from the other shards, the bridge and the webhooks). True when the connection
     /// was counted as a subscriber.
-    fn exit_channel(&mut self, key: u32, app: AppIndex, sub: &Subscription) -> bool {
+    pub(super) fn exit_channel(
+        &mut self,
+        key: u32,
+        app: AppIndex,
+        channel: &Arc<str>,
+        active: bool,
+        dialect: Dialect,
+    ) -> bool {
         let from = self.settings.shard_index;
-        let Some(entry) = self.registry.channel_mut(app, &sub.channel) else {
+        let Some(entry) = self.registry.channel_mut(app, channel) else {
             return false;
         };
         let mut counted = false;
-        match sub.state {
-            SubState::Active => {
-                counted = entry.subscribers.swap_remove(&key);
-            }
-            SubState::AwaitingAcks | SubState::AwaitingOwner | SubState::AwaitingAuth(_) => {
-                entry.pending.retain(|k| *k != key);
-            }
+        if active {
+            counted = entry.subscribers.remove(dialect, key);
+        } else {
+            entry.pending.retain(|k| *k != key);
         }
         if !entry.has_local() && entry.announced {
             entry.announced = false;
@@ -449,13 +467,13 @@ impl Shard {
             let node_keeps_it = entry.remote_interest != 0;
             self.broadcast(ShardMessage::Interest {
                 app,
-                channel: sub.channel.clone(),
+                channel: channel.clone(),
                 from,
                 on: false,
                 seq,
             });
-            self.link.withdraw(&self.apps.get(app).id, &sub.channel);
-            self.hook_occupancy(app, &sub.channel, true, node_keeps_it);
+            self.link.withdraw(&self.apps.get(app).id, channel);
+            self.hook_occupancy(app, channel, true, node_keeps_it);
         }
         counted
     }

@@ -2,6 +2,7 @@
 //! presence, cache, user commands and auth offload.
 
 use super::*;
+use crate::dialect::Published;
 
 #[test]
 fn a_linked_first_subscriber_waits_for_the_bridge() {
@@ -352,7 +353,9 @@ fn several_nodes_take_the_cache_from_the_cluster_and_send_user_commands_on() {
     sim.shards[0].publish(
         0,
         "cache-p",
-        frame::encode_text(br#"{"event":"price","channel":"cache-p","data":"1"}"#),
+        Published::pusher_only(frame::encode_text(
+            br#"{"event":"price","channel":"cache-p","data":"1"}"#,
+        )),
         None,
         sim.now_ms,
     );
@@ -598,7 +601,13 @@ fn a_full_link_queue_costs_a_relink_and_the_resync_restates_the_member() {
     // The bridge stops reading: the shard's queue for it fills with publishes (bounded).
     let frame = frame::encode_text(br#"{"event":"e","channel":"news","data":"x"}"#);
     for _ in 0..crate::limits::LINK_QUEUE_MAX + 10 {
-        sim.shards[0].publish(0, "news", frame.clone(), None, sim.now_ms);
+        sim.shards[0].publish(
+            0,
+            "news",
+            Published::pusher_only(frame.clone()),
+            None,
+            sim.now_ms,
+        );
     }
     assert!(
         sim.shards[0].stats().link_publishes_dropped >= 10,

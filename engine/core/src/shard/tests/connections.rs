@@ -2,6 +2,7 @@
 //! quota.
 
 use super::*;
+use crate::dialect::Published;
 
 #[test]
 fn slow_consumer_is_cut_with_4100_and_others_keep_receiving() {
@@ -21,7 +22,13 @@ fn slow_consumer_is_cut_with_4100_and_others_keep_receiving() {
     sim.shards[0].set_write_blocked(slow.key, true);
     let mut fast_got = 0;
     for _ in 0..100 {
-        sim.shards[0].publish(0, "feed", frame_bytes.clone(), None, sim.now_ms);
+        sim.shards[0].publish(
+            0,
+            "feed",
+            Published::pusher_only(frame_bytes.clone()),
+            None,
+            sim.now_ms,
+        );
         fast_got += sim.events(fast).len(); // the fast reader drains every time
     }
     assert_eq!(fast_got, 100);
@@ -48,13 +55,19 @@ fn a_reader_that_keeps_up_is_never_cut_whatever_the_burst() {
     sim.shards[0].publish(
         0,
         "feed",
-        frame::encode_text(big.as_bytes()),
+        Published::pusher_only(frame::encode_text(big.as_bytes())),
         None,
         sim.now_ms,
     );
     let small = frame::encode_text(br#"{"event":"small","channel":"feed","data":"z"}"#);
     for _ in 0..5_000 {
-        sim.shards[0].publish(0, "feed", small.clone(), None, sim.now_ms);
+        sim.shards[0].publish(
+            0,
+            "feed",
+            Published::pusher_only(small.clone()),
+            None,
+            sim.now_ms,
+        );
     }
     let got = sim.events(reader);
     assert_eq!(got.len(), 5_001);

@@ -2,6 +2,7 @@
 //! exclusion and auth failures.
 
 use super::*;
+use crate::dialect::Published;
 use crate::shard::owner::OwnerState;
 
 #[test]
@@ -27,7 +28,9 @@ fn subscription_is_confirmed_after_every_shard_acked_interest() {
     sim.shards[1].publish(
         0,
         "news",
-        frame::encode_text(br#"{"event":"x","channel":"news","data":"1"}"#),
+        Published::pusher_only(frame::encode_text(
+            br#"{"event":"x","channel":"news","data":"1"}"#,
+        )),
         None,
         sim.now_ms,
     );
@@ -122,7 +125,7 @@ fn cache_channel_answers_miss_then_last_event() {
     sim.shards[1].publish(
         0,
         "cache-prices",
-        frame::encode_text(event),
+        Published::pusher_only(frame::encode_text(event)),
         None,
         sim.now_ms,
     );
@@ -149,7 +152,9 @@ fn publish_excludes_the_given_socket() {
     sim.shards[1].publish(
         0,
         "news",
-        frame::encode_text(br#"{"event":"x","channel":"news","data":"1"}"#),
+        Published::pusher_only(frame::encode_text(
+            br#"{"event":"x","channel":"news","data":"1"}"#,
+        )),
         Some(&a_id),
         sim.now_ms,
     );
@@ -232,7 +237,13 @@ fn cached_events_past_the_shards_bound_in_bytes_are_not_kept() {
         frame::encode_text(json.as_bytes())
     };
     for channel in ["cache-a", "cache-b", "cache-c"] {
-        sim.shards[0].publish(0, channel, event(channel), None, sim.now_ms);
+        sim.shards[0].publish(
+            0,
+            channel,
+            Published::pusher_only(event(channel)),
+            None,
+            sim.now_ms,
+        );
     }
     sim.settle();
     assert_eq!(
@@ -255,7 +266,13 @@ fn cached_events_past_the_shards_bound_in_bytes_are_not_kept() {
         ]
     );
     // Replacing a kept event fits in the space it frees.
-    sim.shards[0].publish(0, "cache-a", event("cache-a"), None, sim.now_ms);
+    sim.shards[0].publish(
+        0,
+        "cache-a",
+        Published::pusher_only(event("cache-a")),
+        None,
+        sim.now_ms,
+    );
     sim.settle();
     assert_eq!(sim.shards[0].stats().cache_events_refused, 1);
 }

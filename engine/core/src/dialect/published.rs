@@ -1,0 +1,258 @@
+//! A published message in no dialect's framing, and its framing for each dialect, encoded the
+//! first time a subscriber of that dialect is met and then shared (`Bytes`) by every subscriber
+//! on every shard: one encode per message per dialect, never one per subscriber.
+//!
+//! The data is JSON text kept byte for byte: a Pusher REST `data` string stays a string, a
+//! Socket.IO `message` object stays an object (pusher-js takes object `data` in an event).
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use super::Dialect;
+use crate::pusher::json_escape::push_json_string;
+use crate::pusher::server_message;
+use crate::socketio::packet;
+use crate::ws::frame;
+
+/// What was published, in no dialect's framing.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// A Pusher protocol frame no other dialect has a framing for (`member_added`,
+    /// `subscription_count`, an event relayed from another node as a Pusher frame): only Pusher
+    /// subscribers receive it.
+    PusherOnly,
+    /// An event as Pusher publishes one (REST, client events): the event name as a JSON string
+    /// literal and the data's JSON text, slices of the Pusher frame (no copy).
+    Event {
+        /// `"name"`, quotes included.
+        name_json: Bytes,
+        /// The data, any JSON value.
+        data_json: Bytes,
+    },
+    /// A Socket.IO event as Ekko emits it to a room: `[event, args]`. Pusher subscribers get
+    /// `{"event":event,"channel":c,"data":<pusher_data_json>}`.
+    SocketIo {
+        /// `message`, `presence` or `status`.
+        event: &'static str,
+        /// The event's argument, a JSON object.
+        args_json: Bytes,
+        /// What a Pusher subscriber gets as `data` (a publish's `message`, else `args_json`).
+        pusher_data_json: Bytes,
+    },
+}
+
+/// One message to one channel of one app, with its framings as they are needed.
+#[derive(Debug)]
+pub struct Published {
+    content: Content,
+    /// The WebSocket frame of each dialect, by [`Dialect::index`].
+    frames: [OnceLock<Bytes>; Dialect::COUNT],
+}
+
+impl Published {
+    /// A ready Pusher frame that only Pusher subscribers receive.
+    pub fn pusher_only(frame: Bytes) -> Self {
+        Self::with_pusher_frame(Content::PusherOnly, frame)
+    }
+
+    /// A Pusher channel event `{"event","channel","data"[,"user_id"]}`: its Pusher frame
+    /// encoded now (the publisher needs it for the cache and the other nodes), the other
+    /// framings built from its parts when first needed.
+    pub fn pusher_event(
+        event: &str,
+        channel: &str,
+        data_json: &str,
+        user_id: Option<&str>,
+    ) -> Self {
+        let parts = server_message::channel_event_parts(event, channel, data_json, user_id);
+        let frame = frame::encode_text(parts.text.as_bytes());
+        let header = frame.len() - parts.text.len();
+        let content = Content::Event {
+            name_json: frame.slice(header + parts.name.start..header + parts.name.end),
+            data_json: frame.slice(header + parts.data.start..header + parts.data.end),
+        };
+        Self::with_pusher_frame(content, frame)
+    }
+
+    /// A Socket.IO event to a room; each framing is encoded when first needed.
+    pub fn socketio_event(
+        event: &'static str,
+        args_json: String,
+        pusher_data_json: Option<String>,
+    ) -> Self {
+        let args_json = Bytes::from(args_json);
+        let pusher_data_json = pusher_data_json.map_or_else(|| args_json.clone(), Bytes::from);
+        Published {
+            content: Content::SocketIo {
+                event,
+                args_json,
+                pusher_data_json,
+            },
+            frames: Default::default(),
+        }
+    }
+
+    fn with_pusher_frame(content: Content, frame: Bytes) -> Self {
+        let published = Published {
+            content,
+            frames: Default::default(),
+        };
+        // A fresh cell: the set cannot fail.
+        let _ = published.frames[Dialect::Pusher.index()].set(frame);
+        published
+    }
+
+    /// What was published.
+    pub fn content(&self) -> &Content {
+        &self.content
+    }
+
+    /// The frame for `dialect`'s subscribers of `channel` of the app `app_id`, encoded on the
+    /// first call for that dialect; None when the message has no framing in that dialect.
+    pub fn frame(&self, dialect: Dialect, app_id: &str, channel: &str) -> Option<&Bytes> {
+        let cell = &self.frames[dialect.index()];
+        if let Some(frame) = cell.get() {
+            return Some(frame);
+        }
+        let text = self.encode(dialect, app_id, channel)?;
+        Some(cell.get_or_init(|| frame::encode_text(text.as_bytes())))
+    }
+
+    /// The Pusher frame (every message has one: Pusher is every channel's first dialect).
+    pub fn pusher_frame(&self, app_id: &str, channel: &str) -> Bytes {
+        self.frame(Dialect::Pusher, app_id, channel)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The JSON text of the message in `dialect`'s framing.
+    fn encode(&self, dialect: Dialect, app_id: &str, channel: &str) -> Option<String> {
+        match (dialect, &self.content) {
+            (Dialect::Pusher, Content::PusherOnly) | (Dialect::Pusher, Content::Event { .. }) => {
+                None // set at creation
+            }
+            (
+                Dialect::Pusher,
+                Content::SocketIo {
+                    event,
+                    pusher_data_json,
+                    ..
+                },
+            ) => Some(server_message::channel_event(
+                event,
+                channel,
+                as_text(pusher_data_json),
+                None,
+            )),
+            (Dialect::SocketIo, Content::PusherOnly) => None,
+            (
+                Dialect::SocketIo,
+                Content::Event {
+                    name_json,
+                    data_json,
+                },
+            ) => {
+                let mut args =
+                    String::with_capacity(40 + channel.len() + data_json.len() + name_json.len());
+                args.push_str("{\"channel\":");
+                push_json_string(&mut args, channel);
+                args.push_str(",\"message\":");
+                args.push_str(as_text(data_json));
+                args.push_str(",\"event\":");
+                args.push_str(as_text(name_json));
+                args.push('}');
+                Some(packet::event(&namespace(app_id), "message", &args))
+            }
+            (
+                Dialect::SocketIo,
+                Content::SocketIo {
+                    event, args_json, ..
+                },
+            ) => Some(packet::event(&namespace(app_id), event, as_text(args_json))),
+        }
+    }
+}
+
+/// The Socket.IO namespace of an app.
+fn namespace(app_id: &str) -> String {
+    let mut out = String::with_capacity(1 + app_id.len());
+    out.push('/');
+    out.push_str(app_id);
+    out
+}
+
+/// JSON text held as bytes. Every part was cut from a `String` at character boundaries, so
+/// this never fails; an empty text would be invalid JSON and is never produced.
+fn as_text(bytes: &Bytes) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("null")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn text(frame: &Bytes) -> String {
+        // Unmasked server frames: a 2-byte head below 126 bytes of payload.
+        String::from_utf8(frame[2..].to_vec()).unwrap()
+    }
+
+    fn socketio_args(frame: &Bytes, namespace: &str) -> Value {
+        let text = text(frame);
+        let body = text.strip_prefix(&format!("42{namespace},")).unwrap();
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn a_pusher_event_reaches_socketio_with_its_data_unchanged() {
+        let published = Published::pusher_event("greet", "news", "\"hi \\\"you\\\"\"", None);
+        let pusher = published.frame(Dialect::Pusher, "1", "news").unwrap();
+        let v: Value = serde_json::from_str(&text(pusher)).unwrap();
+        assert_eq!(
+            v,
+            json!({"event":"greet","channel":"news","data":"hi \"you\""})
+        );
+        let sio = published.frame(Dialect::SocketIo, "1", "news").unwrap();
+        assert_eq!(
+            socketio_args(sio, "/1"),
+            json!(["message", {"channel":"news","message":"hi \"you\"","event":"greet"}])
+        );
+    }
+
+    #[test]
+    fn each_framing_is_encoded_once_and_shared() {
+        let published = Published::pusher_event("e", "c", "{\"a\":1}", None);
+        let first = published
+            .frame(Dialect::SocketIo, "1", "c")
+            .unwrap()
+            .clone();
+        let second = published
+            .frame(Dialect::SocketIo, "1", "c")
+            .unwrap()
+            .clone();
+        assert_eq!(first.as_ptr(), second.as_ptr());
+    }
+
+    #[test]
+    fn a_socketio_publish_reaches_pusher_with_its_message_as_data() {
+        let args = r#"{"channel":"news","message":{"b":2,"a":1},"uuid":"u1"}"#;
+        let published =
+            Published::socketio_event("message", args.to_string(), Some(r#"{"b":2,"a":1}"#.into()));
+        let pusher = published.frame(Dialect::Pusher, "1", "news").unwrap();
+        assert_eq!(
+            text(pusher),
+            r#"{"event":"message","channel":"news","data":{"b":2,"a":1}}"#
+        );
+        let sio = published.frame(Dialect::SocketIo, "1", "news").unwrap();
+        assert_eq!(text(sio), format!("42/1,[\"message\",{args}]"));
+    }
+
+    #[test]
+    fn protocol_frames_have_no_socketio_framing() {
+        let published = Published::pusher_only(Bytes::from_static(b"\x81\x02{}"));
+        assert!(published.frame(Dialect::SocketIo, "1", "c").is_none());
+        assert_eq!(&published.pusher_frame("1", "c")[..], b"\x81\x02{}");
+    }
+}
