@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::conn::{Conn, SubState};
+use super::conn::SubState;
 use super::message::AppIndex;
 use super::Shard;
 use crate::dialect::Published;
@@ -60,7 +60,7 @@ impl Shard {
         if conn.subscriptions[index].state != SubState::Active {
             return Err("Subscription to the channel is not confirmed yet");
         }
-        if !take_client_event(conn, now_s, rate_max) {
+        if !conn.take_client_event(now_s, rate_max) {
             return Err("Client event rate limit exceeded");
         }
         Ok(index)
@@ -98,18 +98,4 @@ impl Shard {
             self.hook_client_event(app, channel, event, data, &socket_id, user_id.as_deref());
         }
     }
-}
-
-/// Counts one client event in the connection's current second; false when that makes more
-/// than `rate_max` (0 = unlimited).
-fn take_client_event(conn: &mut Conn, now_s: u64, rate_max: u32) -> bool {
-    if rate_max == 0 {
-        return true;
-    }
-    if conn.client_event_window_s != now_s {
-        conn.client_event_window_s = now_s;
-        conn.client_events_in_window = 0;
-    }
-    conn.client_events_in_window += 1;
-    conn.client_events_in_window <= rate_max
 }

@@ -168,6 +168,20 @@ impl Conn {
         }
     }
 
+    /// Counts one client event (a Pusher `client-*` event, a Socket.IO `publish`) in the
+    /// connection's current second; false when that makes more than `rate_max` (0 = unlimited).
+    pub fn take_client_event(&mut self, now_s: u64, rate_max: u32) -> bool {
+        if rate_max == 0 {
+            return true;
+        }
+        if self.client_event_window_s != now_s {
+            self.client_event_window_s = now_s;
+            self.client_events_in_window = 0;
+        }
+        self.client_events_in_window += 1;
+        self.client_events_in_window <= rate_max
+    }
+
     /// Index of a channel in `subscriptions`.
     pub fn subscription_index(&self, channel: &str) -> Option<usize> {
         self.subscriptions

@@ -65,6 +65,8 @@
 //! - `auth_offload.rs`: channel authorization by the app's endpoint, through the bridge.
 //! - `socketio.rs`: the Socket.IO dialect: the Engine.IO session, its heartbeat on the sweep,
 //!   namespaces joined with a JWT, the client's packets.
+//! - `socketio_rooms.rs`: Ekko's rooms in the one channel space: subscribe, unsubscribe,
+//!   publish, presence rooms, the admin room, acknowledgements.
 //! - `tests/`: multi-shard simulation tests: the harness in `tests/mod.rs`, the tests by concern.
 
 // State: leaves that import no other file of the shard but leaves.
@@ -100,6 +102,7 @@ mod rest_api;
 mod session;
 mod signin;
 mod socketio;
+mod socketio_rooms;
 mod subscribe;
 mod webhooks;
 

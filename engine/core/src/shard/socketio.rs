@@ -9,7 +9,9 @@ use crate::http::request::RequestHead;
 use crate::http::response;
 use crate::limits::{SOCKETIO_ERRORS_PER_CONNECTION_MAX, SOCKETIO_NAMESPACES_PER_CONNECTION_MAX};
 use crate::pusher::client_message::parse_json;
+use crate::socketio::event::{self, EventError};
 use crate::socketio::packet::{self, EnginePacket, PacketError, SioKind, SioPacket};
+use crate::socketio::rooms::StatusEvent;
 use crate::socketio::token;
 use crate::socketio::HandshakeRefusal;
 use crate::ws::frame;
@@ -163,6 +165,11 @@ impl Shard {
             return;
         };
         let config = self.apps.get(app);
+        if !config.enabled {
+            self.stats.socketio_connects_refused += 1;
+            self.send_text(key, &packet::connect_error(namespace, "App is disabled"));
+            return;
+        }
         let server_secret = self.settings.socketio.jwt_secret.as_deref().unwrap_or("");
         let secrets = [config.secret.as_str(), server_secret];
         let grant = match token::verify(&jwt, &secrets, &config.id, self.unix_s) {
@@ -173,18 +180,37 @@ impl Shard {
                 return;
             }
         };
+        if !self.apps.try_admit(app) {
+            self.stats.socketio_connects_refused += 1;
+            let message = "App is over its connection quota";
+            self.send_text(key, &packet::connect_error(namespace, message));
+            return;
+        }
         let Some(session) = self.conns[key as usize].socketio.as_deref_mut() else {
+            self.apps.release(app);
             return;
         };
         session.joins += 1;
+        let uuid: Option<Box<str>> = uuid.map(Box::from);
         session.namespaces.push(Namespace {
             app,
             name: Box::from(namespace),
-            uuid: uuid.map(Box::from),
+            uuid: uuid.clone(),
             admin: grant.admin,
+            rooms: Vec::new(),
         });
         let sid = self.namespace_sid(key, namespace);
         self.send_text(key, &packet::connect_ok(namespace, &sid));
+        if grant.admin {
+            self.socketio_join_admin_room(key, app);
+        }
+        self.publish_status(
+            app,
+            StatusEvent::Connection,
+            uuid.as_deref(),
+            grant.admin,
+            None,
+        );
     }
 
     /// The client leaves a namespace (a namespace never joined: nothing to do).
@@ -193,52 +219,75 @@ impl Shard {
             return;
         };
         if let Some(index) = session.namespace_index(namespace) {
-            session.namespaces.swap_remove(index);
+            let left = session.namespaces.swap_remove(index);
+            self.socketio_leave_namespace(key, left);
         }
     }
 
-    /// An EVENT: `["name", payload]` in a joined namespace.
+    /// The connection is going away: it leaves every namespace. Idempotent.
+    pub(super) fn socketio_detach(&mut self, key: u32) {
+        let Some(session) = self
+            .conns
+            .get_mut(key as usize)
+            .and_then(|c| c.socketio.as_deref_mut())
+        else {
+            return;
+        };
+        for namespace in std::mem::take(&mut session.namespaces) {
+            self.socketio_leave_namespace(key, namespace);
+        }
+    }
+
+    /// An EVENT: `["name", payload]` in a joined namespace, carried out by its feature.
     fn socketio_event(&mut self, key: u32, sio: SioPacket<'_>) {
-        let joined = self.conns[key as usize]
-            .socketio
-            .as_deref()
-            .is_some_and(|s| s.namespace_index(sio.namespace).is_some());
-        if !joined {
+        let app = self.conns[key as usize].socketio.as_deref().and_then(|s| {
+            let index = s.namespace_index(sio.namespace)?;
+            Some(s.namespaces[index].app)
+        });
+        let Some(app) = app else {
             self.socketio_refuse(key, sio.namespace, "Join the namespace first");
             return;
-        }
+        };
         let Some(payload) = sio.payload else {
             self.socketio_refuse(key, sio.namespace, "An event needs a name");
             return;
         };
-        let mut buf = payload.as_bytes().to_vec();
-        let name = parse_json(&mut buf).ok().and_then(|tape| {
-            let value = tape.as_value();
-            let items = value.as_array()?;
-            let name = items.iter().next()?.into_string()?;
-            Some(name.to_owned())
-        });
-        let Some(name) = name else {
-            self.socketio_refuse(
-                key,
-                sio.namespace,
-                "An event is an array starting with its name",
-            );
-            return;
-        };
-        // subscribe / unsubscribe / publish come with the dialect's channel space (#13's next
-        // slice); until then every event is refused, so a client learns it is not served.
-        let message = format!("Event not supported yet: {name}");
-        self.socketio_refuse(key, sio.namespace, &message);
+        match event::parse(payload) {
+            Ok(parsed) => self.socketio_client_event(key, app, parsed, sio.ack_id),
+            Err(EventError(reason)) => {
+                if let Some(id) = sio.ack_id {
+                    if self.socketio_count_error(key) {
+                        let mut args = String::from("{\"ok\":false,\"error\":");
+                        crate::pusher::json_escape::push_json_string(&mut args, reason);
+                        args.push('}');
+                        self.send_text(key, &packet::ack(sio.namespace, id, &args));
+                    }
+                } else {
+                    self.socketio_refuse(key, sio.namespace, reason);
+                }
+            }
+        }
     }
 
     /// Answers a packet the server will not take with an `error` event (the connection stays:
     /// CONNECT_ERROR would end the client's namespace socket), and closes a connection that
     /// keeps sending such packets.
-    fn socketio_refuse(&mut self, key: u32, namespace: &str, message: &str) {
+    pub(super) fn socketio_refuse(&mut self, key: u32, namespace: &str, message: &str) {
+        if !self.socketio_count_error(key) {
+            return;
+        }
+        let mut args = String::from("{\"message\":");
+        crate::pusher::json_escape::push_json_string(&mut args, message);
+        args.push('}');
+        self.send_text(key, &packet::event(namespace, "error", &args));
+    }
+
+    /// Counts a refused packet; past `SOCKETIO_ERRORS_PER_CONNECTION_MAX` the connection is
+    /// closed with 1008 and false returned (nothing more is to be sent).
+    pub(super) fn socketio_count_error(&mut self, key: u32) -> bool {
         self.stats.socketio_errors += 1;
         let Some(session) = self.conns[key as usize].socketio.as_deref_mut() else {
-            return;
+            return false;
         };
         session.errors += 1;
         if session.errors > SOCKETIO_ERRORS_PER_CONNECTION_MAX {
@@ -247,12 +296,9 @@ impl Shard {
                 frame::CLOSE_POLICY_VIOLATION,
                 "Too many protocol errors",
             );
-            return;
+            return false;
         }
-        let mut args = String::from("{\"message\":");
-        crate::pusher::json_escape::push_json_string(&mut args, message);
-        args.push('}');
-        self.send_text(key, &packet::event(namespace, "error", &args));
+        true
     }
 
     /// A namespace's sid: the connection's socket id and the namespace.

@@ -1,7 +1,9 @@
 //! What a Socket.IO connection keeps on its shard: the namespaces (apps) it joined with their
-//! tokens' grants, the Origin it came from (checked against each app it joins), its heartbeat
+//! tokens' grants and the rooms (channels) joined in each, the Origin it came from (checked against each app it joins), its heartbeat
 //! and its protocol-error count. Boxed on the connection, so a Pusher connection pays one
 //! pointer.
+
+use std::sync::Arc;
 
 use super::message::AppIndex;
 
@@ -12,6 +14,32 @@ pub enum SocketIoTick {
     Ping,
     /// The last ping went unanswered for `pingTimeout`: close.
     PingTimeout,
+}
+
+/// Why a connection is in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomRole {
+    /// Asked for by name (or the admin room, for admins).
+    Plain,
+    /// Asked for with `withPresence`, as this uuid: leaving the channel leaves its presence
+    /// room too and announces `left` there.
+    WithPresence(Option<Box<str>>),
+    /// The presence room `withPresence` joined, as this uuid: once active, `joined` is
+    /// announced in it (the joiner hears its own).
+    PresenceOf(Option<Box<str>>),
+}
+
+/// One room (a channel of the namespace's app) a connection joined or is joining.
+#[derive(Debug, Clone)]
+pub struct Room {
+    /// The channel.
+    pub channel: Arc<str>,
+    /// Receiving the channel's events (else waiting for the other shards' acks).
+    pub active: bool,
+    /// Why the room was joined.
+    pub role: RoomRole,
+    /// The id of the `subscribe` acknowledgement that waits for this room to be active.
+    pub ack: Option<u64>,
 }
 
 /// One namespace a connection joined: an app.
@@ -25,6 +53,20 @@ pub struct Namespace {
     pub uuid: Option<Box<str>>,
     /// The token's `admin` claim.
     pub admin: bool,
+    /// Rooms joined (the admin room included, for admins).
+    pub rooms: Vec<Room>,
+}
+
+impl Namespace {
+    /// The index of a room.
+    pub fn room_index(&self, channel: &str) -> Option<usize> {
+        self.rooms.iter().position(|r| &*r.channel == channel)
+    }
+
+    /// Whether a `subscribe` acknowledgement still waits for a room.
+    pub fn ack_waits(&self, id: u64) -> bool {
+        self.rooms.iter().any(|r| r.ack == Some(id) && !r.active)
+    }
 }
 
 /// A Socket.IO connection's session.
@@ -52,6 +94,16 @@ impl SocketIoSession {
             errors: 0,
             joins: 0,
         }
+    }
+
+    /// Rooms joined in every namespace (bounded by `SUBSCRIPTIONS_PER_CONNECTION_MAX`).
+    pub fn room_count(&self) -> usize {
+        self.namespaces.iter().map(|n| n.rooms.len()).sum()
+    }
+
+    /// The index of the namespace of an app.
+    pub fn namespace_of_app(&self, app: AppIndex) -> Option<usize> {
+        self.namespaces.iter().position(|n| n.app == app)
     }
 
     /// The index of a joined namespace.

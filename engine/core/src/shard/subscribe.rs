@@ -302,6 +302,10 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(key as usize) else {
             return;
         };
+        if conn.socketio.is_some() {
+            self.socketio_activate(key, app, channel);
+            return;
+        }
         let Some(index) = conn.subscription_index(channel) else {
             return;
         };

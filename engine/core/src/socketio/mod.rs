@@ -3,10 +3,14 @@
 //! session lives in the shard (`shard/socketio.rs`).
 //!
 //! # Layout
+//! - `event`: the events an Ekko client emits (`subscribe`, `unsubscribe`, `publish`).
 //! - `packet`: Engine.IO and Socket.IO packets: parsing the client's, encoding the server's.
+//! - `rooms`: channel names a client may use, presence and admin rooms, their events' JSON.
 //! - `token`: the JWT a client joins a namespace with.
 
+pub mod event;
 pub mod packet;
+pub mod rooms;
 pub mod token;
 
 /// Where the dialect is mounted: `GET /socket.io/?EIO=4&transport=websocket`.

@@ -10,6 +10,7 @@
 //! - `connections.rs`: slow consumers, pings and timeouts, drain, readiness, quota.
 //! - `rest.rs`: the REST API and metrics over the shards.
 //! - `cluster.rs`: several nodes through the bridge link.
+//! - `socketio.rs`: Socket.IO clients in the one channel space with Pusher.
 //! - `webhooks.rs`: webhook events for the bridge and subscription counts.
 #![allow(clippy::unwrap_used)]
 
@@ -17,6 +18,7 @@ mod cluster;
 mod connections;
 mod presence;
 mod rest;
+mod socketio;
 mod subscribe;
 mod webhooks;
 
