@@ -4,35 +4,11 @@
 // and tokens made with jsonwebtoken as the Ekko CLI makes them.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { io } = require('socket.io-client');
-const jwt = require('jsonwebtoken');
 const WebSocket = require('ws');
 const { startServer, httpGet, withTimeout, APP } = require('../lib/server');
+const { token, connect } = require('../lib/socketio');
 
 const SERVER_SECRET = 'ekko-server-secret';
-
-/** An Ekko token for `appName`, signed with `secret` (HS256 unless told). */
-function token(appName, secret, extra = {}, options = {}) {
-  return jwt.sign({ appName, admin: false, ...extra }, secret, { algorithm: 'HS256', ...options });
-}
-
-/** Connects like the Ekko client; resolves with the socket once connected, rejects on error. */
-function connect(port, namespace, auth, options = {}) {
-  const socket = io(`http://127.0.0.1:${port}/${namespace}`, {
-    transports: ['websocket'],
-    reconnection: false,
-    auth,
-    ...options,
-  });
-  const outcome = new Promise((resolve, reject) => {
-    socket.on('connect', () => resolve(socket));
-    socket.on('connect_error', (err) => {
-      socket.close();
-      reject(err);
-    });
-  });
-  return withTimeout(outcome, 5000, `no connect or connect_error for /${namespace}`);
-}
 
 describe('socket.io: transport and namespaces', () => {
   let server;
