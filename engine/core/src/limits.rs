@@ -61,8 +61,9 @@ pub const INPUT_PAUSE_OUTBOUND_BYTES: usize = 64 * 1024;
 /// Entries of one app's `app_allowed_origins`: 64. Every upgrade with an `Origin` is compared
 /// with each, so the list bounds that work.
 pub const ALLOWED_ORIGINS_MAX: usize = 64;
-/// Channels one connection may be subscribed to: 1 000. Stops one socket from bloating the
-/// registry.
+/// Channels one connection may be subscribed to: 1 000 (a Socket.IO connection: rooms over all
+/// its namespaces, presence and admin rooms included; also the most channels one `subscribe`
+/// event may name). Stops one socket from bloating the registry.
 pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: usize = 1_000;
 /// Seconds the server waits for any frame after its `pusher:ping` before closing with 4201: 30.
 /// Stops dead peers (no FIN, no RST) from being kept forever.
@@ -206,8 +207,8 @@ pub const SOCKETIO_NAMESPACE_BYTES_MAX: usize = 128;
 /// "Too many namespaces". Without it one socket could join every app's namespace again and
 /// again and hold one session state for each.
 pub const SOCKETIO_NAMESPACES_PER_CONNECTION_MAX: usize = 16;
-/// Socket.IO protocol errors (unknown or binary packets, events of namespaces never joined)
-/// one connection may cause: 64; then it is closed (1008). A client that only sends garbage
+/// Socket.IO protocol errors (unknown or binary packets, events of namespaces never joined,
+/// refused events) one connection may cause: 64; then it is closed (1008). A client that only sends garbage
 /// gets answers, but not for ever.
 pub const SOCKETIO_ERRORS_PER_CONNECTION_MAX: u32 = 64;
 /// Default Engine.IO `pingInterval`: 25 000 ms (Socket.IO's default), the time between two

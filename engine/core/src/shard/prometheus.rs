@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::dialect::Dialect;
 use crate::link::BridgeStats;
 
 use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAKE_MS_BUCKETS};
@@ -298,6 +299,21 @@ pub fn render_prometheus(snapshots: &[StatsSnapshot], app_ids: &[&str]) -> Strin
         |s| &s.handshake_ms,
         |s| Some(s.handshake_ms_sum as f64 / 1000.0),
     );
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_dialect_deliveries_total Channel deliveries by the subscriber's dialect.\n# TYPE ringcast_dialect_deliveries_total counter"
+    );
+    for snap in snapshots {
+        for dialect in Dialect::ALL {
+            let _ = writeln!(
+                out,
+                "ringcast_dialect_deliveries_total{{shard=\"{}\",dialect=\"{}\"}} {}",
+                snap.shard,
+                dialect.label(),
+                snap.stats.deliveries_by_dialect[dialect.index()]
+            );
+        }
+    }
     render_codes(&mut out, snapshots);
     render_http(&mut out, snapshots);
     render_bridge(&mut out, snapshots);
@@ -331,6 +347,21 @@ fn render_gauges(out: &mut String, snapshots: &[StatsSnapshot], app_ids: &[&str]
             "ringcast_sockets{{shard=\"{}\"}} {}",
             snap.shard, snap.sockets
         );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_dialect_connections Open WebSocket connections by dialect.\n# TYPE ringcast_dialect_connections gauge"
+    );
+    for snap in snapshots {
+        for dialect in Dialect::ALL {
+            let _ = writeln!(
+                out,
+                "ringcast_dialect_connections{{shard=\"{}\",dialect=\"{}\"}} {}",
+                snap.shard,
+                dialect.label(),
+                snap.connections_by_dialect[dialect.index()]
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -488,6 +519,7 @@ mod tests {
             shard: 1,
             stats,
             connections_by_app: vec![7],
+            connections_by_dialect: [5, 2],
             sockets: 9,
             channels: 2,
             bridge_linked: None,
@@ -518,6 +550,10 @@ mod tests {
             "ringcast_http_requests_total{shard=\"1\",route=\"events\",status=\"200\"} 1"
         ));
         assert!(text.contains("ringcast_bytes_out_total{shard=\"1\"} 50"));
+        assert!(text.contains("ringcast_dialect_connections{shard=\"1\",dialect=\"socketio\"} 2"));
+        assert!(
+            text.contains("ringcast_dialect_deliveries_total{shard=\"1\",dialect=\"pusher\"} 0")
+        );
         // Every sample line is `name{labels} value`.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap_or_default();
@@ -531,6 +567,7 @@ mod tests {
             shard,
             stats: ShardStats::default(),
             connections_by_app: vec![0],
+            connections_by_dialect: [0, 0],
             sockets: 0,
             channels: 0,
             bridge_linked: linked,

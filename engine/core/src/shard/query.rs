@@ -12,6 +12,7 @@ use super::message::{AppIndex, ChannelStat, Query, QueryPart, ShardMessage};
 use super::query_state::{merge, ChannelTotals, PendingQuery, Purpose};
 use super::stats::StatsSnapshot;
 use super::Shard;
+use crate::dialect::Dialect;
 use crate::pusher::channel;
 
 impl Shard {
@@ -155,9 +156,13 @@ impl Shard {
     /// channels with subscribers, and the bridge link's state and counters.
     fn stats_snapshot(&self) -> StatsSnapshot {
         let mut connections_by_app = vec![0u64; self.apps.len()];
+        let mut connections_by_dialect = [0u64; Dialect::COUNT];
         for (_, conn) in self.conns.iter() {
             if let (Some(app), true) = (conn.app, conn.counted) {
                 connections_by_app[app as usize] += 1;
+            }
+            if matches!(conn.phase, Phase::Pusher | Phase::SocketIo) {
+                connections_by_dialect[conn.dialect().index()] += 1;
             }
         }
         let channels = (0..self.apps.len() as AppIndex)
@@ -172,6 +177,7 @@ impl Shard {
             shard: self.settings.shard_index,
             stats: self.stats.clone(),
             connections_by_app,
+            connections_by_dialect,
             sockets: self.conns.len() as u64,
             channels,
             bridge_linked: self.link.enabled.then(|| self.is_linked()),

@@ -169,6 +169,8 @@ pub struct StatsSnapshot {
     pub stats: ShardStats,
     /// Open Pusher connections per app index.
     pub connections_by_app: Vec<u64>,
+    /// Open WebSocket connections by dialect (`Dialect::index`).
+    pub connections_by_dialect: [u64; Dialect::COUNT],
     /// All sockets (any phase).
     pub sockets: u64,
     /// Channels with local subscribers.
