@@ -26,6 +26,7 @@ fn event(channel: &str, text: &str) -> ChannelEvent {
         channel: channel.into(),
         except_socket_id: "123.456".into(),
         frame: Bytes::from(frame),
+        socketio: None,
     }
 }
 

@@ -336,6 +336,7 @@ mod tests {
                 channel: channel.into(),
                 except_socket_id: String::new(),
                 frame: Bytes::from_static(b"\x81\x02hi"),
+                socketio: None,
             },
         )
         .expect("encodes")
@@ -435,6 +436,7 @@ mod tests {
                 channel: "ch".into(),
                 except_socket_id: String::new(),
                 frame: Bytes::new(),
+                socketio: None,
             },
         )
         .expect("encodes");
@@ -450,6 +452,7 @@ mod tests {
             channel: "ch".into(),
             except_socket_id: "9.9".into(),
             frame: Bytes::from_static(b"\x81\x01x"),
+            socketio: None,
         };
         let payload = encode_envelope(OTHER_NODE, &event).expect("encodes");
         assert_eq!(

@@ -224,6 +224,7 @@ mod tests {
             channel: "private-room".into(),
             except_socket_id: "1.2".into(),
             frame: Bytes::from_static(b"\x81\x05hello"),
+            socketio: None,
         }
     }
 

@@ -8,8 +8,10 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use simd_json::prelude::*;
 
-use super::Dialect;
+use super::kind::Dialect;
+use crate::pusher::client_message::{encode_value, parse_json};
 use crate::pusher::json_escape::push_json_string;
 use crate::pusher::server_message;
 use crate::socketio::packet;
@@ -19,9 +21,12 @@ use crate::ws::frame;
 #[derive(Debug, Clone)]
 pub enum Content {
     /// A Pusher protocol frame no other dialect has a framing for (`member_added`,
-    /// `subscription_count`, an event relayed from another node as a Pusher frame): only Pusher
-    /// subscribers receive it.
+    /// `subscription_count`): only Pusher subscribers receive it.
     PusherOnly,
+    /// A Pusher channel event from another node, known by its frame alone: the other framings
+    /// are derived from the frame's `event` and `data` when a subscriber first needs them
+    /// (never for `pusher:` / `pusher_internal:` events).
+    PusherFrame,
     /// An event as Pusher publishes one (REST, client events): the event name as a JSON string
     /// literal and the data's JSON text, slices of the Pusher frame (no copy).
     Event {
@@ -71,6 +76,21 @@ impl Published {
         let content = Content::Event {
             name_json: frame.slice(header + parts.name.start..header + parts.name.end),
             data_json: frame.slice(header + parts.data.start..header + parts.data.end),
+        };
+        Self::with_pusher_frame(content, frame)
+    }
+
+    /// An event from another node: its Pusher frame and, when it was published in the
+    /// Socket.IO dialect, its Socket.IO event (`event` must be one the dialect emits).
+    pub fn from_remote(frame: Bytes, socketio: Option<(&'static str, Bytes)>) -> Self {
+        let content = match socketio {
+            Some((event, args_json)) => Content::SocketIo {
+                event,
+                args_json,
+                // Unused: the Pusher frame came with the event.
+                pusher_data_json: Bytes::new(),
+            },
+            None => Content::PusherFrame,
         };
         Self::with_pusher_frame(content, frame)
     }
@@ -129,7 +149,9 @@ impl Published {
     /// The JSON text of the message in `dialect`'s framing.
     fn encode(&self, dialect: Dialect, app_id: &str, channel: &str) -> Option<String> {
         match (dialect, &self.content) {
-            (Dialect::Pusher, Content::PusherOnly) | (Dialect::Pusher, Content::Event { .. }) => {
+            (Dialect::Pusher, Content::PusherOnly)
+            | (Dialect::Pusher, Content::PusherFrame)
+            | (Dialect::Pusher, Content::Event { .. }) => {
                 None // set at creation
             }
             (
@@ -146,24 +168,23 @@ impl Published {
                 None,
             )),
             (Dialect::SocketIo, Content::PusherOnly) => None,
+            (Dialect::SocketIo, Content::PusherFrame) => {
+                let frame = self.frames[Dialect::Pusher.index()].get()?;
+                let (name_json, data_json) = event_parts_of_frame(frame)?;
+                Some(socketio_message(app_id, channel, &name_json, &data_json))
+            }
             (
                 Dialect::SocketIo,
                 Content::Event {
                     name_json,
                     data_json,
                 },
-            ) => {
-                let mut args =
-                    String::with_capacity(40 + channel.len() + data_json.len() + name_json.len());
-                args.push_str("{\"channel\":");
-                push_json_string(&mut args, channel);
-                args.push_str(",\"message\":");
-                args.push_str(as_text(data_json));
-                args.push_str(",\"event\":");
-                args.push_str(as_text(name_json));
-                args.push('}');
-                Some(packet::event(&namespace(app_id), "message", &args))
-            }
+            ) => Some(socketio_message(
+                app_id,
+                channel,
+                as_text(name_json),
+                as_text(data_json),
+            )),
             (
                 Dialect::SocketIo,
                 Content::SocketIo {
@@ -172,6 +193,44 @@ impl Published {
             ) => Some(packet::event(&namespace(app_id), event, as_text(args_json))),
         }
     }
+}
+
+/// A Pusher event as Socket.IO subscribers get it:
+/// `["message",{"channel":c,"message":data,"event":name}]`.
+fn socketio_message(app_id: &str, channel: &str, name_json: &str, data_json: &str) -> String {
+    let mut args = String::with_capacity(40 + channel.len() + data_json.len() + name_json.len());
+    args.push_str("{\"channel\":");
+    push_json_string(&mut args, channel);
+    args.push_str(",\"message\":");
+    args.push_str(data_json);
+    args.push_str(",\"event\":");
+    args.push_str(name_json);
+    args.push('}');
+    packet::event(&namespace(app_id), "message", &args)
+}
+
+/// The event name (as a JSON string literal) and the data's JSON text of a Pusher channel event
+/// frame this server encoded; None for protocol events and anything that is not one.
+fn event_parts_of_frame(frame: &[u8]) -> Option<(String, String)> {
+    let header = match frame.get(1)? & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    let mut payload = frame.get(header..)?.to_vec();
+    let tape = parse_json(&mut payload).ok()?;
+    let value = tape.as_value();
+    let object = value.as_object()?;
+    let name = object.get("event")?.into_string()?;
+    if name.starts_with("pusher:") || name.starts_with("pusher_internal:") {
+        return None;
+    }
+    let mut name_json = String::with_capacity(name.len() + 2);
+    push_json_string(&mut name_json, name);
+    let data_json = object
+        .get("data")
+        .map_or_else(|| "null".to_owned(), encode_value);
+    Some((name_json, data_json))
 }
 
 /// The Socket.IO namespace of an app.
@@ -247,6 +306,33 @@ mod tests {
         );
         let sio = published.frame(Dialect::SocketIo, "1", "news").unwrap();
         assert_eq!(text(sio), format!("42/1,[\"message\",{args}]"));
+    }
+
+    #[test]
+    fn an_event_from_another_node_gets_its_socketio_framing_from_its_frame() {
+        let local = Published::pusher_event("greet", "news", "{\"z\":1,\"a\":\"x\"}", Some("u"));
+        let frame = local.pusher_frame("1", "news");
+        let remote = Published::from_remote(frame.clone(), None);
+        assert_eq!(remote.pusher_frame("1", "news"), frame);
+        assert_eq!(
+            remote.frame(Dialect::SocketIo, "1", "news"),
+            local.frame(Dialect::SocketIo, "1", "news")
+        );
+        let internal =
+            text_frame_of(r#"{"event":"pusher_internal:member_added","channel":"c","data":"{}"}"#);
+        assert!(Published::from_remote(internal, None)
+            .frame(Dialect::SocketIo, "1", "c")
+            .is_none());
+        let args = Bytes::from_static(br#"{"channel":"c","message":2}"#);
+        let sio = Published::from_remote(text_frame_of("{}"), Some(("message", args)));
+        assert_eq!(
+            text(sio.frame(Dialect::SocketIo, "1", "c").unwrap()),
+            r#"42/1,["message",{"channel":"c","message":2}]"#
+        );
+    }
+
+    fn text_frame_of(text: &str) -> Bytes {
+        frame::encode_text(text.as_bytes())
     }
 
     #[test]

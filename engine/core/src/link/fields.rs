@@ -7,7 +7,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::LinkError;
-use super::message::{ChannelEvent, Member, PresenceChannel};
+use super::message::{ChannelEvent, Member, PresenceChannel, SocketIoEvent};
 use crate::limits::{LINK_FRAME_BYTES_MAX, LINK_MEMBERS_MAX, LINK_NAME_BYTES_MAX};
 
 // ---- Integers ----
@@ -149,15 +149,41 @@ pub fn put_event(out: &mut BytesMut, event: &ChannelEvent) -> Result<(), LinkErr
     put_name(out, &event.app_id)?;
     put_name(out, &event.channel)?;
     put_name(out, &event.except_socket_id)?;
-    put_blob(out, &event.frame)
+    put_blob(out, &event.frame)?;
+    if let Some(socketio) = &event.socketio {
+        out.put_u8(SOCKETIO_EVENT_TAG);
+        put_name(out, &socketio.event)?;
+        put_blob(out, &socketio.args_json)?;
+    }
+    Ok(())
 }
 
+/// The byte before an event's Socket.IO part.
+const SOCKETIO_EVENT_TAG: u8 = 1;
+
 /// Decodes an event's fields (the inverse of [`put_event`]); the frame shares `body`'s memory.
+/// An event ends after its frame or, when the next byte is the Socket.IO tag, after its
+/// Socket.IO part; anything else after the frame is left for the caller (whose own framing
+/// says whether it is allowed).
 pub fn take_event(body: &mut Bytes) -> Result<ChannelEvent, LinkError> {
+    let app_id = take_name(body)?;
+    let channel = take_name(body)?;
+    let except_socket_id = take_name(body)?;
+    let frame = take_blob(body)?;
+    let socketio = if body.first() == Some(&SOCKETIO_EVENT_TAG) {
+        body.advance(1);
+        Some(SocketIoEvent {
+            event: take_name(body)?,
+            args_json: take_blob(body)?,
+        })
+    } else {
+        None
+    };
     Ok(ChannelEvent {
-        app_id: take_name(body)?,
-        channel: take_name(body)?,
-        except_socket_id: take_name(body)?,
-        frame: take_blob(body)?,
+        app_id,
+        channel,
+        except_socket_id,
+        frame,
+        socketio,
     })
 }

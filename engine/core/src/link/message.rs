@@ -8,11 +8,14 @@ use bytes::Bytes;
 use crate::app::WebhookEventType;
 
 /// Protocol version; both ends must speak the same one (a bridge run by hand from another
-/// release is refused at `Hello`, not misread). 3: the `subscription_count` hook kind.
-pub const VERSION: u16 = 3;
+/// release is refused at `Hello`, not misread). 3: the `subscription_count` hook kind. 4: a
+/// channel event may carry a Socket.IO event after its frame.
+pub const VERSION: u16 = 4;
 
-/// One event on its way between nodes: the encoded WebSocket frame that every subscriber
-/// receives, byte for byte, and the socket that must not receive it.
+/// One event on its way between nodes: the encoded WebSocket frame that every Pusher subscriber
+/// receives, byte for byte, the socket that must not receive it, and, for an event a Socket.IO
+/// client or the Socket.IO dialect published, what a Socket.IO subscriber receives (a Pusher
+/// event's other framings are derived from its frame where they are needed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelEvent {
     /// The app's id as configured (`app_id`), not a shard-local index.
@@ -23,6 +26,19 @@ pub struct ChannelEvent {
     pub except_socket_id: String,
     /// The complete server-to-client WebSocket frame (unmasked text frame).
     pub frame: Bytes,
+    /// The Socket.IO event, for events published in the Socket.IO dialect. On the wire it
+    /// follows the frame and is absent otherwise, so a Pusher event's bytes are those of
+    /// version 3.
+    pub socketio: Option<SocketIoEvent>,
+}
+
+/// A Socket.IO event `[event, args]` as a Socket.IO subscriber receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketIoEvent {
+    /// `message`, `presence` or `status`.
+    pub event: String,
+    /// The argument's JSON text.
+    pub args_json: Bytes,
 }
 
 /// The bridge's own counters, sent to every link once a second so that the engine's `/metrics`

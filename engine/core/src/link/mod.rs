@@ -48,5 +48,5 @@ pub use error::LinkError;
 pub use fields::{put_event, take_event};
 pub use message::{
     AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelEvent, ChannelFilter, HookEvent,
-    LinkMessage, Member, PresenceChannel, UserAction, VERSION,
+    LinkMessage, Member, PresenceChannel, SocketIoEvent, UserAction, VERSION,
 };

@@ -12,6 +12,7 @@ fn event(frame: &'static [u8]) -> ChannelEvent {
         channel: "presence-room".into(),
         except_socket_id: "123.456".into(),
         frame: Bytes::from_static(frame),
+        socketio: None,
     }
 }
 
@@ -59,6 +60,13 @@ fn all_messages() -> Vec<LinkMessage> {
         LinkMessage::Deliver(ChannelEvent {
             except_socket_id: String::new(),
             ..event(b"")
+        }),
+        LinkMessage::Publish(ChannelEvent {
+            socketio: Some(SocketIoEvent {
+                event: "message".into(),
+                args_json: Bytes::from_static(br#"{"channel":"c","message":1}"#),
+            }),
+            ..event(b"\x81\x02{}")
         }),
         LinkMessage::MemberJoin(room(), member("u1", b"{\"name\":\"A\"}")),
         LinkMessage::MemberLeave(room(), "u1".into()),

@@ -13,14 +13,14 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::bridge_waits::{Stranded, StrandedBy};
 use super::link_state::Relay;
 use super::message::AppIndex;
 use super::Shard;
-use crate::dialect::Published;
-use crate::link::{self, BridgeStats, ChannelEvent, LinkError, LinkMessage};
+use crate::dialect::{Content, Published};
+use crate::link::{self, BridgeStats, ChannelEvent, LinkError, LinkMessage, SocketIoEvent};
 
 pub use super::link_state::LinkState;
 
@@ -190,7 +190,11 @@ impl Shard {
     fn deliver_from_link(&mut self, app: AppIndex, event: &ChannelEvent) {
         self.stats.link_events_in += 1;
         let except = self.parse_socket_id(&event.except_socket_id);
-        let message = Arc::new(Published::pusher_only(event.frame.clone()));
+        let socketio = event.socketio.as_ref().and_then(|s| {
+            let name = crate::socketio::rooms::server_event_name(&s.event)?;
+            Some((name, s.args_json.clone()))
+        });
+        let message = Arc::new(Published::from_remote(event.frame.clone(), socketio));
         self.deliver_channel(app, &event.channel, &message, except, false);
     }
 
@@ -234,22 +238,34 @@ impl Shard {
         self.link.bridge_stats()
     }
 
-    /// A local publish (REST or client event) for the other nodes; `except_socket_id` is the
-    /// excluded socket as the publisher named it (it may live on another node), or empty.
+    /// A local publish (REST, client event, Socket.IO) for the other nodes: its Pusher frame
+    /// and, for a Socket.IO event, the Socket.IO part (encoded only when there is a link).
+    /// `except_socket_id` is the excluded socket as the publisher named it (it may live on
+    /// another node), or empty.
     pub(super) fn relay_publish(
         &mut self,
         app: AppIndex,
         channel: &str,
-        frame: &Bytes,
+        message: &Published,
         except_socket_id: &str,
     ) {
         let app_id = &self.apps.get(app).id;
         let relay = self.link.relay(|| {
+            let socketio = match message.content() {
+                Content::SocketIo {
+                    event, args_json, ..
+                } => Some(SocketIoEvent {
+                    event: (*event).to_owned(),
+                    args_json: args_json.clone(),
+                }),
+                _ => None,
+            };
             LinkMessage::Publish(ChannelEvent {
                 app_id: app_id.clone(),
                 channel: channel.to_string(),
                 except_socket_id: except_socket_id.to_string(),
-                frame: frame.clone(),
+                frame: message.pusher_frame(app_id, channel),
+                socketio,
             })
         });
         self.count_relay(relay);

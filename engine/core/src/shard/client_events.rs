@@ -92,9 +92,8 @@ impl Shard {
         let except = Some((self.settings.shard_index, serial));
         self.deliver_channel(app, channel, &message, except, true);
         if self.link.enabled {
-            let frame = message.pusher_frame(&self.apps.get(app).id, channel);
             let socket_id = self.socket_id(serial);
-            self.relay_publish(app, channel, &frame, &socket_id);
+            self.relay_publish(app, channel, &message, &socket_id);
             self.hook_client_event(app, channel, event, data, &socket_id, user_id.as_deref());
         }
     }

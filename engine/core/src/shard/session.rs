@@ -38,10 +38,10 @@ impl Shard {
         let except = except_socket_id.and_then(|s| self.parse_socket_id(s));
         let message = Arc::new(message);
         self.deliver_channel(app, channel_name, &message, except, true);
-        let frame = message.pusher_frame(&self.apps.get(app).id, channel_name);
-        self.relay_publish(app, channel_name, &frame, except_socket_id.unwrap_or(""));
+        self.relay_publish(app, channel_name, &message, except_socket_id.unwrap_or(""));
         let max_len = self.apps.get(app).max_channel_name_length as usize;
         if channel::classify(channel_name, max_len).is_ok_and(|c| c.cache) {
+            let frame = message.pusher_frame(&self.apps.get(app).id, channel_name);
             let owner = self.owner_of(app, channel_name);
             self.route(
                 owner,

@@ -373,7 +373,7 @@ impl Shard {
         self.publish(app, &rooms::presence_room(channel), message, None, now_ms);
     }
 
-    /// `status` to the app's admin room, on this node's shards.
+    /// `status` to the app's admin room, on every node.
     pub(super) fn publish_status(
         &mut self,
         app: AppIndex,
@@ -382,15 +382,16 @@ impl Shard {
         admin: bool,
         channel: Option<&str>,
     ) {
-        if self
+        let admins_here = self
             .registry
             .channel(app, ADMIN_CHANNEL)
-            .is_none_or(|e| e.remote_interest == 0 && e.subscribers.is_empty())
-        {
-            return; // no admin on the node: nothing to encode
+            .is_some_and(|e| e.remote_interest != 0 || !e.subscribers.is_empty());
+        if !admins_here && !self.link.enabled {
+            return; // a node alone with no admin: nothing to encode
         }
         let args = rooms::status_args(event, uuid, admin, &self.apps.get(app).id, channel);
-        let message = Arc::new(Published::socketio_event("status", args, None));
-        self.deliver_channel(app, ADMIN_CHANNEL, &message, None, true);
+        let message = Published::socketio_event("status", args, None);
+        let now_ms = self.now_ms;
+        self.publish(app, ADMIN_CHANNEL, message, None, now_ms);
     }
 }

@@ -15,6 +15,14 @@ pub const ADMIN_ROOM: &str = "admin";
 /// of any dialect can subscribe to it or publish to it: only the server emits there.
 pub const ADMIN_CHANNEL: &str = "#socketio-admin";
 
+/// The events the server emits to rooms, by name (an event from another node names its own):
+/// None for any other name.
+pub fn server_event_name(name: &str) -> Option<&'static str> {
+    ["message", "presence", "status"]
+        .into_iter()
+        .find(|known| *known == name)
+}
+
 /// Whether a Socket.IO client may join or publish to `name`: a valid public channel name.
 /// `private-`, `presence-` and `cache-` channels keep Pusher's rules (a signature per channel,
 /// members, a replayed last event), which a Socket.IO client has no way to follow.

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::dialect::Published;
+use crate::socketio::rooms;
 
 const NS: &str = "/app-id";
 
@@ -358,5 +359,94 @@ fn a_connection_holds_a_bounded_number_of_rooms() {
     assert!(
         matches!(&got[..], [Packet::Ack(2, v)] if v["error"] == "Too many subscriptions on this connection"),
         "{got:?}"
+    );
+}
+
+#[test]
+fn socketio_events_cross_nodes_with_their_socketio_part_and_pusher_events_get_one() {
+    use crate::link::{ChannelEvent, LinkMessage, SocketIoEvent};
+    let mut sim = Sim::new_with(1, true, |_| {});
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    let client = sim.connect_socketio(0, "u1", false);
+    sim.socketio_packets(client);
+    sim.emit(client, Some(1), "subscribe", json!({"channels": ["news"]}));
+    // The room waits for the bridge like a Pusher subscription: the ack comes once it answers.
+    assert_eq!(sim.socketio_packets(client), vec![]);
+    // Besides the announcement, the admin room's status events go to the other nodes.
+    let up = sim.link_output(0);
+    let seq = up
+        .iter()
+        .find_map(|m| match m {
+            LinkMessage::Subscribe { channel, seq, .. } if channel == "news" => Some(*seq),
+            _ => None,
+        })
+        .unwrap();
+    let statuses = up
+        .iter()
+        .filter(|m| matches!(m, LinkMessage::Publish(e) if e.channel == rooms::ADMIN_CHANNEL))
+        .count();
+    assert_eq!(statuses, 2, "connection and joined: {up:?}");
+    sim.confirm(0, "news", seq);
+    assert_eq!(sim.socketio_packets(client), vec![Packet::Ack(1, ok())]);
+
+    // A Socket.IO publish goes up with its Socket.IO part and its Pusher frame.
+    let payload = json!({"channel": "news", "message": {"a": 1}, "uuid": "u1"});
+    sim.emit(client, None, "publish", payload.clone());
+    sim.socketio_packets(client);
+    let up = sim.link_output(0);
+    let [LinkMessage::Publish(event)] = &up[..] else {
+        panic!("{up:?}")
+    };
+    let socketio = event.socketio.as_ref().unwrap();
+    assert_eq!(socketio.event, "message");
+    let args: Value = serde_json::from_slice(&socketio.args_json).unwrap();
+    assert_eq!(args, payload);
+    let pusher: Value = serde_json::from_slice(&event.frame[2..]).unwrap();
+    assert_eq!(
+        pusher,
+        json!({"event": "message", "channel": "news", "data": {"a": 1}})
+    );
+
+    // Down from another node: a Socket.IO event arrives as it was sent; a Pusher event (its
+    // frame only) in the Socket.IO framing.
+    let remote_args = br#"{"channel":"news","message":"from B","uuid":"b"}"#;
+    sim.link_in(
+        0,
+        LinkMessage::Deliver(ChannelEvent {
+            app_id: "app-id".into(),
+            channel: "news".into(),
+            except_socket_id: String::new(),
+            frame: frame::encode_text(br#"{"event":"message","channel":"news","data":"from B"}"#),
+            socketio: Some(SocketIoEvent {
+                event: "message".into(),
+                args_json: Bytes::from_static(remote_args),
+            }),
+        }),
+    );
+    sim.link_in(
+        0,
+        LinkMessage::Deliver(ChannelEvent {
+            app_id: "app-id".into(),
+            channel: "news".into(),
+            except_socket_id: String::new(),
+            frame: frame::encode_text(
+                br#"{"event":"price","channel":"news","data":"{\"usd\":3}"}"#,
+            ),
+            socketio: None,
+        }),
+    );
+    assert_eq!(
+        sim.socketio_packets(client),
+        vec![
+            Packet::Event(
+                "message".into(),
+                json!({"channel": "news", "message": "from B", "uuid": "b"})
+            ),
+            Packet::Event(
+                "message".into(),
+                json!({"channel": "news", "message": "{\"usd\":3}", "event": "price"})
+            ),
+        ]
     );
 }
