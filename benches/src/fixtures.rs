@@ -129,6 +129,7 @@ impl Fanout {
                 bridge_enabled: false,
                 cluster_enabled: false,
                 socketio: Default::default(),
+                functions: Default::default(),
                 fault_trigger: false,
             },
             apps,

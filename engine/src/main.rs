@@ -85,14 +85,17 @@ fn run(config: config::Config) -> Result<(), String> {
     let (listeners, bound) = listener::bind_all(addr, shard_count, server.listen_backlog)?;
     let metrics_listener = bind_metrics_listener(server)?;
     let starts = shard_starts(listeners, &cpus, metrics_listener);
+    let functions = load_functions(server)?;
     let cluster = server.needs_bridge();
-    let bridge_socket = if cluster || needs_bridge_for_webhooks(&config) {
+    let bridge_socket = if cluster || needs_bridge_for_webhooks(&config) || !functions.table.is_empty()
+    {
         Some(start_bridge(server, cluster)?)
     } else {
         None
     };
     let apps = Arc::new(AppTable::new(config.apps.clone()));
     let mut settings = engine_settings(server, &plan, bridge_socket, cluster);
+    settings.functions = functions;
     settings.tls = tls.as_ref().map(|tls| tls.config.clone());
     start_signal_thread(tls.clone())?;
     let handles = shard::spawn_all(starts, apps, settings)?;
@@ -165,6 +168,42 @@ fn shard_starts(
         .collect()
 }
 
+/// The channel functions and, from `--associations-file`, the associations at start: a file
+/// that cannot be read or that names an unknown function is a start error naming the file.
+fn load_functions(
+    server: &config::ServerConfig,
+) -> Result<ringcast_core::functions::FunctionSettings, String> {
+    use ringcast_core::functions::{Associations, FunctionSettings};
+    let table = server.channel_functions.clone();
+    let Some(path) = &server.associations_file else {
+        return Ok(FunctionSettings {
+            table,
+            associations: Default::default(),
+        });
+    };
+    let limit = ringcast_core::limits::HTTP_BODY_BYTES_MAX;
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read --associations-file {path}: {e}"))?;
+    if bytes.len() > limit {
+        return Err(format!(
+            "--associations-file {path}: {} bytes, at most {limit} (what PUT /associations takes)",
+            bytes.len()
+        ));
+    }
+    let associations = Associations::parse(&bytes, &table)
+        .map_err(|e| format!("--associations-file {path}: {e}"))?;
+    info!(
+        file = %path,
+        associations = associations.len(),
+        functions = table.len(),
+        "channel functions"
+    );
+    Ok(FunctionSettings {
+        table,
+        associations: Arc::new(associations),
+    })
+}
+
 /// True when a node needs the bridge even when it is the only node: webhooks and offloaded
 /// authorizations are sent by the bridge, and the Redis webhook queue is the bridge's too.
 fn needs_bridge_for_webhooks(config: &config::Config) -> bool {
@@ -227,6 +266,7 @@ fn engine_settings(
         drain_timeout_s: server.drain_timeout_s,
         echo_path: server.echo_path.clone(),
         socketio: server.socketio.clone(),
+        functions: Default::default(),
         metrics_port_separate: server.metrics_port.is_some(),
         bridge_socket,
         cluster,

@@ -63,6 +63,8 @@ pub struct EngineSettings {
     pub echo_path: Option<String>,
     /// The Socket.IO dialect's settings.
     pub socketio: ringcast_core::socketio::SocketIoSettings,
+    /// Channel functions: the configured functions, the associations at start.
+    pub functions: ringcast_core::functions::FunctionSettings,
     /// `/metrics` lives on its own port.
     pub metrics_port_separate: bool,
     /// The bridge's Unix socket when the node is one of several.
@@ -181,6 +183,7 @@ fn core_settings(shard_index: usize, settings: &EngineSettings) -> ShardSettings
         handshake_timeout_s: settings.handshake_timeout_s,
         echo_path: settings.echo_path.clone(),
         socketio: settings.socketio.clone(),
+        functions: settings.functions.clone(),
         metrics_port_separate: settings.metrics_port_separate,
         bridge_enabled: settings.bridge_socket.is_some(),
         cluster_enabled: settings.cluster,

@@ -14,6 +14,8 @@
 //! - [`dialect`]: the layer under every wire protocol: which one a connection speaks, and a
 //!   published message in no dialect's framing, encoded once per dialect it reaches.
 //! - [`fatal`]: what a panic does to a ringcast process: one line, then exit for a restart.
+//! - [`functions`]: channel functions: the configured functions, the apps' associations of
+//!   channels to pipelines, `PUT /associations`, and a message on its way through a pipeline.
 //! - [`http`]: HTTP/1.1 for the APIs on the WebSocket port: request heads and responses.
 //! - [`limits`]: every bound that is not an app setting, with its default and the abuse it stops.
 //! - [`link`]: the engine ⇄ bridge link protocol: length-prefixed binary frames, sans IO.
@@ -34,6 +36,7 @@ pub mod app;
 pub mod backoff;
 pub mod dialect;
 pub mod fatal;
+pub mod functions;
 pub mod http;
 pub mod limits;
 pub mod link;

@@ -241,6 +241,36 @@ pub const PENDING_CHANNELS_MAX: usize = 4_096;
 /// Longest a channels question waits for the bridge: 2 000 ms (the bridge itself waits 1 s for
 /// the nodes), then it goes on with the node's own counts.
 pub const CHANNELS_WAIT_MS_MAX: u64 = 2_000;
+/// Channel-function pipelines in flight per shard (the channels' owner): 4 096; beyond it a
+/// publish goes out unchanged and the admin room hears why. Bounds the messages held for the
+/// bridge by a flood of publishes to a channel with slow functions.
+pub const PENDING_PIPELINES_MAX: usize = 4_096;
+/// Bytes of the messages those pipelines hold, per shard: 16 MiB; beyond it as above.
+pub const PENDING_PIPELINE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Longest a message waits for its pipeline: 30 000 ms (the bridge gives up on one function
+/// after `FUNCTION_CALL_TIMEOUT_MS` and says so); then the message goes out unchanged.
+pub const PIPELINE_WAIT_MS_MAX: u64 = 30_000;
+
+// ---- Channel functions ----
+
+/// Functions in one association's pipeline: 8. Each one is an HTTP call the message waits for.
+pub const FUNCTIONS_PER_PIPELINE_MAX: usize = 8;
+/// Associations (`{channelName, functionNames}`) of one app: 256; each publish to the app may
+/// try every pattern, so the list bounds that work.
+pub const ASSOCIATIONS_PER_APP_MAX: usize = 256;
+/// Associations of all apps in one document: 4 096; bounds what `PUT /associations` can make
+/// every node hold.
+pub const ASSOCIATIONS_TOTAL_MAX: usize = 4_096;
+/// Bytes of one `channelName` pattern: 1 024.
+pub const ASSOCIATION_PATTERN_BYTES_MAX: usize = 1_024;
+/// Compiled size of one pattern: 256 KiB (`regex`'s own size limit). Stops a pattern that
+/// compiles into an automaton of megabytes; matching is linear time whatever the pattern.
+pub const ASSOCIATION_PATTERN_COMPILED_BYTES_MAX: usize = 256 * 1024;
+/// Configured functions (`--channel-functions`): 256.
+pub const FUNCTIONS_CONFIGURED_MAX: usize = 256;
+/// One function call, connect to last byte: 2 000 ms; then the pipeline fails and the message
+/// goes out unchanged. Shared with the bridge, which applies it.
+pub const FUNCTION_CALL_TIMEOUT_MS: u64 = 2_000;
 
 // ---- Shared with the bridge ----
 
@@ -349,6 +379,16 @@ const _: () = assert!(AUTHS_PER_CONNECTION_MAX <= SUBSCRIPTIONS_PER_CONNECTION_M
 const _: () = assert!(PENDING_MEMBERS_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_CACHE_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_CHANNELS_MAX <= LINK_QUEUE_MAX);
+const _: () = assert!(PENDING_PIPELINES_MAX <= LINK_QUEUE_MAX);
+// A pipeline's every call timing out still ends (and is answered by the bridge) before the
+// shard gives up on it: the order of a channel's messages holds even then.
+const _: () =
+    assert!(FUNCTION_CALL_TIMEOUT_MS * FUNCTIONS_PER_PIPELINE_MAX as u64 <= PIPELINE_WAIT_MS_MAX);
+// A pipeline's function count goes on the link as a `u8`.
+const _: () = assert!(FUNCTIONS_PER_PIPELINE_MAX <= u8::MAX as usize);
+const _: () = assert!(ASSOCIATIONS_PER_APP_MAX <= ASSOCIATIONS_TOTAL_MAX);
+// An accepted document goes to the other nodes in one link frame.
+const _: () = assert!(HTTP_BODY_BYTES_MAX < LINK_FRAME_BYTES_MAX);
 const _: () = assert!(HOOKS_WAITING_MAX <= LINK_QUEUE_MAX);
 // Every channels question to the other nodes is part of one of the shard's own questions.
 const _: () = assert!(PENDING_CHANNELS_MAX <= PENDING_QUERIES_MAX);

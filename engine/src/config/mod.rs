@@ -82,7 +82,7 @@ pub struct ServerConfig {
     pub app_env: String,
     /// `--redis-prefix`: prefix of every Redis key and channel.
     pub redis_prefix: String,
-    /// `--redis-url`.
+    /// `--redis-url`, or `--redis-host`:`--redis-port` (Ekko's `REDIS_HOST` / `REDIS_PORT`).
     pub redis_url: String,
     /// `--redis-tls`.
     pub redis_tls: bool,
@@ -116,6 +116,10 @@ pub struct ServerConfig {
     pub tls_key_file: Option<String>,
     /// `--socketio-*` and `--jwt-secret`: the Socket.IO dialect's settings.
     pub socketio: ringcast_core::socketio::SocketIoSettings,
+    /// `--channel-functions`: the functions associations may name.
+    pub channel_functions: std::sync::Arc<ringcast_core::functions::FunctionTable>,
+    /// `--associations-file`: the associations at start.
+    pub associations_file: Option<String>,
     /// `--bridge-socket`: the bridge's Unix socket, when set explicitly.
     pub bridge_socket: Option<String>,
     /// `--bridge-binary`: the bridge program, when set explicitly.
@@ -462,9 +466,14 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
         queue_driver: l
             .get(Key::QueueDriver, parse_driver)?
             .unwrap_or(Driver::Local),
-        adapter_driver: l
-            .get(Key::AdapterDriver, parse_driver)?
-            .unwrap_or(Driver::Local),
+        adapter_driver: l.get(Key::AdapterDriver, parse_driver)?.unwrap_or(
+            // Ekko used Redis whenever it was given one.
+            if l.text(Key::RedisHost)?.is_some() {
+                Driver::Redis
+            } else {
+                Driver::Local
+            },
+        ),
         app_manager: l
             .get(Key::AppManager, parse_app_manager)?
             .unwrap_or_else(|| String::from("array")),
@@ -474,9 +483,7 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
         redis_prefix: l
             .text(Key::RedisPrefix)?
             .unwrap_or_else(|| String::from("pusher")),
-        redis_url: l
-            .get(Key::RedisUrl, not_empty)?
-            .unwrap_or_else(|| String::from("localhost:6379")),
+        redis_url: redis_url(l)?,
         redis_tls: l.bool(Key::RedisTls)?.unwrap_or(false),
         redis_tls_ca_file: l.get(Key::RedisTlsCaFile, not_empty)?,
         redis_cluster: l.bool(Key::RedisCluster)?.unwrap_or(false),
@@ -511,6 +518,13 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
         tls_cert_file: l.get(Key::TlsCertFile, not_empty)?,
         tls_key_file: l.get(Key::TlsKeyFile, not_empty)?,
         socketio: socketio_settings(l)?,
+        channel_functions: std::sync::Arc::new(
+            l.get(Key::ChannelFunctions, |text| {
+                ringcast_core::functions::FunctionTable::parse(text)
+            })?
+            .unwrap_or_default(),
+        ),
+        associations_file: l.get(Key::AssociationsFile, not_empty)?,
         bridge_socket: l.get(Key::BridgeSocket, not_empty)?,
         bridge_binary: l.get(Key::BridgeBinary, not_empty)?,
         bridge_external: l.bool(Key::BridgeExternal)?.unwrap_or(false),
@@ -518,6 +532,27 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
             .num(Key::NodeHeartbeatTtlMs, 300, 3_600_000)?
             .unwrap_or(10_000),
     })
+}
+
+/// `--redis-url`, or Ekko's host and port: both is a contradiction, neither the default.
+fn redis_url(l: &Lookup) -> Result<String, ConfigError> {
+    let url = l.get(Key::RedisUrl, not_empty)?;
+    let host = l.get(Key::RedisHost, not_empty)?;
+    let port: Option<u16> = l.num(Key::RedisPort, 1, u16::MAX)?;
+    match (url, host, port) {
+        (Some(url), None, None) => Ok(url),
+        (Some(_), _, _) => Err(ConfigError(
+            "--redis-url and --redis-host / --redis-port (REDIS_HOST, REDIS_PORT) say the same \
+             thing: give one of them"
+                .to_owned(),
+        )),
+        (None, None, None) => Ok(String::from("localhost:6379")),
+        (None, host, port) => Ok(format!(
+            "{}:{}",
+            host.as_deref().unwrap_or("localhost"),
+            port.unwrap_or(6379)
+        )),
+    }
 }
 
 /// The Socket.IO dialect's rows. The heartbeat periods are whole seconds at least, because

@@ -68,6 +68,8 @@ pub(crate) enum Key {
     AppEnv,
     RedisPrefix,
     RedisUrl,
+    RedisHost,
+    RedisPort,
     RedisTls,
     RedisTlsCaFile,
     RedisCluster,
@@ -87,6 +89,8 @@ pub(crate) enum Key {
     SocketioPingTimeout,
     SocketioMaxPayload,
     JwtSecret,
+    ChannelFunctions,
+    AssociationsFile,
     BridgeSocket,
     BridgeBinary,
     BridgeExternal,
@@ -231,6 +235,12 @@ pub(crate) const SPECS: &[Spec] = &[
         Value("PREFIX"), "pusher", "Prefix to use for Redis keys"),
     row(Key::RedisUrl, Server, "redis-url", &["REDIS_URL"], &["redis_url"], Value("URL"),
         "localhost:6379", "URL of the Redis server"),
+    row(Key::RedisHost, Server, "redis-host", &["REDIS_HOST", "REDIS_ENDPOINT"], &["redis_host"],
+        Value("HOST"), "localhost",
+        "Redis host, as Ekko took it (with --redis-port instead of --redis-url); also makes \
+         --adapter-driver default to redis"),
+    row(Key::RedisPort, Server, "redis-port", &["REDIS_PORT"], &["redis_port"], Value("PORT"),
+        "6379", "Redis port, with --redis-host"),
     row(Key::RedisTls, Server, "redis-tls", &["REDIS_TLS"], &["redis_tls"], Bool, "false",
         "Use TLS for the Redis connection"),
     row(Key::RedisTlsCaFile, Server, "redis-tls-ca-file", &["REDIS_TLS_CA_FILE"],
@@ -285,7 +295,15 @@ pub(crate) const SPECS: &[Spec] = &[
     row(Key::JwtSecret, Engine, "jwt-secret", &["JWT_SECRET", "SECRET_KEY"], &["jwt_secret"],
         Value("SECRET"), "",
         "Socket.IO: server-wide HS256 secret of the join tokens (Ekko's SECRET_KEY), tried after \
-         the app's own secret"),
+         the app's own secret; also signs PUT /associations"),
+    row(Key::ChannelFunctions, Engine, "channel-functions", &["CHANNEL_FUNCTIONS"],
+        &["channel_functions"], Value("NAME=URL,…"), "",
+        "Channel functions that associations may name: each an HTTP endpoint that gets a \
+         message's JSON (POST) and answers the next (the bridge calls them)"),
+    row(Key::AssociationsFile, Engine, "associations-file", &["ASSOCIATIONS_FILE"],
+        &["associations_file"], Value("PATH"), "",
+        "Channel functions: the associations at start ({\"applications\":{…}}, as PUT \
+         /associations carries them)"),
     row(Key::BridgeSocket, Engine, "bridge-socket", &["BRIDGE_SOCKET"], &["bridge_socket"],
         Value("PATH"), "",
         "Unix socket of the bridge; its directory must be this user's, not writable by group or \

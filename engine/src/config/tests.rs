@@ -342,6 +342,8 @@ fn seed_rows() -> Vec<Row> {
         row("app-env", "APP_ENV", "app_env", false, "staging", "staging", "production", |c| s(c).app_env.clone()),
         row("redis-prefix", "REDIS_PREFIX", "redis_prefix", false, "rc", "rc", "pusher", |c| s(c).redis_prefix.clone()),
         row("redis-url", "REDIS_URL", "redis_url", false, "redis://r:6380", "redis://r:6380", "localhost:6379", |c| s(c).redis_url.clone()),
+        row("redis-host", "REDIS_HOST", "redis_host", false, "r.example", "r.example", "localhost", |c| s(c).redis_url.rsplit_once(':').unwrap().0.to_owned()),
+        row("redis-port", "REDIS_PORT", "redis_port", false, "6380", "6380", "6379", |c| s(c).redis_url.rsplit_once(':').unwrap().1.to_owned()),
         row("redis-tls", "REDIS_TLS", "redis_tls", false, "yes", "true", "false", |c| s(c).redis_tls.to_string()),
         row("redis-tls-ca-file", "REDIS_TLS_CA_FILE", "redis_tls_ca_file", false, "/etc/ringcast/redis-ca.pem", "/etc/ringcast/redis-ca.pem", "", |c| s(c).redis_tls_ca_file.clone().unwrap_or_default()),
         row("redis-cluster", "REDIS_CLUSTER", "redis_cluster", false, "1", "true", "false", |c| s(c).redis_cluster.to_string()),
@@ -400,6 +402,8 @@ fn seed_rows() -> Vec<Row> {
         row("socketio-ping-timeout", "SOCKETIO_PING_TIMEOUT", "socketio_ping_timeout", false, "3000", "3000", "20000", |c| s(c).socketio.ping_timeout_ms.to_string()),
         row("socketio-max-payload", "SOCKETIO_MAX_PAYLOAD", "socketio_max_payload", false, "4096", "4096", "1000000", |c| s(c).socketio.max_payload_bytes.to_string()),
         row("jwt-secret", "JWT_SECRET", "jwt_secret", false, "s3cret", "s3cret", "", |c| s(c).socketio.jwt_secret.clone().unwrap_or_default()),
+        row("channel-functions", "CHANNEL_FUNCTIONS", "channel_functions", false, "upper=http://127.0.0.1:9/u", "upper=http://127.0.0.1:9/u", "", |c| s(c).channel_functions.url("upper").map(|u| format!("upper={u}")).unwrap_or_default()),
+        row("associations-file", "ASSOCIATIONS_FILE", "associations_file", false, "/etc/ringcast/associations.json", "/etc/ringcast/associations.json", "", |c| s(c).associations_file.clone().unwrap_or_default()),
         row("bridge-socket", "BRIDGE_SOCKET", "bridge_socket", false, "/run/rc.sock", "/run/rc.sock", "", |c| s(c).bridge_socket.clone().unwrap_or_default()),
         row("bridge-binary", "BRIDGE_BINARY", "bridge_binary", false, "/opt/rc-bridge", "/opt/rc-bridge", "", |c| s(c).bridge_binary.clone().unwrap_or_default()),
         row("bridge-external", "BRIDGE_EXTERNAL", "bridge_external", false, "true", "true", "false", |c| s(c).bridge_external.to_string()),
@@ -1022,4 +1026,20 @@ fn auth_offload_that_forwards_cookie_needs_an_origin_allow_list() {
         "Authorization",
     ]);
     ok(&other, &[], None);
+}
+
+#[test]
+fn ekko_redis_host_and_port_make_the_url_and_conflict_with_it() {
+    let c = ok(&CREDS, &[("REDIS_HOST", "r1"), ("REDIS_PORT", "7000")], None);
+    assert_eq!(c.server.redis_url, "r1:7000");
+    assert_eq!(c.server.adapter_driver, Driver::Redis);
+    let c = ok(&CREDS, &[("REDIS_ENDPOINT", "r2")], None);
+    assert_eq!((c.server.redis_url.as_str(), c.server.adapter_driver), ("r2:6379", Driver::Redis));
+    // An explicit adapter choice still wins.
+    let c = ok(&[&CREDS[..], &["--adapter-driver", "local"]].concat(), &[("REDIS_HOST", "r1")], None);
+    assert_eq!(c.server.adapter_driver, Driver::Local);
+    let e = err(&CREDS, &[("REDIS_URL", "redis://a:1"), ("REDIS_HOST", "b")], None);
+    assert!(e.contains("--redis-url and --redis-host"), "{e}");
+    let e = err(&CREDS, &[("CHANNEL_FUNCTIONS", "upper=ftp://x/")], None);
+    assert!(e.contains("channel-functions") && e.contains("not an absolute"), "{e}");
 }

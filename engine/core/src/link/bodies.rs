@@ -12,10 +12,12 @@ use super::fields::{
 };
 use super::kind::{hook_kind_code, hook_kind_from_code};
 use super::message::{
-    AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelFilter, HookEvent, LinkMessage,
-    Member, PresenceChannel, UserAction,
+    AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelFilter, FunctionOutcome,
+    FunctionRequest, HookEvent, LinkMessage, Member, PresenceChannel, UserAction,
 };
-use crate::limits::{AUTH_HEADERS_MAX, LINK_APPS_MAX, LINK_CHANNELS_MAX};
+use crate::limits::{
+    AUTH_HEADERS_MAX, FUNCTIONS_PER_PIPELINE_MAX, LINK_APPS_MAX, LINK_CHANNELS_MAX,
+};
 
 // ---- Hello and Welcome: `u16` version first ----
 
@@ -171,6 +173,9 @@ pub(super) fn put_stats(out: &mut BytesMut, stats: &BridgeStats) {
     out.put_u64_le(stats.auth_refused);
     out.put_u64_le(stats.auth_failed);
     out.put_u64_le(stats.auth_shed);
+    out.put_u64_le(stats.function_pipelines_done);
+    out.put_u64_le(stats.function_pipelines_failed);
+    out.put_u64_le(stats.function_pipelines_shed);
 }
 
 pub(super) fn take_stats(body: &mut Bytes) -> Result<BridgeStats, LinkError> {
@@ -192,6 +197,9 @@ pub(super) fn take_stats(body: &mut Bytes) -> Result<BridgeStats, LinkError> {
         auth_refused: take_u64(body)?,
         auth_failed: take_u64(body)?,
         auth_shed: take_u64(body)?,
+        function_pipelines_done: take_u64(body)?,
+        function_pipelines_failed: take_u64(body)?,
+        function_pipelines_shed: take_u64(body)?,
     })
 }
 
@@ -477,5 +485,82 @@ pub(super) fn take_user_command(body: &mut Bytes) -> Result<LinkMessage, LinkErr
         app_id,
         user_id,
         action,
+    })
+}
+
+// ---- Channel functions ----
+
+/// `FunctionRequest`: request id (`u32`), app id, channel, message (blob), function count
+/// (`u8`, at most [`FUNCTIONS_PER_PIPELINE_MAX`]) and each function's name and URL (blob).
+pub(super) fn put_function_request(
+    out: &mut BytesMut,
+    request: &FunctionRequest,
+) -> Result<(), LinkError> {
+    out.put_u32_le(request.request_id);
+    put_name(out, &request.app_id)?;
+    put_name(out, &request.channel)?;
+    put_blob(out, &request.message)?;
+    if request.functions.len() > FUNCTIONS_PER_PIPELINE_MAX {
+        return Err(LinkError::TooManyMembers(request.functions.len()));
+    }
+    out.put_u8(request.functions.len() as u8);
+    for (name, url) in &request.functions {
+        put_name(out, name)?;
+        put_blob(out, url.as_bytes())?;
+    }
+    Ok(())
+}
+
+pub(super) fn take_function_request(body: &mut Bytes) -> Result<FunctionRequest, LinkError> {
+    let request_id = take_u32(body)?;
+    let app_id = take_name(body)?;
+    let channel = take_name(body)?;
+    let message = take_blob(body)?;
+    let count = usize::from(take_u8(body)?);
+    if count > FUNCTIONS_PER_PIPELINE_MAX {
+        return Err(LinkError::TooManyMembers(count));
+    }
+    let mut functions = Vec::with_capacity(count);
+    for _ in 0..count {
+        functions.push((take_name(body)?, take_text(body)?));
+    }
+    Ok(FunctionRequest {
+        request_id,
+        app_id,
+        channel,
+        message,
+        functions,
+    })
+}
+
+/// `FunctionResult`: request id (`u32`), then 1 + the result (blob), or 0 + why (blob).
+pub(super) fn put_function_result(
+    out: &mut BytesMut,
+    request_id: u32,
+    outcome: &FunctionOutcome,
+) -> Result<(), LinkError> {
+    out.put_u32_le(request_id);
+    match outcome {
+        FunctionOutcome::Done(result) => {
+            out.put_u8(1);
+            put_blob(out, result)
+        }
+        FunctionOutcome::Failed(reason) => {
+            out.put_u8(0);
+            put_blob(out, reason.as_bytes())
+        }
+    }
+}
+
+pub(super) fn take_function_result(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
+    let request_id = take_u32(body)?;
+    let outcome = match take_u8(body)? {
+        1 => FunctionOutcome::Done(take_blob(body)?),
+        0 => FunctionOutcome::Failed(take_text(body)?),
+        other => return Err(LinkError::UnknownKind(other)),
+    };
+    Ok(LinkMessage::FunctionResult {
+        request_id,
+        outcome,
     })
 }

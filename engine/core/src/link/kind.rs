@@ -32,6 +32,9 @@ pub(super) enum Kind {
     ChannelsAnswer = 16,
     /// Both ways.
     ConnectionCounts = 17,
+    FunctionRequest = 18,
+    /// Both ways.
+    Associations = 19,
     Welcome = 129,
     Subscribed = 130,
     Deliver = 131,
@@ -41,11 +44,12 @@ pub(super) enum Kind {
     MemberRemoved = 135,
     AuthResponse = 136,
     CacheAnswer = 137,
+    FunctionResult = 138,
 }
 
 impl Kind {
     /// Every kind, for decoding a code.
-    const ALL: [Kind; 26] = [
+    const ALL: [Kind; 29] = [
         Kind::Hello,
         Kind::Subscribe,
         Kind::Unsubscribe,
@@ -72,6 +76,9 @@ impl Kind {
         Kind::MemberRemoved,
         Kind::AuthResponse,
         Kind::CacheAnswer,
+        Kind::FunctionRequest,
+        Kind::Associations,
+        Kind::FunctionResult,
     ];
 
     /// The wire code.
@@ -116,6 +123,9 @@ impl Kind {
             LinkMessage::ChannelsAnswer { .. } => Kind::ChannelsAnswer,
             LinkMessage::ConnectionCounts(_) => Kind::ConnectionCounts,
             LinkMessage::UserCommand { .. } => Kind::UserCommand,
+            LinkMessage::FunctionRequest(_) => Kind::FunctionRequest,
+            LinkMessage::FunctionResult { .. } => Kind::FunctionResult,
+            LinkMessage::Associations(_) => Kind::Associations,
         }
     }
 }

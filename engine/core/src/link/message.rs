@@ -9,8 +9,9 @@ use crate::app::WebhookEventType;
 
 /// Protocol version; both ends must speak the same one (a bridge run by hand from another
 /// release is refused at `Hello`, not misread). 3: the `subscription_count` hook kind. 4: a
-/// channel event may carry a Socket.IO event after its frame.
-pub const VERSION: u16 = 4;
+/// channel event may carry a Socket.IO event after its frame. 5: channel functions
+/// (`FunctionRequest`, `FunctionResult`, `Associations`) and their counters in `Stats`.
+pub const VERSION: u16 = 5;
 
 /// One event on its way between nodes: the encoded WebSocket frame that every Pusher subscriber
 /// receives, byte for byte, the socket that must not receive it, and, for an event a Socket.IO
@@ -79,6 +80,37 @@ pub struct BridgeStats {
     pub auth_failed: u64,
     /// Offloaded authorizations refused by the bridge without asking (bounds reached).
     pub auth_shed: u64,
+    /// Channel-function pipelines that ran to the end.
+    pub function_pipelines_done: u64,
+    /// Pipelines that failed (a function's error, timeout or unusable answer).
+    pub function_pipelines_failed: u64,
+    /// Pipelines refused by the bridge without running (bounds reached).
+    pub function_pipelines_shed: u64,
+}
+
+/// A message to run through a channel's functions (channel functions): the bridge POSTs
+/// `message` to the first URL, each 2xx answer to the next, and answers the last one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionRequest {
+    /// Echoed in the answer.
+    pub request_id: u32,
+    /// App id (the bridge bounds concurrent calls per app).
+    pub app_id: String,
+    /// Channel name (the bridge keeps the order of one channel's messages).
+    pub channel: String,
+    /// The message's JSON text, the first function's input.
+    pub message: Bytes,
+    /// The functions' endpoints, in pipeline order (`name`, `url`).
+    pub functions: Vec<(String, String)>,
+}
+
+/// How a [`FunctionRequest`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionOutcome {
+    /// Every function answered; the last answer's JSON text (empty: keep the input).
+    Done(Bytes),
+    /// A function failed or the bridge could not run the pipeline: why, naming the function.
+    Failed(String),
 }
 
 /// A subscription to authorize at the app's endpoint (auth offload): the bridge POSTs the form
@@ -311,6 +343,19 @@ pub enum LinkMessage {
     /// Both ways (several nodes), once a second: engine → bridge, this node's open connections
     /// per app; bridge → engine, the other nodes' (for `app_max_connections` cluster-wide).
     ConnectionCounts(Vec<(String, u64)>),
+    /// Engine → bridge (the channel's owner shard): run a message through its functions.
+    FunctionRequest(FunctionRequest),
+    /// Bridge → engine: how the `FunctionRequest` with this id ended.
+    FunctionResult {
+        /// The request's id.
+        request_id: u32,
+        /// The pipeline's result.
+        outcome: FunctionOutcome,
+    },
+    /// Both ways (several nodes): a channel-functions associations document (JSON text) that
+    /// `PUT /associations` accepted — from the engine for the other nodes, from the bridge for
+    /// this node's shards.
+    Associations(Bytes),
     /// Both ways (several nodes): something for a user's connections on every node — from the
     /// engine for the other nodes, from the bridge for this node's shards.
     UserCommand {

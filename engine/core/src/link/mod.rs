@@ -47,6 +47,7 @@ pub use codec::{decode, encode};
 pub use error::LinkError;
 pub use fields::{put_event, take_event};
 pub use message::{
-    AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelEvent, ChannelFilter, HookEvent,
-    LinkMessage, Member, PresenceChannel, SocketIoEvent, UserAction, VERSION,
+    AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelEvent, ChannelFilter,
+    FunctionOutcome, FunctionRequest, HookEvent, LinkMessage, Member, PresenceChannel,
+    SocketIoEvent, UserAction, VERSION,
 };

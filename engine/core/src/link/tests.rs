@@ -95,7 +95,29 @@ fn all_messages() -> Vec<LinkMessage> {
             auth_refused: 14,
             auth_failed: 15,
             auth_shed: 16,
+            function_pipelines_done: 17,
+            function_pipelines_failed: 18,
+            function_pipelines_shed: 19,
         }),
+        LinkMessage::FunctionRequest(FunctionRequest {
+            request_id: 5,
+            app_id: "a".into(),
+            channel: "news".into(),
+            message: Bytes::from_static(b"{\"text\":\"hi\"}"),
+            functions: vec![
+                ("upper".into(), "http://127.0.0.1:9/upper".into()),
+                ("reverse".into(), "https://f.example/r".into()),
+            ],
+        }),
+        LinkMessage::FunctionResult {
+            request_id: 5,
+            outcome: FunctionOutcome::Done(Bytes::from_static(b"\"HI\"")),
+        },
+        LinkMessage::FunctionResult {
+            request_id: 6,
+            outcome: FunctionOutcome::Failed("upper: timed out".into()),
+        },
+        LinkMessage::Associations(Bytes::from_static(b"{\"applications\":{}}")),
         LinkMessage::WebhookConfig(Bytes::from_static(b"{\"apps\":[]}")),
         LinkMessage::Hook(HookEvent {
             app_id: "a".into(),

@@ -91,6 +91,7 @@ impl Shard {
             members,
             cache,
             channels,
+            pipelines,
         } = stranded;
         for (_, pending) in members {
             self.answer_members_locally(pending);
@@ -103,6 +104,9 @@ impl Shard {
         }
         for (_, pending_id) in channels {
             self.other_nodes_unanswered(pending_id);
+        }
+        for (_, pending) in pipelines {
+            self.functions_unanswered(pending, by == StrandedBy::Timeout);
         }
     }
 
@@ -158,7 +162,13 @@ impl Shard {
             | LinkMessage::WebhookConfig(_)
             | LinkMessage::Hook(_)
             | LinkMessage::AuthRequest(_)
+            | LinkMessage::FunctionRequest(_)
             | LinkMessage::CacheQuery { .. } => return Err(LinkError::WrongDirection),
+            LinkMessage::FunctionResult {
+                request_id,
+                outcome,
+            } => self.function_result(request_id, outcome),
+            LinkMessage::Associations(document) => self.associations_from_link(&document),
             LinkMessage::CacheAnswer { query_id, frame } => {
                 self.cache_answer(query_id, frame);
             }

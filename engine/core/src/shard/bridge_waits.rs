@@ -1,5 +1,6 @@
 //! [`BridgeWaits`]: what a shard waits for from the bridge: the entry of each kind of request
-//! (offloaded authorizations, members queries, cache queries, channels questions), each kind's
+//! (offloaded authorizations, members queries, cache queries, channels questions,
+//! channel-function pipelines), each kind's
 //! table (a [`Pending`], its cap and longest wait from `crate::limits`), and [`Stranded`], the
 //! requests nobody will answer (overdue, or the link went down), handed back in one piece so the
 //! shard lets every one of them go on. What an answer does is each feature's business
@@ -11,9 +12,11 @@ use bytes::Bytes;
 
 use super::message::{AppIndex, ConnRef, MemberData};
 use super::pending::Pending;
+use crate::functions::Publication;
 use crate::limits::{
     AUTH_WAIT_MS_MAX, CACHE_WAIT_MS_MAX, CHANNELS_WAIT_MS_MAX, MEMBERS_WAIT_MS_MAX,
     PENDING_AUTHS_MAX, PENDING_CACHE_MAX, PENDING_CHANNELS_MAX, PENDING_MEMBERS_MAX,
+    PENDING_PIPELINES_MAX, PIPELINE_WAIT_MS_MAX,
 };
 
 /// One authorization in flight: the subscription waiting for it.
@@ -87,6 +90,20 @@ pub type PendingCache = Pending<PendingCacheJoin>;
 /// question ([`super::query_state::PendingQueries`]) the answer is a part of.
 pub type ClusterQueries = Pending<u64>;
 
+/// A message held by its channel's owner while its functions run.
+#[derive(Debug)]
+pub struct PendingPipeline {
+    /// The channel's app.
+    pub app: AppIndex,
+    /// The channel.
+    pub channel: Arc<str>,
+    /// What was published (delivered unchanged if the pipeline fails).
+    pub publication: Publication,
+}
+
+/// The owner's pipelines in flight, by request id.
+pub type PendingPipelines = Pending<PendingPipeline>;
+
 /// Every request of a shard waiting for the bridge, one table per kind.
 #[derive(Debug)]
 pub struct BridgeWaits {
@@ -98,6 +115,10 @@ pub struct BridgeWaits {
     pub cache: PendingCache,
     /// Channels questions to the other nodes, by query id.
     pub channels: ClusterQueries,
+    /// Channel-function pipelines, by request id.
+    pub pipelines: PendingPipelines,
+    /// Bytes the pipelines' messages hold (bounded by `PENDING_PIPELINE_BYTES_MAX`).
+    pub pipeline_bytes: usize,
 }
 
 /// Why requests were taken out unanswered.
@@ -122,6 +143,8 @@ pub struct Stranded {
     pub cache: Vec<(u32, PendingCacheJoin)>,
     /// Channels questions (they go on with the node's own counts).
     pub channels: Vec<(u32, u64)>,
+    /// Pipelines (their messages go out unchanged).
+    pub pipelines: Vec<(u32, PendingPipeline)>,
 }
 
 impl BridgeWaits {
@@ -132,6 +155,8 @@ impl BridgeWaits {
             members: Pending::new(PENDING_MEMBERS_MAX, MEMBERS_WAIT_MS_MAX),
             cache: Pending::new(PENDING_CACHE_MAX, CACHE_WAIT_MS_MAX),
             channels: Pending::new(PENDING_CHANNELS_MAX, CHANNELS_WAIT_MS_MAX),
+            pipelines: Pending::new(PENDING_PIPELINES_MAX, PIPELINE_WAIT_MS_MAX),
+            pipeline_bytes: 0,
         }
     }
 
@@ -143,6 +168,7 @@ impl BridgeWaits {
             members: self.members.drain_overdue(now_ms),
             cache: self.cache.drain_overdue(now_ms),
             channels: self.channels.drain_overdue(now_ms),
+            pipelines: self.pipelines.drain_overdue(now_ms),
         }
     }
 
@@ -154,6 +180,7 @@ impl BridgeWaits {
             members: self.members.drain_all(),
             cache: self.cache.drain_all(),
             channels: self.channels.drain_all(),
+            pipelines: self.pipelines.drain_all(),
         }
     }
 }

@@ -8,6 +8,7 @@ use super::conn::SubState;
 use super::message::AppIndex;
 use super::Shard;
 use crate::dialect::Published;
+use crate::functions::Publication;
 use crate::pusher::{channel, close};
 
 impl Shard {
@@ -83,6 +84,20 @@ impl Shard {
             .as_ref()
             .map(|m| m.user_id.clone());
         let serial = conn.serial;
+        if let Some(pipeline) = self.functions_of(app, channel) {
+            let socket_id = self.socket_id(serial);
+            if self.link.enabled {
+                self.hook_client_event(app, channel, event, data, &socket_id, user_id.as_deref());
+            }
+            let publication = Publication::Pusher {
+                event: event.to_owned(),
+                data_json: data.to_owned(),
+                user_id: user_id.map(|u| u.to_string()),
+                except_socket_id: Some(socket_id),
+            };
+            self.publish_through_functions(app, channel, publication, pipeline);
+            return;
+        }
         let message = Arc::new(Published::pusher_event(
             event,
             channel,

@@ -1,5 +1,5 @@
-//! Plain HTTP requests on the engine port (not upgrades): health, readiness, metrics, and the
-//! Pusher REST API under `/apps/`. A request is answered at once or parked while other shards
+//! Plain HTTP requests on the engine port (not upgrades): health, readiness, metrics, the
+//! channel functions' `PUT /associations`, and the Pusher REST API under `/apps/`. A request is answered at once or parked while other shards
 //! answer a question (see `query`).
 
 use bytes::Bytes;
@@ -79,6 +79,10 @@ impl Shard {
                 .err()
                 .unwrap_or(crate::socketio::HandshakeRefusal::TransportUnknown);
                 json("socketio", 400, refusal.body().as_bytes())
+            }
+            ("PUT", crate::functions::UPDATE_PATH) => self.put_associations(body),
+            (_, crate::functions::UPDATE_PATH) => {
+                json("associations", 405, &b"{\"error\":\"Method not allowed\"}"[..])
             }
             _ if path.starts_with("/apps/") || path.starts_with("/users/") => {
                 self.route_rest(key, head, body, keep_alive)

@@ -82,6 +82,13 @@ impl Shard {
             ShardMessage::Query { id, from, query } => self.query(id, from, &query),
             ShardMessage::QueryReply { id, part } => self.query_reply(id, *part),
             ShardMessage::TerminateUser { app, user_id } => self.terminate_user_here(app, &user_id),
+            ShardMessage::RunFunctions {
+                app,
+                channel,
+                publication,
+                pipeline,
+            } => self.start_functions(app, &channel, *publication, pipeline),
+            ShardMessage::Associations(associations) => self.associations = associations,
         }
     }
 

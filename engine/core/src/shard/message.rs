@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::dialect::Published;
+use crate::functions::{Associations, Pipeline, Publication};
 
 /// Index of an application in the process-wide app table.
 pub type AppIndex = u32;
@@ -244,4 +245,18 @@ pub enum ShardMessage {
         /// User id.
         user_id: Arc<str>,
     },
+    /// Run a publish through its channel's functions (sent to the channel's owner shard, which
+    /// holds it meanwhile and publishes the result: one channel's messages keep their order).
+    RunFunctions {
+        /// Application.
+        app: AppIndex,
+        /// Channel name.
+        channel: Arc<str>,
+        /// What was published.
+        publication: Box<Publication>,
+        /// The channel's functions.
+        pipeline: Arc<Pipeline>,
+    },
+    /// `PUT /associations` on another shard of this node replaced every app's associations.
+    Associations(Arc<Associations>),
 }

@@ -63,6 +63,8 @@
 //! - `cluster_state.rs`: user commands, cache channels and connection counts across nodes.
 //! - `cluster_channels.rs`: `GET /channels…` across nodes.
 //! - `auth_offload.rs`: channel authorization by the app's endpoint, through the bridge.
+//! - `channel_functions.rs`: publishes through their channel's functions (held by the owner,
+//!   run by the bridge), `PUT /associations`.
 //! - `socketio.rs`: the Socket.IO dialect: the Engine.IO session, its heartbeat on the sweep,
 //!   namespaces joined with a JWT, the client's packets.
 //! - `socketio_rooms.rs`: Ekko's rooms in the one channel space: subscribe, unsubscribe,
@@ -89,6 +91,7 @@ pub mod subscribers;
 
 // Features: `impl Shard` blocks, each importing `Shard` from here (and leaves), never each other.
 mod auth_offload;
+mod channel_functions;
 pub mod bridge;
 mod client_events;
 mod cluster_channels;
@@ -158,6 +161,8 @@ pub struct ShardSettings {
     pub cluster_enabled: bool,
     /// The Socket.IO dialect's heartbeat, payload bound and JWT secret.
     pub socketio: crate::socketio::SocketIoSettings,
+    /// Channel functions: the configured functions and the associations at start.
+    pub functions: crate::functions::FunctionSettings,
     /// Debug builds only (the code is not compiled into release builds): a client's
     /// `ringcast:test_panic` event panics the shard, for the tests of what a panic does.
     pub fault_trigger: bool,
@@ -255,6 +260,8 @@ pub struct Shard {
     stats: ShardStats,
     link: LinkState,
     waits: BridgeWaits,
+    /// Every app's channel-function associations (replaced whole by `PUT /associations`).
+    associations: Arc<crate::functions::Associations>,
 }
 
 impl Shard {
@@ -266,6 +273,7 @@ impl Shard {
         assert!(settings.shard_index < settings.shard_count);
         let app_count = apps.len();
         let link = LinkState::new(settings.bridge_enabled, settings.cluster_enabled, &apps);
+        let associations = settings.functions.associations.clone();
         Shard {
             settings,
             apps,
@@ -286,6 +294,7 @@ impl Shard {
             stats: ShardStats::default(),
             link,
             waits: BridgeWaits::new(),
+            associations,
         }
     }
 

@@ -12,7 +12,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 28] = [
+const COUNTERS: [Counter; 32] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -150,6 +150,26 @@ const COUNTERS: [Counter; 28] = [
         "Socket.IO connections closed because a ping went unanswered for pingTimeout.",
         |s| s.socketio_ping_timeouts,
     ),
+    (
+        "ringcast_function_pipelines_total",
+        "Publishes run through their channel's functions.",
+        |s| s.function_pipelines_started,
+    ),
+    (
+        "ringcast_function_pipelines_failed_total",
+        "Publishes delivered unchanged because their functions failed, timed out or could not run.",
+        |s| s.function_pipelines_failed,
+    ),
+    (
+        "ringcast_associations_updates_total",
+        "Channel-function associations documents applied (PUT /associations here or on another node).",
+        |s| s.associations_updates,
+    ),
+    (
+        "ringcast_associations_refused_total",
+        "Channel-function associations documents refused (bad token or document).",
+        |s| s.associations_refused,
+    ),
 ];
 
 /// The bridge's node-wide metrics: name, type, help text and the value.
@@ -161,7 +181,7 @@ type BridgeMetric = (
 );
 
 /// Every bridge metric, in the order `/metrics` lists them.
-const BRIDGE_METRICS: [BridgeMetric; 17] = [
+const BRIDGE_METRICS: [BridgeMetric; 20] = [
     (
         "ringcast_bridge_redis_connected",
         "gauge",
@@ -263,6 +283,24 @@ const BRIDGE_METRICS: [BridgeMetric; 17] = [
         "counter",
         "Offloaded authorizations refused by the bridge without asking (bounds reached).",
         |b| b.auth_shed,
+    ),
+    (
+        "ringcast_bridge_function_pipelines_done_total",
+        "counter",
+        "Channel-function pipelines the bridge ran to the end.",
+        |b| b.function_pipelines_done,
+    ),
+    (
+        "ringcast_bridge_function_pipelines_failed_total",
+        "counter",
+        "Channel-function pipelines that failed in the bridge (a function's error, timeout or unusable answer).",
+        |b| b.function_pipelines_failed,
+    ),
+    (
+        "ringcast_bridge_function_pipelines_shed_total",
+        "counter",
+        "Channel-function pipelines the bridge refused without running (bounds reached).",
+        |b| b.function_pipelines_shed,
     ),
 ];
 

@@ -12,6 +12,7 @@ use super::message::{AppIndex, Query};
 use super::query_state::Purpose;
 use super::Shard;
 use crate::dialect::Published;
+use crate::functions::Publication;
 use crate::http::request::{percent_decode, RequestHead};
 use crate::pusher::channel::{self, ChannelKind};
 use crate::pusher::rest::{self, InfoAttribute, PublishEvent, RestError};
@@ -145,6 +146,14 @@ impl Shard {
             if let Some(user_id) = channel::server_to_user_id(channel_name) {
                 let frame = frame::encode_text(rest::event_json(event, channel_name).as_bytes());
                 self.publish_to_user(app, user_id, frame, now_ms);
+            } else if let Some(pipeline) = self.functions_of(app, channel_name) {
+                let publication = Publication::Pusher {
+                    event: event.name.clone(),
+                    data_json: event.data_json.clone(),
+                    user_id: None,
+                    except_socket_id: event.socket_id.clone(),
+                };
+                self.publish_through_functions(app, channel_name, publication, pipeline);
             } else {
                 let message =
                     Published::pusher_event(&event.name, channel_name, &event.data_json, None);

@@ -14,6 +14,7 @@ use super::message::AppIndex;
 use super::socketio_state::{Namespace, Room, RoomRole};
 use super::Shard;
 use crate::dialect::{Dialect, Published};
+use crate::functions::Publication;
 use crate::limits::SUBSCRIPTIONS_PER_CONNECTION_MAX;
 use crate::socketio::event::ClientEvent;
 use crate::socketio::packet;
@@ -359,6 +360,14 @@ impl Shard {
         if !self.conns[key as usize].take_client_event(now_s, rate_max) {
             return Err("Publish rate limit exceeded");
         }
+        if let Some(pipeline) = self.functions_of(app, channel) {
+            let publication = Publication::SocketIo {
+                args_json,
+                message_json,
+            };
+            self.publish_through_functions(app, channel, publication, pipeline);
+            return Ok(());
+        }
         let message = Published::socketio_event("message", args_json, Some(message_json));
         let now_ms = self.now_ms;
         self.publish(app, channel, message, None, now_ms);
@@ -382,16 +391,30 @@ impl Shard {
         admin: bool,
         channel: Option<&str>,
     ) {
-        let admins_here = self
-            .registry
-            .channel(app, ADMIN_CHANNEL)
-            .is_some_and(|e| e.remote_interest != 0 || !e.subscribers.is_empty());
-        if !admins_here && !self.link.enabled {
+        if !self.admins_may_listen(app) {
             return; // a node alone with no admin: nothing to encode
         }
         let args = rooms::status_args(event, uuid, admin, &self.apps.get(app).id, channel);
+        self.publish_admin_status(app, args);
+    }
+
+    /// A `status` event with these arguments to the app's admin room, on every node.
+    pub(super) fn publish_admin_status(&mut self, app: AppIndex, args: String) {
+        if !self.admins_may_listen(app) {
+            return;
+        }
         let message = Published::socketio_event("status", args, None);
         let now_ms = self.now_ms;
         self.publish(app, ADMIN_CHANNEL, message, None, now_ms);
+    }
+
+    /// An admin may hear a status event: one is on some shard of this node, or other nodes
+    /// may have one.
+    fn admins_may_listen(&self, app: AppIndex) -> bool {
+        self.link.enabled
+            || self
+                .registry
+                .channel(app, ADMIN_CHANNEL)
+                .is_some_and(|e| e.remote_interest != 0 || !e.subscribers.is_empty())
     }
 }

@@ -88,6 +88,14 @@ pub struct ShardStats {
     pub socketio_errors: u64,
     /// Socket.IO connections closed because a ping went unanswered for `pingTimeout`.
     pub socketio_ping_timeouts: u64,
+    /// Publishes run through their channel's functions (counted by the channel's owner).
+    pub function_pipelines_started: u64,
+    /// Of those, delivered unchanged because the functions failed, timed out or could not run.
+    pub function_pipelines_failed: u64,
+    /// Associations documents applied (`PUT /associations` here or on another node).
+    pub associations_updates: u64,
+    /// Associations documents refused (bad token or document).
+    pub associations_refused: u64,
 }
 
 impl Default for ShardStats {
@@ -128,6 +136,10 @@ impl Default for ShardStats {
             socketio_connects_refused: 0,
             socketio_errors: 0,
             socketio_ping_timeouts: 0,
+            function_pipelines_started: 0,
+            function_pipelines_failed: 0,
+            associations_updates: 0,
+            associations_refused: 0,
         }
     }
 }

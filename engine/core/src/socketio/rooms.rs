@@ -113,6 +113,20 @@ pub fn status_args(
     out
 }
 
+/// `{"uuid":null,"app":id,"event":"function_error","channel":c,"error":reason}`: a message of
+/// the channel went out unchanged because its functions failed.
+pub fn function_error_args(app_id: &str, channel: &str, reason: &str) -> String {
+    let mut out = String::with_capacity(80 + app_id.len() + channel.len() + reason.len());
+    out.push_str("{\"uuid\":null,\"app\":");
+    push_json_string(&mut out, app_id);
+    out.push_str(",\"event\":\"function_error\",\"channel\":");
+    push_json_string(&mut out, channel);
+    out.push_str(",\"error\":");
+    push_json_string(&mut out, reason);
+    out.push('}');
+    out
+}
+
 fn push_optional(out: &mut String, text: Option<&str>) {
     match text {
         Some(text) => push_json_string(out, text),

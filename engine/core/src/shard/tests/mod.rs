@@ -97,6 +97,7 @@ impl Sim {
                         bridge_enabled,
                         cluster_enabled,
                         socketio: Default::default(),
+                functions: Default::default(),
                         fault_trigger: true,
                     },
                     apps.clone(),
