@@ -17,6 +17,7 @@
 mod cluster;
 mod connections;
 mod presence;
+mod functions;
 mod rest;
 mod socketio;
 mod subscribe;
@@ -79,6 +80,18 @@ impl Sim {
         cluster_enabled: bool,
         configure: impl Fn(&mut AppConfig),
     ) -> Self {
+        let functions = crate::functions::FunctionSettings::default();
+        Sim::new_full(shard_count, bridge_enabled, cluster_enabled, functions, configure)
+    }
+
+    /// Shards with these channel functions and `SECRET` as the server-wide JWT secret.
+    fn new_full(
+        shard_count: u16,
+        bridge_enabled: bool,
+        cluster_enabled: bool,
+        functions: crate::functions::FunctionSettings,
+        configure: impl Fn(&mut AppConfig),
+    ) -> Self {
         let mut app = AppConfig::with_credentials("app-id", KEY, SECRET);
         configure(&mut app);
         let apps = Arc::new(AppTable::new(vec![app]));
@@ -96,8 +109,11 @@ impl Sim {
                         metrics_port_separate: false,
                         bridge_enabled,
                         cluster_enabled,
-                        socketio: Default::default(),
-                functions: Default::default(),
+                        socketio: crate::socketio::SocketIoSettings {
+                            jwt_secret: Some(SECRET.to_owned()),
+                            ..Default::default()
+                        },
+                        functions: functions.clone(),
                         fault_trigger: true,
                     },
                     apps.clone(),
