@@ -80,6 +80,42 @@ pub fn server_frame_of_total_len(total_len: usize) -> Bytes {
     frame::encode_text(&text_payload(payload_len))
 }
 
+/// The Socket.IO (Ekko) client's upgrade request: `socket.io-client` 4 with
+/// `transports: ["websocket"]`.
+fn socketio_upgrade_request() -> String {
+    "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost:6001\r\n\
+     Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+     Sec-WebSocket-Version: 13\r\n\r\n"
+        .to_owned()
+}
+
+/// The frames a Socket.IO client sends to join the app's namespace and subscribe to `channel`
+/// (after the upgrade): CONNECT with an Ekko token signed with the app secret, then `subscribe`.
+fn socketio_join_frames(channel: &str) -> Result<Vec<Vec<u8>>, String> {
+    let claims = serde_json::json!({"appName": APP_ID, "admin": false, "iat": 1});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(APP_SECRET.as_bytes()),
+    )
+    .map_err(|e| format!("signing the join token: {e}"))?;
+    let connect = format!("40/{APP_ID},{}", serde_json::json!({"jwt": token, "uuid": "u"}));
+    let subscribe = format!("42/{APP_ID},[\"subscribe\",{{\"channels\":[\"{channel}\"]}}]");
+    Ok([connect, subscribe]
+        .iter()
+        .map(|text| masked_client_frame(frame::opcode::TEXT, text.as_bytes()))
+        .collect())
+}
+
+/// Which wire protocol a fixture's subscribers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaks {
+    /// pusher-js.
+    Pusher,
+    /// socket.io-client (Ekko).
+    SocketIo,
+}
+
 /// The upgrade request pusher-js's browser transport sends (reduced to the headers that
 /// matter to the server).
 fn upgrade_request() -> String {
@@ -112,6 +148,11 @@ impl Fanout {
     /// Builds the shard and its subscribers. Errors name the step that did not go as a real
     /// client would expect (a core change that breaks the fixture should say so, not hang).
     pub fn new(subscribers: usize) -> Result<Self, String> {
+        Self::speaking(subscribers, Speaks::Pusher)
+    }
+
+    /// Like [`new`](Self::new), every subscriber speaking `speaks`.
+    pub fn speaking(subscribers: usize, speaks: Speaks) -> Result<Self, String> {
         let app = AppConfig::with_credentials(APP_ID, APP_KEY, APP_SECRET);
         let apps = Arc::new(AppTable::new(vec![app]));
         let shard = Shard::new(
@@ -141,21 +182,25 @@ impl Fanout {
             wake: Vec::with_capacity(subscribers),
             out: BytesMut::with_capacity(Self::TAKE_MAX_BYTES),
         };
-        let upgrade = upgrade_request();
-        let subscribe = masked_client_frame(
-            frame::opcode::TEXT,
-            format!(
-                r#"{{"event":"pusher:subscribe","data":{{"auth":"","channel":"{}"}}}}"#,
-                Self::CHANNEL
-            )
-            .as_bytes(),
-        );
+        let (upgrade, join) = match speaks {
+            Speaks::Pusher => {
+                let subscribe = format!(
+                    r#"{{"event":"pusher:subscribe","data":{{"auth":"","channel":"{}"}}}}"#,
+                    Self::CHANNEL
+                );
+                let frame = masked_client_frame(frame::opcode::TEXT, subscribe.as_bytes());
+                (upgrade_request(), vec![frame])
+            }
+            Speaks::SocketIo => (socketio_upgrade_request(), socketio_join_frames(Self::CHANNEL)?),
+        };
         for i in 0..subscribers {
             let key = fanout.shard.handle_accept(fanout.now_ms);
             fanout
                 .shard
                 .handle_bytes(key, upgrade.as_bytes(), fanout.now_ms);
-            fanout.shard.handle_bytes(key, &subscribe, fanout.now_ms);
+            for frame in &join {
+                fanout.shard.handle_bytes(key, frame, fanout.now_ms);
+            }
             if !fanout.shard.has_output(key) {
                 return Err(format!("connection {i}: no handshake reply"));
             }
@@ -164,11 +209,10 @@ impl Fanout {
         // `subscription_succeeded`, so the first measured publish starts from empty queues.
         fanout.drain();
         fanout.subscribers = subscribers;
-        let probe = server_frame_of_total_len(100);
-        let delivered = fanout.publish_and_drain(&probe);
+        let delivered = fanout.publish_event_and_drain(Self::event());
         if delivered != subscribers {
             return Err(format!(
-                "a publish reached {delivered} of {subscribers} subscribers"
+                "a publish reached {delivered} of {subscribers} {speaks:?} subscribers"
             ));
         }
         Ok(fanout)
@@ -190,6 +234,27 @@ impl Fanout {
             None,
             self.now_ms,
         );
+        self.drain()
+    }
+
+    /// A Pusher REST event of a ~100-byte frame, as `pusher.trigger` publishes it: every
+    /// dialect present encodes its framing from it once.
+    pub fn event() -> Published {
+        Published::pusher_event("price", Self::CHANNEL, r#""{\"sym\":\"ABC\",\"px\":101.25}""#, None)
+    }
+
+    /// A Socket.IO `publish` of the same message, as Ekko's client sends it.
+    pub fn socketio_publish() -> Published {
+        let message = r#"{"sym":"ABC","px":101.25}"#;
+        let args = format!(r#"{{"channel":"{}","message":{message}}}"#, Self::CHANNEL);
+        Published::socketio_event("message", args, Some(message.to_owned()))
+    }
+
+    /// One publish of `message` (its framings encoded on first need), fanned out and drained
+    /// like [`publish_and_drain`](Self::publish_and_drain).
+    pub fn publish_event_and_drain(&mut self, message: Published) -> usize {
+        self.shard
+            .publish(0, Self::CHANNEL, message, None, self.now_ms);
         self.drain()
     }
 
@@ -224,6 +289,16 @@ mod tests {
     use super::*;
     use ringcast_core::pusher::{parse_client_message, ClientMessage};
     use ringcast_core::ws::{Decoder, Message};
+
+    #[test]
+    fn every_dialect_fixture_reaches_every_subscriber() {
+        for speaks in [Speaks::Pusher, Speaks::SocketIo] {
+            let mut fixture = Fanout::speaking(50, speaks).unwrap();
+            assert_eq!(fixture.publish_event_and_drain(Fanout::event()), 50, "{speaks:?}");
+            let publish = Fanout::socketio_publish();
+            assert_eq!(fixture.publish_event_and_drain(publish), 50, "{speaks:?}");
+        }
+    }
 
     #[test]
     fn server_frame_has_the_exact_total_length() {
