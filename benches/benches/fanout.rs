@@ -32,7 +32,11 @@ fn by_dialect(c: &mut Criterion) {
     let cases: [(&str, Speaks, fn() -> ringcast_core::dialect::Published); 3] = [
         ("pusher_event_to_pusher", Speaks::Pusher, Fanout::event),
         ("pusher_event_to_socketio", Speaks::SocketIo, Fanout::event),
-        ("socketio_publish_to_socketio", Speaks::SocketIo, Fanout::socketio_publish),
+        (
+            "socketio_publish_to_socketio",
+            Speaks::SocketIo,
+            Fanout::socketio_publish,
+        ),
     ];
     for (name, speaks, message) in cases {
         let mut fixture =

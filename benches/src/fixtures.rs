@@ -99,7 +99,10 @@ fn socketio_join_frames(channel: &str) -> Result<Vec<Vec<u8>>, String> {
         &jsonwebtoken::EncodingKey::from_secret(APP_SECRET.as_bytes()),
     )
     .map_err(|e| format!("signing the join token: {e}"))?;
-    let connect = format!("40/{APP_ID},{}", serde_json::json!({"jwt": token, "uuid": "u"}));
+    let connect = format!(
+        "40/{APP_ID},{}",
+        serde_json::json!({"jwt": token, "uuid": "u"})
+    );
     let subscribe = format!("42/{APP_ID},[\"subscribe\",{{\"channels\":[\"{channel}\"]}}]");
     Ok([connect, subscribe]
         .iter()
@@ -191,7 +194,10 @@ impl Fanout {
                 let frame = masked_client_frame(frame::opcode::TEXT, subscribe.as_bytes());
                 (upgrade_request(), vec![frame])
             }
-            Speaks::SocketIo => (socketio_upgrade_request(), socketio_join_frames(Self::CHANNEL)?),
+            Speaks::SocketIo => (
+                socketio_upgrade_request(),
+                socketio_join_frames(Self::CHANNEL)?,
+            ),
         };
         for i in 0..subscribers {
             let key = fanout.shard.handle_accept(fanout.now_ms);
@@ -240,7 +246,12 @@ impl Fanout {
     /// A Pusher REST event of a ~100-byte frame, as `pusher.trigger` publishes it: every
     /// dialect present encodes its framing from it once.
     pub fn event() -> Published {
-        Published::pusher_event("price", Self::CHANNEL, r#""{\"sym\":\"ABC\",\"px\":101.25}""#, None)
+        Published::pusher_event(
+            "price",
+            Self::CHANNEL,
+            r#""{\"sym\":\"ABC\",\"px\":101.25}""#,
+            None,
+        )
     }
 
     /// A Socket.IO `publish` of the same message, as Ekko's client sends it.
@@ -294,7 +305,11 @@ mod tests {
     fn every_dialect_fixture_reaches_every_subscriber() {
         for speaks in [Speaks::Pusher, Speaks::SocketIo] {
             let mut fixture = Fanout::speaking(50, speaks).unwrap();
-            assert_eq!(fixture.publish_event_and_drain(Fanout::event()), 50, "{speaks:?}");
+            assert_eq!(
+                fixture.publish_event_and_drain(Fanout::event()),
+                50,
+                "{speaks:?}"
+            );
             let publish = Fanout::socketio_publish();
             assert_eq!(fixture.publish_event_and_drain(publish), 50, "{speaks:?}");
         }

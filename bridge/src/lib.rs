@@ -10,7 +10,7 @@
 //! - [`counters`]: the shared counters and their snapshot for the engine; drop counting.
 //! - [`links`]: how the bridge reaches a shard (link id, writer queue) and the hub's inbox.
 //! - [`redis`]: connections, key layout, envelopes, Lua scripts, publisher and subscribers.
-//! - [`outbound`]: the HTTP client for the apps' endpoints, and auth offload.
+//! - [`outbound`]: the HTTP client for the apps' endpoints, auth offload, channel functions.
 //! - [`webhooks`]: from events to signed POSTs: router, local or Redis queue, sender.
 //! - [`cluster`]: state shared by nodes: presence, liveness, counts, connections, queries.
 //! - [`link`]: the link server and the hub that routes Redis messages to shards.

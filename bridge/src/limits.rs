@@ -1,9 +1,10 @@
 //! Every bound of the bridge process, each with its value and what it stops: queues between
-//! tasks, Redis deadlines, batch sizes, the tables kept per node, outbound HTTP. A full queue
-//! drops (counted) rather than waits, except where a comment says the sender waits. Bounds the
-//! engine shares (the shard count, the leave delay, the cache TTL, the reconnect backoff) are
-//! in `ringcast_core::limits` and used from there. Units come last in every name; relations
-//! between bounds are checked at compile time at the end of this file.
+//! tasks, Redis deadlines, batch sizes, the tables kept per node, outbound HTTP, channel
+//! functions. A full queue drops (counted) rather than waits, except where a comment says the
+//! sender waits. Bounds the engine shares (the shard count, the leave delay, the cache TTL, the
+//! reconnect backoff, a function call's deadline) are in `ringcast_core::limits` and used from
+//! there. Units come last in every name; relations between bounds are checked at compile time
+//! at the end of this file.
 
 use ringcast_core::limits as core;
 
@@ -50,6 +51,10 @@ pub const QUERY_QUEUE_MESSAGES_MAX: usize = 4_096;
 /// Authorizations waiting for the auth task. A shard offers at most a burst of subscribes per
 /// event-loop turn; past this the bridge is far behind and answers "busy" instead of queueing.
 pub const AUTH_QUEUE_REQUESTS_MAX: usize = 16_384;
+/// Channel-function requests waiting for the functions task, which sorts them into their
+/// channels' queues at once. Full: the request is answered "too many pipelines queued on this
+/// node" at once (counted in `function_pipelines_shed`).
+pub const FUNCTION_QUEUE_REQUESTS_MAX: usize = 16_384;
 
 // ---- The links to the engine's shards ----
 
@@ -240,6 +245,33 @@ pub const AUTH_RESPONSE_BYTES_MAX: usize = 64 * 1024;
 /// Longest excerpt of a refusing endpoint's body put in the reason (it reaches the browser).
 pub const AUTH_REASON_EXCERPT_CHARS_MAX: usize = 200;
 
+// ---- Channel functions (the per-call deadline is `ringcast_core`'s FUNCTION_CALL_TIMEOUT_MS) ----
+
+/// Pipelines queued or running on the node, all channels together (each holds its message and
+/// the asking link's handle). Past it a request is answered "too many pipelines queued on this
+/// node" at once (counted in `function_pipelines_shed`).
+pub const FUNCTION_PIPELINES_MAX: usize = 16_384;
+/// Bytes of the requests (message, names, URLs) of those pipelines: a message can be a link
+/// frame, so the count alone would allow gigabytes. Past it: refused at once, as above.
+pub const FUNCTION_PIPELINE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Pipelines of one channel waiting behind the one running (a channel's messages run one after
+/// another, in arrival order). Past it the channel's next request is refused at once, so one
+/// flooded channel with slow functions cannot take every slot of the node.
+pub const FUNCTION_CHANNEL_QUEUE_MAX: usize = 1_024;
+/// Longest a pipeline may take from the request's arrival, its wait in the channel's queue
+/// included: 28 000 ms, so that its answer reaches the engine before the engine gives up (after
+/// `PIPELINE_WAIT_MS_MAX`, 30 s; the rest is for the link queues). A pipeline not started by
+/// then is refused without calling anything; a call still open then has timed out.
+pub const FUNCTION_PIPELINE_DEADLINE_MS: u64 = 28_000;
+/// Connection setup to a function's endpoint (connect retries fit in the call's deadline).
+pub const FUNCTION_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Longest function answer that is read: it becomes the next function's input, or the message
+/// the engine publishes.
+pub const FUNCTION_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
+/// Requests open at once to one app's functions; the app's other calls wait for these (within
+/// their own call deadline), so one app cannot hold every connection of the node.
+pub const FUNCTION_CONCURRENT_PER_APP_MAX: usize = 16;
+
 // ---- Logging ----
 
 /// Shortest gap between two warnings of one drop counter.
@@ -283,3 +315,17 @@ const _: () = assert!(QUERY_ANSWER_WAIT_MS < core::CHANNELS_WAIT_MS_MAX);
 const _: () = assert!(LINK_WRITE_BATCH_BYTES_MAX <= PUBLISH_BATCH_BYTES_MAX);
 // Restated member events must find every node's subscriber back on its channels.
 const _: () = assert!(PRESENCE_REPAIR_GRACE_MS > ringcast_core::limits::RECONNECT_DELAY_MS_MAX);
+// Channel functions: a connect attempt and a retry pause fit in one call; one channel's queue
+// fits in the node's; a request as large as a link frame is always admissible; an answer goes
+// back to the engine in one link frame; a pipeline started at once is never cut short by its
+// deadline, which ends before the engine stops waiting.
+const _: () = assert!(FUNCTION_CONNECT_TIMEOUT_MS < core::FUNCTION_CALL_TIMEOUT_MS);
+const _: () = assert!(OUTBOUND_CONNECT_RETRY_PAUSE_MS_MAX < core::FUNCTION_CALL_TIMEOUT_MS);
+const _: () = assert!(FUNCTION_CHANNEL_QUEUE_MAX < FUNCTION_PIPELINES_MAX);
+const _: () = assert!(core::LINK_FRAME_BYTES_MAX <= FUNCTION_PIPELINE_BYTES_MAX);
+const _: () = assert!(FUNCTION_RESPONSE_BYTES_MAX < core::LINK_FRAME_BYTES_MAX);
+const _: () = assert!(
+    core::FUNCTION_CALL_TIMEOUT_MS * core::FUNCTIONS_PER_PIPELINE_MAX as u64
+        <= FUNCTION_PIPELINE_DEADLINE_MS
+);
+const _: () = assert!(FUNCTION_PIPELINE_DEADLINE_MS < core::PIPELINE_WAIT_MS_MAX);

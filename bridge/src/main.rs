@@ -1,7 +1,8 @@
 //! `ringcast-bridge`: the process the engine delegates everything that waits on the network to,
 //! so that engine shards never block. It relays publishes between nodes over Redis pub/sub,
 //! keeps the cluster-wide state (presence members, node heartbeats, counts) in Redis, sends the
-//! apps' webhooks and makes the auth offload calls. A node alone runs it `--without-redis`.
+//! apps' webhooks and makes the auth offload and channel function calls. A node alone runs it
+//! `--without-redis`.
 //! This file parses, wires and waits: the command line
 //! ([`args`](ringcast_bridge::args)), the tasks ([`wiring`]), the
 //! socket file and the signals. The parts live in the crate's library ([`ringcast_bridge`],

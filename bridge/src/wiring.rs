@@ -1,7 +1,8 @@
 //! Which tasks a bridge runs and how their queues connect: the hub, the webhook pipeline, the
-//! Redis tasks of a cluster node (or the stand-ins of a node alone), auth offload and the link
-//! server on top. [`start`] spawns them all; [`Node::stop`] ends them in the order that keeps
-//! a leaving node from re-adding state, then removes the node's presence members.
+//! Redis tasks of a cluster node (or the stand-ins of a node alone), auth offload, channel
+//! functions and the link server on top. [`start`] spawns them all; [`Node::stop`] ends them in
+//! the order that keeps a leaving node from re-adding state, then removes the node's presence
+//! members.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,10 +20,11 @@ use crate::cluster::query::{run_queries, QueryInput};
 use crate::cluster::repair::PresenceRepair;
 use crate::counters::BridgeCounters;
 use crate::limits::{
-    AUTH_QUEUE_REQUESTS_MAX, COUNT_QUEUE_MESSAGES_MAX, HUB_QUEUE_MESSAGES_MAX,
-    PRESENCE_QUEUE_MESSAGES_MAX, PRESENCE_REPAIR_GRACE_MS, PUBLISH_QUEUE_MESSAGES_MAX,
-    QUERY_QUEUE_MESSAGES_MAX, SHUTDOWN_REAP_TIMEOUT_MS, SUBSCRIBER_QUEUE_COMMANDS_MAX,
-    WEBHOOK_BATCH_QUEUE_BATCHES_MAX, WEBHOOK_QUEUE_BYTES_MAX, WEBHOOK_QUEUE_MESSAGES_MAX,
+    AUTH_QUEUE_REQUESTS_MAX, COUNT_QUEUE_MESSAGES_MAX, FUNCTION_QUEUE_REQUESTS_MAX,
+    HUB_QUEUE_MESSAGES_MAX, PRESENCE_QUEUE_MESSAGES_MAX, PRESENCE_REPAIR_GRACE_MS,
+    PUBLISH_QUEUE_MESSAGES_MAX, QUERY_QUEUE_MESSAGES_MAX, SHUTDOWN_REAP_TIMEOUT_MS,
+    SUBSCRIBER_QUEUE_COMMANDS_MAX, WEBHOOK_BATCH_QUEUE_BATCHES_MAX, WEBHOOK_QUEUE_BYTES_MAX,
+    WEBHOOK_QUEUE_MESSAGES_MAX,
 };
 use crate::link::hub::Hub;
 use crate::link::hub_task::{run_hub, run_without_redis};
@@ -30,6 +32,7 @@ use crate::link::server::{serve_links, LinkContext};
 use crate::link::stats_task::run_stats;
 use crate::links::{HubInput, LinkWriter};
 use crate::outbound::auth::{auth_limits, run_auth, AuthQueue};
+use crate::outbound::functions::{function_limits, run_functions, FunctionQueue};
 use crate::outbound::http::OutboundHttp;
 use crate::redis::connect::RedisClient;
 use crate::redis::layout::{key_prefix, query_channel, user_command_channel, NodeKeys};
@@ -83,6 +86,9 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
     // a subscriber waits for, not a webhook's (reqwest fixes timeouts per client).
     let auth_http = OutboundHttp::new(auth_limits())
         .map_err(|err| format!("cannot set up auth offload HTTP: {err}"))?;
+    // Channel functions too: a published message waits for each call (2 s at most).
+    let function_http = OutboundHttp::new(function_limits())
+        .map_err(|err| format!("cannot set up channel functions HTTP: {err}"))?;
     let counters = Arc::new(BridgeCounters::new());
     let node_keys = NodeKeys {
         prefix: key_prefix(&setup.redis_prefix),
@@ -147,6 +153,12 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
     ));
     let (auth_sender, auth_jobs) = mpsc::channel(AUTH_QUEUE_REQUESTS_MAX);
     tokio::spawn(run_auth(auth_jobs, auth_http, Arc::clone(&counters.auth)));
+    let (function_sender, function_jobs) = mpsc::channel(FUNCTION_QUEUE_REQUESTS_MAX);
+    tokio::spawn(run_functions(
+        function_jobs,
+        function_http,
+        Arc::clone(&counters.functions),
+    ));
     let links_task = tokio::spawn(serve_links(
         listener,
         LinkContext {
@@ -160,6 +172,7 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
             queries,
             connection_counts: cluster.connection_counts,
             auth: AuthQueue::new(auth_sender, Arc::clone(&counters.auth)),
+            functions: FunctionQueue::new(function_sender, Arc::clone(&counters.functions)),
             counters: Arc::clone(&counters),
             presence_repair,
         },
@@ -385,6 +398,7 @@ fn log_totals(counters: &BridgeCounters, why: &str) {
     let drops = &counters.drops;
     let webhooks = &counters.webhooks;
     let auth = &counters.auth;
+    let functions = &counters.functions;
     tracing::info!(
         dropped_publish_queue_full = drops.publish_queue_full.total(),
         dropped_publish_failed = drops.publish_failed.total(),
@@ -400,6 +414,10 @@ fn log_totals(counters: &BridgeCounters, why: &str) {
         auth_refused = auth.refused.load(Ordering::Relaxed),
         auth_failed = auth.failed.load(Ordering::Relaxed),
         auth_shed = auth.shed.load(Ordering::Relaxed),
+        function_pipelines_done = functions.done.load(Ordering::Relaxed),
+        function_pipelines_failed = functions.failed.load(Ordering::Relaxed),
+        function_pipelines_shed = functions.shed.load(Ordering::Relaxed),
+        function_replies_dropped = functions.replies_dropped.load(Ordering::Relaxed),
         "{why}: stopped"
     );
 }

@@ -87,12 +87,12 @@ fn run(config: config::Config) -> Result<(), String> {
     let starts = shard_starts(listeners, &cpus, metrics_listener);
     let functions = load_functions(server)?;
     let cluster = server.needs_bridge();
-    let bridge_socket = if cluster || needs_bridge_for_webhooks(&config) || !functions.table.is_empty()
-    {
-        Some(start_bridge(server, cluster)?)
-    } else {
-        None
-    };
+    let bridge_socket =
+        if cluster || needs_bridge_for_webhooks(&config) || !functions.table.is_empty() {
+            Some(start_bridge(server, cluster)?)
+        } else {
+            None
+        };
     let apps = Arc::new(AppTable::new(config.apps.clone()));
     let mut settings = engine_settings(server, &plan, bridge_socket, cluster);
     settings.functions = functions;
@@ -182,8 +182,8 @@ fn load_functions(
         });
     };
     let limit = ringcast_core::limits::HTTP_BODY_BYTES_MAX;
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read --associations-file {path}: {e}"))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read --associations-file {path}: {e}"))?;
     if bytes.len() > limit {
         return Err(format!(
             "--associations-file {path}: {} bytes, at most {limit} (what PUT /associations takes)",

@@ -1,6 +1,7 @@
 //! The bridge's shared counters — Redis connection state, relayed and received messages, the
-//! drop counters, the number of linked shards, webhook outcomes — and their [`BridgeStats`] snapshot, which the
-//! engine shards receive once a second. The tasks only ever add to them; nothing here waits.
+//! drop counters, the number of linked shards, webhook, auth and channel-function outcomes — and
+//! their [`BridgeStats`] snapshot, which the engine shards receive once a second. The tasks only
+//! ever add to them; nothing here waits.
 
 pub mod drops;
 pub mod outcomes;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use ringcast_core::link::BridgeStats;
 
 use crate::counters::drops::Drops;
-use crate::counters::outcomes::{AuthCounters, WebhookCounters};
+use crate::counters::outcomes::{AuthCounters, FunctionCounters, WebhookCounters};
 
 /// Every counter of the process, shared by the tasks.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub struct BridgeCounters {
     pub webhook_events_held: AtomicU64,
     /// Auth offload outcomes.
     pub auth: Arc<AuthCounters>,
+    /// Channel-function pipeline outcomes.
+    pub functions: Arc<FunctionCounters>,
 }
 
 impl BridgeCounters {
@@ -49,6 +52,7 @@ impl BridgeCounters {
             webhooks: Arc::new(WebhookCounters::default()),
             webhook_events_held: AtomicU64::new(0),
             auth: Arc::new(AuthCounters::default()),
+            functions: Arc::new(FunctionCounters::default()),
         }
     }
 
@@ -84,6 +88,9 @@ impl BridgeCounters {
             auth_refused: self.auth.refused.load(Ordering::Relaxed),
             auth_failed: self.auth.failed.load(Ordering::Relaxed),
             auth_shed: self.auth.shed.load(Ordering::Relaxed),
+            function_pipelines_done: self.functions.done.load(Ordering::Relaxed),
+            function_pipelines_failed: self.functions.failed.load(Ordering::Relaxed),
+            function_pipelines_shed: self.functions.shed.load(Ordering::Relaxed),
         }
     }
 }
@@ -126,6 +133,11 @@ mod tests {
         add(&counters.auth.refused, 18);
         add(&counters.auth.failed, 19);
         add(&counters.auth.shed, 20);
+        add(&counters.functions.done, 21);
+        add(&counters.functions.failed, 22);
+        add(&counters.functions.shed, 23);
+        // Lost answers are not outcomes of their own (the engine's wait ends those pipelines).
+        add(&counters.functions.replies_dropped, 100);
         assert_eq!(
             counters.snapshot(9),
             BridgeStats {
@@ -146,6 +158,9 @@ mod tests {
                 auth_refused: 18,
                 auth_failed: 19,
                 auth_shed: 20,
+                function_pipelines_done: 21,
+                function_pipelines_failed: 22,
+                function_pipelines_shed: 23,
             }
         );
     }

@@ -1,5 +1,6 @@
-//! Outcome counters of the bridge's outbound calls (auth offload, webhook deliveries): kept
-//! here, below the parts that add to them, so the counter snapshot needs none of those parts.
+//! Outcome counters of the bridge's outbound calls (auth offload, channel functions, webhook
+//! deliveries): kept here, below the parts that add to them, so the counter snapshot needs none
+//! of those parts.
 
 use std::sync::atomic::AtomicU64;
 
@@ -16,6 +17,23 @@ pub struct AuthCounters {
     pub shed: AtomicU64,
     /// Answers lost because the asking link's queue was full or the link was gone (the
     /// engine's own timeout then answers the subscriber).
+    pub replies_dropped: AtomicU64,
+}
+
+/// What became of the channel-function pipelines; every request counts in exactly one of the
+/// first three.
+#[derive(Debug, Default)]
+pub struct FunctionCounters {
+    /// Every function answered usably; the result went back to the engine.
+    pub done: AtomicU64,
+    /// A function failed (non-2xx, timeout, connect error, unusable answer): the pipeline
+    /// stopped there.
+    pub failed: AtomicU64,
+    /// Refused by the bridge without calling anything: a bound reached, the pipeline's deadline
+    /// passed in its channel's queue, or the asking link gone.
+    pub shed: AtomicU64,
+    /// Answers lost because the asking link's queue was full or the link was gone (the
+    /// engine's own wait then ends the message's pipeline).
     pub replies_dropped: AtomicU64,
 }
 

@@ -34,7 +34,7 @@ pub enum RemoteMessage {
         /// Bit `s` set: shard `s` has interest in the channel.
         shard_mask: u64,
     },
-    /// A user command from another node, for every linked shard.
+    /// A user command or an associations document from another node, for every linked shard.
     User(LinkMessage),
     /// A channels question or answer between nodes, for the query task.
     Query(Bytes),
@@ -504,6 +504,23 @@ mod tests {
             hub.all_links().copied().collect::<Vec<_>>(),
             ["s7-new", "s63"]
         );
+    }
+
+    #[test]
+    fn associations_of_other_nodes_go_to_every_link_and_own_ones_are_skipped() {
+        use crate::redis::envelope::encode_user_command;
+        let hub = hub_with_links(&[(0, 10, "s0"), (9, 11, "s9")]);
+        let message = LinkMessage::Associations(Bytes::from_static(br#"{"associations":[]}"#));
+        let from_other = encode_user_command(OTHER_NODE, &message).expect("encodes");
+        // `User` messages go to `all_links` (hub_task), no interest needed.
+        assert_eq!(
+            hub.route_remote(from_other),
+            RemoteMessage::User(message.clone())
+        );
+        assert_eq!(hub.all_links().copied().collect::<Vec<_>>(), ["s0", "s9"]);
+        // This node's engine applied its own document before it was published.
+        let from_self = encode_user_command(OWN_NODE, &message).expect("encodes");
+        assert_eq!(hub.route_remote(from_self), RemoteMessage::OwnNode);
     }
 
     #[test]

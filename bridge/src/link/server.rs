@@ -2,10 +2,11 @@
 //! answers Welcome, then runs a reader (decodes frames, sends subscriptions to the hub and
 //! publishes to the publisher) and a writer (drains the link's bounded queue, one `write_all`
 //! per batch). Presence messages go to the presence task, webhook settings and events to the
-//! webhook task, auth requests to the auth offload task. When a link ends, its shard's interest
-//! goes with it (its presence members stay: the engine's resync after a new Hello settles them).
-//! Without Redis (a node alone that only sends webhooks) there is no publisher and no presence
-//! task.
+//! webhook task, auth requests to the auth offload task, function requests to the channel
+//! functions task; user commands and associations documents are published for the other nodes.
+//! When a link ends, its shard's interest goes with it (its presence members stay: the engine's
+//! resync after a new Hello settles them). Without Redis (a node alone that only sends
+//! webhooks) there is no publisher and no presence task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,7 @@ use crate::limits::{
 };
 use crate::links::{HubInput, LinkId, LinkWriter};
 use crate::outbound::auth::AuthQueue;
+use crate::outbound::functions::FunctionQueue;
 use crate::redis::envelope::{encode_envelope, encode_user_command};
 use crate::redis::layout::{cache_key, redis_channel_name, user_command_channel};
 use crate::redis::publish::Outbound;
@@ -61,6 +63,8 @@ pub struct LinkContext {
     pub connection_counts: Option<ReportedCounts>,
     /// The auth offload task's queue.
     pub auth: AuthQueue,
+    /// The channel functions task's queue.
+    pub functions: FunctionQueue,
     /// The bridge's counters.
     pub counters: Arc<BridgeCounters>,
     /// Shards that must restate their presence (their link is ended for that).
@@ -321,6 +325,11 @@ async fn dispatch(
             context.auth.submit(request, writer);
             None
         }
+        LinkMessage::FunctionRequest(request) => {
+            // Never waits: a full functions queue is answered with a failure on this link.
+            context.functions.submit(request, writer);
+            None
+        }
         LinkMessage::ChannelsQuery {
             query_id,
             app_id,
@@ -341,7 +350,8 @@ async fn dispatch(
             }
             None
         }
-        message @ LinkMessage::UserCommand { .. } => {
+        // For the other nodes: this node's engine has acted on both already.
+        message @ (LinkMessage::UserCommand { .. } | LinkMessage::Associations(_)) => {
             user_command(context, link_id, &message);
             None
         }
@@ -354,6 +364,7 @@ async fn dispatch(
         LinkMessage::Deliver(_) => Some(LinkEnd::Unexpected("Deliver")),
         LinkMessage::Stats(_) => Some(LinkEnd::Unexpected("Stats")),
         LinkMessage::AuthResponse { .. } => Some(LinkEnd::Unexpected("AuthResponse")),
+        LinkMessage::FunctionResult { .. } => Some(LinkEnd::Unexpected("FunctionResult")),
         LinkMessage::CacheAnswer { .. } => Some(LinkEnd::Unexpected("CacheAnswer")),
     }
 }
@@ -519,8 +530,9 @@ fn shard_count(context: &LinkContext, link: LinkOf, event: HookEvent) {
     }
 }
 
-/// A server-to-user event or terminate for the other nodes: published on the prefix's user
-/// command channel, which every bridge listens on.
+/// A server-to-user event or terminate, or an associations document `PUT /associations`
+/// accepted, for the other nodes: published on the prefix's user command channel, which every
+/// bridge listens on.
 fn user_command(context: &LinkContext, link_id: LinkId, message: &LinkMessage) {
     let Some(publisher) = &context.publisher else {
         return; // a node alone: there are no other nodes

@@ -1,5 +1,5 @@
-//! Outbound HTTP calls of the bridge (webhooks and channel-auth offload now; backend calls
-//! later): one shared `reqwest` client, so connections to a receiver are pooled and kept alive,
+//! Outbound HTTP calls of the bridge (webhooks, channel-auth offload, channel functions): one
+//! shared `reqwest` client per use, so connections to a receiver are pooled and kept alive,
 //! plus a bounded map of per-key semaphores, so one app (the key) can have at most
 //! `concurrent_per_key_max` requests open and a slow receiver of one app cannot take every
 //! connection. This module owns the limits of a call (timeouts, response size, concurrency) and
@@ -327,6 +327,7 @@ pub(crate) mod test_receiver {
     use std::collections::HashMap;
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
@@ -364,6 +365,9 @@ pub(crate) mod test_receiver {
         Body(u16, Vec<u8>),
         /// This status and body without Content-Length, closing the connection to end it.
         BodyUntilClose(u16, Vec<u8>),
+        /// This status and body, with Content-Length, after waiting this long (a slow endpoint
+        /// that still answers).
+        BodyAfter(Duration, u16, Vec<u8>),
         /// Answer nothing until [`TestReceiver::release`], then 200.
         Hold,
     }
@@ -553,6 +557,10 @@ pub(crate) mod test_receiver {
                 Reply::Status(status) => (status, Vec::new(), false),
                 Reply::Body(status, body) => (status, body, false),
                 Reply::BodyUntilClose(status, body) => (status, body, true),
+                Reply::BodyAfter(delay, status, body) => {
+                    tokio::time::sleep(delay).await;
+                    (status, body, false)
+                }
                 Reply::Hold => {
                     let mut released = shared.released.clone();
                     if released.wait_for(|released| *released).await.is_err() {

@@ -70,11 +70,12 @@ pub fn is_reserved_node_id(node_id: u64) -> bool {
 /// envelope: see [`is_reserved_node_id`]).
 pub const QUERY_MAGIC: &[u8; 8] = b"\xffrcqry\x00\x01";
 
-/// First bytes of a user command (server-to-user event or terminate for every node); as a node
-/// id it is reserved.
+/// First bytes of a user command (server-to-user event or terminate for every node) or of an
+/// associations document (channel functions, for every node); as a node id it is reserved.
 pub const USER_COMMAND_MAGIC: &[u8; 8] = b"\xffrcusr\x00\x01";
 
-/// The payload carrying a `UserCommand` from node `node_id`: magic, node id, the link frame.
+/// The payload carrying a `UserCommand` or an `Associations` document from node `node_id`:
+/// magic, node id, the link frame. Both go on the user command channel, which every node hears.
 pub fn encode_user_command(node_id: u64, message: &LinkMessage) -> Result<Bytes, LinkError> {
     let mut payload = BytesMut::with_capacity(64);
     payload.extend_from_slice(USER_COMMAND_MAGIC);
@@ -83,14 +84,17 @@ pub fn encode_user_command(node_id: u64, message: &LinkMessage) -> Result<Bytes,
     Ok(payload.freeze())
 }
 
-/// The sending node and the `UserCommand` of a payload; `None` when it is not one.
+/// The sending node and the `UserCommand` or `Associations` of a payload; `None` when it is
+/// neither.
 pub fn decode_user_command(payload: &[u8]) -> Option<(u64, LinkMessage)> {
     let rest = payload.strip_prefix(USER_COMMAND_MAGIC)?;
     let (node, frame) = rest.split_at_checked(NODE_ID_BYTES)?;
     let node_id = u64::from_le_bytes(node.try_into().ok()?);
     let mut frame = BytesMut::from(frame);
     match link::decode(&mut frame) {
-        Ok(Some(message @ LinkMessage::UserCommand { .. })) if frame.is_empty() => {
+        Ok(Some(message @ (LinkMessage::UserCommand { .. } | LinkMessage::Associations(_))))
+            if frame.is_empty() =>
+        {
             Some((node_id, message))
         }
         _ => None,
@@ -216,6 +220,23 @@ mod tests {
         assert!(is_reserved_node_id(u64::from_le_bytes(*USER_COMMAND_MAGIC)));
         let not_a_command = encode_envelope(42, &event()).expect("encodes");
         assert_eq!(decode_user_command(&not_a_command), None);
+    }
+
+    #[test]
+    fn associations_round_trip_as_user_commands() {
+        let document = Bytes::from_static(
+            br#"{"associations":[{"channelName":"chat-.*","functionNames":["upper"]}]}"#,
+        );
+        let message = LinkMessage::Associations(document);
+        let payload = encode_user_command(7, &message).expect("encodes");
+        assert!(payload.starts_with(USER_COMMAND_MAGIC));
+        assert_eq!(decode_user_command(&payload), Some((7, message)));
+        for cut in 0..payload.len() {
+            assert_eq!(decode_user_command(&payload[..cut]), None, "cut at {cut}");
+        }
+        // Other link messages are not carried on the user command channel.
+        let other = encode_user_command(7, &LinkMessage::ResyncDone).expect("encodes");
+        assert_eq!(decode_user_command(&other), None);
     }
 
     fn event() -> ChannelEvent {

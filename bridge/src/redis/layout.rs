@@ -75,8 +75,8 @@ pub fn redis_channel_name(redis_prefix: &str, app_id: &str, channel: &str) -> St
     name
 }
 
-/// The Redis channel every bridge of a prefix listens on for user commands (no app id is
-/// empty, so no app's channel is named like it).
+/// The Redis channel every bridge of a prefix listens on for user commands and associations
+/// documents (no app id is empty, so no app's channel is named like it).
 pub fn user_command_channel(redis_prefix: &str) -> String {
     format!("{redis_prefix}##users")
 }

@@ -1030,16 +1030,34 @@ fn auth_offload_that_forwards_cookie_needs_an_origin_allow_list() {
 
 #[test]
 fn ekko_redis_host_and_port_make_the_url_and_conflict_with_it() {
-    let c = ok(&CREDS, &[("REDIS_HOST", "r1"), ("REDIS_PORT", "7000")], None);
+    let c = ok(
+        &CREDS,
+        &[("REDIS_HOST", "r1"), ("REDIS_PORT", "7000")],
+        None,
+    );
     assert_eq!(c.server.redis_url, "r1:7000");
     assert_eq!(c.server.adapter_driver, Driver::Redis);
     let c = ok(&CREDS, &[("REDIS_ENDPOINT", "r2")], None);
-    assert_eq!((c.server.redis_url.as_str(), c.server.adapter_driver), ("r2:6379", Driver::Redis));
+    assert_eq!(
+        (c.server.redis_url.as_str(), c.server.adapter_driver),
+        ("r2:6379", Driver::Redis)
+    );
     // An explicit adapter choice still wins.
-    let c = ok(&[&CREDS[..], &["--adapter-driver", "local"]].concat(), &[("REDIS_HOST", "r1")], None);
+    let c = ok(
+        &[&CREDS[..], &["--adapter-driver", "local"]].concat(),
+        &[("REDIS_HOST", "r1")],
+        None,
+    );
     assert_eq!(c.server.adapter_driver, Driver::Local);
-    let e = err(&CREDS, &[("REDIS_URL", "redis://a:1"), ("REDIS_HOST", "b")], None);
+    let e = err(
+        &CREDS,
+        &[("REDIS_URL", "redis://a:1"), ("REDIS_HOST", "b")],
+        None,
+    );
     assert!(e.contains("--redis-url and --redis-host"), "{e}");
     let e = err(&CREDS, &[("CHANNEL_FUNCTIONS", "upper=ftp://x/")], None);
-    assert!(e.contains("channel-functions") && e.contains("not an absolute"), "{e}");
+    assert!(
+        e.contains("channel-functions") && e.contains("not an absolute"),
+        "{e}"
+    );
 }

@@ -145,7 +145,9 @@ fn association(app_id: &str, entry: Entry, table: &FunctionTable) -> Result<Asso
     let pattern = RegexBuilder::new(&format!("^(?:{channel_name})"))
         .size_limit(ASSOCIATION_PATTERN_COMPILED_BYTES_MAX)
         .build()
-        .map_err(|e| format!("app {app_id:?}: channelName {channel_name:?} is not a valid pattern: {e}"))?;
+        .map_err(|e| {
+            format!("app {app_id:?}: channelName {channel_name:?} is not a valid pattern: {e}")
+        })?;
     let functions = function_names
         .into_iter()
         .map(|name| match table.url(&name) {
@@ -198,12 +200,22 @@ mod tests {
     #[test]
     fn the_first_pattern_that_prefixes_the_name_wins() {
         let a = Associations::parse(EKKO_SAMPLE.as_bytes(), &table()).unwrap();
-        assert_eq!(names(&a, "app_1", "channel_1"), Some(vec!["capitalize".into()]));
+        assert_eq!(
+            names(&a, "app_1", "channel_1"),
+            Some(vec!["capitalize".into()])
+        );
         // A prefix match: channel_10 starts with channel_1.
-        assert_eq!(names(&a, "app_1", "channel_10"), Some(vec!["capitalize".into()]));
+        assert_eq!(
+            names(&a, "app_1", "channel_10"),
+            Some(vec!["capitalize".into()])
+        );
         assert_eq!(
             names(&a, "app_1", "channel_4"),
-            Some(vec!["capitalize".into(), "reverse".into(), "emphasize".into()])
+            Some(vec![
+                "capitalize".into(),
+                "reverse".into(),
+                "emphasize".into()
+            ])
         );
         // Anchored at the start: "xchannel_2" does not match "channel_2".
         assert_eq!(names(&a, "app_1", "xchannel_2"), None);
@@ -218,7 +230,10 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_slice(a.document()).unwrap();
         assert!(doc.get("iat").is_none() && doc.get("applications").is_some());
         let again = Associations::parse(a.document(), &table()).unwrap();
-        assert_eq!(names(&again, "app_1", "channel_4"), names(&a, "app_1", "channel_4"));
+        assert_eq!(
+            names(&again, "app_1", "channel_4"),
+            names(&a, "app_1", "channel_4")
+        );
     }
 
     #[test]

@@ -186,7 +186,10 @@ mod tests {
             r#"42/1,["message",{"channel":"c","message":"HI","uuid":"u"}]"#
         );
         let pusher = published.frame(Dialect::Pusher, "1", "c").unwrap();
-        assert_eq!(text(pusher), r#"{"event":"message","channel":"c","data":"HI"}"#);
+        assert_eq!(
+            text(pusher),
+            r#"{"event":"message","channel":"c","data":"HI"}"#
+        );
     }
 
     #[test]

@@ -26,12 +26,16 @@ impl FunctionTable {
         let text = text.trim();
         let pairs: Vec<(String, String)> = if text.starts_with('{') {
             let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
-                .map_err(|e| format!("channel functions: not a JSON object of names to URLs: {e}"))?;
+                .map_err(|e| {
+                    format!("channel functions: not a JSON object of names to URLs: {e}")
+                })?;
             object
                 .into_iter()
                 .map(|(name, url)| match url {
                     serde_json::Value::String(url) => Ok((name, url)),
-                    _ => Err(format!("channel function {name:?}: its URL must be a string")),
+                    _ => Err(format!(
+                        "channel function {name:?}: its URL must be a string"
+                    )),
                 })
                 .collect::<Result<_, _>>()?
         } else {
@@ -113,7 +117,8 @@ mod tests {
 
     #[test]
     fn both_forms_parse_to_the_same_table() {
-        let list = FunctionTable::parse("upper=http://127.0.0.1:9/u, rev=https://f.example/r").unwrap();
+        let list =
+            FunctionTable::parse("upper=http://127.0.0.1:9/u, rev=https://f.example/r").unwrap();
         let json =
             FunctionTable::parse(r#"{"upper":"http://127.0.0.1:9/u","rev":"https://f.example/r"}"#)
                 .unwrap();

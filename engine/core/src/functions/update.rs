@@ -56,7 +56,9 @@ pub fn verify_update(
     table: &FunctionTable,
     now_unix_s: u64,
 ) -> Result<Associations, UpdateError> {
-    let secret = secret.filter(|s| !s.is_empty()).ok_or(UpdateError::NoSecret)?;
+    let secret = secret
+        .filter(|s| !s.is_empty())
+        .ok_or(UpdateError::NoSecret)?;
     let body: Body = serde_json::from_slice(body).map_err(|_| UpdateError::InvalidJwt)?;
     let mut validation = Validation::new(Algorithm::HS256);
     // The CLI's tokens carry `iat` and no `exp`; `exp` is checked below with the shard's clock.
@@ -130,11 +132,17 @@ mod tests {
         }
         let good = body(doc(), "s", Algorithm::HS256);
         assert_eq!(
-            verify_update(&good, None, &table, NOW).unwrap_err().status(),
+            verify_update(&good, None, &table, NOW)
+                .unwrap_err()
+                .status(),
             403
         );
         let unknown = FunctionTable::default();
         let err = verify_update(&good, Some("s"), &unknown, NOW).unwrap_err();
-        assert!(err.text().starts_with("Invalid associations: "), "{}", err.text());
+        assert!(
+            err.text().starts_with("Invalid associations: "),
+            "{}",
+            err.text()
+        );
     }
 }

@@ -8,12 +8,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use super::bodies::{
     put_app_channel, put_app_channel_u32, put_auth_request, put_auth_response, put_cache_answer,
     put_channel_member, put_channel_members, put_channel_user, put_channels_answer,
-    put_channels_query, put_connection_counts, put_function_request, put_function_result, put_hello, put_hook, put_members_query,
-    put_members_snapshot, put_stats, put_user_command, put_welcome, take_app_channel,
-    take_app_channel_u32, take_auth_request, take_auth_response, take_channels_answer,
-    take_channels_query, take_connection_counts, take_function_request, take_function_result,
-    take_hello, take_hook, take_stats,
-    take_user_command, take_welcome,
+    put_channels_query, put_connection_counts, put_function_request, put_function_result,
+    put_hello, put_hook, put_members_query, put_members_snapshot, put_stats, put_user_command,
+    put_welcome, take_app_channel, take_app_channel_u32, take_auth_request, take_auth_response,
+    take_channels_answer, take_channels_query, take_connection_counts, take_function_request,
+    take_function_result, take_hello, take_hook, take_stats, take_user_command, take_welcome,
 };
 use super::error::LinkError;
 use super::fields::{

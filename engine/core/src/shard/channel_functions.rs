@@ -103,7 +103,9 @@ impl Shard {
         } = pending;
         match outcome {
             FunctionOutcome::Done(result) => match checked_result(&result) {
-                Ok(result) => self.publish_publication(app, &channel, publication, result.as_deref()),
+                Ok(result) => {
+                    self.publish_publication(app, &channel, publication, result.as_deref())
+                }
                 Err(reason) => self.publish_unchanged(app, &channel, publication, reason),
             },
             FunctionOutcome::Failed(reason) => {

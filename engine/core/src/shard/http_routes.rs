@@ -81,9 +81,11 @@ impl Shard {
                 json("socketio", 400, refusal.body().as_bytes())
             }
             ("PUT", crate::functions::UPDATE_PATH) => self.put_associations(body),
-            (_, crate::functions::UPDATE_PATH) => {
-                json("associations", 405, &b"{\"error\":\"Method not allowed\"}"[..])
-            }
+            (_, crate::functions::UPDATE_PATH) => json(
+                "associations",
+                405,
+                &b"{\"error\":\"Method not allowed\"}"[..],
+            ),
             _ if path.starts_with("/apps/") || path.starts_with("/users/") => {
                 self.route_rest(key, head, body, keep_alive)
             }

@@ -91,8 +91,8 @@ pub mod subscribers;
 
 // Features: `impl Shard` blocks, each importing `Shard` from here (and leaves), never each other.
 mod auth_offload;
-mod channel_functions;
 pub mod bridge;
+mod channel_functions;
 mod client_events;
 mod cluster_channels;
 mod cluster_presence;

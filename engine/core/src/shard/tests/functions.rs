@@ -16,9 +16,10 @@ const ASSOCIATIONS: &str = r#"{"applications":{"app-id":{"channels":[
 
 /// Two shards of a node alone with a bridge, `news…` channels through two functions.
 fn functions_sim() -> Sim {
-    let table =
-        FunctionTable::parse("upper=http://127.0.0.1:9/u,exclaim=http://127.0.0.1:9/e,never=http://127.0.0.1:9/n")
-            .unwrap();
+    let table = FunctionTable::parse(
+        "upper=http://127.0.0.1:9/u,exclaim=http://127.0.0.1:9/e,never=http://127.0.0.1:9/n",
+    )
+    .unwrap();
     let associations = Associations::parse(ASSOCIATIONS.as_bytes(), &table).unwrap();
     let functions = FunctionSettings {
         table: Arc::new(table),
@@ -40,7 +41,10 @@ impl Sim {
         let clients = [self.connect(0).0, self.connect(1).0];
         for client in clients {
             self.subscribe(client, channel, None, None);
-            assert_eq!(names(&self.events(client)), ["pusher_internal:subscription_succeeded"]);
+            assert_eq!(
+                names(&self.events(client)),
+                ["pusher_internal:subscription_succeeded"]
+            );
         }
         clients
     }
@@ -65,7 +69,10 @@ impl Sim {
     }
 
     fn data_received(&mut self, client: Client) -> Vec<Value> {
-        self.events(client).iter().map(|e| e["data"].clone()).collect()
+        self.events(client)
+            .iter()
+            .map(|e| e["data"].clone())
+            .collect()
     }
 }
 
@@ -77,17 +84,27 @@ fn the_owner_holds_the_message_and_publishes_the_functions_result() {
     sim.trigger(0, "news-1", "first");
     sim.trigger(1, "news-1", "second");
     for client in subs {
-        assert!(sim.events(client).is_empty(), "held until the functions answer");
+        assert!(
+            sim.events(client).is_empty(),
+            "held until the functions answer"
+        );
     }
     let requests = sim.function_requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
     let owner = requests[0].0;
     assert!(requests.iter().all(|(shard, _)| *shard == owner));
     let (_, first) = &requests[0];
-    assert_eq!((first.app_id.as_str(), first.channel.as_str()), ("app-id", "news-1"));
+    assert_eq!(
+        (first.app_id.as_str(), first.channel.as_str()),
+        ("app-id", "news-1")
+    );
     assert_eq!(&first.message[..], b"\"first\"");
     let names: Vec<&str> = first.functions.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["upper", "exclaim"], "the association whose pattern prefixes the name");
+    assert_eq!(
+        names,
+        ["upper", "exclaim"],
+        "the association whose pattern prefixes the name"
+    );
     assert_eq!(first.functions[0].1, "http://127.0.0.1:9/u");
     for (result, (_, request)) in ["\"FIRST!\"", "{\"n\":2}"].iter().zip(&requests) {
         let outcome = FunctionOutcome::Done(Bytes::copy_from_slice(result.as_bytes()));
@@ -147,7 +164,10 @@ fn failures_deliver_the_message_unchanged() {
     }
     let stats = sim.shards[owner].stats();
     assert_eq!(
-        (stats.function_pipelines_started, stats.function_pipelines_failed),
+        (
+            stats.function_pipelines_started,
+            stats.function_pipelines_failed
+        ),
         (3, 2),
         "null keeps the message without failing"
     );
@@ -174,7 +194,10 @@ fn without_an_answer_the_message_goes_out_unchanged() {
     sim.shards[owner].handle_link_down();
     sim.settle();
     sim.trigger(1, "news", "alone");
-    assert!(sim.function_requests().is_empty(), "nothing asks a bridge that is gone");
+    assert!(
+        sim.function_requests().is_empty(),
+        "nothing asks a bridge that is gone"
+    );
     for client in subs {
         assert_eq!(sim.data_received(client), ["stranded", "alone"]);
     }
@@ -195,7 +218,10 @@ fn client_events_run_through_functions_and_skip_their_sender() {
     for (client, socket_id) in [(a, &a_id), (b, &b_id)] {
         let token = auth::channel_auth_token(KEY, SECRET, socket_id, channel, None);
         sim.subscribe(client, channel, Some(token), None);
-        assert_eq!(names(&sim.events(client)), ["pusher_internal:subscription_succeeded"]);
+        assert_eq!(
+            names(&sim.events(client)),
+            ["pusher_internal:subscription_succeeded"]
+        );
     }
     let event = serde_json::json!({"event":"client-typing","channel":channel,"data":{"who":"a"}});
     sim.send(a, event);

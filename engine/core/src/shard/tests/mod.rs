@@ -16,8 +16,8 @@
 
 mod cluster;
 mod connections;
-mod presence;
 mod functions;
+mod presence;
 mod rest;
 mod socketio;
 mod subscribe;
@@ -81,7 +81,13 @@ impl Sim {
         configure: impl Fn(&mut AppConfig),
     ) -> Self {
         let functions = crate::functions::FunctionSettings::default();
-        Sim::new_full(shard_count, bridge_enabled, cluster_enabled, functions, configure)
+        Sim::new_full(
+            shard_count,
+            bridge_enabled,
+            cluster_enabled,
+            functions,
+            configure,
+        )
     }
 
     /// Shards with these channel functions and `SECRET` as the server-wide JWT secret.
