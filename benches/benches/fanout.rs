@@ -22,6 +22,9 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
+/// A case of [`by_dialect`]: its name, the subscribers' dialect, the message published.
+type DialectCase = (&'static str, Speaks, fn() -> ringcast_core::dialect::Published);
+
 /// The cost of a delivery by dialect, side by side in one run: one event (its framing encoded
 /// once per message) to 10,000 subscribers speaking Pusher, or Socket.IO, and a Socket.IO
 /// `publish` to Socket.IO subscribers.
@@ -29,7 +32,7 @@ fn by_dialect(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout_by_dialect");
     let subscribers = 10_000usize;
     group.throughput(Throughput::Elements(subscribers as u64));
-    let cases: [(&str, Speaks, fn() -> ringcast_core::dialect::Published); 3] = [
+    let cases: [DialectCase; 3] = [
         ("pusher_event_to_pusher", Speaks::Pusher, Fanout::event),
         ("pusher_event_to_socketio", Speaks::SocketIo, Fanout::event),
         (
