@@ -23,7 +23,11 @@ fn fanout(c: &mut Criterion) {
 }
 
 /// A case of [`by_dialect`]: its name, the subscribers' dialect, the message published.
-type DialectCase = (&'static str, Speaks, fn() -> ringcast_core::dialect::Published);
+type DialectCase = (
+    &'static str,
+    Speaks,
+    fn() -> ringcast_core::dialect::Published,
+);
 
 /// The cost of a delivery by dialect, side by side in one run: one event (its framing encoded
 /// once per message) to 10,000 subscribers speaking Pusher, or Socket.IO, and a Socket.IO
