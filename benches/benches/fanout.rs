@@ -4,7 +4,7 @@
 //! the socket writes themselves are `raw_send`'s measurement, not this one.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ringcast_benches::fixtures::{server_frame_of_total_len, Fanout, Speaks};
+use ringcast_benches::fixtures::{server_frame_of_total_len, Fanout};
 
 fn fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout_publish_and_drain");
@@ -22,46 +22,10 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
-/// A case of [`by_dialect`]: its name, the subscribers' dialect, the message published.
-type DialectCase = (
-    &'static str,
-    Speaks,
-    fn() -> ringcast_core::dialect::Published,
-);
-
-/// The cost of a delivery by dialect, side by side in one run: one event (its framing encoded
-/// once per message) to 10,000 subscribers speaking Pusher, or Socket.IO, and a Socket.IO
-/// `publish` to Socket.IO subscribers.
-fn by_dialect(c: &mut Criterion) {
-    let mut group = c.benchmark_group("fanout_by_dialect");
-    let subscribers = 10_000usize;
-    group.throughput(Throughput::Elements(subscribers as u64));
-    let cases: [DialectCase; 3] = [
-        ("pusher_event_to_pusher", Speaks::Pusher, Fanout::event),
-        ("pusher_event_to_socketio", Speaks::SocketIo, Fanout::event),
-        (
-            "socketio_publish_to_socketio",
-            Speaks::SocketIo,
-            Fanout::socketio_publish,
-        ),
-    ];
-    for (name, speaks, message) in cases {
-        let mut fixture =
-            Fanout::speaking(subscribers, speaks).expect("building the fan-out fixture");
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                let delivered = fixture.publish_event_and_drain(message());
-                assert_eq!(delivered, subscribers, "a publish missed subscribers");
-            })
-        });
-    }
-    group.finish();
-}
-
 // criterion_group! defines an undocumented `pub fn`; a private module keeps it out of the
 // crate's public surface (and so out of the missing_docs lint).
 mod group {
     use super::*;
-    criterion_group!(benches, fanout, by_dialect);
+    criterion_group!(benches, fanout);
 }
 criterion_main!(group::benches);
