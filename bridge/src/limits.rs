@@ -251,6 +251,10 @@ pub const AUTH_REASON_EXCERPT_CHARS_MAX: usize = 200;
 /// the asking link's handle). Past it a request is answered "too many pipelines queued on this
 /// node" at once (counted in `function_pipelines_shed`).
 pub const FUNCTION_PIPELINES_MAX: usize = 16_384;
+/// Of those, the pipelines of one app: 4 096. Stops one app's flood of publishes to slow
+/// functions from taking every slot of the node, so other apps' pipelines still run. Past it:
+/// "too many pipelines queued for this app on this node", at once.
+pub const FUNCTION_PIPELINES_PER_APP_MAX: usize = 4_096;
 /// Bytes of the requests (message, names, URLs) of those pipelines: a message can be a link
 /// frame, so the count alone would allow gigabytes. Past it: refused at once, as above.
 pub const FUNCTION_PIPELINE_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -321,7 +325,8 @@ const _: () = assert!(PRESENCE_REPAIR_GRACE_MS > ringcast_core::limits::RECONNEC
 // deadline, which ends before the engine stops waiting.
 const _: () = assert!(FUNCTION_CONNECT_TIMEOUT_MS < core::FUNCTION_CALL_TIMEOUT_MS);
 const _: () = assert!(OUTBOUND_CONNECT_RETRY_PAUSE_MS_MAX < core::FUNCTION_CALL_TIMEOUT_MS);
-const _: () = assert!(FUNCTION_CHANNEL_QUEUE_MAX < FUNCTION_PIPELINES_MAX);
+const _: () = assert!(FUNCTION_CHANNEL_QUEUE_MAX < FUNCTION_PIPELINES_PER_APP_MAX);
+const _: () = assert!(FUNCTION_PIPELINES_PER_APP_MAX < FUNCTION_PIPELINES_MAX);
 const _: () = assert!(core::LINK_FRAME_BYTES_MAX <= FUNCTION_PIPELINE_BYTES_MAX);
 const _: () = assert!(FUNCTION_RESPONSE_BYTES_MAX < core::LINK_FRAME_BYTES_MAX);
 const _: () = assert!(

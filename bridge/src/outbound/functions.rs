@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use crate::counters::outcomes::FunctionCounters;
 use crate::limits::{
     FUNCTION_CHANNEL_QUEUE_MAX, FUNCTION_CONCURRENT_PER_APP_MAX, FUNCTION_CONNECT_TIMEOUT_MS,
-    FUNCTION_PIPELINES_MAX, FUNCTION_PIPELINE_BYTES_MAX, FUNCTION_PIPELINE_DEADLINE_MS,
-    FUNCTION_RESPONSE_BYTES_MAX,
+    FUNCTION_PIPELINES_MAX, FUNCTION_PIPELINES_PER_APP_MAX, FUNCTION_PIPELINE_BYTES_MAX,
+    FUNCTION_PIPELINE_DEADLINE_MS, FUNCTION_RESPONSE_BYTES_MAX,
 };
 use crate::links::LinkWriter;
 use crate::outbound::http::{OutboundError, OutboundHttp, OutboundLimits, OutboundResponse};
@@ -93,6 +93,8 @@ impl FunctionQueue {
 struct PipelineBounds {
     /// Pipelines queued or running, all channels together.
     pipelines_max: usize,
+    /// Of those, one app's.
+    app_pipelines_max: usize,
     /// Bytes of their requests.
     bytes_max: usize,
     /// Pipelines of one channel waiting behind its running one.
@@ -105,6 +107,7 @@ impl Default for PipelineBounds {
     fn default() -> Self {
         Self {
             pipelines_max: FUNCTION_PIPELINES_MAX,
+            app_pipelines_max: FUNCTION_PIPELINES_PER_APP_MAX,
             bytes_max: FUNCTION_PIPELINE_BYTES_MAX,
             channel_queue_max: FUNCTION_CHANNEL_QUEUE_MAX,
             deadline: Duration::from_millis(FUNCTION_PIPELINE_DEADLINE_MS),
@@ -120,18 +123,38 @@ impl Default for PipelineBounds {
 struct Held {
     pipelines: AtomicUsize,
     bytes: AtomicUsize,
+    /// Pipelines per app; an app leaves the map with its last one, so it never holds more
+    /// entries than pipelines.
+    by_app: Mutex<AHashMap<String, usize>>,
+}
+
+impl Held {
+    fn by_app(&self) -> std::sync::MutexGuard<'_, AHashMap<String, usize>> {
+        // A poisoned lock only means a holder panicked between two plain counter updates.
+        self.by_app
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// One pipeline's share of [`Held`]; released on drop, so also when its task is aborted.
 struct PipelineSlot {
     held: Arc<Held>,
     bytes: usize,
+    app_id: String,
 }
 
 impl Drop for PipelineSlot {
     fn drop(&mut self) {
         self.held.pipelines.fetch_sub(1, Ordering::Relaxed);
         self.held.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+        let mut by_app = self.held.by_app();
+        if let Some(count) = by_app.get_mut(&self.app_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                by_app.remove(&self.app_id);
+            }
+        }
     }
 }
 
@@ -229,6 +252,10 @@ fn admit(
     if held.bytes.load(Ordering::Relaxed).saturating_add(bytes) > bounds.bytes_max {
         return Admission::Refused(job, "pipelines queued on this node hold too many bytes");
     }
+    let app_count = held.by_app().get(&job.request.app_id).copied().unwrap_or(0);
+    if app_count >= bounds.app_pipelines_max {
+        return Admission::Refused(job, "too many pipelines queued for this app on this node");
+    }
     let key = (job.request.app_id.clone(), job.request.channel.clone());
     let mut channels = lock(queues);
     let waiting = channels.get_mut(&key);
@@ -240,13 +267,16 @@ fn admit(
     }
     held.pipelines.fetch_add(1, Ordering::Relaxed);
     held.bytes.fetch_add(bytes, Ordering::Relaxed);
+    *held.by_app().entry(job.request.app_id.clone()).or_insert(0) += 1;
+    let slot = PipelineSlot {
+        held: Arc::clone(held),
+        bytes,
+        app_id: key.0.clone(),
+    };
     let queued = Queued {
         deadline: job.received + bounds.deadline,
         job,
-        slot: PipelineSlot {
-            held: Arc::clone(held),
-            bytes,
-        },
+        slot,
     };
     match waiting {
         Some(waiting) => {
@@ -882,6 +912,7 @@ mod tests {
             },
             PipelineBounds {
                 pipelines_max: 3,
+                app_pipelines_max: 3,
                 bytes_max: 1024,
                 channel_queue_max: 1,
                 deadline: Duration::from_secs(30),
@@ -934,6 +965,48 @@ mod tests {
             &[("upper", receiver.url("/upper"))],
         ));
         assert_eq!(harness.only_answer(7).await, done(r#"{"TEXT":"HELLO"}"#));
+    }
+
+    #[tokio::test]
+    async fn one_app_cannot_take_every_slot_of_the_node() {
+        let receiver = functions_receiver().await;
+        let mut harness = start(
+            OutboundLimits {
+                request_timeout: Duration::from_secs(30),
+                ..function_limits()
+            },
+            PipelineBounds {
+                app_pipelines_max: 2,
+                ..PipelineBounds::default()
+            },
+        );
+        let slow = [("slow", receiver.url("/slow"))];
+        // The flooding app's two pipelines run (on two channels); its third is refused.
+        harness.submit(request(1, "a", MESSAGE, &slow));
+        harness.submit(request(2, "b", MESSAGE, &slow));
+        eventually(|| receiver.request_count() == 2).await;
+        harness.submit(request(3, "c", MESSAGE, &slow));
+        assert_eq!(
+            harness.only_answer(3).await,
+            failed("too many pipelines queued for this app on this node")
+        );
+        // Another app still gets its pipeline run.
+        let mut other = request(4, "a", MESSAGE, &[("upper", receiver.url("/upper"))]);
+        other.app_id = "app-2".to_owned();
+        harness.submit(other);
+        assert_eq!(harness.only_answer(4).await, done(r#"{"TEXT":"HELLO"}"#));
+        // Released, the flooding app's slots come back.
+        receiver.release();
+        let mut answered = [harness.answer().await.0, harness.answer().await.0];
+        answered.sort_unstable();
+        assert_eq!(answered, [1, 2]);
+        harness.submit(request(
+            5,
+            "c",
+            MESSAGE,
+            &[("upper", receiver.url("/upper"))],
+        ));
+        assert_eq!(harness.only_answer(5).await, done(r#"{"TEXT":"HELLO"}"#));
     }
 
     #[tokio::test]

@@ -245,6 +245,9 @@ pub const CHANNELS_WAIT_MS_MAX: u64 = 2_000;
 /// publish goes out unchanged and the admin room hears why. Bounds the messages held for the
 /// bridge by a flood of publishes to a channel with slow functions.
 pub const PENDING_PIPELINES_MAX: usize = 4_096;
+/// Of those, one app's: 1 024. Stops one app's flood from taking every slot of the shard, so
+/// other apps' messages still get their functions run.
+pub const PENDING_PIPELINES_PER_APP_MAX: usize = 1_024;
 /// Bytes of the messages those pipelines hold, per shard: 16 MiB; beyond it as above.
 pub const PENDING_PIPELINE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Longest a message waits for its pipeline: 30 000 ms (the bridge gives up on one function
@@ -380,6 +383,7 @@ const _: () = assert!(PENDING_MEMBERS_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_CACHE_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_CHANNELS_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_PIPELINES_MAX <= LINK_QUEUE_MAX);
+const _: () = assert!(PENDING_PIPELINES_PER_APP_MAX < PENDING_PIPELINES_MAX);
 // A pipeline's every call timing out still ends (and is answered by the bridge) before the
 // shard gives up on it: the order of a channel's messages holds even then.
 const _: () =

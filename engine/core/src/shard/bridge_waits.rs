@@ -119,6 +119,9 @@ pub struct BridgeWaits {
     pub pipelines: PendingPipelines,
     /// Bytes the pipelines' messages hold (bounded by `PENDING_PIPELINE_BYTES_MAX`).
     pub pipeline_bytes: usize,
+    /// Pipelines per app (bounded by `PENDING_PIPELINES_PER_APP_MAX`); an app leaves the map
+    /// with its last one.
+    pub pipelines_by_app: ahash::AHashMap<AppIndex, usize>,
 }
 
 /// Why requests were taken out unanswered.
@@ -157,6 +160,7 @@ impl BridgeWaits {
             channels: Pending::new(PENDING_CHANNELS_MAX, CHANNELS_WAIT_MS_MAX),
             pipelines: Pending::new(PENDING_PIPELINES_MAX, PIPELINE_WAIT_MS_MAX),
             pipeline_bytes: 0,
+            pipelines_by_app: ahash::AHashMap::new(),
         }
     }
 

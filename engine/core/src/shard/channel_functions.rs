@@ -16,7 +16,7 @@ use super::http_reply::{HttpOutcome, Reply};
 use super::message::{AppIndex, ShardMessage};
 use super::Shard;
 use crate::functions::{checked_result, verify_update, Associations, Pipeline, Publication};
-use crate::limits::PENDING_PIPELINE_BYTES_MAX;
+use crate::limits::{PENDING_PIPELINES_PER_APP_MAX, PENDING_PIPELINE_BYTES_MAX};
 use crate::link::{FunctionOutcome, FunctionRequest, LinkMessage};
 use crate::socketio::rooms;
 
@@ -67,6 +67,11 @@ impl Shard {
             let reason = "too many messages waiting for functions on this node";
             return self.publish_unchanged(app, channel, publication, reason);
         }
+        let app_count = self.waits.pipelines_by_app.get(&app).copied().unwrap_or(0);
+        if app_count >= PENDING_PIPELINES_PER_APP_MAX {
+            let reason = "too many of this app's messages waiting for functions on this node";
+            return self.publish_unchanged(app, channel, publication, reason);
+        }
         let message = Bytes::copy_from_slice(publication.message_json().as_bytes());
         let pending = PendingPipeline {
             app,
@@ -81,6 +86,7 @@ impl Shard {
             }
         };
         self.waits.pipeline_bytes += bytes;
+        *self.waits.pipelines_by_app.entry(app).or_insert(0) += 1;
         let request = FunctionRequest {
             request_id,
             app_id: self.apps.get(app).id.clone(),
@@ -116,10 +122,7 @@ impl Shard {
 
     /// A pipeline the bridge will not answer: overdue (`timeout`) or the link went down.
     pub(super) fn functions_unanswered(&mut self, pending: PendingPipeline, timeout: bool) {
-        self.waits.pipeline_bytes = self
-            .waits
-            .pipeline_bytes
-            .saturating_sub(pending.publication.held_bytes());
+        self.release_pipeline(&pending);
         let reason = if timeout {
             "the functions did not answer in time"
         } else {
@@ -130,11 +133,22 @@ impl Shard {
 
     fn take_pipeline(&mut self, request_id: u32) -> Option<PendingPipeline> {
         let pending = self.waits.pipelines.take(request_id)?;
-        self.waits.pipeline_bytes = self
-            .waits
+        self.release_pipeline(&pending);
+        Some(pending)
+    }
+
+    /// A pipeline taken out of the table gives back its bytes and its app's slot.
+    fn release_pipeline(&mut self, pending: &PendingPipeline) {
+        let waits = &mut self.waits;
+        waits.pipeline_bytes = waits
             .pipeline_bytes
             .saturating_sub(pending.publication.held_bytes());
-        Some(pending)
+        if let Some(count) = waits.pipelines_by_app.get_mut(&pending.app) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                waits.pipelines_by_app.remove(&pending.app);
+            }
+        }
     }
 
     /// Publishes the message as it was sent and tells the app's admin room why.

@@ -299,3 +299,40 @@ fn put_associations_replaces_them_on_every_shard() {
     sim.trigger(1, "news", "plain");
     assert_eq!(sim.function_requests().len(), 0);
 }
+
+#[test]
+fn one_apps_flood_is_bounded_and_goes_out_unchanged() {
+    use crate::limits::PENDING_PIPELINES_PER_APP_MAX;
+    let mut sim = functions_sim();
+    let subs = sim.subscribers("news");
+    // The owner holds the app's share of its table; one more goes out unchanged at once.
+    let owner = {
+        sim.trigger(0, "news", "0");
+        sim.function_requests()[0].0
+    };
+    for n in 1..PENDING_PIPELINES_PER_APP_MAX {
+        sim.trigger(owner, "news", &n.to_string());
+    }
+    assert_eq!(
+        sim.function_requests().len(),
+        PENDING_PIPELINES_PER_APP_MAX - 1
+    );
+    for client in subs {
+        assert!(sim.events(client).is_empty());
+    }
+    sim.trigger(owner, "news", "over");
+    assert!(sim.function_requests().is_empty());
+    for client in subs {
+        assert_eq!(sim.data_received(client), ["over"]);
+    }
+    // Given up on, they all go out unchanged, and the app has its share again.
+    sim.shards[owner].handle_link_down();
+    sim.settle();
+    for client in subs {
+        assert_eq!(sim.events(client).len(), PENDING_PIPELINES_PER_APP_MAX);
+    }
+    sim.shards[owner].handle_link_up();
+    sim.link_output(owner);
+    sim.trigger(owner, "news", "again");
+    assert_eq!(sim.function_requests().len(), 1);
+}
