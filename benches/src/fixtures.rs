@@ -174,6 +174,7 @@ impl Fanout {
                 cluster_enabled: false,
                 socketio: Default::default(),
                 functions: Default::default(),
+                channels_json: Default::default(),
                 fault_trigger: false,
             },
             apps,

@@ -267,6 +267,7 @@ fn engine_settings(
         echo_path: server.echo_path.clone(),
         socketio: server.socketio.clone(),
         functions: Default::default(),
+        channels_json: server.channels_json,
         metrics_port_separate: server.metrics_port.is_some(),
         bridge_socket,
         cluster,

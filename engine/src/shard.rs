@@ -65,6 +65,8 @@ pub struct EngineSettings {
     pub socketio: ringcast_core::socketio::SocketIoSettings,
     /// Channel functions: the configured functions, the associations at start.
     pub functions: ringcast_core::functions::FunctionSettings,
+    /// The channels JSON dialect's limits.
+    pub channels_json: ringcast_core::channels_json::ChannelsJsonSettings,
     /// `/metrics` lives on its own port.
     pub metrics_port_separate: bool,
     /// The bridge's Unix socket when the node is one of several.
@@ -184,6 +186,7 @@ fn core_settings(shard_index: usize, settings: &EngineSettings) -> ShardSettings
         echo_path: settings.echo_path.clone(),
         socketio: settings.socketio.clone(),
         functions: settings.functions.clone(),
+        channels_json: settings.channels_json,
         metrics_port_separate: settings.metrics_port_separate,
         bridge_enabled: settings.bridge_socket.is_some(),
         cluster_enabled: settings.cluster,

@@ -54,7 +54,10 @@ fn check(payload: &[u8]) {
     let command = decode_user_command(payload);
     if let Some((node_id, message)) = &command {
         assert!(payload.starts_with(USER_COMMAND_MAGIC));
-        assert!(matches!(message, LinkMessage::UserCommand { .. }));
+        assert!(matches!(
+            message,
+            LinkMessage::UserCommand { .. } | LinkMessage::Associations(_)
+        ));
         let encoded = encode_user_command(*node_id, message).expect("a decoded command encodes");
         assert_eq!(
             decode_user_command(&encoded).as_ref(),

@@ -995,6 +995,8 @@ fn new_node(config: &Config) -> Node {
                     bridge_enabled: false,
                     cluster_enabled: false,
                     socketio: Default::default(),
+                    functions: Default::default(),
+                    channels_json: Default::default(),
                     fault_trigger: false,
                 },
                 apps.clone(),

@@ -11,6 +11,8 @@
 //!   and per-app limits; read-only at run time.
 //! - [`backoff`]: the reconnect backoff (as data) of the engine's bridge link and restarts and
 //!   of the bridge's Redis connections.
+//! - [`channels_json`]: the channels JSON dialect (the Lambda channel server's `join` /
+//!   `publish` / `ping`): its messages and sender ids.
 //! - [`dialect`]: the layer under every wire protocol: which one a connection speaks, and a
 //!   published message in no dialect's framing, encoded once per dialect it reaches.
 //! - [`fatal`]: what a panic does to a ringcast process: one line, then exit for a restart.
@@ -34,6 +36,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod channels_json;
 pub mod dialect;
 pub mod fatal;
 pub mod functions;

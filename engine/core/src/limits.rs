@@ -241,6 +241,16 @@ pub const PENDING_CHANNELS_MAX: usize = 4_096;
 /// Longest a channels question waits for the bridge: 2 000 ms (the bridge itself waits 1 s for
 /// the nodes), then it goes on with the node's own counts.
 pub const CHANNELS_WAIT_MS_MAX: u64 = 2_000;
+/// Default idle limit of a channels JSON connection: 600 s without a message from the client,
+/// then it is closed (the original's API Gateway idle timeout).
+pub const CHANNELS_JSON_IDLE_TIMEOUT_S_DEFAULT: u64 = 600;
+/// Default longest life of a channels JSON connection: 7 200 s (the original's API Gateway
+/// limit); a client reconnects, as it did there.
+pub const CHANNELS_JSON_MAX_LIFETIME_S_DEFAULT: u64 = 7_200;
+/// Messages a channels JSON connection may send that the server does not take (bad JSON,
+/// unknown types, binary frames): 64, each answered with an `error`; then it is closed with
+/// 1008. Stops a client that only sends garbage from costing an answer forever.
+pub const CHANNELS_JSON_ERRORS_PER_CONNECTION_MAX: u32 = 64;
 /// Channel-function pipelines in flight per shard (the channels' owner): 4 096; beyond it a
 /// publish goes out unchanged and the admin room hears why. Bounds the messages held for the
 /// bridge by a flood of publishes to a channel with slow functions.

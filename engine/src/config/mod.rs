@@ -120,6 +120,8 @@ pub struct ServerConfig {
     pub channel_functions: std::sync::Arc<ringcast_core::functions::FunctionTable>,
     /// `--associations-file`: the associations at start.
     pub associations_file: Option<String>,
+    /// `--channels-*`: the channels JSON dialect's idle and lifetime limits.
+    pub channels_json: ringcast_core::channels_json::ChannelsJsonSettings,
     /// `--bridge-socket`: the bridge's Unix socket, when set explicitly.
     pub bridge_socket: Option<String>,
     /// `--bridge-binary`: the bridge program, when set explicitly.
@@ -525,6 +527,14 @@ fn server_config(l: &Lookup) -> Result<ServerConfig, ConfigError> {
             .unwrap_or_default(),
         ),
         associations_file: l.get(Key::AssociationsFile, not_empty)?,
+        channels_json: ringcast_core::channels_json::ChannelsJsonSettings {
+            idle_timeout_s: l
+                .num(Key::ChannelsIdleTimeout, 0, TIMEOUT_S_MAX * 24)?
+                .unwrap_or(limits::CHANNELS_JSON_IDLE_TIMEOUT_S_DEFAULT),
+            max_lifetime_s: l
+                .num(Key::ChannelsMaxLifetime, 0, TIMEOUT_S_MAX * 24 * 30)?
+                .unwrap_or(limits::CHANNELS_JSON_MAX_LIFETIME_S_DEFAULT),
+        },
         bridge_socket: l.get(Key::BridgeSocket, not_empty)?,
         bridge_binary: l.get(Key::BridgeBinary, not_empty)?,
         bridge_external: l.bool(Key::BridgeExternal)?.unwrap_or(false),

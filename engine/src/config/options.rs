@@ -91,6 +91,8 @@ pub(crate) enum Key {
     JwtSecret,
     ChannelFunctions,
     AssociationsFile,
+    ChannelsIdleTimeout,
+    ChannelsMaxLifetime,
     BridgeSocket,
     BridgeBinary,
     BridgeExternal,
@@ -304,6 +306,12 @@ pub(crate) const SPECS: &[Spec] = &[
         &["associations_file"], Value("PATH"), "",
         "Channel functions: the associations at start ({\"applications\":{…}}, as PUT \
          /associations carries them)"),
+    row(Key::ChannelsIdleTimeout, Engine, "channels-idle-timeout", &["CHANNELS_IDLE_TIMEOUT"],
+        &["channels_idle_timeout"], Value("SECONDS"), "600",
+        "Channels JSON: seconds a connection may send nothing before it is closed (0: never)"),
+    row(Key::ChannelsMaxLifetime, Engine, "channels-max-lifetime", &["CHANNELS_MAX_LIFETIME"],
+        &["channels_max_lifetime"], Value("SECONDS"), "7200",
+        "Channels JSON: seconds a connection may live before it is closed (0: no limit)"),
     row(Key::BridgeSocket, Engine, "bridge-socket", &["BRIDGE_SOCKET"], &["bridge_socket"],
         Value("PATH"), "",
         "Unix socket of the bridge; its directory must be this user's, not writable by group or \

@@ -403,6 +403,8 @@ fn seed_rows() -> Vec<Row> {
         row("socketio-max-payload", "SOCKETIO_MAX_PAYLOAD", "socketio_max_payload", false, "4096", "4096", "1000000", |c| s(c).socketio.max_payload_bytes.to_string()),
         row("jwt-secret", "JWT_SECRET", "jwt_secret", false, "s3cret", "s3cret", "", |c| s(c).socketio.jwt_secret.clone().unwrap_or_default()),
         row("channel-functions", "CHANNEL_FUNCTIONS", "channel_functions", false, "upper=http://127.0.0.1:9/u", "upper=http://127.0.0.1:9/u", "", |c| s(c).channel_functions.url("upper").map(|u| format!("upper={u}")).unwrap_or_default()),
+        row("channels-idle-timeout", "CHANNELS_IDLE_TIMEOUT", "channels_idle_timeout", false, "30", "30", "600", |c| s(c).channels_json.idle_timeout_s.to_string()),
+        row("channels-max-lifetime", "CHANNELS_MAX_LIFETIME", "channels_max_lifetime", false, "0", "0", "7200", |c| s(c).channels_json.max_lifetime_s.to_string()),
         row("associations-file", "ASSOCIATIONS_FILE", "associations_file", false, "/etc/ringcast/associations.json", "/etc/ringcast/associations.json", "", |c| s(c).associations_file.clone().unwrap_or_default()),
         row("bridge-socket", "BRIDGE_SOCKET", "bridge_socket", false, "/run/rc.sock", "/run/rc.sock", "", |c| s(c).bridge_socket.clone().unwrap_or_default()),
         row("bridge-binary", "BRIDGE_BINARY", "bridge_binary", false, "/opt/rc-bridge", "/opt/rc-bridge", "", |c| s(c).bridge_binary.clone().unwrap_or_default()),

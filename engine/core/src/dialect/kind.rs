@@ -9,19 +9,23 @@ pub enum Dialect {
     Pusher,
     /// Engine.IO 4 / Socket.IO 5, as the Ekko server spoke it (`/socket.io/`).
     SocketIo,
+    /// The Lambda channel server's JSON protocol (`/channels/{key}`).
+    ChannelsJson,
 }
 
 impl Dialect {
     /// How many dialects there are (the length of per-dialect tables).
-    pub const COUNT: usize = 2;
+    pub const COUNT: usize = 3;
     /// Every dialect, in [`Dialect::index`] order.
-    pub const ALL: [Dialect; Dialect::COUNT] = [Dialect::Pusher, Dialect::SocketIo];
+    pub const ALL: [Dialect; Dialect::COUNT] =
+        [Dialect::Pusher, Dialect::SocketIo, Dialect::ChannelsJson];
 
     /// Position in per-dialect tables.
     pub const fn index(self) -> usize {
         match self {
             Dialect::Pusher => 0,
             Dialect::SocketIo => 1,
+            Dialect::ChannelsJson => 2,
         }
     }
 
@@ -30,6 +34,7 @@ impl Dialect {
         match self {
             Dialect::Pusher => "pusher",
             Dialect::SocketIo => "socketio",
+            Dialect::ChannelsJson => "channels",
         }
     }
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use simd_json::prelude::*;
 
 use super::kind::Dialect;
+use crate::channels_json::message as channels_json;
 use crate::pusher::client_message::{encode_value, parse_json};
 use crate::pusher::json_escape::push_json_string;
 use crate::pusher::server_message;
@@ -44,6 +45,15 @@ pub enum Content {
         args_json: Bytes,
         /// What a Pusher subscriber gets as `data` (a publish's `message`, else `args_json`).
         pusher_data_json: Bytes,
+    },
+    /// A channels JSON `publish`: `{"type":"message","senderId":s,"data":data}` to the
+    /// dialect's subscribers; Pusher subscribers get `{"event":"message","channel":c,"data":d}`,
+    /// Socket.IO ones `["message",{"channel":c,"message":d,"uuid":s}]`.
+    ChannelsJson {
+        /// The publisher's sender id (of its current join).
+        sender_id: Box<str>,
+        /// The data, any JSON value.
+        data_json: Bytes,
     },
 }
 
@@ -113,6 +123,17 @@ impl Published {
         }
     }
 
+    /// A channels JSON `publish` by `sender_id`; each framing is encoded when first needed.
+    pub fn channels_json_event(sender_id: &str, data_json: String) -> Self {
+        Published {
+            content: Content::ChannelsJson {
+                sender_id: Box::from(sender_id),
+                data_json: Bytes::from(data_json),
+            },
+            frames: Default::default(),
+        }
+    }
+
     fn with_pusher_frame(content: Content, frame: Bytes) -> Self {
         let published = Published {
             content,
@@ -167,6 +188,9 @@ impl Published {
                 as_text(pusher_data_json),
                 None,
             )),
+            (Dialect::Pusher, Content::ChannelsJson { data_json, .. }) => Some(
+                server_message::channel_event("message", channel, as_text(data_json), None),
+            ),
             (Dialect::SocketIo, Content::PusherOnly) => None,
             (Dialect::SocketIo, Content::PusherFrame) => {
                 let frame = self.frames[Dialect::Pusher.index()].get()?;
@@ -191,8 +215,94 @@ impl Published {
                     event, args_json, ..
                 },
             ) => Some(packet::event(&namespace(app_id), event, as_text(args_json))),
+            (
+                Dialect::SocketIo,
+                Content::ChannelsJson {
+                    sender_id,
+                    data_json,
+                },
+            ) => {
+                let args = socketio_publish_args(channel, as_text(data_json), sender_id);
+                Some(packet::event(&namespace(app_id), "message", &args))
+            }
+            (Dialect::ChannelsJson, Content::PusherOnly) => None,
+            (Dialect::ChannelsJson, Content::PusherFrame) => {
+                let frame = self.frames[Dialect::Pusher.index()].get()?;
+                let (name_json, data_json) = event_parts_of_frame(frame)?;
+                Some(channels_json::message(
+                    SERVER_SENDER,
+                    &data_json,
+                    Some(&name_json),
+                ))
+            }
+            (
+                Dialect::ChannelsJson,
+                Content::Event {
+                    name_json,
+                    data_json,
+                },
+            ) => Some(channels_json::message(
+                SERVER_SENDER,
+                as_text(data_json),
+                Some(as_text(name_json)),
+            )),
+            (
+                Dialect::ChannelsJson,
+                Content::SocketIo {
+                    event, args_json, ..
+                },
+            ) => {
+                // Only a room's messages (a publish); presence and status stay Socket.IO's.
+                if *event != "message" {
+                    return None;
+                }
+                let (sender, message_json) = publish_parts(as_text(args_json))?;
+                Some(channels_json::message(&sender, &message_json, None))
+            }
+            (
+                Dialect::ChannelsJson,
+                Content::ChannelsJson {
+                    sender_id,
+                    data_json,
+                },
+            ) => Some(channels_json::message(sender_id, as_text(data_json), None)),
         }
     }
+}
+
+/// The sender id of a message the server published (REST, another dialect without one).
+const SERVER_SENDER: &str = "server";
+
+/// `{"channel":c,"message":data,"uuid":sender}`: a channels JSON publish as Socket.IO
+/// subscribers get it.
+fn socketio_publish_args(channel: &str, data_json: &str, sender_id: &str) -> String {
+    let mut args = String::with_capacity(40 + channel.len() + data_json.len() + sender_id.len());
+    args.push_str("{\"channel\":");
+    push_json_string(&mut args, channel);
+    args.push_str(",\"message\":");
+    args.push_str(data_json);
+    args.push_str(",\"uuid\":");
+    push_json_string(&mut args, sender_id);
+    args.push('}');
+    args
+}
+
+/// The publisher's `uuid` (or the server's sender id) and the `message` JSON of a Socket.IO
+/// publish's arguments.
+fn publish_parts(args_json: &str) -> Option<(String, String)> {
+    let mut buf = args_json.as_bytes().to_vec();
+    let tape = parse_json(&mut buf).ok()?;
+    let value = tape.as_value();
+    let object = value.as_object()?;
+    let sender = object
+        .get("uuid")
+        .and_then(|u| u.into_string())
+        .unwrap_or(SERVER_SENDER)
+        .to_owned();
+    let message = object
+        .get("message")
+        .map_or_else(|| "null".to_owned(), encode_value);
+    Some((sender, message))
 }
 
 /// A Pusher event as Socket.IO subscribers get it:
@@ -328,6 +438,41 @@ mod tests {
         assert_eq!(
             text(sio.frame(Dialect::SocketIo, "1", "c").unwrap()),
             r#"42/1,["message",{"channel":"c","message":2}]"#
+        );
+    }
+
+    #[test]
+    fn channels_json_publishes_and_the_other_dialects_map_as_the_table_says() {
+        let cj = Published::channels_json_event("S1", r#"{"b":1,"a":2}"#.into());
+        assert_eq!(
+            text(cj.frame(Dialect::ChannelsJson, "1", "c").unwrap()),
+            r#"{"type":"message","senderId":"S1","data":{"b":1,"a":2}}"#
+        );
+        assert_eq!(
+            text(cj.frame(Dialect::Pusher, "1", "c").unwrap()),
+            r#"{"event":"message","channel":"c","data":{"b":1,"a":2}}"#
+        );
+        assert_eq!(
+            socketio_args(cj.frame(Dialect::SocketIo, "1", "c").unwrap(), "/1"),
+            json!(["message", {"channel":"c","message":{"b":1,"a":2},"uuid":"S1"}])
+        );
+        let rest = Published::pusher_event("greet", "c", "\"hi\"", None);
+        assert_eq!(
+            text(rest.frame(Dialect::ChannelsJson, "1", "c").unwrap()),
+            r#"{"type":"message","senderId":"server","data":"hi","event":"greet"}"#
+        );
+        let args = r#"{"channel":"c","message":[1],"uuid":"u7"}"#;
+        let sio = Published::socketio_event("message", args.into(), Some("[1]".into()));
+        assert_eq!(
+            text(sio.frame(Dialect::ChannelsJson, "1", "c").unwrap()),
+            r#"{"type":"message","senderId":"u7","data":[1]}"#
+        );
+        let status = Published::socketio_event("status", "{}".into(), None);
+        assert!(status.frame(Dialect::ChannelsJson, "1", "c").is_none());
+        let remote = Published::from_remote(rest.pusher_frame("1", "c"), None);
+        assert_eq!(
+            remote.frame(Dialect::ChannelsJson, "1", "c"),
+            rest.frame(Dialect::ChannelsJson, "1", "c")
         );
     }
 

@@ -21,6 +21,13 @@ pub enum Publication {
         /// The socket that must not receive it.
         except_socket_id: Option<String>,
     },
+    /// A channels JSON `publish`.
+    ChannelsJson {
+        /// The publisher's sender id.
+        sender_id: String,
+        /// The data's JSON text.
+        data_json: String,
+    },
     /// A Socket.IO `publish`.
     SocketIo {
         /// The whole argument `{channel, message, …}`, members in the order sent.
@@ -36,6 +43,7 @@ impl Publication {
         match self {
             Publication::Pusher { data_json, .. } => data_json,
             Publication::SocketIo { message_json, .. } => message_json,
+            Publication::ChannelsJson { data_json, .. } => data_json,
         }
     }
 
@@ -57,6 +65,10 @@ impl Publication {
                 args_json,
                 message_json,
             } => args_json.len() + message_json.len(),
+            Publication::ChannelsJson {
+                sender_id,
+                data_json,
+            } => sender_id.len() + data_json.len(),
         }
     }
 
@@ -66,7 +78,7 @@ impl Publication {
             Publication::Pusher {
                 except_socket_id, ..
             } => except_socket_id.as_deref(),
-            Publication::SocketIo { .. } => None,
+            Publication::SocketIo { .. } | Publication::ChannelsJson { .. } => None,
         }
     }
 
@@ -96,6 +108,12 @@ impl Publication {
                     Some(result.to_owned()),
                 ),
             },
+            Publication::ChannelsJson {
+                sender_id,
+                data_json,
+            } => {
+                Published::channels_json_event(&sender_id, result.map_or(data_json, str::to_owned))
+            }
         }
     }
 }

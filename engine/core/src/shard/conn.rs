@@ -22,6 +22,8 @@ pub enum Phase {
     Pusher,
     /// An upgraded WebSocket on the Socket.IO mount (Engine.IO 4, Socket.IO 5).
     SocketIo,
+    /// An upgraded WebSocket on the channels JSON mount (`/channels/{key}`).
+    ChannelsJson,
     /// An upgraded WebSocket on the echo path (Autobahn).
     Echo,
     /// The server sent a close frame and waits for the client's close until the deadline.
@@ -114,6 +116,8 @@ pub struct Conn {
     pub auth_forward: Option<Box<super::auth_forward::AuthForward>>,
     /// The Socket.IO session of a connection on the Socket.IO mount.
     pub socketio: Option<Box<super::socketio_state::SocketIoSession>>,
+    /// The session of a connection on the channels JSON mount.
+    pub channels_json: Option<Box<super::channels_json_state::ChannelsJsonSession>>,
     /// Signed in or holding a private/presence subscription (authorised-connection timeout).
     pub authorized: bool,
     /// Second of the current client-event rate window.
@@ -145,6 +149,7 @@ impl Conn {
             signed_in: None,
             auth_forward: None,
             socketio: None,
+            channels_json: None,
             authorized: false,
             client_event_window_s: 0,
             client_events_in_window: 0,
@@ -155,7 +160,12 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Http | Phase::HttpWaiting | Phase::Pusher | Phase::SocketIo | Phase::Echo
+            Phase::Http
+                | Phase::HttpWaiting
+                | Phase::Pusher
+                | Phase::SocketIo
+                | Phase::ChannelsJson
+                | Phase::Echo
         )
     }
 
@@ -163,6 +173,8 @@ impl Conn {
     pub fn dialect(&self) -> Dialect {
         if self.socketio.is_some() {
             Dialect::SocketIo
+        } else if self.channels_json.is_some() {
+            Dialect::ChannelsJson
         } else {
             Dialect::Pusher
         }

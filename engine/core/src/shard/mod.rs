@@ -41,6 +41,7 @@
 //! - `http_reply.rs`: what routing a plain HTTP request produced.
 //! - `frames.rs`: a JSON message as one shared WebSocket text frame.
 //! - `socketio_state.rs`: a Socket.IO connection's session: namespaces, origin, heartbeat.
+//! - `channels_json_state.rs`: a channels JSON connection's session: its channel, sender id.
 //!
 //! Features (`impl Shard`):
 //! - `mod.rs`: the struct, the shell's inputs and outputs, the tick, HTTP and WebSocket framing,
@@ -63,6 +64,8 @@
 //! - `cluster_state.rs`: user commands, cache channels and connection counts across nodes.
 //! - `cluster_channels.rs`: `GET /channels…` across nodes.
 //! - `auth_offload.rs`: channel authorization by the app's endpoint, through the bridge.
+//! - `channels_json.rs`: the channels JSON dialect: its upgrade, one channel per connection,
+//!   join / publish / ping, the idle and lifetime limits.
 //! - `channel_functions.rs`: publishes through their channel's functions (held by the owner,
 //!   run by the bridge), `PUT /associations`.
 //! - `socketio.rs`: the Socket.IO dialect: the Engine.IO session, its heartbeat on the sweep,
@@ -74,6 +77,7 @@
 // State: leaves that import no other file of the shard but leaves.
 mod auth_forward;
 mod bridge_waits;
+mod channels_json_state;
 pub mod conn;
 mod frames;
 mod hook_state;
@@ -93,6 +97,7 @@ pub mod subscribers;
 mod auth_offload;
 pub mod bridge;
 mod channel_functions;
+mod channels_json;
 mod client_events;
 mod cluster_channels;
 mod cluster_presence;
@@ -161,6 +166,8 @@ pub struct ShardSettings {
     pub cluster_enabled: bool,
     /// The Socket.IO dialect's heartbeat, payload bound and JWT secret.
     pub socketio: crate::socketio::SocketIoSettings,
+    /// The channels JSON dialect's idle and lifetime limits.
+    pub channels_json: crate::channels_json::ChannelsJsonSettings,
     /// Channel functions: the configured functions and the associations at start.
     pub functions: crate::functions::FunctionSettings,
     /// Debug builds only (the code is not compiled into release builds): a client's
@@ -488,6 +495,11 @@ impl Shard {
                         actions.push((key, TickAction::SocketIo(action)));
                     }
                 }
+                Phase::ChannelsJson => {
+                    if let Some(reason) = self.channels_json_expired(key, now_ms) {
+                        actions.push((key, TickAction::Expired(reason)));
+                    }
+                }
                 Phase::Closing { deadline_ms } if now_ms >= deadline_ms => {
                     actions.push((key, TickAction::Abort));
                 }
@@ -512,6 +524,7 @@ impl Shard {
                 self.close_pusher(key, close::PONG_NOT_RECEIVED, "Pong reply not received")
             }
             TickAction::SocketIo(action) => self.apply_socketio_tick(key, action, now_ms),
+            TickAction::Expired(reason) => self.close_ws(key, frame::CLOSE_NORMAL, reason),
             TickAction::Unauthorized => self.close_pusher(
                 key,
                 close::UNAUTHORIZED,
@@ -534,7 +547,7 @@ impl Shard {
                 Phase::Pusher => {
                     self.close_pusher(key, close::RECONNECT, "Server is shutting down")
                 }
-                Phase::Echo | Phase::SocketIo => {
+                Phase::Echo | Phase::SocketIo | Phase::ChannelsJson => {
                     self.close_ws(key, 1001, "Server is shutting down")
                 }
                 // HTTP connections stay to answer what they are asked (`/ready` says 503), and
@@ -651,7 +664,7 @@ impl Shard {
             };
             let takes_input = matches!(
                 conn.phase,
-                Phase::Http | Phase::Pusher | Phase::SocketIo | Phase::Echo
+                Phase::Http | Phase::Pusher | Phase::SocketIo | Phase::ChannelsJson | Phase::Echo
             );
             if takes_input && conn.outbound_bytes > pause_bytes && !conn.read_buf.is_empty() {
                 // The client does not read what it asked for: its next requests wait for it.
@@ -665,7 +678,11 @@ impl Shard {
                     }
                 }
                 Phase::HttpWaiting => return,
-                Phase::Pusher | Phase::SocketIo | Phase::Echo | Phase::Closing { .. } => {
+                Phase::Pusher
+                | Phase::SocketIo
+                | Phase::ChannelsJson
+                | Phase::Echo
+                | Phase::Closing { .. } => {
                     let result = conn.decoder.poll_message(&mut conn.read_buf);
                     match result {
                         Ok(Some(message)) => {
@@ -708,8 +725,7 @@ impl Shard {
             Ok(ParseOutcome::Complete { head, head_len }) => (head, head_len),
             Err(err) => {
                 conn.read_buf.clear();
-                self.push_control(key, response::error_response(&err));
-                self.set_phase(key, Phase::Finished);
+                self.refuse_request(key, &err);
                 return false;
             }
         };
@@ -717,8 +733,7 @@ impl Shard {
             // Where a proxy in front might frame the request otherwise (RFC 9112 §6.1, §6.3):
             // one answer, then the connection closes, so nothing after it runs as a request.
             conn.read_buf.clear();
-            self.push_control(key, response::error_response(&err));
-            self.set_phase(key, Phase::Finished);
+            self.refuse_request(key, &err);
             return false;
         }
         // A request that carries a WebSocket key is an upgrade attempt even when its Upgrade
@@ -736,14 +751,12 @@ impl Shard {
                     reason: "request body too large",
                 };
                 conn.read_buf.clear();
-                self.push_control(key, response::error_response(&err));
-                self.set_phase(key, Phase::Finished);
+                self.refuse_request(key, &err);
                 return false;
             }
             Err(err) => {
                 conn.read_buf.clear();
-                self.push_control(key, response::error_response(&err));
-                self.set_phase(key, Phase::Finished);
+                self.refuse_request(key, &err);
                 return false;
             }
         };
@@ -803,6 +816,11 @@ impl Shard {
             self.handle_socketio_upgrade(key, head);
             return;
         }
+        if let Some(app_key) = crate::channels_json::app_key_of(&head.path).filter(|_| !is_echo) {
+            let app_key = app_key.to_owned();
+            self.handle_channels_json_upgrade(key, &app_key, head);
+            return;
+        }
         let app_key = head
             .path
             .strip_prefix("/app/")
@@ -810,27 +828,21 @@ impl Shard {
         if !is_echo && app_key.is_none() {
             let err = request::HttpError {
                 status: 404,
-                reason: "not found: WebSocket connections go to /app/{app_key} or /socket.io/",
+                reason: "not found: WebSocket connections go to /app/{app_key}, /socket.io/ or \
+                         /channels/{app_key}",
             };
-            self.push_control(key, response::error_response(&err));
-            self.set_phase(key, Phase::Finished);
+            self.refuse_request(key, &err);
             return;
         }
-        let accept = match handshake::validate_upgrade(head) {
-            Ok(accept) => accept,
-            Err(err) => {
-                self.push_control(key, response::error_response(&err));
-                self.set_phase(key, Phase::Finished);
-                return;
-            }
+        let Some(accept) = self.checked_upgrade(key, head) else {
+            return;
         };
         if !self.origin_allowed(app_key, head) {
             // Before the 101: a page of another site never gets a socket, let alone a
             // subscription authorized with its visitor's cookies.
             self.stats.origin_refusals += 1;
             let err = request::HttpError::new(403, "origin not allowed for this app");
-            self.push_control(key, response::error_response(&err));
-            self.set_phase(key, Phase::Finished);
+            self.refuse_request(key, &err);
             return;
         }
         self.push_control(key, handshake::accept_response(&accept));
@@ -845,6 +857,24 @@ impl Shard {
         let app_key = app_key.unwrap_or_default();
         self.open_pusher(key, app_key, head.query_param("protocol"));
         self.capture_auth_forward(key, head);
+    }
+
+    /// Answers a request with an HTTP error and closes the connection after it.
+    fn refuse_request(&mut self, key: u32, err: &request::HttpError) {
+        self.push_control(key, response::error_response(err));
+        self.set_phase(key, Phase::Finished);
+    }
+
+    /// The upgrade's `Sec-WebSocket-Accept` value, or None when the request is not a valid
+    /// upgrade (refused with its HTTP error).
+    fn checked_upgrade(&mut self, key: u32, head: &request::RequestHead) -> Option<String> {
+        match handshake::validate_upgrade(head) {
+            Ok(accept) => Some(accept),
+            Err(err) => {
+                self.refuse_request(key, &err);
+                None
+            }
+        }
     }
 
     /// Whether the upgrade's `Origin` may open a socket to the app of `app_key` (an unknown
@@ -863,13 +893,19 @@ impl Shard {
         let phase = self.conns[key as usize].phase;
         match message {
             frame::Message::Ping(payload) => {
-                if matches!(phase, Phase::Pusher | Phase::SocketIo | Phase::Echo) {
+                if matches!(
+                    phase,
+                    Phase::Pusher | Phase::SocketIo | Phase::ChannelsJson | Phase::Echo
+                ) {
                     self.push_control(key, frame::encode_pong(&payload));
                 }
             }
             frame::Message::Pong(_) => {}
             frame::Message::Close { code, .. } => {
-                if matches!(phase, Phase::Pusher | Phase::SocketIo | Phase::Echo) {
+                if matches!(
+                    phase,
+                    Phase::Pusher | Phase::SocketIo | Phase::ChannelsJson | Phase::Echo
+                ) {
                     // Client-initiated close: echo the code, then close the socket.
                     let reply = match code {
                         Some(code) => frame::encode_close(code, ""),
@@ -883,6 +919,7 @@ impl Shard {
                 Phase::Echo => self.push_data(key, frame::encode_text(&payload)),
                 Phase::Pusher => self.handle_pusher_text(key, &payload),
                 Phase::SocketIo => self.handle_socketio_text(key, &payload),
+                Phase::ChannelsJson => self.handle_channels_json_text(key, &payload),
                 _ => {}
             },
             frame::Message::Binary(payload) => match phase {
@@ -893,6 +930,7 @@ impl Shard {
                     "Binary frames are not supported; send JSON text frames",
                 ),
                 Phase::SocketIo => self.handle_socketio_binary(key),
+                Phase::ChannelsJson => self.handle_channels_json_binary(key),
                 _ => {}
             },
         }
@@ -1092,6 +1130,8 @@ impl Shard {
 
 enum TickAction {
     SocketIo(socketio_state::SocketIoTick),
+    /// A limit of the connection's dialect passed (channels JSON: idle, lifetime).
+    Expired(&'static str),
     Finish,
     Abort,
     Ping,

@@ -12,7 +12,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 32] = [
+const COUNTERS: [Counter; 33] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -149,6 +149,11 @@ const COUNTERS: [Counter; 32] = [
         "ringcast_socketio_ping_timeouts_total",
         "Socket.IO connections closed because a ping went unanswered for pingTimeout.",
         |s| s.socketio_ping_timeouts,
+    ),
+    (
+        "ringcast_channels_json_errors_total",
+        "Channels JSON messages refused: not JSON objects, unknown types, binary frames.",
+        |s| s.channels_json_errors,
     ),
     (
         "ringcast_function_pipelines_total",
@@ -557,7 +562,7 @@ mod tests {
             shard: 1,
             stats,
             connections_by_app: vec![7],
-            connections_by_dialect: [5, 2],
+            connections_by_dialect: [5, 2, 1],
             sockets: 9,
             channels: 2,
             bridge_linked: None,
@@ -589,6 +594,7 @@ mod tests {
         ));
         assert!(text.contains("ringcast_bytes_out_total{shard=\"1\"} 50"));
         assert!(text.contains("ringcast_dialect_connections{shard=\"1\",dialect=\"socketio\"} 2"));
+        assert!(text.contains("ringcast_dialect_connections{shard=\"1\",dialect=\"channels\"} 1"));
         assert!(
             text.contains("ringcast_dialect_deliveries_total{shard=\"1\",dialect=\"pusher\"} 0")
         );
@@ -605,7 +611,7 @@ mod tests {
             shard,
             stats: ShardStats::default(),
             connections_by_app: vec![0],
-            connections_by_dialect: [0, 0],
+            connections_by_dialect: [0, 0, 0],
             sockets: 0,
             channels: 0,
             bridge_linked: linked,

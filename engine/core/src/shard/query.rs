@@ -161,7 +161,10 @@ impl Shard {
             if let (Some(app), true) = (conn.app, conn.counted) {
                 connections_by_app[app as usize] += 1;
             }
-            if matches!(conn.phase, Phase::Pusher | Phase::SocketIo) {
+            if matches!(
+                conn.phase,
+                Phase::Pusher | Phase::SocketIo | Phase::ChannelsJson
+            ) {
                 connections_by_dialect[conn.dialect().index()] += 1;
             }
         }

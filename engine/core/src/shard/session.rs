@@ -179,6 +179,7 @@ impl Shard {
     /// Removes a connection from everything it takes part in. Idempotent.
     pub(super) fn detach(&mut self, key: u32) {
         self.socketio_detach(key);
+        self.channels_json_detach(key);
         let Some(conn) = self.conns.get_mut(key as usize) else {
             return;
         };

@@ -33,13 +33,8 @@ impl Shard {
             self.refuse_socketio_request(key, refusal);
             return;
         }
-        let accept = match handshake::validate_upgrade(head) {
-            Ok(accept) => accept,
-            Err(err) => {
-                self.push_control(key, response::error_response(&err));
-                self.set_phase(key, Phase::Finished);
-                return;
-            }
+        let Some(accept) = self.checked_upgrade(key, head) else {
+            return;
         };
         self.push_control(key, handshake::accept_response(&accept));
         let opened_ms = self.conns[key as usize].opened_ms;

@@ -207,14 +207,7 @@ impl Shard {
             });
         }
         for (channel, _) in &wanted {
-            self.enter_channel(key, app, channel);
-            let ready = self
-                .registry
-                .channel(app, channel)
-                .is_some_and(|e| e.is_confirmed());
-            if ready {
-                self.socketio_activate(key, app, channel);
-            }
+            self.enter_and_advance(key, app, channel);
         }
     }
 

@@ -88,6 +88,8 @@ pub struct ShardStats {
     pub socketio_errors: u64,
     /// Socket.IO connections closed because a ping went unanswered for `pingTimeout`.
     pub socketio_ping_timeouts: u64,
+    /// Channels JSON messages refused (not JSON objects, unknown types, binary frames).
+    pub channels_json_errors: u64,
     /// Publishes run through their channel's functions (counted by the channel's owner).
     pub function_pipelines_started: u64,
     /// Of those, delivered unchanged because the functions failed, timed out or could not run.
@@ -136,6 +138,7 @@ impl Default for ShardStats {
             socketio_connects_refused: 0,
             socketio_errors: 0,
             socketio_ping_timeouts: 0,
+            channels_json_errors: 0,
             function_pipelines_started: 0,
             function_pipelines_failed: 0,
             associations_updates: 0,

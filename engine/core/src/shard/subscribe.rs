@@ -258,13 +258,19 @@ impl Shard {
             member,
             cache: class.cache,
         });
-        self.enter_channel(key, app, &channel);
+        self.enter_and_advance(key, app, &channel);
+    }
+
+    /// Enters the channel and, when its interest is confirmed on this shard already, advances
+    /// the subscription at once (in the connection's dialect); else the acks advance it.
+    pub(super) fn enter_and_advance(&mut self, key: u32, app: AppIndex, channel: &Arc<str>) {
+        self.enter_channel(key, app, channel);
         let ready = self
             .registry
-            .channel(app, &channel)
+            .channel(app, channel)
             .is_some_and(|e| e.is_confirmed());
         if ready {
-            self.advance_subscription(key, app, &channel);
+            self.advance_subscription(key, app, channel);
         }
     }
 
@@ -304,6 +310,10 @@ impl Shard {
         };
         if conn.socketio.is_some() {
             self.socketio_activate(key, app, channel);
+            return;
+        }
+        if conn.channels_json.is_some() {
+            self.channels_json_activate(key, app, channel);
             return;
         }
         let Some(index) = conn.subscription_index(channel) else {

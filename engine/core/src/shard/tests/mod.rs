@@ -14,6 +14,7 @@
 //! - `webhooks.rs`: webhook events for the bridge and subscription counts.
 #![allow(clippy::unwrap_used)]
 
+mod channels_json;
 mod cluster;
 mod connections;
 mod functions;
@@ -51,7 +52,7 @@ struct Client {
 }
 
 /// A frame the server sent.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Out {
     Text(Value),
     Close(u16),
@@ -120,6 +121,7 @@ impl Sim {
                             ..Default::default()
                         },
                         functions: functions.clone(),
+                        channels_json: Default::default(),
                         fault_trigger: true,
                     },
                     apps.clone(),

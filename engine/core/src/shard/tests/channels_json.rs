@@ -1,0 +1,165 @@
+//! Channels JSON clients on the shards: one channel per connection, sender ids, publish to
+//! everyone in the channel then `publishSuccess`, ping / pong, answers to what the server does
+//! not take, the one channel space with Pusher, the idle limit.
+
+use serde_json::json;
+
+use super::*;
+
+impl Sim {
+    /// A channels JSON client on `shard` (upgrade on `/channels/{key}`).
+    fn connect_channels_json(&mut self, shard: usize) -> Client {
+        let key = self.shards[shard].handle_accept(self.now_ms);
+        let client = Client { shard, key };
+        let request = format!(
+            "GET /channels/{KEY} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        self.shards[shard].handle_bytes(key, request.as_bytes(), self.now_ms);
+        let raw = self.raw_output(client);
+        assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 101"));
+        client
+    }
+
+    fn send_text(&mut self, client: Client, text: &str) {
+        let bytes = masked_frame(frame::opcode::TEXT, text.as_bytes());
+        self.shards[client.shard].handle_bytes(client.key, &bytes, self.now_ms);
+        self.settle();
+    }
+
+    fn join(&mut self, client: Client, channel: &str) {
+        self.send_text(
+            client,
+            &json!({"type":"join","channelId":channel}).to_string(),
+        );
+        assert_eq!(self.events(client), [json!({"type":"joinSuccess"})]);
+    }
+}
+
+#[test]
+fn a_publish_reaches_the_channel_publisher_included_then_succeeds() {
+    let mut sim = Sim::new(2, |_| {});
+    let a = sim.connect_channels_json(0);
+    let b = sim.connect_channels_json(1);
+    sim.join(a, "room-1");
+    sim.join(b, "room-1");
+    sim.send_text(a, r#"{"type":"publish","data":{"z":1,"a":"x"}}"#);
+    let to_a = sim.events(a);
+    assert_eq!(to_a.len(), 2, "{to_a:?}");
+    assert_eq!(to_a[0]["type"], "message");
+    assert_eq!(to_a[0]["data"], json!({"z":1,"a":"x"}));
+    assert_eq!(
+        to_a[1],
+        json!({"type":"publishSuccess"}),
+        "after the fan-out"
+    );
+    let sender = to_a[0]["senderId"].as_str().unwrap().to_owned();
+    assert_eq!(sender.len(), 21);
+    assert!(sender
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'));
+    let to_b = sim.events(b);
+    assert_eq!(
+        to_b,
+        [json!({"type":"message","senderId":sender,"data":{"z":1,"a":"x"}})],
+        "the other shard's member, the data unchanged"
+    );
+    // A new join moves the connection, with a new sender id.
+    sim.join(a, "room-2");
+    sim.send_text(b, r#"{"type":"publish","data":"to room-1"}"#);
+    assert!(sim.events(a).is_empty(), "left room-1");
+    sim.events(b);
+    sim.send_text(a, r#"{"type":"publish","data":1}"#);
+    let moved = sim.events(a);
+    assert_ne!(moved[0]["senderId"], json!(sender));
+    assert!(sim.events(b).is_empty(), "room-2 only");
+}
+
+#[test]
+fn failures_are_answered_and_the_connection_stays() {
+    let mut sim = Sim::new(1, |_| {});
+    let a = sim.connect_channels_json(0);
+    sim.send_text(a, r#"{"type":"publish","data":1}"#);
+    let got = sim.events(a);
+    assert_eq!(got[0]["type"], "publishFailure");
+    assert!(got[0]["data"].as_str().unwrap().contains("Join"), "{got:?}");
+    for bad in [
+        r#"{"type":"join"}"#,
+        r#"{"type":"join","channelId":""}"#,
+        r#"{"type":"join","channelId":42}"#,
+        r#"{"type":"join","channelId":"private-x"}"#,
+        r#"{"type":"join","channelId":"bad name"}"#,
+    ] {
+        sim.send_text(a, bad);
+        assert_eq!(sim.events(a), [json!({"type":"joinFailure"})], "{bad}");
+    }
+    sim.send_text(a, r#"{"type":"dance"}"#);
+    assert_eq!(sim.events(a)[0]["type"], "error");
+    sim.send_text(a, "{not json");
+    assert_eq!(sim.events(a)[0]["type"], "error");
+    sim.send_text(a, r#"{"type":"ping","data":{"t":7}}"#);
+    assert_eq!(sim.events(a), [json!({"type":"pong","data":{"t":7}})]);
+    sim.send_text(a, r#"{"type":"ping"}"#);
+    assert_eq!(sim.events(a), [json!({"type":"pong"})]);
+    sim.join(a, "still-open");
+}
+
+#[test]
+fn garbage_forever_is_bounded() {
+    let mut sim = Sim::new(1, |_| {});
+    let a = sim.connect_channels_json(0);
+    for _ in 0..crate::limits::CHANNELS_JSON_ERRORS_PER_CONNECTION_MAX {
+        sim.send_text(a, "[]");
+    }
+    let out = sim.output(a);
+    assert!(out.contains(&Out::Close(1008)), "{out:?}");
+}
+
+#[test]
+fn one_channel_space_with_pusher() {
+    let mut sim = Sim::new(2, |_| {});
+    let cj = sim.connect_channels_json(0);
+    sim.join(cj, "news");
+    let (p, _) = sim.connect(1);
+    sim.subscribe(p, "news", None, None);
+    sim.events(p);
+    // A Pusher REST publish reaches the channels JSON member from the server.
+    let body = json!({"name":"greet","channels":["news"],"data":"hi"}).to_string();
+    let (status, _) = sim.rest(1, "POST", "/apps/app-id/events", &[], &body);
+    assert_eq!(status, 200);
+    assert_eq!(
+        sim.events(cj),
+        [json!({"type":"message","senderId":"server","data":"hi","event":"greet"})]
+    );
+    sim.events(p);
+    // A channels JSON publish reaches pusher-js as a `message` event, its data unchanged.
+    sim.send_text(cj, r#"{"type":"publish","data":{"n":[1,2]}}"#);
+    let got = sim.events(p);
+    assert_eq!(
+        got,
+        [json!({"event":"message","channel":"news","data":{"n":[1,2]}})]
+    );
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let mut sim = Sim::new(1, |_| {});
+    let a = sim.connect_channels_json(0);
+    sim.join(a, "quiet");
+    sim.tick(crate::limits::CHANNELS_JSON_IDLE_TIMEOUT_S_DEFAULT - 1);
+    assert!(sim.output(a).is_empty());
+    sim.tick(2);
+    assert_eq!(sim.output(a), [Out::Close(1000)]);
+}
+
+#[test]
+fn an_unknown_app_key_is_refused_before_the_upgrade() {
+    let mut sim = Sim::new(1, |_| {});
+    let key = sim.shards[0].handle_accept(sim.now_ms);
+    let request =
+        "GET /channels/nope HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    sim.shards[0].handle_bytes(key, request.as_bytes(), sim.now_ms);
+    let raw = sim.raw_output(Client { shard: 0, key });
+    assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 404"));
+}
