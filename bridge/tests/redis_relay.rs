@@ -27,6 +27,7 @@ fn event(channel: &str, text: &str) -> ChannelEvent {
         except_socket_id: "123.456".into(),
         frame: Bytes::from(frame),
         socketio: None,
+        channels_json_sender: None,
     }
 }
 

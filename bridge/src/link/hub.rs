@@ -337,6 +337,7 @@ mod tests {
                 except_socket_id: String::new(),
                 frame: Bytes::from_static(b"\x81\x02hi"),
                 socketio: None,
+                channels_json_sender: None,
             },
         )
         .expect("encodes")
@@ -437,6 +438,7 @@ mod tests {
                 except_socket_id: String::new(),
                 frame: Bytes::new(),
                 socketio: None,
+                channels_json_sender: None,
             },
         )
         .expect("encodes");
@@ -453,6 +455,7 @@ mod tests {
             except_socket_id: "9.9".into(),
             frame: Bytes::from_static(b"\x81\x01x"),
             socketio: None,
+            channels_json_sender: None,
         };
         let payload = encode_envelope(OTHER_NODE, &event).expect("encodes");
         assert_eq!(

@@ -10,6 +10,8 @@ const WebSocket = require('ws');
 const { startServer, delay, httpGet, APP } = require('../lib/server');
 const { Clients } = require('../lib/clients');
 const { restSdk } = require('../lib/rest');
+const { EkkoClient } = require('../lib/socketio');
+const { startRedis, startNodes } = require('../lib/cluster');
 
 const WAIT_MS = 5000;
 
@@ -178,6 +180,24 @@ describe('channels JSON: the Lambda channel server protocol', () => {
     assert.deepEqual(got.data, { n: [1, 2] });
   });
 
+  it('shares channels with Socket.IO (Ekko) clients, both ways', async () => {
+    const member = await make();
+    await member.join('sio-1');
+    const sio = await EkkoClient.connect(server.port, { uuid: 'ekko-7' });
+    try {
+      assert.deepEqual(await sio.subscribe(['sio-1']), { ok: true });
+      assert.deepEqual(await sio.publish('sio-1', { from: 'ekko' }), { ok: true });
+      const fromSio = await member.next((m) => m.type === 'message', 'the Socket.IO publish');
+      assert.deepEqual(fromSio, { type: 'message', senderId: 'ekko-7', data: { from: 'ekko' } });
+      member.send({ type: 'publish', data: ['from', 'channels'] });
+      const mine = await member.next((m) => m.type === 'message' && Array.isArray(m.data), 'own publish');
+      const got = await sio.first('message', (m) => Array.isArray(m.message), 'the channels JSON publish on Socket.IO');
+      assert.deepEqual(got, { channel: 'sio-1', message: ['from', 'channels'], uuid: mine.senderId });
+    } finally {
+      sio.close();
+    }
+  });
+
   it('refuses an unknown app key before the upgrade', async () => {
     await assert.rejects(ChannelsClient.connect(server.port, 'no-such-key'), /HTTP 404/);
   });
@@ -208,5 +228,52 @@ describe('channels JSON: the Lambda channel server protocol', () => {
     const metrics = (await httpGet(server.port, '/metrics')).body;
     assert.match(metrics, /ringcast_dialect_connections\{shard="\d",dialect="channels"\} [1-9]/);
     assert.match(metrics, /ringcast_channels_json_errors_total\{shard="\d"\} [1-9]/);
+  });
+});
+
+describe('channels JSON: two nodes on one Redis', () => {
+  let redis;
+  let nodes = [];
+  const open = [];
+  const make = async (node) => {
+    const c = await ChannelsClient.connect(nodes[node].port);
+    open.push(c);
+    return c;
+  };
+
+  before(async () => {
+    redis = await startRedis();
+    nodes = await startNodes(redis, 2);
+  });
+
+  after(async () => {
+    for (const c of open) c.close();
+    await Promise.all(nodes.map((n) => n.kill()));
+    if (redis) await redis.stop();
+  });
+
+  it('carries a publish to the members on the other node once, with its sender id', async () => {
+    const near = await make(0);
+    const far = await make(1);
+    assert.deepEqual(await near.join('x-room'), { type: 'joinSuccess' });
+    assert.deepEqual(await far.join('x-room'), { type: 'joinSuccess' });
+    const sio = await EkkoClient.connect(nodes[1].port, { uuid: 'far-sio' });
+    try {
+      assert.deepEqual(await sio.subscribe(['x-room']), { ok: true });
+      near.send({ type: 'publish', data: { hop: 1 } });
+      const mine = await near.next((m) => m.type === 'message', 'own publish');
+      const got = await far.next((m) => m.type === 'message', 'the publish from node 0');
+      assert.deepEqual(got, { type: 'message', senderId: mine.senderId, data: { hop: 1 } });
+      const onSio = await sio.first('message', (m) => m.channel === 'x-room', 'the publish on Socket.IO at node 1');
+      assert.deepEqual(onSio, { channel: 'x-room', message: { hop: 1 }, uuid: mine.senderId });
+      await restSdk(nodes[1].port).trigger('x-room', 'note', 'from node 1');
+      const fromRest = await near.next((m) => m.event === 'note', 'the REST trigger on node 1');
+      assert.deepEqual(fromRest, { type: 'message', senderId: 'server', data: 'from node 1', event: 'note' });
+      await delay(400);
+      assert.equal(far.ofType('message').filter((m) => m.data && m.data.hop === 1).length, 1, 'exactly once');
+      assert.equal(near.ofType('message').filter((m) => m.data && m.data.hop === 1).length, 1, 'exactly once');
+    } finally {
+      sio.close();
+    }
   });
 });

@@ -105,6 +105,19 @@ impl Published {
         Self::with_pusher_frame(content, frame)
     }
 
+    /// A channels JSON publish from another node: its Pusher frame and its sender id; its
+    /// data is the frame's (an unreadable frame is delivered as a Pusher frame alone).
+    pub fn from_remote_channels_json(frame: Bytes, sender_id: &str) -> Self {
+        let content = match event_parts_of_frame(&frame) {
+            Some((_, data_json)) => Content::ChannelsJson {
+                sender_id: Box::from(sender_id),
+                data_json: Bytes::from(data_json),
+            },
+            None => Content::PusherFrame,
+        };
+        Self::with_pusher_frame(content, frame)
+    }
+
     /// A Socket.IO event to a room; each framing is encoded when first needed.
     pub fn socketio_event(
         event: &'static str,

@@ -154,36 +154,48 @@ pub fn put_event(out: &mut BytesMut, event: &ChannelEvent) -> Result<(), LinkErr
         out.put_u8(SOCKETIO_EVENT_TAG);
         put_name(out, &socketio.event)?;
         put_blob(out, &socketio.args_json)?;
+    } else if let Some(sender) = &event.channels_json_sender {
+        out.put_u8(CHANNELS_JSON_SENDER_TAG);
+        put_name(out, sender)?;
     }
     Ok(())
 }
 
 /// The byte before an event's Socket.IO part.
 const SOCKETIO_EVENT_TAG: u8 = 1;
+/// The byte before an event's channels JSON sender id.
+const CHANNELS_JSON_SENDER_TAG: u8 = 2;
 
 /// Decodes an event's fields (the inverse of [`put_event`]); the frame shares `body`'s memory.
-/// An event ends after its frame or, when the next byte is the Socket.IO tag, after its
-/// Socket.IO part; anything else after the frame is left for the caller (whose own framing
+/// An event ends after its frame or, when the next byte is the Socket.IO (channels JSON) tag,
+/// after its Socket.IO part (sender id); anything else after the frame is left for the caller (whose own framing
 /// says whether it is allowed).
 pub fn take_event(body: &mut Bytes) -> Result<ChannelEvent, LinkError> {
     let app_id = take_name(body)?;
     let channel = take_name(body)?;
     let except_socket_id = take_name(body)?;
     let frame = take_blob(body)?;
-    let socketio = if body.first() == Some(&SOCKETIO_EVENT_TAG) {
-        body.advance(1);
-        Some(SocketIoEvent {
-            event: take_name(body)?,
-            args_json: take_blob(body)?,
-        })
-    } else {
-        None
-    };
+    let (mut socketio, mut channels_json_sender) = (None, None);
+    match body.first() {
+        Some(&SOCKETIO_EVENT_TAG) => {
+            body.advance(1);
+            socketio = Some(SocketIoEvent {
+                event: take_name(body)?,
+                args_json: take_blob(body)?,
+            });
+        }
+        Some(&CHANNELS_JSON_SENDER_TAG) => {
+            body.advance(1);
+            channels_json_sender = Some(take_name(body)?);
+        }
+        _ => {}
+    }
     Ok(ChannelEvent {
         app_id,
         channel,
         except_socket_id,
         frame,
         socketio,
+        channels_json_sender,
     })
 }

@@ -10,8 +10,9 @@ use crate::app::WebhookEventType;
 /// Protocol version; both ends must speak the same one (a bridge run by hand from another
 /// release is refused at `Hello`, not misread). 3: the `subscription_count` hook kind. 4: a
 /// channel event may carry a Socket.IO event after its frame. 5: channel functions
-/// (`FunctionRequest`, `FunctionResult`, `Associations`) and their counters in `Stats`.
-pub const VERSION: u16 = 5;
+/// (`FunctionRequest`, `FunctionResult`, `Associations`) and their counters in `Stats`. 6: a
+/// channel event may carry the sender id of a channels JSON publish after its frame.
+pub const VERSION: u16 = 6;
 
 /// One event on its way between nodes: the encoded WebSocket frame that every Pusher subscriber
 /// receives, byte for byte, the socket that must not receive it, and, for an event a Socket.IO
@@ -31,6 +32,10 @@ pub struct ChannelEvent {
     /// follows the frame and is absent otherwise, so a Pusher event's bytes are those of
     /// version 3.
     pub socketio: Option<SocketIoEvent>,
+    /// The publisher's sender id, for events published in the channels JSON dialect (the
+    /// data is the frame's). On the wire it follows the frame, like the Socket.IO part (an
+    /// event has at most one of the two).
+    pub channels_json_sender: Option<String>,
 }
 
 /// A Socket.IO event `[event, args]` as a Socket.IO subscriber receives it.

@@ -204,7 +204,11 @@ impl Shard {
             let name = crate::socketio::rooms::server_event_name(&s.event)?;
             Some((name, s.args_json.clone()))
         });
-        let message = Arc::new(Published::from_remote(event.frame.clone(), socketio));
+        let message = match &event.channels_json_sender {
+            Some(sender) => Published::from_remote_channels_json(event.frame.clone(), sender),
+            None => Published::from_remote(event.frame.clone(), socketio),
+        };
+        let message = Arc::new(message);
         self.deliver_channel(app, &event.channel, &message, except, false);
     }
 
@@ -261,14 +265,18 @@ impl Shard {
     ) {
         let app_id = &self.apps.get(app).id;
         let relay = self.link.relay(|| {
-            let socketio = match message.content() {
+            let (socketio, channels_json_sender) = match message.content() {
                 Content::SocketIo {
                     event, args_json, ..
-                } => Some(SocketIoEvent {
-                    event: (*event).to_owned(),
-                    args_json: args_json.clone(),
-                }),
-                _ => None,
+                } => {
+                    let event = SocketIoEvent {
+                        event: (*event).to_owned(),
+                        args_json: args_json.clone(),
+                    };
+                    (Some(event), None)
+                }
+                Content::ChannelsJson { sender_id, .. } => (None, Some(sender_id.to_string())),
+                _ => (None, None),
             };
             LinkMessage::Publish(ChannelEvent {
                 app_id: app_id.clone(),
@@ -276,6 +284,7 @@ impl Shard {
                 except_socket_id: except_socket_id.to_string(),
                 frame: message.pusher_frame(app_id, channel),
                 socketio,
+                channels_json_sender,
             })
         });
         self.count_relay(relay);

@@ -163,3 +163,45 @@ fn an_unknown_app_key_is_refused_before_the_upgrade() {
     let raw = sim.raw_output(Client { shard: 0, key });
     assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 404"));
 }
+
+#[test]
+fn across_nodes_a_publish_keeps_its_sender_id() {
+    use crate::link::{ChannelEvent, LinkMessage};
+    let mut sim = Sim::new_with(1, true, |_| {});
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    let a = sim.connect_channels_json(0);
+    sim.send_text(a, r#"{"type":"join","channelId":"news"}"#);
+    assert!(
+        sim.events(a).is_empty(),
+        "joined once the node receives the channel"
+    );
+    let seq = sim.announced_seq(0, "news");
+    sim.confirm(0, "news", seq);
+    assert_eq!(sim.events(a), [json!({"type":"joinSuccess"})]);
+    // Up: the Pusher frame and the sender id.
+    sim.send_text(a, r#"{"type":"publish","data":{"x":1}}"#);
+    let mine = sim.events(a);
+    let sender = mine[0]["senderId"].as_str().unwrap().to_owned();
+    let up = sim.link_output(0);
+    let [LinkMessage::Publish(event)] = &up[..] else {
+        panic!("{up:?}")
+    };
+    assert_eq!(event.channels_json_sender.as_deref(), Some(sender.as_str()));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&event.frame[2..]).unwrap(),
+        json!({"event":"message","channel":"news","data":{"x":1}})
+    );
+    // Down: another node's publish reaches the member with its publisher's sender id.
+    let remote = ChannelEvent {
+        channels_json_sender: Some("REMOTEsender000000000".into()),
+        except_socket_id: String::new(),
+        socketio: None,
+        ..event.clone()
+    };
+    sim.link_in(0, LinkMessage::Deliver(remote));
+    assert_eq!(
+        sim.events(a),
+        [json!({"type":"message","senderId":"REMOTEsender000000000","data":{"x":1}})]
+    );
+}

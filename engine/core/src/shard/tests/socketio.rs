@@ -422,6 +422,7 @@ fn socketio_events_cross_nodes_with_their_socketio_part_and_pusher_events_get_on
                 event: "message".into(),
                 args_json: Bytes::from_static(remote_args),
             }),
+            channels_json_sender: None,
         }),
     );
     sim.link_in(
@@ -434,6 +435,7 @@ fn socketio_events_cross_nodes_with_their_socketio_part_and_pusher_events_get_on
                 br#"{"event":"price","channel":"news","data":"{\"usd\":3}"}"#,
             ),
             socketio: None,
+            channels_json_sender: None,
         }),
     );
     assert_eq!(
