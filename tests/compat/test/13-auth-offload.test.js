@@ -96,7 +96,8 @@ describe('auth offload', () => {
   it('authorizes a private subscription without auth, sending the form, cookie and query', async () => {
     const raw = await device('thermo1');
     raw.send({ event: 'pusher:subscribe', data: { channel: 'private-thermostat' } });
-    await raw.event('pusher_internal:subscription_succeeded', 10000, 'private-thermostat');
+    // Longer than the engine's own 10 s wait (see below): a lost answer shows as its error.
+    await raw.event('pusher_internal:subscription_succeeded', 15000, 'private-thermostat');
     const request = await endpoint.requests.first((r) => r.form.get('channel_name') === 'private-thermostat',
       'the authorization request');
     assert.equal(request.headers['content-type'], 'application/x-www-form-urlencoded');
