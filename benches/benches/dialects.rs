@@ -1,6 +1,6 @@
 //! The cost of a delivery by dialect, side by side in one run: one event (each framing encoded
-//! once per message) to 10,000 subscribers speaking Pusher, or Socket.IO, and a Socket.IO
-//! `publish` to Socket.IO subscribers; publish, then `take_output` of every woken connection,
+//! once per message) to 10,000 subscribers speaking Pusher, Socket.IO or channels JSON, and
+//! each dialect's own publish to its subscribers; publish, then `take_output` of every woken connection,
 //! as `fanout` measures it. With the engine's allocator (mimalloc): the step allocates and frees
 //! each connection's queue, so the allocator is part of what a delivery costs.
 
@@ -18,13 +18,23 @@ fn by_dialect(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout_by_dialect");
     let subscribers = 10_000usize;
     group.throughput(Throughput::Elements(subscribers as u64));
-    let cases: [DialectCase; 3] = [
+    let cases: [DialectCase; 5] = [
         ("pusher_event_to_pusher", Speaks::Pusher, Fanout::event),
         ("pusher_event_to_socketio", Speaks::SocketIo, Fanout::event),
         (
             "socketio_publish_to_socketio",
             Speaks::SocketIo,
             Fanout::socketio_publish,
+        ),
+        (
+            "pusher_event_to_channels_json",
+            Speaks::ChannelsJson,
+            Fanout::event,
+        ),
+        (
+            "channels_json_publish_to_channels_json",
+            Speaks::ChannelsJson,
+            Fanout::channels_json_publish,
         ),
     ];
     for (name, speaks, message) in cases {

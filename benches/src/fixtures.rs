@@ -110,6 +110,15 @@ fn socketio_join_frames(channel: &str) -> Result<Vec<Vec<u8>>, String> {
         .collect())
 }
 
+/// A channels JSON client's upgrade request (`/channels/{key}`).
+fn channels_json_upgrade_request() -> String {
+    format!(
+        "GET /channels/{APP_KEY} HTTP/1.1\r\nHost: localhost:6001\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
 /// Which wire protocol a fixture's subscribers speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speaks {
@@ -117,6 +126,8 @@ pub enum Speaks {
     Pusher,
     /// socket.io-client (Ekko).
     SocketIo,
+    /// A plain WebSocket speaking the channels JSON protocol.
+    ChannelsJson,
 }
 
 /// The upgrade request pusher-js's browser transport sends (reduced to the headers that
@@ -199,6 +210,11 @@ impl Fanout {
                 socketio_upgrade_request(),
                 socketio_join_frames(Self::CHANNEL)?,
             ),
+            Speaks::ChannelsJson => {
+                let join = format!(r#"{{"type":"join","channelId":"{}"}}"#, Self::CHANNEL);
+                let frame = masked_client_frame(frame::opcode::TEXT, join.as_bytes());
+                (channels_json_upgrade_request(), vec![frame])
+            }
         };
         for i in 0..subscribers {
             let key = fanout.shard.handle_accept(fanout.now_ms);
@@ -262,6 +278,14 @@ impl Fanout {
         Published::socketio_event("message", args, Some(message.to_owned()))
     }
 
+    /// A channels JSON `publish` of the same message.
+    pub fn channels_json_publish() -> Published {
+        Published::channels_json_event(
+            "V1StGXR8_Z5jdHi6B-myT",
+            r#"{"sym":"ABC","px":101.25}"#.into(),
+        )
+    }
+
     /// One publish of `message` (its framings encoded on first need), fanned out and drained
     /// like [`publish_and_drain`](Self::publish_and_drain).
     pub fn publish_event_and_drain(&mut self, message: Published) -> usize {
@@ -304,7 +328,7 @@ mod tests {
 
     #[test]
     fn every_dialect_fixture_reaches_every_subscriber() {
-        for speaks in [Speaks::Pusher, Speaks::SocketIo] {
+        for speaks in [Speaks::Pusher, Speaks::SocketIo, Speaks::ChannelsJson] {
             let mut fixture = Fanout::speaking(50, speaks).unwrap();
             assert_eq!(
                 fixture.publish_event_and_drain(Fanout::event()),
