@@ -616,6 +616,15 @@ mod tests {
         start(function_limits(), PipelineBounds::default())
     }
 
+    /// With `bounds` and calls that may wait 30 s: for tests that hold a function's answer.
+    fn start_patient(bounds: PipelineBounds) -> Harness {
+        let limits = OutboundLimits {
+            request_timeout: Duration::from_secs(30),
+            ..function_limits()
+        };
+        start(limits, bounds)
+    }
+
     impl Harness {
         fn submit(&self, request: FunctionRequest) {
             self.queue.submit(request, &self.writer);
@@ -875,13 +884,7 @@ mod tests {
     #[tokio::test]
     async fn different_channels_run_concurrently() {
         let receiver = functions_receiver().await;
-        let mut harness = start(
-            OutboundLimits {
-                request_timeout: Duration::from_secs(30),
-                ..function_limits()
-            },
-            PipelineBounds::default(),
-        );
+        let mut harness = start_patient(PipelineBounds::default());
         harness.submit(request(
             1,
             "held",
@@ -905,19 +908,13 @@ mod tests {
     #[tokio::test]
     async fn bounds_refuse_at_once_with_a_reason_and_come_back() {
         let receiver = functions_receiver().await;
-        let mut harness = start(
-            OutboundLimits {
-                request_timeout: Duration::from_secs(30),
-                ..function_limits()
-            },
-            PipelineBounds {
-                pipelines_max: 3,
-                app_pipelines_max: 3,
-                bytes_max: 1024,
-                channel_queue_max: 1,
-                deadline: Duration::from_secs(30),
-            },
-        );
+        let mut harness = start_patient(PipelineBounds {
+            pipelines_max: 3,
+            app_pipelines_max: 3,
+            bytes_max: 1024,
+            channel_queue_max: 1,
+            deadline: Duration::from_secs(30),
+        });
         let slow = [("slow", receiver.url("/slow"))];
         // Channel a: one running (its call seen), one waiting, the next one refused.
         harness.submit(request(1, "a", MESSAGE, &slow));
@@ -970,16 +967,10 @@ mod tests {
     #[tokio::test]
     async fn one_app_cannot_take_every_slot_of_the_node() {
         let receiver = functions_receiver().await;
-        let mut harness = start(
-            OutboundLimits {
-                request_timeout: Duration::from_secs(30),
-                ..function_limits()
-            },
-            PipelineBounds {
-                app_pipelines_max: 2,
-                ..PipelineBounds::default()
-            },
-        );
+        let mut harness = start_patient(PipelineBounds {
+            app_pipelines_max: 2,
+            ..PipelineBounds::default()
+        });
         let slow = [("slow", receiver.url("/slow"))];
         // The flooding app's two pipelines run (on two channels); its third is refused.
         harness.submit(request(1, "a", MESSAGE, &slow));
@@ -1012,13 +1003,7 @@ mod tests {
     #[tokio::test]
     async fn a_pipeline_past_its_deadline_is_not_run_and_a_late_call_times_out() {
         let receiver = functions_receiver().await;
-        let mut harness = start(
-            OutboundLimits {
-                request_timeout: Duration::from_secs(30),
-                ..function_limits()
-            },
-            PipelineBounds::default(),
-        );
+        let mut harness = start_patient(PipelineBounds::default());
         let deadline = Duration::from_millis(FUNCTION_PIPELINE_DEADLINE_MS);
         // Arrived (as if queued) longer ago than the deadline: nothing is called.
         let upper = [("upper", receiver.url("/upper"))];

@@ -65,7 +65,17 @@ impl Associations {
     /// [`ASSOCIATIONS_TOTAL_MAX`] in all. Members other than `applications` (a token's `iat`)
     /// are ignored. An app this node does not serve is kept: other apps' lists cost nothing.
     pub fn parse(document: &[u8], table: &FunctionTable) -> Result<Associations, String> {
-        let parsed: Document = serde_json::from_slice(document)
+        let value: serde_json::Value = serde_json::from_slice(document)
+            .map_err(|e| format!("not an associations document: {e}"))?;
+        Self::from_value(&value, table)
+    }
+
+    /// Like [`parse`](Self::parse), from a document already parsed (a token's claims).
+    pub fn from_value(
+        value: &serde_json::Value,
+        table: &FunctionTable,
+    ) -> Result<Associations, String> {
+        let parsed = Document::deserialize(value)
             .map_err(|e| format!("not an associations document: {e}"))?;
         let total: usize = parsed.applications.values().map(|a| a.channels.len()).sum();
         if total > ASSOCIATIONS_TOTAL_MAX {
@@ -89,7 +99,7 @@ impl Associations {
             by_app.insert(app_id, list);
         }
         // What goes to the other nodes is the checked document alone, re-encoded.
-        let document = Bytes::from(canonical(document)?);
+        let document = Bytes::from(canonical(value)?);
         Ok(Associations { by_app, document })
     }
 
@@ -164,14 +174,9 @@ fn association(app_id: &str, entry: Entry, table: &FunctionTable) -> Result<Asso
     })
 }
 
-/// `{"applications":…}` of a document, re-encoded without its other members.
-fn canonical(document: &[u8]) -> Result<Vec<u8>, String> {
-    let mut value: serde_json::Value =
-        serde_json::from_slice(document).map_err(|e| format!("not JSON: {e}"))?;
-    let applications = value
-        .get_mut("applications")
-        .map(serde_json::Value::take)
-        .unwrap_or_default();
+/// `{"applications":…}` of a document, encoded without its other members.
+fn canonical(document: &serde_json::Value) -> Result<Vec<u8>, String> {
+    let applications = document.get("applications").cloned().unwrap_or_default();
     serde_json::to_vec(&serde_json::json!({ "applications": applications }))
         .map_err(|e| format!("cannot encode: {e}"))
 }

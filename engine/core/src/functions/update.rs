@@ -78,8 +78,7 @@ pub fn verify_update(
     if expired {
         return Err(UpdateError::InvalidJwt);
     }
-    let document = serde_json::to_vec(&claims).map_err(|e| UpdateError::Invalid(e.to_string()))?;
-    Associations::parse(&document, table).map_err(UpdateError::Invalid)
+    Associations::from_value(&claims, table).map_err(UpdateError::Invalid)
 }
 
 #[cfg(test)]

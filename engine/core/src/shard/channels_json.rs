@@ -28,7 +28,8 @@ impl Shard {
         app_key: &str,
         head: &RequestHead,
     ) {
-        let refusal = match self.apps.index_by_key(app_key) {
+        let app = self.apps.index_by_key(app_key);
+        let refusal = match app {
             None => Some(HttpError::new(404, "no app has this key")),
             Some(app) if !self.apps.get(app).enabled => Some(HttpError::new(403, "app disabled")),
             Some(app)
@@ -51,8 +52,8 @@ impl Shard {
         let Some(accept) = self.checked_upgrade(key, head) else {
             return;
         };
-        let Some(app) = self.apps.index_by_key(app_key) else {
-            return;
+        let Some(app) = app else {
+            return; // refused above
         };
         if !self.apps.try_admit(app) {
             let err = HttpError::new(429, "app is over its connection quota");

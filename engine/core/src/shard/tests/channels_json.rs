@@ -11,10 +11,7 @@ impl Sim {
     fn connect_channels_json(&mut self, shard: usize) -> Client {
         let key = self.shards[shard].handle_accept(self.now_ms);
         let client = Client { shard, key };
-        let request = format!(
-            "GET /channels/{KEY} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
+        let request = channels_json_upgrade("");
         self.shards[shard].handle_bytes(key, request.as_bytes(), self.now_ms);
         let raw = self.raw_output(client);
         assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 101"));
@@ -204,4 +201,94 @@ fn across_nodes_a_publish_keeps_its_sender_id() {
         sim.events(a),
         [json!({"type":"message","senderId":"REMOTEsender000000000","data":{"x":1}})]
     );
+}
+
+/// The upgrade request of a channels JSON client, with extra header lines.
+fn channels_json_upgrade(extra: &str) -> String {
+    format!(
+        "GET /channels/{KEY} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+#[test]
+fn a_client_that_never_reads_cannot_make_the_server_queue_without_bound() {
+    use crate::shard::InputState;
+    let mut sim = Sim::new(1, |_| {});
+    let a = sim.connect_channels_json(0);
+    sim.shards[0].set_write_blocked(a.key, true);
+    // 5,000 pings with 200 bytes of data each: 1.1 MB of pongs if every one were answered.
+    let data = "x".repeat(200);
+    let ping = masked_frame(
+        frame::opcode::TEXT,
+        format!(r#"{{"type":"ping","data":"{data}"}}"#).as_bytes(),
+    );
+    let flood: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 5_000)
+        .collect();
+    sim.shards[0].handle_bytes(a.key, &flood, sim.now_ms);
+    assert_ne!(
+        sim.shards[0].input_state(a.key),
+        InputState::Read,
+        "input is held back"
+    );
+    let raw = sim.raw_output(a);
+    assert!(
+        raw.len() < 64 * 1024,
+        "{} bytes queued for a client that does not read",
+        raw.len()
+    );
+    let mut pongs = parse_frames(&raw).len();
+    // Reading again, the client gets the rest of its answers, in order, none lost.
+    sim.shards[0].set_write_blocked(a.key, false);
+    for _ in 0..200 {
+        sim.shards[0].handle_bytes(a.key, &[], sim.now_ms);
+        let more = sim.events(a);
+        if more.is_empty() {
+            break;
+        }
+        assert!(more.iter().all(|m| m["type"] == "pong"));
+        pongs += more.len();
+    }
+    assert_eq!(pongs, 5_000, "every ping answered once");
+}
+
+#[test]
+fn a_message_split_into_single_bytes_is_one_message() {
+    let mut sim = Sim::new(1, |_| {});
+    let a = sim.connect_channels_json(0);
+    let join = masked_frame(
+        frame::opcode::TEXT,
+        br#"{"type":"join","channelId":"bytes"}"#,
+    );
+    for byte in &join {
+        sim.shards[0].handle_bytes(a.key, std::slice::from_ref(byte), sim.now_ms);
+    }
+    sim.settle();
+    assert_eq!(sim.events(a), [json!({"type":"joinSuccess"})]);
+}
+
+#[test]
+fn a_page_of_another_site_gets_no_socket() {
+    let mut sim = Sim::new(1, |app| {
+        app.allowed_origins =
+            crate::origin::AllowedOrigins::parse(["https://app.example.com"]).unwrap();
+    });
+    for (origin, status) in [
+        ("Origin: https://evil.example\r\n", "HTTP/1.1 403"),
+        ("Origin: https://app.example.com\r\n", "HTTP/1.1 101"),
+    ] {
+        let key = sim.shards[0].handle_accept(sim.now_ms);
+        let request = channels_json_upgrade(origin);
+        sim.shards[0].handle_bytes(key, request.as_bytes(), sim.now_ms);
+        let raw = sim.raw_output(Client { shard: 0, key });
+        assert!(
+            String::from_utf8_lossy(&raw).starts_with(status),
+            "{origin}"
+        );
+    }
+    assert_eq!(sim.shards[0].stats().origin_refusals, 1);
 }
