@@ -55,6 +55,10 @@ pub const AUTH_QUEUE_REQUESTS_MAX: usize = 16_384;
 /// channels' queues at once. Full: the request is answered "too many pipelines queued on this
 /// node" at once (counted in `function_pipelines_shed`).
 pub const FUNCTION_QUEUE_REQUESTS_MAX: usize = 16_384;
+/// WebSocket-over-HTTP calls waiting for the SLIP task, which sorts them into their
+/// connections' queues at once. Full: the call is answered as failed at once (counted in
+/// `slip_calls_shed`).
+pub const SLIP_QUEUE_REQUESTS_MAX: usize = 16_384;
 
 // ---- The links to the engine's shards ----
 
@@ -276,6 +280,29 @@ pub const FUNCTION_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 /// their own call deadline), so one app cannot hold every connection of the node.
 pub const FUNCTION_CONCURRENT_PER_APP_MAX: usize = 16;
 
+// ---- WebSocket-over-HTTP (the per-call timeout is `ringcast_core`'s SLIP_CALL_TIMEOUT_MS) ----
+
+/// Calls queued or running on the node, all connections together: 65 536 (every shard's own
+/// bound is 16 384). Past it a call fails at once (counted in `slip_calls_shed`).
+pub const SLIP_CALLS_MAX: usize = 65_536;
+/// Of those, one app's: 16 384. Stops one app's slow backend from taking every slot of the
+/// node, so other apps' events still reach theirs.
+pub const SLIP_CALLS_PER_APP_MAX: usize = 16_384;
+/// Bytes of the calls' bodies: 64 MiB (a text event carries a client message of up to the
+/// engine's message size); past it refused at once, as above.
+pub const SLIP_CALL_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Calls of one connection waiting behind the running one (a connection's events run one after
+/// another, in order): 64, more than the engine lets one connection have in flight plus its
+/// close, so a well-behaved engine never reaches it.
+pub const SLIP_CONNECTION_QUEUE_MAX: usize = 64;
+/// Connection setup to a backend (connect retries fit in the call's timeout).
+pub const SLIP_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Longest backend answer that is read: 1 MiB; a longer one fails the call.
+pub const SLIP_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
+/// Requests open at once to one app's backend: 64; the app's other calls wait for these
+/// (within their own deadline), so one app cannot hold every connection of the node.
+pub const SLIP_CONCURRENT_PER_APP_MAX: usize = 64;
+
 // ---- Logging ----
 
 /// Shortest gap between two warnings of one drop counter.
@@ -317,6 +344,15 @@ const _: () = assert!(OUTBOUND_CONNECT_RETRY_PAUSE_MS_MAX < AUTH_REQUEST_TIMEOUT
 const _: () = assert!(QUERY_ANSWER_WAIT_MS < core::CHANNELS_WAIT_MS_MAX);
 // A publish batch fits in one link frame's worth of payloads several times over.
 const _: () = assert!(LINK_WRITE_BATCH_BYTES_MAX <= PUBLISH_BATCH_BYTES_MAX);
+// WebSocket-over-HTTP: a connect attempt fits in a call; a connection's queue holds what the
+// engine lets it have in flight; an answer goes back in one link frame; a call queued behind a
+// connection's others still ends before the engine stops waiting.
+const _: () = assert!(SLIP_CONNECT_TIMEOUT_MS < core::SLIP_CALL_TIMEOUT_MS);
+const _: () = assert!(SLIP_CONNECTION_QUEUE_MAX > core::SLIP_CALLS_PER_CONNECTION_MAX);
+const _: () = assert!(SLIP_CALLS_PER_APP_MAX < SLIP_CALLS_MAX);
+const _: () = assert!(SLIP_RESPONSE_BYTES_MAX < core::LINK_FRAME_BYTES_MAX);
+const _: () = assert!(core::LINK_FRAME_BYTES_MAX <= SLIP_CALL_BYTES_MAX);
+const _: () = assert!(core::SLIP_CALL_DEADLINE_MS < core::SLIP_CALL_WAIT_MS_MAX);
 // Restated member events must find every node's subscriber back on its channels.
 const _: () = assert!(PRESENCE_REPAIR_GRACE_MS > ringcast_core::limits::RECONNECT_DELAY_MS_MAX);
 // Channel functions: a connect attempt and a retry pause fit in one call; one channel's queue

@@ -23,8 +23,8 @@ use crate::limits::{
     AUTH_QUEUE_REQUESTS_MAX, COUNT_QUEUE_MESSAGES_MAX, FUNCTION_QUEUE_REQUESTS_MAX,
     HUB_QUEUE_MESSAGES_MAX, PRESENCE_QUEUE_MESSAGES_MAX, PRESENCE_REPAIR_GRACE_MS,
     PUBLISH_QUEUE_MESSAGES_MAX, QUERY_QUEUE_MESSAGES_MAX, SHUTDOWN_REAP_TIMEOUT_MS,
-    SUBSCRIBER_QUEUE_COMMANDS_MAX, WEBHOOK_BATCH_QUEUE_BATCHES_MAX, WEBHOOK_QUEUE_BYTES_MAX,
-    WEBHOOK_QUEUE_MESSAGES_MAX,
+    SLIP_QUEUE_REQUESTS_MAX, SUBSCRIBER_QUEUE_COMMANDS_MAX, WEBHOOK_BATCH_QUEUE_BATCHES_MAX,
+    WEBHOOK_QUEUE_BYTES_MAX, WEBHOOK_QUEUE_MESSAGES_MAX,
 };
 use crate::link::hub::Hub;
 use crate::link::hub_task::{run_hub, run_without_redis};
@@ -34,6 +34,7 @@ use crate::links::{HubInput, LinkWriter};
 use crate::outbound::auth::{auth_limits, run_auth, AuthQueue};
 use crate::outbound::functions::{function_limits, run_functions, FunctionQueue};
 use crate::outbound::http::OutboundHttp;
+use crate::outbound::slip::{run_slip, slip_limits, SlipQueue};
 use crate::redis::connect::RedisClient;
 use crate::redis::layout::{key_prefix, query_channel, user_command_channel, NodeKeys};
 use crate::redis::publish::{run_publisher, Outbound, PublishLayout};
@@ -89,6 +90,9 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
     // Channel functions too: a published message waits for each call (2 s at most).
     let function_http = OutboundHttp::new(function_limits())
         .map_err(|err| format!("cannot set up channel functions HTTP: {err}"))?;
+    // WebSocket-over-HTTP too: an upgrade waits for its open event's call (5 s at most).
+    let slip_http = OutboundHttp::new(slip_limits())
+        .map_err(|err| format!("cannot set up WebSocket-over-HTTP: {err}"))?;
     let counters = Arc::new(BridgeCounters::new());
     let node_keys = NodeKeys {
         prefix: key_prefix(&setup.redis_prefix),
@@ -159,6 +163,8 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
         function_http,
         Arc::clone(&counters.functions),
     ));
+    let (slip_sender, slip_jobs) = mpsc::channel(SLIP_QUEUE_REQUESTS_MAX);
+    tokio::spawn(run_slip(slip_jobs, slip_http, Arc::clone(&counters.slip)));
     let links_task = tokio::spawn(serve_links(
         listener,
         LinkContext {
@@ -173,6 +179,7 @@ pub fn start(setup: NodeSetup, listener: UnixListener) -> Result<Node, String> {
             connection_counts: cluster.connection_counts,
             auth: AuthQueue::new(auth_sender, Arc::clone(&counters.auth)),
             functions: FunctionQueue::new(function_sender, Arc::clone(&counters.functions)),
+            slip: SlipQueue::new(slip_sender, Arc::clone(&counters.slip)),
             counters: Arc::clone(&counters),
             presence_repair,
         },
@@ -418,6 +425,10 @@ fn log_totals(counters: &BridgeCounters, why: &str) {
         function_pipelines_failed = functions.failed.load(Ordering::Relaxed),
         function_pipelines_shed = functions.shed.load(Ordering::Relaxed),
         function_replies_dropped = functions.replies_dropped.load(Ordering::Relaxed),
+        slip_calls_answered = counters.slip.answered.load(Ordering::Relaxed),
+        slip_calls_failed = counters.slip.failed.load(Ordering::Relaxed),
+        slip_calls_shed = counters.slip.shed.load(Ordering::Relaxed),
+        slip_replies_dropped = counters.slip.replies_dropped.load(Ordering::Relaxed),
         "{why}: stopped"
     );
 }

@@ -204,15 +204,16 @@ fn load_functions(
     })
 }
 
-/// True when a node needs the bridge even when it is the only node: webhooks and offloaded
-/// authorizations are sent by the bridge, and the Redis webhook queue is the bridge's too.
+/// True when a node needs the bridge even when it is the only node: webhooks, offloaded
+/// authorizations and WebSocket-over-HTTP events are sent by the bridge, and the Redis webhook
+/// queue is the bridge's too.
 fn needs_bridge_for_webhooks(config: &config::Config) -> bool {
     webhook_config::link_json(&config.apps).is_some()
         || config.server.queue_driver == config::Driver::Redis
         || config
             .apps
             .iter()
-            .any(|app| app.channel_authorization_url.is_some())
+            .any(|app| app.channel_authorization_url.is_some() || app.slip_target_url.is_some())
 }
 
 /// Checks the options only the bridge uses, prepares the socket (see

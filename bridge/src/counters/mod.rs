@@ -12,7 +12,7 @@ use std::sync::Arc;
 use ringcast_core::link::BridgeStats;
 
 use crate::counters::drops::Drops;
-use crate::counters::outcomes::{AuthCounters, FunctionCounters, WebhookCounters};
+use crate::counters::outcomes::{AuthCounters, FunctionCounters, SlipCounters, WebhookCounters};
 
 /// Every counter of the process, shared by the tasks.
 #[derive(Debug)]
@@ -37,6 +37,8 @@ pub struct BridgeCounters {
     pub auth: Arc<AuthCounters>,
     /// Channel-function pipeline outcomes.
     pub functions: Arc<FunctionCounters>,
+    /// WebSocket-over-HTTP call outcomes.
+    pub slip: Arc<SlipCounters>,
 }
 
 impl BridgeCounters {
@@ -53,6 +55,7 @@ impl BridgeCounters {
             webhook_events_held: AtomicU64::new(0),
             auth: Arc::new(AuthCounters::default()),
             functions: Arc::new(FunctionCounters::default()),
+            slip: Arc::new(SlipCounters::default()),
         }
     }
 
@@ -91,6 +94,9 @@ impl BridgeCounters {
             function_pipelines_done: self.functions.done.load(Ordering::Relaxed),
             function_pipelines_failed: self.functions.failed.load(Ordering::Relaxed),
             function_pipelines_shed: self.functions.shed.load(Ordering::Relaxed),
+            slip_calls_answered: self.slip.answered.load(Ordering::Relaxed),
+            slip_calls_failed: self.slip.failed.load(Ordering::Relaxed),
+            slip_calls_shed: self.slip.shed.load(Ordering::Relaxed),
         }
     }
 }
@@ -136,6 +142,10 @@ mod tests {
         add(&counters.functions.done, 21);
         add(&counters.functions.failed, 22);
         add(&counters.functions.shed, 23);
+        add(&counters.slip.answered, 24);
+        add(&counters.slip.failed, 25);
+        add(&counters.slip.shed, 26);
+        add(&counters.slip.replies_dropped, 100);
         // Lost answers are not outcomes of their own (the engine's wait ends those pipelines).
         add(&counters.functions.replies_dropped, 100);
         assert_eq!(
@@ -161,6 +171,9 @@ mod tests {
                 function_pipelines_done: 21,
                 function_pipelines_failed: 22,
                 function_pipelines_shed: 23,
+                slip_calls_answered: 24,
+                slip_calls_failed: 25,
+                slip_calls_shed: 26,
             }
         );
     }

@@ -37,6 +37,22 @@ pub struct FunctionCounters {
     pub replies_dropped: AtomicU64,
 }
 
+/// What became of the WebSocket-over-HTTP calls; every call counts in exactly one of the first
+/// three.
+#[derive(Debug, Default)]
+pub struct SlipCounters {
+    /// The backend answered (any status: the engine judges the answer).
+    pub answered: AtomicU64,
+    /// No answer: timeout, connect error, a body over the bound.
+    pub failed: AtomicU64,
+    /// Refused by the bridge without calling: a bound reached, the call's deadline passed in
+    /// its connection's queue, or the asking link gone.
+    pub shed: AtomicU64,
+    /// Answers lost because the asking link's queue was full or the link was gone (the
+    /// engine's own wait then ends the call).
+    pub replies_dropped: AtomicU64,
+}
+
 /// What the sender did, for the stats reporter.
 #[derive(Debug, Default)]
 pub struct WebhookCounters {

@@ -3,7 +3,7 @@
 //! publishes to the publisher) and a writer (drains the link's bounded queue, one `write_all`
 //! per batch). Presence messages go to the presence task, webhook settings and events to the
 //! webhook task, auth requests to the auth offload task, function requests to the channel
-//! functions task; user commands and associations documents are published for the other nodes.
+//! functions task, WebSocket-over-HTTP calls to the SLIP task; user commands and associations documents are published for the other nodes.
 //! When a link ends, its shard's interest goes with it (its presence members stay: the engine's
 //! resync after a new Hello settles them). Without Redis (a node alone that only sends
 //! webhooks) there is no publisher and no presence task.
@@ -35,6 +35,7 @@ use crate::limits::{
 use crate::links::{HubInput, LinkId, LinkWriter};
 use crate::outbound::auth::AuthQueue;
 use crate::outbound::functions::FunctionQueue;
+use crate::outbound::slip::SlipQueue;
 use crate::redis::envelope::{encode_envelope, encode_user_command};
 use crate::redis::layout::{cache_key, redis_channel_name, user_command_channel};
 use crate::redis::publish::Outbound;
@@ -65,6 +66,8 @@ pub struct LinkContext {
     pub auth: AuthQueue,
     /// The channel functions task's queue.
     pub functions: FunctionQueue,
+    /// The WebSocket-over-HTTP task's queue.
+    pub slip: SlipQueue,
     /// The bridge's counters.
     pub counters: Arc<BridgeCounters>,
     /// Shards that must restate their presence (their link is ended for that).
@@ -330,6 +333,11 @@ async fn dispatch(
             context.functions.submit(request, writer);
             None
         }
+        LinkMessage::SlipCall(call) => {
+            // Never waits: a full queue is answered with a failure on this link.
+            context.slip.submit(call, writer);
+            None
+        }
         LinkMessage::ChannelsQuery {
             query_id,
             app_id,
@@ -365,6 +373,7 @@ async fn dispatch(
         LinkMessage::Stats(_) => Some(LinkEnd::Unexpected("Stats")),
         LinkMessage::AuthResponse { .. } => Some(LinkEnd::Unexpected("AuthResponse")),
         LinkMessage::FunctionResult { .. } => Some(LinkEnd::Unexpected("FunctionResult")),
+        LinkMessage::SlipAnswer { .. } => Some(LinkEnd::Unexpected("SlipAnswer")),
         LinkMessage::CacheAnswer { .. } => Some(LinkEnd::Unexpected("CacheAnswer")),
     }
 }

@@ -7,12 +7,10 @@
 //! message), the bounds on the pipelines a node holds (in all, in bytes, per channel, in time)
 //! and the [`FunctionCounters`]. What the result means for the publish is the engine's business.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ahash::AHashMap;
 use bytes::Bytes;
 use ringcast_core::limits::{FUNCTIONS_PER_PIPELINE_MAX, FUNCTION_CALL_TIMEOUT_MS};
 use ringcast_core::link::{FunctionOutcome, FunctionRequest, LinkMessage};
@@ -27,6 +25,9 @@ use crate::limits::{
 };
 use crate::links::LinkWriter;
 use crate::outbound::http::{OutboundError, OutboundHttp, OutboundLimits, OutboundResponse};
+use crate::outbound::ordered::{
+    Admission, KeyWorker, OrderBounds, OrderedJob, OrderedQueues, Refusal,
+};
 
 /// Limits of the channel functions' own [`OutboundHttp`]: a published message waits for every
 /// call, so each gets the engine's short per-call deadline, connect retries included.
@@ -89,98 +90,44 @@ impl FunctionQueue {
 }
 
 /// The bounds on the pipelines of a node: the limits' in [`run_functions`], smaller in tests.
-#[derive(Debug, Clone, Copy)]
-struct PipelineBounds {
-    /// Pipelines queued or running, all channels together.
-    pipelines_max: usize,
-    /// Of those, one app's.
-    app_pipelines_max: usize,
-    /// Bytes of their requests.
-    bytes_max: usize,
-    /// Pipelines of one channel waiting behind its running one.
-    channel_queue_max: usize,
-    /// From a request's arrival to its answer, at most.
-    deadline: Duration,
-}
+type PipelineBounds = OrderBounds;
 
-impl Default for PipelineBounds {
-    fn default() -> Self {
-        Self {
-            pipelines_max: FUNCTION_PIPELINES_MAX,
-            app_pipelines_max: FUNCTION_PIPELINES_PER_APP_MAX,
-            bytes_max: FUNCTION_PIPELINE_BYTES_MAX,
-            channel_queue_max: FUNCTION_CHANNEL_QUEUE_MAX,
-            deadline: Duration::from_millis(FUNCTION_PIPELINE_DEADLINE_MS),
-        }
+fn pipeline_bounds() -> PipelineBounds {
+    OrderBounds {
+        jobs_max: FUNCTION_PIPELINES_MAX,
+        app_jobs_max: FUNCTION_PIPELINES_PER_APP_MAX,
+        bytes_max: FUNCTION_PIPELINE_BYTES_MAX,
+        key_queue_max: FUNCTION_CHANNEL_QUEUE_MAX,
+        deadline: Duration::from_millis(FUNCTION_PIPELINE_DEADLINE_MS),
     }
 }
 
-/// The pipelines the node holds (queued or running) and the bytes of their requests. Only
-/// [`run_functions`] counts them in, so its check-then-add cannot overshoot; each pipeline's
-/// [`PipelineSlot`] counts it out. Atomics, not the queues' lock: a slot is dropped wherever
-/// its pipeline ends, also while that lock is held.
-#[derive(Debug, Default)]
-struct Held {
-    pipelines: AtomicUsize,
-    bytes: AtomicUsize,
-    /// Pipelines per app; an app leaves the map with its last one, so it never holds more
-    /// entries than pipelines.
-    by_app: Mutex<AHashMap<String, usize>>,
-}
+impl OrderedJob for FunctionJob {
+    fn app_id(&self) -> &str {
+        &self.request.app_id
+    }
 
-impl Held {
-    fn by_app(&self) -> std::sync::MutexGuard<'_, AHashMap<String, usize>> {
-        // A poisoned lock only means a holder panicked between two plain counter updates.
-        self.by_app
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn order_key(&self) -> &str {
+        &self.request.channel
+    }
+
+    fn held_bytes(&self) -> usize {
+        request_bytes(&self.request)
+    }
+
+    fn received(&self) -> Instant {
+        self.received
     }
 }
 
-/// One pipeline's share of [`Held`]; released on drop, so also when its task is aborted.
-struct PipelineSlot {
-    held: Arc<Held>,
-    bytes: usize,
-    app_id: String,
-}
-
-impl Drop for PipelineSlot {
-    fn drop(&mut self) {
-        self.held.pipelines.fetch_sub(1, Ordering::Relaxed);
-        self.held.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
-        let mut by_app = self.held.by_app();
-        if let Some(count) = by_app.get_mut(&self.app_id) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                by_app.remove(&self.app_id);
-            }
-        }
+/// Why a bound refused a pipeline, as the engine (and the admin room) hears it.
+fn refusal_reason(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::Jobs => "too many pipelines queued on this node",
+        Refusal::Bytes => "pipelines queued on this node hold too many bytes",
+        Refusal::App => "too many pipelines queued for this app on this node",
+        Refusal::Key => "too many messages queued for this channel's functions",
     }
-}
-
-/// A pipeline admitted to its channel's queue.
-struct Queued {
-    job: FunctionJob,
-    deadline: Instant,
-    slot: PipelineSlot,
-}
-
-/// App id and channel name.
-type ChannelKey = (String, String);
-
-/// Each busy channel's pipelines waiting behind the one running. A channel has an entry exactly
-/// while its worker runs: the worker removes it when it finds the queue empty, under the same
-/// lock as [`admit`] looks for it, so every pipeline is either taken by the running worker or
-/// starts a new one. At most [`FUNCTION_PIPELINES_MAX`] entries (each holds or runs one).
-type ChannelQueues = Arc<Mutex<AHashMap<ChannelKey, VecDeque<Queued>>>>;
-
-/// A poisoned lock only means a holder panicked between two plain queue operations.
-fn lock(
-    queues: &Mutex<AHashMap<ChannelKey, VecDeque<Queued>>>,
-) -> std::sync::MutexGuard<'_, AHashMap<ChannelKey, VecDeque<Queued>>> {
-    queues
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Drains `jobs` until every [`FunctionQueue`] is dropped: each request is queued on its
@@ -192,7 +139,7 @@ pub async fn run_functions(
     http: OutboundHttp,
     counters: Arc<FunctionCounters>,
 ) {
-    run_with_bounds(jobs, http, counters, PipelineBounds::default()).await;
+    run_with_bounds(jobs, http, counters, pipeline_bounds()).await;
 }
 
 async fn run_with_bounds(
@@ -201,20 +148,15 @@ async fn run_with_bounds(
     counters: Arc<FunctionCounters>,
     bounds: PipelineBounds,
 ) {
-    let held = Arc::new(Held::default());
-    let queues = ChannelQueues::default();
+    let queues = OrderedQueues::new(bounds);
     while let Some(job) = jobs.recv().await {
-        match admit(&queues, &held, &bounds, job) {
+        match queues.admit(job) {
             Admission::Queued => {}
-            Admission::NewChannel(key) => {
-                let worker = ChannelWorker {
-                    queues: Arc::clone(&queues),
-                    key,
-                    finished: false,
-                };
+            Admission::NewKey(worker) => {
                 tokio::spawn(drain_channel(worker, http.clone(), Arc::clone(&counters)));
             }
-            Admission::Refused(job, reason) => {
+            Admission::Refused(job, refusal) => {
+                let reason = refusal_reason(refusal);
                 counters.shed.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     app_id = %job.request.app_id,
@@ -224,68 +166,6 @@ async fn run_with_bounds(
                 let outcome = FunctionOutcome::Failed(reason.to_owned());
                 answer(&job.reply, job.request.request_id, outcome, &counters);
             }
-        }
-    }
-}
-
-/// What [`admit`] did with a job.
-enum Admission {
-    /// Behind its channel's running pipeline.
-    Queued,
-    /// The channel was idle: a worker must start for it.
-    NewChannel(ChannelKey),
-    /// Past a bound: to be answered at once, with this reason.
-    Refused(FunctionJob, &'static str),
-}
-
-/// Puts `job` on its channel's queue, or says which bound refuses it.
-fn admit(
-    queues: &ChannelQueues,
-    held: &Arc<Held>,
-    bounds: &PipelineBounds,
-    job: FunctionJob,
-) -> Admission {
-    let bytes = request_bytes(&job.request);
-    if held.pipelines.load(Ordering::Relaxed) >= bounds.pipelines_max {
-        return Admission::Refused(job, "too many pipelines queued on this node");
-    }
-    if held.bytes.load(Ordering::Relaxed).saturating_add(bytes) > bounds.bytes_max {
-        return Admission::Refused(job, "pipelines queued on this node hold too many bytes");
-    }
-    let app_count = held.by_app().get(&job.request.app_id).copied().unwrap_or(0);
-    if app_count >= bounds.app_pipelines_max {
-        return Admission::Refused(job, "too many pipelines queued for this app on this node");
-    }
-    let key = (job.request.app_id.clone(), job.request.channel.clone());
-    let mut channels = lock(queues);
-    let waiting = channels.get_mut(&key);
-    if waiting
-        .as_ref()
-        .is_some_and(|waiting| waiting.len() >= bounds.channel_queue_max)
-    {
-        return Admission::Refused(job, "too many messages queued for this channel's functions");
-    }
-    held.pipelines.fetch_add(1, Ordering::Relaxed);
-    held.bytes.fetch_add(bytes, Ordering::Relaxed);
-    *held.by_app().entry(job.request.app_id.clone()).or_insert(0) += 1;
-    let slot = PipelineSlot {
-        held: Arc::clone(held),
-        bytes,
-        app_id: key.0.clone(),
-    };
-    let queued = Queued {
-        deadline: job.received + bounds.deadline,
-        job,
-        slot,
-    };
-    match waiting {
-        Some(waiting) => {
-            waiting.push_back(queued);
-            Admission::Queued
-        }
-        None => {
-            channels.insert(key.clone(), VecDeque::from([queued]));
-            Admission::NewChannel(key)
         }
     }
 }
@@ -302,56 +182,15 @@ fn request_bytes(request: &FunctionRequest) -> usize {
         })
 }
 
-/// The right to run one channel's pipelines: its entry in [`ChannelQueues`].
-struct ChannelWorker {
-    queues: ChannelQueues,
-    key: ChannelKey,
-    /// The entry was removed by [`ChannelWorker::next`].
-    finished: bool,
-}
-
-impl ChannelWorker {
-    /// The channel's next pipeline; `None` once its queue is empty, the entry then removed in
-    /// the same lock (a pipeline arriving after that starts a new worker).
-    fn next(&mut self) -> Option<Queued> {
-        let mut channels = lock(&self.queues);
-        if let Some(waiting) = channels.get_mut(&self.key) {
-            if let Some(queued) = waiting.pop_front() {
-                return Some(queued);
-            }
-            channels.remove(&self.key);
-        }
-        self.finished = true;
-        None
-    }
-}
-
-impl Drop for ChannelWorker {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        // The worker ended early (its task aborted): without the entry, the channel's next
-        // pipeline starts a worker again instead of waiting behind nobody. The pipelines that
-        // waited here go unanswered; the engine's own wait ends them. Dropped outside the lock.
-        let orphans = lock(&self.queues).remove(&self.key);
-        drop(orphans);
-    }
-}
-
 /// Runs one channel's pipelines one after another until its queue is empty.
 async fn drain_channel(
-    mut worker: ChannelWorker,
+    mut worker: KeyWorker<FunctionJob>,
     http: OutboundHttp,
     counters: Arc<FunctionCounters>,
 ) {
-    while let Some(Queued {
-        job,
-        deadline,
-        slot,
-    }) = worker.next()
-    {
-        let ended = run_pipeline(&http, &job, deadline).await;
+    while let Some(queued) = worker.next_job() {
+        let job = &queued.job;
+        let ended = run_pipeline(&http, job, queued.deadline).await;
         let request = &job.request;
         let outcome = match ended {
             Ended::Done(result) => {
@@ -379,7 +218,7 @@ async fn drain_channel(
         };
         answer(&job.reply, request.request_id, outcome, &counters);
         // Counted out once answered, so the bounds cover the pipeline until then.
-        drop(slot);
+        drop(queued);
     }
 }
 
@@ -613,7 +452,7 @@ mod tests {
     }
 
     fn start_default() -> Harness {
-        start(function_limits(), PipelineBounds::default())
+        start(function_limits(), pipeline_bounds())
     }
 
     /// With `bounds` and calls that may wait 30 s: for tests that hold a function's answer.
@@ -782,7 +621,7 @@ mod tests {
                 request_timeout: Duration::from_millis(300),
                 ..function_limits()
             },
-            PipelineBounds::default(),
+            pipeline_bounds(),
         );
         let functions = [("slow", receiver.url("/slow?token=s3cret"))];
         harness.submit(request(4, "chat", MESSAGE, &functions));
@@ -801,7 +640,7 @@ mod tests {
                 response_bytes_max: 1024,
                 ..function_limits()
             },
-            PipelineBounds::default(),
+            pipeline_bounds(),
         );
         // One channel, so the answers come in this order.
         for (id, (name, path)) in [
@@ -843,7 +682,7 @@ mod tests {
                 request_timeout: Duration::from_millis(500),
                 ..function_limits()
             },
-            PipelineBounds::default(),
+            pipeline_bounds(),
         );
         let functions = [("gone", format!("http://{addr}/fn?token=s3cret"))];
         harness.submit(request(5, "chat", MESSAGE, &functions));
@@ -884,7 +723,7 @@ mod tests {
     #[tokio::test]
     async fn different_channels_run_concurrently() {
         let receiver = functions_receiver().await;
-        let mut harness = start_patient(PipelineBounds::default());
+        let mut harness = start_patient(pipeline_bounds());
         harness.submit(request(
             1,
             "held",
@@ -909,10 +748,10 @@ mod tests {
     async fn bounds_refuse_at_once_with_a_reason_and_come_back() {
         let receiver = functions_receiver().await;
         let mut harness = start_patient(PipelineBounds {
-            pipelines_max: 3,
-            app_pipelines_max: 3,
+            jobs_max: 3,
+            app_jobs_max: 3,
             bytes_max: 1024,
-            channel_queue_max: 1,
+            key_queue_max: 1,
             deadline: Duration::from_secs(30),
         });
         let slow = [("slow", receiver.url("/slow"))];
@@ -968,8 +807,8 @@ mod tests {
     async fn one_app_cannot_take_every_slot_of_the_node() {
         let receiver = functions_receiver().await;
         let mut harness = start_patient(PipelineBounds {
-            app_pipelines_max: 2,
-            ..PipelineBounds::default()
+            app_jobs_max: 2,
+            ..pipeline_bounds()
         });
         let slow = [("slow", receiver.url("/slow"))];
         // The flooding app's two pipelines run (on two channels); its third is refused.
@@ -1003,7 +842,7 @@ mod tests {
     #[tokio::test]
     async fn a_pipeline_past_its_deadline_is_not_run_and_a_late_call_times_out() {
         let receiver = functions_receiver().await;
-        let mut harness = start_patient(PipelineBounds::default());
+        let mut harness = start_patient(pipeline_bounds());
         let deadline = Duration::from_millis(FUNCTION_PIPELINE_DEADLINE_MS);
         // Arrived (as if queued) longer ago than the deadline: nothing is called.
         let upper = [("upper", receiver.url("/upper"))];

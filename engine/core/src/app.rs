@@ -52,6 +52,12 @@ pub struct AppConfig {
     pub max_event_batch_size: u32,
     /// Webhook switches (the bridge delivers them; kept here so one config describes the app).
     pub webhooks: WebhookFlags,
+    /// `app_slip_target_url`: WebSocket-over-HTTP on `/slip/{key}`: every socket event is
+    /// POSTed here (through the bridge) and the backend's answer decides; None: not mounted.
+    pub slip_target_url: Option<String>,
+    /// `app_slip_jwt_secret`: signs the event requests' tokens and checks the control API's;
+    /// None: the app's secret.
+    pub slip_jwt_secret: Option<String>,
     /// `app_channel_authorization_url`: a private/presence subscribe without `auth` is
     /// authorized by POSTing to it (through the bridge), as pusher-js would.
     pub channel_authorization_url: Option<String>,
@@ -199,6 +205,12 @@ impl WebhookFlags {
 }
 
 impl AppConfig {
+    /// The secret of the app's WebSocket-over-HTTP tokens (`app_slip_jwt_secret`, else the
+    /// app's secret).
+    pub fn slip_secret(&self) -> &str {
+        self.slip_jwt_secret.as_deref().unwrap_or(&self.secret)
+    }
+
     /// An app with the seed's defaults (`crate::limits`, per-app defaults), except the activity
     /// timeout: 120 s (pusher-js accepts any value > 0; `docs/protocol-notes.md`, Connection).
     pub fn with_credentials(id: &str, key: &str, secret: &str) -> Self {
@@ -224,6 +236,8 @@ impl AppConfig {
             max_event_payload_kb: limits::APP_EVENT_PAYLOAD_KB_MAX_DEFAULT,
             max_event_batch_size: limits::APP_EVENT_BATCH_SIZE_MAX_DEFAULT,
             webhooks: WebhookFlags::default(),
+            slip_target_url: None,
+            slip_jwt_secret: None,
             channel_authorization_url: None,
             channel_authorization_headers: Vec::new(),
             channel_authorization_query: false,

@@ -26,6 +26,8 @@
 //!   names, auth signatures, client and server messages, presence users, REST signing and bodies.
 //! - [`shard`]: one shard's whole state machine (connections, channel registry, owned presence
 //!   and cache state, messages to other shards and to the bridge), driven by the shell.
+//! - [`slip`]: WebSocket-over-HTTP (SLIP Sockets): the event requests to an app's backend, the
+//!   commands of its answers and of control requests, their JWTs.
 //! - [`socketio`]: the Socket.IO dialect (Ekko): Engine.IO and Socket.IO packets, join tokens.
 //! - [`webhook_config`]: the apps' webhook settings as the JSON document sent to the bridge.
 //! - [`ws`]: RFC 6455 WebSocket over byte buffers: handshake, frame codec, UTF-8 validation.
@@ -46,6 +48,7 @@ pub mod link;
 pub mod origin;
 pub mod pusher;
 pub mod shard;
+pub mod slip;
 pub mod socketio;
 pub mod webhook_config;
 pub mod ws;

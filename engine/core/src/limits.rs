@@ -285,6 +285,36 @@ pub const FUNCTIONS_CONFIGURED_MAX: usize = 256;
 /// goes out unchanged. Shared with the bridge, which applies it.
 pub const FUNCTION_CALL_TIMEOUT_MS: u64 = 2_000;
 
+// ---- WebSocket-over-HTTP (SLIP) ----
+
+/// Backend calls (open, text and close events) a shard waits for: 16 384. Past it an upgrade is
+/// refused with 503 and a text message waits, unread, until a call is answered. Bounds what a
+/// flood of connections or messages to a slow backend makes a shard hold.
+pub const PENDING_SLIP_CALLS_MAX: usize = 16_384;
+/// Of those, one app's: 4 096. Stops one app's slow backend from taking every slot of the
+/// shard, so other apps' sockets still reach theirs.
+pub const PENDING_SLIP_CALLS_PER_APP_MAX: usize = 4_096;
+/// Of those, one connection's: 16. Its further messages stay unread in the socket (and the
+/// kernel's window) until an answer comes: a client that sends faster than the backend
+/// answers is slowed down, not buffered.
+pub const SLIP_CALLS_PER_CONNECTION_MAX: usize = 16;
+/// Longest a shard waits for a backend call's answer: 30 000 ms (the bridge answers a call
+/// within `SLIP_CALL_TIMEOUT_MS` of starting it, and gives up on one queued behind its
+/// connection's earlier calls at `SLIP_CALL_DEADLINE_MS`); then the call counts as failed.
+pub const SLIP_CALL_WAIT_MS_MAX: u64 = 30_000;
+/// One backend call, connect retries included: 5 000 ms. An open event's upgrade waits for it,
+/// so it is well under the handshake timeout. Shared with the bridge, which applies it.
+pub const SLIP_CALL_TIMEOUT_MS: u64 = 5_000;
+/// From a call's arrival at the bridge to its answer, queueing behind the connection's earlier
+/// calls included: 25 000 ms, under the shard's own wait so its answer is never lost.
+pub const SLIP_CALL_DEADLINE_MS: u64 = 25_000;
+/// Bytes of a connection's metadata (`SET_METADATA`, or the open event's headers): 16 KiB;
+/// a larger one is refused (counted) and the old one kept. It rides on every event request.
+pub const SLIP_METADATA_BYTES_MAX: usize = 16 * 1024;
+/// Commands in one backend answer or control request: 1 000; a longer list is invalid. Bounds
+/// the work one request makes a shard do at once.
+pub const SLIP_COMMANDS_PER_REQUEST_MAX: usize = 1_000;
+
 // ---- Shared with the bridge ----
 
 /// How long a last leave (`member_removed`, `channel_vacated` webhooks) waits for a rejoin
@@ -394,6 +424,15 @@ const _: () = assert!(PENDING_CACHE_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_CHANNELS_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_PIPELINES_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_PIPELINES_PER_APP_MAX < PENDING_PIPELINES_MAX);
+const _: () = assert!(PENDING_SLIP_CALLS_MAX <= LINK_QUEUE_MAX);
+const _: () = assert!(PENDING_SLIP_CALLS_PER_APP_MAX < PENDING_SLIP_CALLS_MAX);
+const _: () = assert!(SLIP_CALLS_PER_CONNECTION_MAX < PENDING_SLIP_CALLS_PER_APP_MAX);
+// An open event's answer comes before the handshake timeout ends the waiting upgrade, and the
+// bridge gives up before the shard does.
+const _: () = assert!(SLIP_CALL_TIMEOUT_MS < HANDSHAKE_TIMEOUT_S_DEFAULT * 1_000);
+const _: () = assert!(SLIP_CALL_TIMEOUT_MS < SLIP_CALL_DEADLINE_MS);
+const _: () = assert!(SLIP_CALL_DEADLINE_MS < SLIP_CALL_WAIT_MS_MAX);
+const _: () = assert!(SLIP_METADATA_BYTES_MAX < LINK_FRAME_BYTES_MAX);
 // A pipeline's every call timing out still ends (and is answered by the bridge) before the
 // shard gives up on it: the order of a channel's messages holds even then.
 const _: () =

@@ -840,7 +840,7 @@ fn apply_limits(l: &Lookup, app: &mut AppConfig) -> Result<(), ConfigError> {
 }
 
 /// Overrides what the bridge sends over HTTP for the app: webhooks (URL, list, event
-/// switches) and the channel authorization endpoint. Its own piece because these settings
+/// switches), the channel authorization endpoint and the WebSocket-over-HTTP backend. Its own piece because these settings
 /// depend on each other: a webhook list turns webhooks on, and webhooks turned on need
 /// somewhere to go, which is checked here once all of them are read.
 fn apply_outbound_http(l: &Lookup, app: &mut AppConfig, label: &str) -> Result<(), ConfigError> {
@@ -848,6 +848,8 @@ fn apply_outbound_http(l: &Lookup, app: &mut AppConfig, label: &str) -> Result<(
     let enabled = l.bool(Key::AppWebhooksEnabled)?;
     hooks.url = l.get(Key::AppWebhookUrl, parse_url)?;
     app.channel_authorization_url = l.get(Key::AppChannelAuthorizationUrl, parse_url)?;
+    app.slip_target_url = l.get(Key::AppSlipTargetUrl, parse_url)?;
+    app.slip_jwt_secret = l.get(Key::AppSlipJwtSecret, not_empty)?;
     if let Some(names) = l.get(Key::AppChannelAuthorizationHeaders, parse_header_names)? {
         app.channel_authorization_headers = names;
     }

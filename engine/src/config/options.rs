@@ -132,6 +132,8 @@ pub(crate) enum Key {
     AppChannelAuthorizationHeaders,
     AppChannelAuthorizationQuery,
     AppAllowedOrigins,
+    AppSlipTargetUrl,
+    AppSlipJwtSecret,
 }
 
 /// One row of the option table.
@@ -451,6 +453,14 @@ pub(crate) const SPECS: &[Spec] = &[
          array in the file): https://app.example.com, *.example.com or *; an upgrade from \
          another Origin gets 403; requests without Origin (SDKs, devices) are allowed. \
          Default: any. Required when auth offload forwards Cookie"),
+    row(Key::AppSlipTargetUrl, App, "app-slip-target-url", &["APP_SLIP_TARGET_URL"],
+        &["app_slip_target_url"], Value("URL"), "",
+        "WebSocket-over-HTTP (SLIP Sockets' TARGET_URL): mounts /slip/{key}; every socket \
+         event is POSTed here (http:// or https://) and the answer's commands run"),
+    row(Key::AppSlipJwtSecret, App, "app-slip-jwt-secret", &["APP_SLIP_JWT_SECRET"],
+        &["app_slip_jwt_secret"], Value("SECRET"), "the app's secret",
+        "WebSocket-over-HTTP (SLIP Sockets' JWT_SECRET): signs the event requests' tokens and \
+         checks the control API's"),
 ];
 
 /// The command line: one argument per row, help text naming the env vars, JSON keys and

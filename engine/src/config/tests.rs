@@ -385,6 +385,8 @@ fn seed_rows() -> Vec<Row> {
         row("app-channel-authorization-query", "APP_CHANNEL_AUTHORIZATION_QUERY", "app_channel_authorization_query", true, "true", "true", "false", |c| a(c).channel_authorization_query.to_string()),
         row("app-allowed-origins", "APP_ALLOWED_ORIGINS", "app_allowed_origins", true, "https://App.example.com, *.example.com", "https://app.example.com,*.example.com", "", |c| a(c).allowed_origins.to_string()),
         // ringcast additions.
+        row("app-slip-target-url", "APP_SLIP_TARGET_URL", "app_slip_target_url", true, "http://backend.example/ws", "http://backend.example/ws", "", |c| a(c).slip_target_url.clone().unwrap_or_default()),
+        row("app-slip-jwt-secret", "APP_SLIP_JWT_SECRET", "app_slip_jwt_secret", true, "shh", "shh", "", |c| a(c).slip_jwt_secret.clone().unwrap_or_default()),
         row("app-has-subscription-count-webhooks", "APP_HAS_SUBSCRIPTION_COUNT_WEBHOOKS", "app_has_subscription_count_webhooks", true, "true", "true", "false", |c| a(c).webhooks.subscription_count.to_string()),
         row("app-webhook-url", "APP_WEBHOOK_URL", "app_webhook_url", true, "https://hooks.example/x", "https://hooks.example/x", "", |c| a(c).webhooks.url.clone().unwrap_or_default()),
         row("app-enabled", "APP_ENABLED", "app_enabled", true, "no", "false", "true", |c| a(c).enabled.to_string()),

@@ -11,14 +11,20 @@ pub enum Dialect {
     SocketIo,
     /// The Lambda channel server's JSON protocol (`/channels/{key}`).
     ChannelsJson,
+    /// WebSocket-over-HTTP, as SLIP Sockets spoke it (`/slip/{key}`): raw text messages.
+    Slip,
 }
 
 impl Dialect {
     /// How many dialects there are (the length of per-dialect tables).
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
     /// Every dialect, in [`Dialect::index`] order.
-    pub const ALL: [Dialect; Dialect::COUNT] =
-        [Dialect::Pusher, Dialect::SocketIo, Dialect::ChannelsJson];
+    pub const ALL: [Dialect; Dialect::COUNT] = [
+        Dialect::Pusher,
+        Dialect::SocketIo,
+        Dialect::ChannelsJson,
+        Dialect::Slip,
+    ];
 
     /// Position in per-dialect tables.
     pub const fn index(self) -> usize {
@@ -26,6 +32,7 @@ impl Dialect {
             Dialect::Pusher => 0,
             Dialect::SocketIo => 1,
             Dialect::ChannelsJson => 2,
+            Dialect::Slip => 3,
         }
     }
 
@@ -35,6 +42,7 @@ impl Dialect {
             Dialect::Pusher => "pusher",
             Dialect::SocketIo => "socketio",
             Dialect::ChannelsJson => "channels",
+            Dialect::Slip => "slip",
         }
     }
 }

@@ -55,6 +55,16 @@ pub enum Content {
         /// The data, any JSON value.
         data_json: Bytes,
     },
+    /// A WebSocket-over-HTTP `PUBLISH_TEXT`: the raw text to the dialect's subscribers (data
+    /// a channel function turned into something else than a string: its JSON text); Pusher
+    /// subscribers get `{"event":"message","channel":c,"data":"<text>"}`, Socket.IO ones
+    /// `["message",{"channel":c,"message":"<text>"}]`, channels JSON ones
+    /// `{"type":"message","senderId":"server","data":"<text>"}`.
+    Slip {
+        /// The text as a JSON string literal (what every other dialect carries as data), or
+        /// any JSON value a channel function answered.
+        data_json: Bytes,
+    },
 }
 
 /// One message to one channel of one app, with its framings as they are needed.
@@ -147,6 +157,23 @@ impl Published {
         }
     }
 
+    /// A WebSocket-over-HTTP `PUBLISH_TEXT` of `text`; each framing is encoded when first
+    /// needed.
+    pub fn slip_text(text: &str) -> Self {
+        Self::slip_data(slip_data_json(text))
+    }
+
+    /// A WebSocket-over-HTTP publish whose data is `data_json` (the text as a JSON string, or
+    /// what the channel's functions made of it).
+    pub fn slip_data(data_json: String) -> Self {
+        Published {
+            content: Content::Slip {
+                data_json: Bytes::from(data_json),
+            },
+            frames: Default::default(),
+        }
+    }
+
     fn with_pusher_frame(content: Content, frame: Bytes) -> Self {
         let published = Published {
             content,
@@ -201,7 +228,8 @@ impl Published {
                 as_text(pusher_data_json),
                 None,
             )),
-            (Dialect::Pusher, Content::ChannelsJson { data_json, .. }) => Some(
+            (Dialect::Pusher, Content::ChannelsJson { data_json, .. })
+            | (Dialect::Pusher, Content::Slip { data_json }) => Some(
                 server_message::channel_event("message", channel, as_text(data_json), None),
             ),
             (Dialect::SocketIo, Content::PusherOnly) => None,
@@ -236,6 +264,10 @@ impl Published {
                 },
             ) => {
                 let args = socketio_publish_args(channel, as_text(data_json), sender_id);
+                Some(packet::event(&namespace(app_id), "message", &args))
+            }
+            (Dialect::SocketIo, Content::Slip { data_json }) => {
+                let args = socketio_text_args(channel, as_text(data_json));
                 Some(packet::event(&namespace(app_id), "message", &args))
             }
             (Dialect::ChannelsJson, Content::PusherOnly) => None,
@@ -279,8 +311,65 @@ impl Published {
                     data_json,
                 },
             ) => Some(channels_json::message(sender_id, as_text(data_json), None)),
+            (Dialect::ChannelsJson, Content::Slip { data_json }) => Some(channels_json::message(
+                SERVER_SENDER,
+                as_text(data_json),
+                None,
+            )),
+            (Dialect::Slip, Content::PusherOnly) => None,
+            (Dialect::Slip, Content::PusherFrame) => {
+                let frame = self.frames[Dialect::Pusher.index()].get()?;
+                let (_, data_json) = event_parts_of_frame(frame)?;
+                Some(raw_text(&data_json))
+            }
+            (Dialect::Slip, Content::Event { data_json, .. })
+            | (Dialect::Slip, Content::ChannelsJson { data_json, .. })
+            | (Dialect::Slip, Content::Slip { data_json }) => Some(raw_text(as_text(data_json))),
+            (
+                Dialect::Slip,
+                Content::SocketIo {
+                    event, args_json, ..
+                },
+            ) => {
+                // Only a room's messages (a publish); presence and status stay Socket.IO's.
+                if *event != "message" {
+                    return None;
+                }
+                let (_, message_json) = publish_parts(as_text(args_json))?;
+                Some(raw_text(&message_json))
+            }
         }
     }
+}
+
+/// A WebSocket-over-HTTP text as the data of a published message: a JSON string.
+pub fn slip_data_json(text: &str) -> String {
+    let mut data_json = String::with_capacity(text.len() + 2);
+    push_json_string(&mut data_json, text);
+    data_json
+}
+
+/// What a WebSocket-over-HTTP subscriber gets for data `data_json`: the string itself when the
+/// data is a string, else the data's JSON text.
+fn raw_text(data_json: &str) -> String {
+    if data_json.starts_with('"') {
+        if let Ok(text) = serde_json::from_str::<String>(data_json) {
+            return text;
+        }
+    }
+    data_json.to_owned()
+}
+
+/// `{"channel":c,"message":text}`: a WebSocket-over-HTTP publish as Socket.IO subscribers get
+/// it (no sender: the backend published it).
+fn socketio_text_args(channel: &str, data_json: &str) -> String {
+    let mut args = String::with_capacity(30 + channel.len() + data_json.len());
+    args.push_str("{\"channel\":");
+    push_json_string(&mut args, channel);
+    args.push_str(",\"message\":");
+    args.push_str(data_json);
+    args.push('}');
+    args
 }
 
 /// The sender id of a message the server published (REST, another dialect without one).
@@ -498,5 +587,55 @@ mod tests {
         let published = Published::pusher_only(Bytes::from_static(b"\x81\x02{}"));
         assert!(published.frame(Dialect::SocketIo, "1", "c").is_none());
         assert_eq!(&published.pusher_frame("1", "c")[..], b"\x81\x02{}");
+    }
+
+    #[test]
+    fn a_slip_publish_and_the_other_dialects_map_as_the_table_says() {
+        let published = Published::slip_text("hi \"you\"");
+        let pusher = published.frame(Dialect::Pusher, "1", "news").unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&text(pusher)).unwrap(),
+            json!({"event":"message","channel":"news","data":"hi \"you\""})
+        );
+        let sio = published.frame(Dialect::SocketIo, "1", "news").unwrap();
+        assert_eq!(
+            socketio_args(sio, "/1"),
+            json!(["message", {"channel":"news","message":"hi \"you\""}])
+        );
+        let cj = published.frame(Dialect::ChannelsJson, "1", "news").unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&text(cj)).unwrap(),
+            json!({"type":"message","senderId":"server","data":"hi \"you\""})
+        );
+        let slip = published.frame(Dialect::Slip, "1", "news").unwrap();
+        assert_eq!(text(slip), "hi \"you\"");
+    }
+
+    #[test]
+    fn slip_subscribers_get_string_data_raw_and_other_data_as_json() {
+        let string = Published::pusher_event("e", "c", "\"plain \\u00e9\"", None);
+        assert_eq!(
+            text(string.frame(Dialect::Slip, "1", "c").unwrap()),
+            "plain é"
+        );
+        let object = Published::pusher_event("e", "c", "{\"a\":1}", None);
+        assert_eq!(
+            text(object.frame(Dialect::Slip, "1", "c").unwrap()),
+            "{\"a\":1}"
+        );
+        let cj = Published::channels_json_event("s1", "[1,2]".into());
+        assert_eq!(text(cj.frame(Dialect::Slip, "1", "c").unwrap()), "[1,2]");
+        let args = r#"{"channel":"c","message":"yo","uuid":"u1"}"#;
+        let sio = Published::socketio_event("message", args.into(), Some("\"yo\"".into()));
+        assert_eq!(text(sio.frame(Dialect::Slip, "1", "c").unwrap()), "yo");
+        let status = Published::socketio_event("status", "{}".into(), None);
+        assert!(status.frame(Dialect::Slip, "1", "c").is_none());
+        let remote_frame = text_frame_of(r#"{"event":"e","channel":"c","data":"far"}"#);
+        let remote = Published::from_remote(remote_frame, None);
+        assert_eq!(text(remote.frame(Dialect::Slip, "1", "c").unwrap()), "far");
+        let member = text_frame_of(r#"{"event":"pusher_internal:member_added","channel":"c"}"#);
+        assert!(Published::pusher_only(member)
+            .frame(Dialect::Slip, "1", "c")
+            .is_none());
     }
 }

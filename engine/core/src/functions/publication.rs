@@ -35,6 +35,11 @@ pub enum Publication {
         /// Its `message` as JSON text.
         message_json: String,
     },
+    /// A WebSocket-over-HTTP `PUBLISH_TEXT`.
+    Slip {
+        /// The text as a JSON string literal.
+        data_json: String,
+    },
 }
 
 impl Publication {
@@ -44,6 +49,7 @@ impl Publication {
             Publication::Pusher { data_json, .. } => data_json,
             Publication::SocketIo { message_json, .. } => message_json,
             Publication::ChannelsJson { data_json, .. } => data_json,
+            Publication::Slip { data_json } => data_json,
         }
     }
 
@@ -69,6 +75,7 @@ impl Publication {
                 sender_id,
                 data_json,
             } => sender_id.len() + data_json.len(),
+            Publication::Slip { data_json } => data_json.len(),
         }
     }
 
@@ -78,7 +85,9 @@ impl Publication {
             Publication::Pusher {
                 except_socket_id, ..
             } => except_socket_id.as_deref(),
-            Publication::SocketIo { .. } | Publication::ChannelsJson { .. } => None,
+            Publication::SocketIo { .. }
+            | Publication::ChannelsJson { .. }
+            | Publication::Slip { .. } => None,
         }
     }
 
@@ -113,6 +122,9 @@ impl Publication {
                 data_json,
             } => {
                 Published::channels_json_event(&sender_id, result.map_or(data_json, str::to_owned))
+            }
+            Publication::Slip { data_json } => {
+                Published::slip_data(result.map_or(data_json, str::to_owned))
             }
         }
     }

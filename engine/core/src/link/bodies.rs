@@ -13,7 +13,8 @@ use super::fields::{
 use super::kind::{hook_kind_code, hook_kind_from_code};
 use super::message::{
     AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelFilter, FunctionOutcome,
-    FunctionRequest, HookEvent, LinkMessage, Member, PresenceChannel, UserAction,
+    FunctionRequest, HookEvent, LinkMessage, Member, PresenceChannel, SlipCall, SlipOutcome,
+    UserAction,
 };
 use crate::limits::{
     AUTH_HEADERS_MAX, FUNCTIONS_PER_PIPELINE_MAX, LINK_APPS_MAX, LINK_CHANNELS_MAX,
@@ -176,6 +177,9 @@ pub(super) fn put_stats(out: &mut BytesMut, stats: &BridgeStats) {
     out.put_u64_le(stats.function_pipelines_done);
     out.put_u64_le(stats.function_pipelines_failed);
     out.put_u64_le(stats.function_pipelines_shed);
+    out.put_u64_le(stats.slip_calls_answered);
+    out.put_u64_le(stats.slip_calls_failed);
+    out.put_u64_le(stats.slip_calls_shed);
 }
 
 pub(super) fn take_stats(body: &mut Bytes) -> Result<BridgeStats, LinkError> {
@@ -200,6 +204,9 @@ pub(super) fn take_stats(body: &mut Bytes) -> Result<BridgeStats, LinkError> {
         function_pipelines_done: take_u64(body)?,
         function_pipelines_failed: take_u64(body)?,
         function_pipelines_shed: take_u64(body)?,
+        slip_calls_answered: take_u64(body)?,
+        slip_calls_failed: take_u64(body)?,
+        slip_calls_shed: take_u64(body)?,
     })
 }
 
@@ -563,4 +570,60 @@ pub(super) fn take_function_result(body: &mut Bytes) -> Result<LinkMessage, Link
         request_id,
         outcome,
     })
+}
+
+// ---- WebSocket-over-HTTP ----
+
+/// `SlipCall`: call id (`u32`), app id, connection id, URL (blob), secret (blob), body (blob).
+pub(super) fn put_slip_call(out: &mut BytesMut, call: &SlipCall) -> Result<(), LinkError> {
+    out.put_u32_le(call.call_id);
+    put_name(out, &call.app_id)?;
+    put_name(out, &call.connection_id)?;
+    put_blob(out, call.url.as_bytes())?;
+    put_blob(out, call.secret.as_bytes())?;
+    put_blob(out, &call.body)
+}
+
+pub(super) fn take_slip_call(body: &mut Bytes) -> Result<SlipCall, LinkError> {
+    Ok(SlipCall {
+        call_id: take_u32(body)?,
+        app_id: take_name(body)?,
+        connection_id: take_name(body)?,
+        url: take_text(body)?,
+        secret: take_text(body)?,
+        body: take_blob(body)?,
+    })
+}
+
+/// `SlipAnswer`: call id (`u32`), then 1 + status (`u16`) + body (blob), or 0 + why (blob).
+pub(super) fn put_slip_answer(
+    out: &mut BytesMut,
+    call_id: u32,
+    outcome: &SlipOutcome,
+) -> Result<(), LinkError> {
+    out.put_u32_le(call_id);
+    match outcome {
+        SlipOutcome::Answered { status, body } => {
+            out.put_u8(1);
+            out.put_u16_le(*status);
+            put_blob(out, body)
+        }
+        SlipOutcome::Failed(reason) => {
+            out.put_u8(0);
+            put_blob(out, reason.as_bytes())
+        }
+    }
+}
+
+pub(super) fn take_slip_answer(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
+    let call_id = take_u32(body)?;
+    let outcome = match take_u8(body)? {
+        1 => SlipOutcome::Answered {
+            status: take_u16(body)?,
+            body: take_blob(body)?,
+        },
+        0 => SlipOutcome::Failed(take_text(body)?),
+        other => return Err(LinkError::UnknownKind(other)),
+    };
+    Ok(LinkMessage::SlipAnswer { call_id, outcome })
 }

@@ -9,10 +9,11 @@ use super::bodies::{
     put_app_channel, put_app_channel_u32, put_auth_request, put_auth_response, put_cache_answer,
     put_channel_member, put_channel_members, put_channel_user, put_channels_answer,
     put_channels_query, put_connection_counts, put_function_request, put_function_result,
-    put_hello, put_hook, put_members_query, put_members_snapshot, put_stats, put_user_command,
-    put_welcome, take_app_channel, take_app_channel_u32, take_auth_request, take_auth_response,
-    take_channels_answer, take_channels_query, take_connection_counts, take_function_request,
-    take_function_result, take_hello, take_hook, take_stats, take_user_command, take_welcome,
+    put_hello, put_hook, put_members_query, put_members_snapshot, put_slip_answer, put_slip_call,
+    put_stats, put_user_command, put_welcome, take_app_channel, take_app_channel_u32,
+    take_auth_request, take_auth_response, take_channels_answer, take_channels_query,
+    take_connection_counts, take_function_request, take_function_result, take_hello, take_hook,
+    take_slip_answer, take_slip_call, take_stats, take_user_command, take_welcome,
 };
 use super::error::LinkError;
 use super::fields::{
@@ -141,6 +142,8 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
             outcome,
         } => put_function_result(out, *request_id, outcome)?,
         LinkMessage::Associations(document) => put_blob(out, document)?,
+        LinkMessage::SlipCall(call) => put_slip_call(out, call)?,
+        LinkMessage::SlipAnswer { call_id, outcome } => put_slip_answer(out, *call_id, outcome)?,
     }
     Ok(())
 }
@@ -207,6 +210,8 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
         Kind::FunctionRequest => LinkMessage::FunctionRequest(take_function_request(body)?),
         Kind::FunctionResult => take_function_result(body)?,
         Kind::Associations => LinkMessage::Associations(take_blob(body)?),
+        Kind::SlipCall => LinkMessage::SlipCall(take_slip_call(body)?),
+        Kind::SlipAnswer => take_slip_answer(body)?,
     };
     Ok(message)
 }

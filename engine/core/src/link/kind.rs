@@ -35,6 +35,7 @@ pub(super) enum Kind {
     FunctionRequest = 18,
     /// Both ways.
     Associations = 19,
+    SlipCall = 20,
     Welcome = 129,
     Subscribed = 130,
     Deliver = 131,
@@ -45,11 +46,12 @@ pub(super) enum Kind {
     AuthResponse = 136,
     CacheAnswer = 137,
     FunctionResult = 138,
+    SlipAnswer = 139,
 }
 
 impl Kind {
     /// Every kind, for decoding a code.
-    const ALL: [Kind; 29] = [
+    const ALL: [Kind; 31] = [
         Kind::Hello,
         Kind::Subscribe,
         Kind::Unsubscribe,
@@ -79,6 +81,8 @@ impl Kind {
         Kind::FunctionRequest,
         Kind::Associations,
         Kind::FunctionResult,
+        Kind::SlipCall,
+        Kind::SlipAnswer,
     ];
 
     /// The wire code.
@@ -126,6 +130,8 @@ impl Kind {
             LinkMessage::FunctionRequest(_) => Kind::FunctionRequest,
             LinkMessage::FunctionResult { .. } => Kind::FunctionResult,
             LinkMessage::Associations(_) => Kind::Associations,
+            LinkMessage::SlipCall(_) => Kind::SlipCall,
+            LinkMessage::SlipAnswer { .. } => Kind::SlipAnswer,
         }
     }
 }

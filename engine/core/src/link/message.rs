@@ -11,8 +11,9 @@ use crate::app::WebhookEventType;
 /// release is refused at `Hello`, not misread). 3: the `subscription_count` hook kind. 4: a
 /// channel event may carry a Socket.IO event after its frame. 5: channel functions
 /// (`FunctionRequest`, `FunctionResult`, `Associations`) and their counters in `Stats`. 6: a
-/// channel event may carry the sender id of a channels JSON publish after its frame.
-pub const VERSION: u16 = 6;
+/// channel event may carry the sender id of a channels JSON publish after its frame. 7:
+/// WebSocket-over-HTTP (`SlipCall`, `SlipAnswer`) and its counters in `Stats`.
+pub const VERSION: u16 = 7;
 
 /// One event on its way between nodes: the encoded WebSocket frame that every Pusher subscriber
 /// receives, byte for byte, the socket that must not receive it, and, for an event a Socket.IO
@@ -91,6 +92,44 @@ pub struct BridgeStats {
     pub function_pipelines_failed: u64,
     /// Pipelines refused by the bridge without running (bounds reached).
     pub function_pipelines_shed: u64,
+    /// WebSocket-over-HTTP event requests the backend answered (any status).
+    pub slip_calls_answered: u64,
+    /// Event requests that got no answer (timeout, connect error, response too large).
+    pub slip_calls_failed: u64,
+    /// Event requests refused by the bridge without calling (bounds reached, link gone).
+    pub slip_calls_shed: u64,
+}
+
+/// One socket event for an app's backend (WebSocket-over-HTTP): the bridge POSTs `body` to
+/// `url` with a fresh token signed with `secret`, after the connection's earlier calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlipCall {
+    /// Echoed in the answer.
+    pub call_id: u32,
+    /// App id.
+    pub app_id: String,
+    /// The connection (its calls run one at a time, in order).
+    pub connection_id: String,
+    /// The app's target URL.
+    pub url: String,
+    /// The app's SLIP secret, to sign the request's token with.
+    pub secret: String,
+    /// The request body (`{"connectionId","metadata","events"}`).
+    pub body: Bytes,
+}
+
+/// How a [`SlipCall`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlipOutcome {
+    /// The backend answered: its status and body (whatever they are; the engine judges them).
+    Answered {
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: Bytes,
+    },
+    /// No answer; why.
+    Failed(String),
 }
 
 /// A message to run through a channel's functions (channel functions): the bridge POSTs
@@ -361,6 +400,15 @@ pub enum LinkMessage {
     /// `PUT /associations` accepted — from the engine for the other nodes, from the bridge for
     /// this node's shards.
     Associations(Bytes),
+    /// Engine → bridge: POST a socket event to the app's backend (WebSocket-over-HTTP).
+    SlipCall(SlipCall),
+    /// Bridge → engine: how the `SlipCall` with this id ended.
+    SlipAnswer {
+        /// The call's id.
+        call_id: u32,
+        /// The backend's answer, or why there is none.
+        outcome: SlipOutcome,
+    },
     /// Both ways (several nodes): something for a user's connections on every node — from the
     /// engine for the other nodes, from the bridge for this node's shards.
     UserCommand {

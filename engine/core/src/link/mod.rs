@@ -48,6 +48,6 @@ pub use error::LinkError;
 pub use fields::{put_event, take_event};
 pub use message::{
     AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelEvent, ChannelFilter,
-    FunctionOutcome, FunctionRequest, HookEvent, LinkMessage, Member, PresenceChannel,
-    SocketIoEvent, UserAction, VERSION,
+    FunctionOutcome, FunctionRequest, HookEvent, LinkMessage, Member, PresenceChannel, SlipCall,
+    SlipOutcome, SocketIoEvent, UserAction, VERSION,
 };

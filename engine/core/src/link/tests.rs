@@ -103,7 +103,29 @@ fn all_messages() -> Vec<LinkMessage> {
             function_pipelines_done: 17,
             function_pipelines_failed: 18,
             function_pipelines_shed: 19,
+            slip_calls_answered: 20,
+            slip_calls_failed: 21,
+            slip_calls_shed: 22,
         }),
+        LinkMessage::SlipCall(SlipCall {
+            call_id: 7,
+            app_id: "a".into(),
+            connection_id: "1203.4".into(),
+            url: "http://127.0.0.1:9/ws".into(),
+            secret: "s3cret".into(),
+            body: Bytes::from_static(b"{\"connectionId\":\"1203.4\"}"),
+        }),
+        LinkMessage::SlipAnswer {
+            call_id: 7,
+            outcome: SlipOutcome::Answered {
+                status: 200,
+                body: Bytes::from_static(b"{\"events\":[]}"),
+            },
+        },
+        LinkMessage::SlipAnswer {
+            call_id: 8,
+            outcome: SlipOutcome::Failed("request timed out".into()),
+        },
         LinkMessage::FunctionRequest(FunctionRequest {
             request_id: 5,
             app_id: "a".into(),

@@ -92,6 +92,7 @@ impl Shard {
             cache,
             channels,
             pipelines,
+            slip_calls,
         } = stranded;
         for (_, pending) in members {
             self.answer_members_locally(pending);
@@ -107,6 +108,9 @@ impl Shard {
         }
         for (_, pending) in pipelines {
             self.functions_unanswered(pending, by == StrandedBy::Timeout);
+        }
+        for (_, pending) in slip_calls {
+            self.slip_unanswered(pending, by == StrandedBy::Timeout);
         }
     }
 
@@ -163,7 +167,9 @@ impl Shard {
             | LinkMessage::Hook(_)
             | LinkMessage::AuthRequest(_)
             | LinkMessage::FunctionRequest(_)
+            | LinkMessage::SlipCall(_)
             | LinkMessage::CacheQuery { .. } => return Err(LinkError::WrongDirection),
+            LinkMessage::SlipAnswer { call_id, outcome } => self.slip_answer(call_id, outcome),
             LinkMessage::FunctionResult {
                 request_id,
                 outcome,

@@ -1,10 +1,11 @@
 //! [`BridgeWaits`]: what a shard waits for from the bridge: the entry of each kind of request
 //! (offloaded authorizations, members queries, cache queries, channels questions,
-//! channel-function pipelines), each kind's
+//! channel-function pipelines, WebSocket-over-HTTP calls), each kind's
 //! table (a [`Pending`], its cap and longest wait from `crate::limits`), and [`Stranded`], the
 //! requests nobody will answer (overdue, or the link went down), handed back in one piece so the
 //! shard lets every one of them go on. What an answer does is each feature's business
-//! (`auth_offload`, `cluster_presence`, `cluster_state`, `cluster_channels`).
+//! (`auth_offload`, `cluster_presence`, `cluster_state`, `cluster_channels`,
+//! `channel_functions`, `slip`).
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crate::functions::Publication;
 use crate::limits::{
     AUTH_WAIT_MS_MAX, CACHE_WAIT_MS_MAX, CHANNELS_WAIT_MS_MAX, MEMBERS_WAIT_MS_MAX,
     PENDING_AUTHS_MAX, PENDING_CACHE_MAX, PENDING_CHANNELS_MAX, PENDING_MEMBERS_MAX,
-    PENDING_PIPELINES_MAX, PIPELINE_WAIT_MS_MAX,
+    PENDING_PIPELINES_MAX, PENDING_SLIP_CALLS_MAX, PIPELINE_WAIT_MS_MAX, SLIP_CALL_WAIT_MS_MAX,
 };
 
 /// One authorization in flight: the subscription waiting for it.
@@ -104,6 +105,61 @@ pub struct PendingPipeline {
 /// The owner's pipelines in flight, by request id.
 pub type PendingPipelines = Pending<PendingPipeline>;
 
+/// What a WebSocket-over-HTTP call is for.
+#[derive(Debug)]
+pub enum SlipCallKind {
+    /// The connection's open event: its upgrade waits, with this `Sec-WebSocket-Accept`.
+    Open {
+        /// The handshake's accept value, for the 101 if the backend accepts.
+        accept: Box<str>,
+    },
+    /// A text message of the connection.
+    Text,
+    /// The connection is gone; the answer's commands still run.
+    Close,
+}
+
+/// One WebSocket-over-HTTP call in flight.
+#[derive(Debug)]
+pub struct PendingSlipCall {
+    /// The connection's app.
+    pub app: AppIndex,
+    /// The connection (on this shard).
+    pub conn: ConnRef,
+    /// What the call is for.
+    pub kind: SlipCallKind,
+}
+
+/// The shard's WebSocket-over-HTTP calls in flight, by call id.
+pub type PendingSlipCalls = Pending<PendingSlipCall>;
+
+/// How many requests of one kind each app has in flight; an app leaves the map with its last
+/// one, so it never holds more entries than requests.
+#[derive(Debug, Default)]
+pub struct AppCounts(ahash::AHashMap<AppIndex, usize>);
+
+impl AppCounts {
+    /// The app's count.
+    pub fn get(&self, app: AppIndex) -> usize {
+        self.0.get(&app).copied().unwrap_or(0)
+    }
+
+    /// One more for the app.
+    pub fn add(&mut self, app: AppIndex) {
+        *self.0.entry(app).or_insert(0) += 1;
+    }
+
+    /// One fewer for the app.
+    pub fn remove(&mut self, app: AppIndex) {
+        if let Some(count) = self.0.get_mut(&app) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.0.remove(&app);
+            }
+        }
+    }
+}
+
 /// Every request of a shard waiting for the bridge, one table per kind.
 #[derive(Debug)]
 pub struct BridgeWaits {
@@ -119,9 +175,12 @@ pub struct BridgeWaits {
     pub pipelines: PendingPipelines,
     /// Bytes the pipelines' messages hold (bounded by `PENDING_PIPELINE_BYTES_MAX`).
     pub pipeline_bytes: usize,
-    /// Pipelines per app (bounded by `PENDING_PIPELINES_PER_APP_MAX`); an app leaves the map
-    /// with its last one.
-    pub pipelines_by_app: ahash::AHashMap<AppIndex, usize>,
+    /// Pipelines per app (bounded by `PENDING_PIPELINES_PER_APP_MAX`).
+    pub pipelines_by_app: AppCounts,
+    /// WebSocket-over-HTTP calls, by call id.
+    pub slip_calls: PendingSlipCalls,
+    /// Calls per app (bounded by `PENDING_SLIP_CALLS_PER_APP_MAX`).
+    pub slip_calls_by_app: AppCounts,
 }
 
 /// Why requests were taken out unanswered.
@@ -148,6 +207,8 @@ pub struct Stranded {
     pub channels: Vec<(u32, u64)>,
     /// Pipelines (their messages go out unchanged).
     pub pipelines: Vec<(u32, PendingPipeline)>,
+    /// WebSocket-over-HTTP calls (they fail).
+    pub slip_calls: Vec<(u32, PendingSlipCall)>,
 }
 
 impl BridgeWaits {
@@ -160,7 +221,9 @@ impl BridgeWaits {
             channels: Pending::new(PENDING_CHANNELS_MAX, CHANNELS_WAIT_MS_MAX),
             pipelines: Pending::new(PENDING_PIPELINES_MAX, PIPELINE_WAIT_MS_MAX),
             pipeline_bytes: 0,
-            pipelines_by_app: ahash::AHashMap::new(),
+            pipelines_by_app: AppCounts::default(),
+            slip_calls: Pending::new(PENDING_SLIP_CALLS_MAX, SLIP_CALL_WAIT_MS_MAX),
+            slip_calls_by_app: AppCounts::default(),
         }
     }
 
@@ -173,6 +236,7 @@ impl BridgeWaits {
             cache: self.cache.drain_overdue(now_ms),
             channels: self.channels.drain_overdue(now_ms),
             pipelines: self.pipelines.drain_overdue(now_ms),
+            slip_calls: self.slip_calls.drain_overdue(now_ms),
         }
     }
 
@@ -185,6 +249,7 @@ impl BridgeWaits {
             cache: self.cache.drain_all(),
             channels: self.channels.drain_all(),
             pipelines: self.pipelines.drain_all(),
+            slip_calls: self.slip_calls.drain_all(),
         }
     }
 }

@@ -67,7 +67,7 @@ impl Shard {
             let reason = "too many messages waiting for functions on this node";
             return self.publish_unchanged(app, channel, publication, reason);
         }
-        let app_count = self.waits.pipelines_by_app.get(&app).copied().unwrap_or(0);
+        let app_count = self.waits.pipelines_by_app.get(app);
         if app_count >= PENDING_PIPELINES_PER_APP_MAX {
             let reason = "too many of this app's messages waiting for functions on this node";
             return self.publish_unchanged(app, channel, publication, reason);
@@ -86,7 +86,7 @@ impl Shard {
             }
         };
         self.waits.pipeline_bytes += bytes;
-        *self.waits.pipelines_by_app.entry(app).or_insert(0) += 1;
+        self.waits.pipelines_by_app.add(app);
         let request = FunctionRequest {
             request_id,
             app_id: self.apps.get(app).id.clone(),
@@ -143,12 +143,7 @@ impl Shard {
         waits.pipeline_bytes = waits
             .pipeline_bytes
             .saturating_sub(pending.publication.held_bytes());
-        if let Some(count) = waits.pipelines_by_app.get_mut(&pending.app) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                waits.pipelines_by_app.remove(&pending.app);
-            }
-        }
+        waits.pipelines_by_app.remove(pending.app);
     }
 
     /// Publishes the message as it was sent and tells the app's admin room why.

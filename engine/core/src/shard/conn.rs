@@ -24,6 +24,9 @@ pub enum Phase {
     SocketIo,
     /// An upgraded WebSocket on the channels JSON mount (`/channels/{key}`).
     ChannelsJson,
+    /// An upgraded WebSocket on the WebSocket-over-HTTP mount (`/slip/{key}`), accepted by
+    /// the app's backend.
+    Slip,
     /// An upgraded WebSocket on the echo path (Autobahn).
     Echo,
     /// The server sent a close frame and waits for the client's close until the deadline.
@@ -118,6 +121,8 @@ pub struct Conn {
     pub socketio: Option<Box<super::socketio_state::SocketIoSession>>,
     /// The session of a connection on the channels JSON mount.
     pub channels_json: Option<Box<super::channels_json_state::ChannelsJsonSession>>,
+    /// The session of a connection on the WebSocket-over-HTTP mount (from its upgrade on).
+    pub slip: Option<Box<super::slip_state::SlipSession>>,
     /// Signed in or holding a private/presence subscription (authorised-connection timeout).
     pub authorized: bool,
     /// Second of the current client-event rate window.
@@ -150,6 +155,7 @@ impl Conn {
             auth_forward: None,
             socketio: None,
             channels_json: None,
+            slip: None,
             authorized: false,
             client_event_window_s: 0,
             client_events_in_window: 0,
@@ -165,6 +171,7 @@ impl Conn {
                 | Phase::Pusher
                 | Phase::SocketIo
                 | Phase::ChannelsJson
+                | Phase::Slip
                 | Phase::Echo
         )
     }
@@ -175,6 +182,8 @@ impl Conn {
             Dialect::SocketIo
         } else if self.channels_json.is_some() {
             Dialect::ChannelsJson
+        } else if self.slip.is_some() {
+            Dialect::Slip
         } else {
             Dialect::Pusher
         }
@@ -192,6 +201,14 @@ impl Conn {
         }
         self.client_events_in_window += 1;
         self.client_events_in_window <= rate_max
+    }
+
+    /// A WebSocket-over-HTTP connection with as many calls in flight as it may have: its
+    /// input waits for the backend.
+    pub fn awaits_backend(&self) -> bool {
+        self.slip.as_deref().is_some_and(|session| {
+            session.calls_in_flight >= crate::limits::SLIP_CALLS_PER_CONNECTION_MAX
+        })
     }
 
     /// Index of a channel in `subscriptions`.

@@ -81,6 +81,7 @@ impl Shard {
                 json("socketio", 400, refusal.body().as_bytes())
             }
             ("PUT", crate::functions::UPDATE_PATH) => self.put_associations(body),
+            _ if crate::slip::control_app_key_of(path).is_some() => self.slip_control(head, body),
             (_, crate::functions::UPDATE_PATH) => json(
                 "associations",
                 405,

@@ -89,6 +89,14 @@ impl Shard {
                 pipeline,
             } => self.start_functions(app, &channel, *publication, pipeline),
             ShardMessage::Associations(associations) => self.associations = associations,
+            ShardMessage::SlipCommand {
+                app,
+                serial,
+                command,
+            } => self.slip_command_here(app, serial, *command),
+            ShardMessage::SlipCloseChannel { app, channel } => {
+                self.slip_close_channel_here(app, &channel)
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::dialect::Published;
 use crate::functions::{Associations, Pipeline, Publication};
+use crate::slip::event::Command;
 
 /// Index of an application in the process-wide app table.
 pub type AppIndex = u32;
@@ -259,4 +260,21 @@ pub enum ShardMessage {
     },
     /// `PUT /associations` on another shard of this node replaced every app's associations.
     Associations(Arc<Associations>),
+    /// A WebSocket-over-HTTP backend's command for a connection of the target shard.
+    SlipCommand {
+        /// The backend's app.
+        app: AppIndex,
+        /// The connection's serial (from its connection id).
+        serial: u64,
+        /// What to do.
+        command: Box<Command>,
+    },
+    /// A WebSocket-over-HTTP backend's `CLOSE_CHANNEL`: close the shard's connections of
+    /// the dialect in the channel.
+    SlipCloseChannel {
+        /// Application.
+        app: AppIndex,
+        /// Channel name.
+        channel: Arc<str>,
+    },
 }

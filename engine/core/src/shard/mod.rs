@@ -42,6 +42,8 @@
 //! - `frames.rs`: a JSON message as one shared WebSocket text frame.
 //! - `socketio_state.rs`: a Socket.IO connection's session: namespaces, origin, heartbeat.
 //! - `channels_json_state.rs`: a channels JSON connection's session: its channel, sender id.
+//! - `slip_state.rs`: a WebSocket-over-HTTP connection's session: its id, metadata, channels
+//!   and calls to the backend in flight.
 //!
 //! Features (`impl Shard`):
 //! - `mod.rs`: the struct, the shell's inputs and outputs, the tick, HTTP and WebSocket framing,
@@ -66,6 +68,9 @@
 //! - `auth_offload.rs`: channel authorization by the app's endpoint, through the bridge.
 //! - `channels_json.rs`: the channels JSON dialect: its upgrade, one channel per connection,
 //!   join / publish / ping, the idle and lifetime limits.
+//! - `slip.rs`: WebSocket-over-HTTP: the upgrade held until the backend accepts, socket events
+//!   to the backend through the bridge, its commands (from answers and the control API) run
+//!   in order.
 //! - `channel_functions.rs`: publishes through their channel's functions (held by the owner,
 //!   run by the bridge), `PUT /associations`.
 //! - `socketio.rs`: the Socket.IO dialect: the Engine.IO session, its heartbeat on the sweep,
@@ -89,6 +94,7 @@ mod pending;
 pub mod prometheus;
 mod query_state;
 pub mod registry;
+mod slip_state;
 mod socketio_state;
 pub mod stats;
 pub mod subscribers;
@@ -109,6 +115,7 @@ mod query;
 mod rest_api;
 mod session;
 mod signin;
+mod slip;
 mod socketio;
 mod socketio_rooms;
 mod subscribe;
@@ -269,6 +276,9 @@ pub struct Shard {
     waits: BridgeWaits,
     /// Every app's channel-function associations (replaced whole by `PUT /associations`).
     associations: Arc<crate::functions::Associations>,
+    /// The WebSocket-over-HTTP connections by serial (their connection ids name serials):
+    /// at most one entry per connection.
+    slip_keys: ahash::AHashMap<u64, u32>,
 }
 
 impl Shard {
@@ -302,6 +312,7 @@ impl Shard {
             link,
             waits: BridgeWaits::new(),
             associations,
+            slip_keys: ahash::AHashMap::new(),
         }
     }
 
@@ -512,7 +523,11 @@ impl Shard {
     /// Carries out one tick action on a connection.
     fn apply_tick_action(&mut self, key: u32, action: TickAction, now_ms: u64) {
         match action {
-            TickAction::Finish => self.set_phase(key, Phase::Finished),
+            TickAction::Finish => {
+                if !self.slip_open_expired(key) {
+                    self.set_phase(key, Phase::Finished);
+                }
+            }
             TickAction::Abort => self.set_phase(key, Phase::Abort),
             TickAction::Ping => {
                 if let Some(conn) = self.conns.get_mut(key as usize) {
@@ -547,7 +562,7 @@ impl Shard {
                 Phase::Pusher => {
                     self.close_pusher(key, close::RECONNECT, "Server is shutting down")
                 }
-                Phase::Echo | Phase::SocketIo | Phase::ChannelsJson => {
+                Phase::Echo | Phase::SocketIo | Phase::ChannelsJson | Phase::Slip => {
                     self.close_ws(key, 1001, "Server is shutting down")
                 }
                 // HTTP connections stay to answer what they are asked (`/ready` says 503), and
@@ -626,6 +641,8 @@ impl Shard {
             Phase::HttpWaiting => InputState::Paused,
             Phase::Finished | Phase::Abort => InputState::Read,
             _ if conn.outbound_bytes > self.input_pause_bytes() => InputState::Paused,
+            // Woken when the backend answers (`shard/slip.rs`).
+            _ if conn.awaits_backend() => InputState::Paused,
             _ if conn.input_held => InputState::Held,
             _ => InputState::Read,
         }
@@ -664,10 +681,20 @@ impl Shard {
             };
             let takes_input = matches!(
                 conn.phase,
-                Phase::Http | Phase::Pusher | Phase::SocketIo | Phase::ChannelsJson | Phase::Echo
+                Phase::Http
+                    | Phase::Pusher
+                    | Phase::SocketIo
+                    | Phase::ChannelsJson
+                    | Phase::Slip
+                    | Phase::Echo
             );
             if takes_input && conn.outbound_bytes > pause_bytes && !conn.read_buf.is_empty() {
                 // The client does not read what it asked for: its next requests wait for it.
+                conn.input_held = true;
+                return;
+            }
+            if conn.awaits_backend() && !conn.read_buf.is_empty() {
+                // The backend has not answered its earlier messages: the next ones wait.
                 conn.input_held = true;
                 return;
             }
@@ -681,6 +708,7 @@ impl Shard {
                 Phase::Pusher
                 | Phase::SocketIo
                 | Phase::ChannelsJson
+                | Phase::Slip
                 | Phase::Echo
                 | Phase::Closing { .. } => {
                     let result = conn.decoder.poll_message(&mut conn.read_buf);
@@ -821,6 +849,11 @@ impl Shard {
             self.handle_channels_json_upgrade(key, &app_key, head);
             return;
         }
+        if let Some(app_key) = crate::slip::app_key_of(&head.path).filter(|_| !is_echo) {
+            let app_key = app_key.to_owned();
+            self.handle_slip_upgrade(key, &app_key, head);
+            return;
+        }
         let app_key = head
             .path
             .strip_prefix("/app/")
@@ -828,8 +861,8 @@ impl Shard {
         if !is_echo && app_key.is_none() {
             let err = request::HttpError {
                 status: 404,
-                reason: "not found: WebSocket connections go to /app/{app_key}, /socket.io/ or \
-                         /channels/{app_key}",
+                reason: "not found: WebSocket connections go to /app/{app_key}, /socket.io/, \
+                         /channels/{app_key} or /slip/{app_key}",
             };
             self.refuse_request(key, &err);
             return;
@@ -895,7 +928,11 @@ impl Shard {
             frame::Message::Ping(payload) => {
                 if matches!(
                     phase,
-                    Phase::Pusher | Phase::SocketIo | Phase::ChannelsJson | Phase::Echo
+                    Phase::Pusher
+                        | Phase::SocketIo
+                        | Phase::ChannelsJson
+                        | Phase::Slip
+                        | Phase::Echo
                 ) {
                     self.push_control(key, frame::encode_pong(&payload));
                 }
@@ -904,7 +941,11 @@ impl Shard {
             frame::Message::Close { code, .. } => {
                 if matches!(
                     phase,
-                    Phase::Pusher | Phase::SocketIo | Phase::ChannelsJson | Phase::Echo
+                    Phase::Pusher
+                        | Phase::SocketIo
+                        | Phase::ChannelsJson
+                        | Phase::Slip
+                        | Phase::Echo
                 ) {
                     // Client-initiated close: echo the code, then close the socket.
                     let reply = match code {
@@ -920,6 +961,7 @@ impl Shard {
                 Phase::Pusher => self.handle_pusher_text(key, &payload),
                 Phase::SocketIo => self.handle_socketio_text(key, &payload),
                 Phase::ChannelsJson => self.handle_channels_json_text(key, &payload),
+                Phase::Slip => self.handle_slip_text(key, &payload),
                 _ => {}
             },
             frame::Message::Binary(payload) => match phase {
@@ -931,6 +973,11 @@ impl Shard {
                 ),
                 Phase::SocketIo => self.handle_socketio_binary(key),
                 Phase::ChannelsJson => self.handle_channels_json_binary(key),
+                Phase::Slip => self.close_ws(
+                    key,
+                    frame::CLOSE_UNSUPPORTED_DATA,
+                    "Binary messages are not supported; send text",
+                ),
                 _ => {}
             },
         }

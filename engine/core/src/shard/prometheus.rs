@@ -12,7 +12,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 33] = [
+const COUNTERS: [Counter; 37] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -171,6 +171,26 @@ const COUNTERS: [Counter; 33] = [
         |s| s.associations_updates,
     ),
     (
+        "ringcast_slip_calls_total",
+        "WebSocket-over-HTTP events sent to the apps' backends (open, text, close).",
+        |s| s.slip_calls,
+    ),
+    (
+        "ringcast_slip_calls_failed_total",
+        "WebSocket-over-HTTP events without a usable answer: none in time, non-2xx, not a list of events.",
+        |s| s.slip_calls_failed,
+    ),
+    (
+        "ringcast_slip_upgrades_refused_total",
+        "WebSocket-over-HTTP upgrades the backend did not accept or could not be asked about.",
+        |s| s.slip_upgrades_refused,
+    ),
+    (
+        "ringcast_slip_commands_refused_total",
+        "Backend commands not run: unknown or foreign connection, invalid channel, oversized metadata, too many channels.",
+        |s| s.slip_commands_refused,
+    ),
+    (
         "ringcast_associations_refused_total",
         "Channel-function associations documents refused (bad token or document).",
         |s| s.associations_refused,
@@ -186,7 +206,7 @@ type BridgeMetric = (
 );
 
 /// Every bridge metric, in the order `/metrics` lists them.
-const BRIDGE_METRICS: [BridgeMetric; 20] = [
+const BRIDGE_METRICS: [BridgeMetric; 23] = [
     (
         "ringcast_bridge_redis_connected",
         "gauge",
@@ -306,6 +326,24 @@ const BRIDGE_METRICS: [BridgeMetric; 20] = [
         "counter",
         "Channel-function pipelines the bridge refused without running (bounds reached).",
         |b| b.function_pipelines_shed,
+    ),
+    (
+        "ringcast_bridge_slip_calls_answered_total",
+        "counter",
+        "WebSocket-over-HTTP event requests the backends answered (any status).",
+        |b| b.slip_calls_answered,
+    ),
+    (
+        "ringcast_bridge_slip_calls_failed_total",
+        "counter",
+        "WebSocket-over-HTTP event requests without an answer (timeout, connect error, response too large).",
+        |b| b.slip_calls_failed,
+    ),
+    (
+        "ringcast_bridge_slip_calls_shed_total",
+        "counter",
+        "WebSocket-over-HTTP event requests the bridge refused without calling (bounds reached, link gone).",
+        |b| b.slip_calls_shed,
     ),
 ];
 
@@ -562,7 +600,7 @@ mod tests {
             shard: 1,
             stats,
             connections_by_app: vec![7],
-            connections_by_dialect: [5, 2, 1],
+            connections_by_dialect: [5, 2, 1, 3],
             sockets: 9,
             channels: 2,
             bridge_linked: None,
@@ -611,7 +649,7 @@ mod tests {
             shard,
             stats: ShardStats::default(),
             connections_by_app: vec![0],
-            connections_by_dialect: [0, 0, 0],
+            connections_by_dialect: [0, 0, 0, 0],
             sockets: 0,
             channels: 0,
             bridge_linked: linked,

@@ -180,6 +180,7 @@ impl Shard {
     pub(super) fn detach(&mut self, key: u32) {
         self.socketio_detach(key);
         self.channels_json_detach(key);
+        self.slip_detach(key);
         let Some(conn) = self.conns.get_mut(key as usize) else {
             return;
         };

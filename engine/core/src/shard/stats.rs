@@ -98,6 +98,15 @@ pub struct ShardStats {
     pub associations_updates: u64,
     /// Associations documents refused (bad token or document).
     pub associations_refused: u64,
+    /// WebSocket-over-HTTP events sent to the backends (open, text, close).
+    pub slip_calls: u64,
+    /// Of those, without a usable answer (none in time, non-2xx, not a list of events).
+    pub slip_calls_failed: u64,
+    /// WebSocket-over-HTTP upgrades the backend did not accept or could not be asked about.
+    pub slip_upgrades_refused: u64,
+    /// Backend commands not run: unknown or foreign connection, invalid channel, oversized
+    /// metadata, too many channels.
+    pub slip_commands_refused: u64,
 }
 
 impl Default for ShardStats {
@@ -143,6 +152,10 @@ impl Default for ShardStats {
             function_pipelines_failed: 0,
             associations_updates: 0,
             associations_refused: 0,
+            slip_calls: 0,
+            slip_calls_failed: 0,
+            slip_upgrades_refused: 0,
+            slip_commands_refused: 0,
         }
     }
 }

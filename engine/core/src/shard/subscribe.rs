@@ -316,6 +316,10 @@ impl Shard {
             self.channels_json_activate(key, app, channel);
             return;
         }
+        if conn.slip.is_some() {
+            self.slip_activate(key, app, channel);
+            return;
+        }
         let Some(index) = conn.subscription_index(channel) else {
             return;
         };

@@ -93,6 +93,14 @@ impl std::error::Error for ProtocolError {}
 pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
 /// Close code 1000: normal closure (the session ended as the protocol says it may).
 pub const CLOSE_NORMAL: u16 = 1000;
+/// Close code: the endpoint cannot take this kind of data (a binary message where only text is
+/// spoken).
+pub const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
+/// Close code: the server met a condition that kept it from serving the connection (its
+/// backend failed).
+pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+/// Close code: try again later (the server is overloaded).
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
 /// True for the close codes a peer may send on the wire (RFC 6455 §7.4): 1000–1003,
 /// 1007–1011 and 3000–4999. 1004–1006 and 1015 are reserved for local use, the rest of

@@ -12,6 +12,8 @@
 //! - `cluster.rs`: several nodes through the bridge link.
 //! - `socketio.rs`: Socket.IO clients in the one channel space with Pusher.
 //! - `webhooks.rs`: webhook events for the bridge and subscription counts.
+//! - `channels_json.rs`, `functions.rs`, `slip.rs`: the channels JSON dialect, channel
+//!   functions, WebSocket-over-HTTP.
 #![allow(clippy::unwrap_used)]
 
 mod channels_json;
@@ -20,6 +22,7 @@ mod connections;
 mod functions;
 mod presence;
 mod rest;
+mod slip;
 mod socketio;
 mod subscribe;
 mod webhooks;
