@@ -359,7 +359,9 @@ async fn dispatch(
             None
         }
         // For the other nodes: this node's engine has acted on both already.
-        message @ (LinkMessage::UserCommand { .. } | LinkMessage::Associations(_)) => {
+        message @ (LinkMessage::UserCommand { .. }
+        | LinkMessage::Associations(_)
+        | LinkMessage::SlipCommands { .. }) => {
             user_command(context, link_id, &message);
             None
         }

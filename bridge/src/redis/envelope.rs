@@ -70,11 +70,13 @@ pub fn is_reserved_node_id(node_id: u64) -> bool {
 /// envelope: see [`is_reserved_node_id`]).
 pub const QUERY_MAGIC: &[u8; 8] = b"\xffrcqry\x00\x01";
 
-/// First bytes of a user command (server-to-user event or terminate for every node) or of an
-/// associations document (channel functions, for every node); as a node id it is reserved.
+/// First bytes of a user command (server-to-user event or terminate for every node), of an
+/// associations document (channel functions, for every node) or of WebSocket-over-HTTP commands
+/// (for the other nodes' connections); as a node id it is reserved.
 pub const USER_COMMAND_MAGIC: &[u8; 8] = b"\xffrcusr\x00\x01";
 
-/// The payload carrying a `UserCommand` or an `Associations` document from node `node_id`:
+/// The payload carrying a `UserCommand`, an `Associations` document or `SlipCommands` from node
+/// `node_id`:
 /// magic, node id, the link frame. Both go on the user command channel, which every node hears.
 pub fn encode_user_command(node_id: u64, message: &LinkMessage) -> Result<Bytes, LinkError> {
     let mut payload = BytesMut::with_capacity(64);
@@ -84,19 +86,19 @@ pub fn encode_user_command(node_id: u64, message: &LinkMessage) -> Result<Bytes,
     Ok(payload.freeze())
 }
 
-/// The sending node and the `UserCommand` or `Associations` of a payload; `None` when it is
-/// neither.
+/// The sending node and the `UserCommand`, `Associations` or `SlipCommands` of a payload;
+/// `None` when it is none of them.
 pub fn decode_user_command(payload: &[u8]) -> Option<(u64, LinkMessage)> {
     let rest = payload.strip_prefix(USER_COMMAND_MAGIC)?;
     let (node, frame) = rest.split_at_checked(NODE_ID_BYTES)?;
     let node_id = u64::from_le_bytes(node.try_into().ok()?);
     let mut frame = BytesMut::from(frame);
     match link::decode(&mut frame) {
-        Ok(Some(message @ (LinkMessage::UserCommand { .. } | LinkMessage::Associations(_))))
-            if frame.is_empty() =>
-        {
-            Some((node_id, message))
-        }
+        Ok(Some(
+            message @ (LinkMessage::UserCommand { .. }
+            | LinkMessage::Associations(_)
+            | LinkMessage::SlipCommands { .. }),
+        )) if frame.is_empty() => Some((node_id, message)),
         _ => None,
     }
 }

@@ -17,8 +17,8 @@ use super::bodies::{
 };
 use super::error::LinkError;
 use super::fields::{
-    put_blob, put_event, take_blob, take_channel, take_event, take_member, take_members, take_name,
-    take_u32, take_u8,
+    put_blob, put_event, put_name, take_blob, take_channel, take_event, take_member, take_members,
+    take_name, take_u32, take_u8,
 };
 use super::kind::Kind;
 use super::message::LinkMessage;
@@ -144,6 +144,10 @@ fn encode_body(message: &LinkMessage, out: &mut BytesMut) -> Result<(), LinkErro
         LinkMessage::Associations(document) => put_blob(out, document)?,
         LinkMessage::SlipCall(call) => put_slip_call(out, call)?,
         LinkMessage::SlipAnswer { call_id, outcome } => put_slip_answer(out, *call_id, outcome)?,
+        LinkMessage::SlipCommands { app_id, commands } => {
+            put_name(out, app_id)?;
+            put_blob(out, commands)?;
+        }
     }
     Ok(())
 }
@@ -212,6 +216,10 @@ fn decode_body(body: &mut Bytes) -> Result<LinkMessage, LinkError> {
         Kind::Associations => LinkMessage::Associations(take_blob(body)?),
         Kind::SlipCall => LinkMessage::SlipCall(take_slip_call(body)?),
         Kind::SlipAnswer => take_slip_answer(body)?,
+        Kind::SlipCommands => LinkMessage::SlipCommands {
+            app_id: take_name(body)?,
+            commands: take_blob(body)?,
+        },
     };
     Ok(message)
 }

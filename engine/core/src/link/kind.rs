@@ -36,6 +36,8 @@ pub(super) enum Kind {
     /// Both ways.
     Associations = 19,
     SlipCall = 20,
+    /// Both ways.
+    SlipCommands = 21,
     Welcome = 129,
     Subscribed = 130,
     Deliver = 131,
@@ -51,7 +53,7 @@ pub(super) enum Kind {
 
 impl Kind {
     /// Every kind, for decoding a code.
-    const ALL: [Kind; 31] = [
+    const ALL: [Kind; 32] = [
         Kind::Hello,
         Kind::Subscribe,
         Kind::Unsubscribe,
@@ -83,6 +85,7 @@ impl Kind {
         Kind::FunctionResult,
         Kind::SlipCall,
         Kind::SlipAnswer,
+        Kind::SlipCommands,
     ];
 
     /// The wire code.
@@ -132,6 +135,7 @@ impl Kind {
             LinkMessage::Associations(_) => Kind::Associations,
             LinkMessage::SlipCall(_) => Kind::SlipCall,
             LinkMessage::SlipAnswer { .. } => Kind::SlipAnswer,
+            LinkMessage::SlipCommands { .. } => Kind::SlipCommands,
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::app::WebhookEventType;
 /// channel event may carry a Socket.IO event after its frame. 5: channel functions
 /// (`FunctionRequest`, `FunctionResult`, `Associations`) and their counters in `Stats`. 6: a
 /// channel event may carry the sender id of a channels JSON publish after its frame. 7:
-/// WebSocket-over-HTTP (`SlipCall`, `SlipAnswer`) and its counters in `Stats`.
+/// WebSocket-over-HTTP (`SlipCall`, `SlipAnswer`, `SlipCommands`) and its counters in `Stats`.
 pub const VERSION: u16 = 7;
 
 /// One event on its way between nodes: the encoded WebSocket frame that every Pusher subscriber
@@ -408,6 +408,16 @@ pub enum LinkMessage {
         call_id: u32,
         /// The backend's answer, or why there is none.
         outcome: SlipOutcome,
+    },
+    /// Both ways (several nodes): WebSocket-over-HTTP commands (`{"events":[…]}`) for
+    /// connections this node does not hold and for every node's channel subscribers
+    /// (`CLOSE_CHANNEL`) — from the engine for the other nodes, from the bridge for this node's
+    /// shards.
+    SlipCommands {
+        /// App id.
+        app_id: String,
+        /// The commands' JSON text.
+        commands: Bytes,
     },
     /// Both ways (several nodes): something for a user's connections on every node — from the
     /// engine for the other nodes, from the bridge for this node's shards.

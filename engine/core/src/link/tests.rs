@@ -122,6 +122,10 @@ fn all_messages() -> Vec<LinkMessage> {
                 body: Bytes::from_static(b"{\"events\":[]}"),
             },
         },
+        LinkMessage::SlipCommands {
+            app_id: "a".into(),
+            commands: Bytes::from_static(b"{\"events\":[]}"),
+        },
         LinkMessage::SlipAnswer {
             call_id: 8,
             outcome: SlipOutcome::Failed("request timed out".into()),

@@ -170,6 +170,9 @@ impl Shard {
             | LinkMessage::SlipCall(_)
             | LinkMessage::CacheQuery { .. } => return Err(LinkError::WrongDirection),
             LinkMessage::SlipAnswer { call_id, outcome } => self.slip_answer(call_id, outcome),
+            LinkMessage::SlipCommands { app_id, commands } => {
+                self.slip_commands_from_link(&app_id, &commands);
+            }
             LinkMessage::FunctionResult {
                 request_id,
                 outcome,

@@ -333,18 +333,24 @@ impl Shard {
     }
 
     /// Runs a backend's commands in order: each for a connection goes to that connection's
-    /// shard (this one: at once), the channel commands to every shard and node.
+    /// shard (this one: at once), the channel commands to every shard; with several nodes the
+    /// commands for connections of other nodes, and `CLOSE_CHANNEL`, go to the other nodes too
+    /// (publishes reach them as every publish does).
     fn slip_run(&mut self, app: AppIndex, commands: Vec<Command>) {
+        let mut for_other_nodes = Vec::new();
         for command in commands {
             match command {
                 Command::PublishText { channel, data } => self.slip_publish(app, &channel, &data),
                 Command::CloseChannel { channel } => {
-                    let channel: Arc<str> = Arc::from(channel);
+                    let shared: Arc<str> = Arc::from(channel.as_str());
                     self.broadcast(ShardMessage::SlipCloseChannel {
                         app,
-                        channel: channel.clone(),
+                        channel: shared.clone(),
                     });
-                    self.slip_close_channel_here(app, &channel);
+                    self.slip_close_channel_here(app, &shared);
+                    if self.link.is_cluster() {
+                        for_other_nodes.push(Command::CloseChannel { channel });
+                    }
                 }
                 // Here a connection is usable once accepted: nothing to wait for.
                 Command::PollForConnection { .. } => {}
@@ -352,20 +358,62 @@ impl Shard {
                     let target = command
                         .connection_id()
                         .and_then(|id| self.parse_socket_id(id));
-                    let Some((shard, serial)) = target else {
-                        // Not a connection of this node.
-                        self.stats.slip_commands_refused += 1;
-                        continue;
-                    };
-                    if shard == self.settings.shard_index {
-                        self.slip_command_here(app, serial, command);
-                    } else {
-                        let message = ShardMessage::SlipCommand {
-                            app,
-                            serial,
-                            command: Box::new(command),
-                        };
-                        self.route(shard, message);
+                    match target {
+                        Some((shard, serial)) => self.slip_route(app, shard, serial, command),
+                        None if self.link.is_cluster() => for_other_nodes.push(command),
+                        // Not a connection of this node, and there is no other.
+                        None => self.stats.slip_commands_refused += 1,
+                    }
+                }
+            }
+        }
+        if !for_other_nodes.is_empty() {
+            let app_id = self.apps.get(app).id.clone();
+            let commands = Bytes::from(event::encode_commands(&for_other_nodes));
+            let sent = self
+                .link
+                .send_to_cluster(|| LinkMessage::SlipCommands { app_id, commands });
+            if !sent {
+                self.stats.slip_commands_refused += for_other_nodes.len() as u64;
+            }
+        }
+    }
+
+    /// A command for connection `serial` of `shard` (this node's).
+    fn slip_route(&mut self, app: AppIndex, shard: u16, serial: u64, command: Command) {
+        if shard == self.settings.shard_index {
+            self.slip_command_here(app, serial, command);
+        } else {
+            let message = ShardMessage::SlipCommand {
+                app,
+                serial,
+                command: Box::new(command),
+            };
+            self.route(shard, message);
+        }
+    }
+
+    /// Commands another node's backend call or control request had for this node (every shard
+    /// of the node gets them): this shard runs those for its own connections and closes its
+    /// own subscribers of a closed channel.
+    pub(super) fn slip_commands_from_link(&mut self, app_id: &str, commands: &[u8]) {
+        let Some(app) = self.apps.index_by_id(app_id) else {
+            return; // an app this node does not serve
+        };
+        let Ok(commands) = event::parse_control(commands) else {
+            return; // never: the other node encoded them
+        };
+        for command in commands {
+            match command {
+                Command::CloseChannel { channel } => self.slip_close_channel_here(app, &channel),
+                command => {
+                    let target = command
+                        .connection_id()
+                        .and_then(|id| self.parse_socket_id(id));
+                    if let Some((shard, serial)) = target {
+                        if shard == self.settings.shard_index {
+                            self.slip_command_here(app, serial, command);
+                        }
                     }
                 }
             }

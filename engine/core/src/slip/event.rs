@@ -160,6 +160,57 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The command in the original's wire form.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Command::Accept { connection_id } => {
+                json!({"type":"ACCEPT","connectionId":connection_id})
+            }
+            Command::Close { connection_id } => {
+                json!({"type":"CLOSE","connectionId":connection_id})
+            }
+            Command::Text {
+                connection_id,
+                data,
+            } => json!({"type":"TEXT","connectionId":connection_id,"data":data}),
+            Command::SetMetadata {
+                connection_id,
+                metadata_json,
+            } => {
+                let metadata: serde_json::Value =
+                    serde_json::from_str(metadata_json).unwrap_or(serde_json::Value::Null);
+                json!({"type":"SET_METADATA","connectionId":connection_id,"metadata":metadata})
+            }
+            Command::Subscribe {
+                connection_id,
+                channel,
+            } => json!({"type":"SUBSCRIBE","connectionId":connection_id,"channel":channel}),
+            Command::Unsubscribe {
+                connection_id,
+                channel,
+            } => json!({"type":"UNSUBSCRIBE","connectionId":connection_id,"channel":channel}),
+            Command::PublishText { channel, data } => {
+                json!({"type":"PUBLISH_TEXT","channelId":channel,"data":data})
+            }
+            Command::CloseChannel { channel } => {
+                json!({"type":"CLOSE_CHANNEL","channelId":channel})
+            }
+            Command::PollForConnection { connection_id } => {
+                json!({"type":"POLL_FOR_CONNECTION","connectionId":connection_id,"timeout":0})
+            }
+        }
+    }
+}
+
+/// `{"events":[…]}` of `commands`, as [`parse_control`] reads it back (what a node hands the
+/// other nodes: the commands for connections it does not hold).
+pub fn encode_commands(commands: &[Command]) -> String {
+    let events: Vec<serde_json::Value> = commands.iter().map(Command::to_json).collect();
+    serde_json::json!({ "events": events }).to_string()
+}
+
 /// Why a list of commands is unusable (the whole list is refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidCommands(pub String);
@@ -434,6 +485,43 @@ mod tests {
         assert!(parse_answer(many.to_string().as_bytes()).is_err());
         assert_eq!(parse_answer(b"").unwrap(), Vec::new());
         assert_eq!(parse_answer(b" \n").unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn commands_read_back_what_they_encode() {
+        let commands = vec![
+            Command::Close {
+                connection_id: "c".into(),
+            },
+            Command::Text {
+                connection_id: "c".into(),
+                data: "\"q\"".into(),
+            },
+            Command::SetMetadata {
+                connection_id: "c".into(),
+                metadata_json: r#"{"a":[1]}"#.into(),
+            },
+            Command::Subscribe {
+                connection_id: "c".into(),
+                channel: "x".into(),
+            },
+            Command::Unsubscribe {
+                connection_id: "c".into(),
+                channel: "x".into(),
+            },
+            Command::PublishText {
+                channel: "x".into(),
+                data: "d".into(),
+            },
+            Command::CloseChannel {
+                channel: "x".into(),
+            },
+            Command::PollForConnection {
+                connection_id: "c".into(),
+            },
+        ];
+        let text = encode_commands(&commands);
+        assert_eq!(parse_control(text.as_bytes()).unwrap(), commands);
     }
 
     #[test]

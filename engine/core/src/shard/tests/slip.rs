@@ -415,3 +415,53 @@ fn unsubscribe_and_oversized_metadata() {
     sim.rest(0, "POST", "/apps/app-id/events", &[], &publish);
     assert!(sim.slip_got(a).is_empty());
 }
+
+#[test]
+fn commands_for_other_nodes_go_through_the_bridge_and_come_back_to_their_shard() {
+    // One node of several: shard 0 holds the connection.
+    let mut sim = Sim::new_mode(2, true, true, |app| {
+        app.slip_target_url = Some(TARGET.to_owned());
+    });
+    for shard in 0..2 {
+        sim.shards[shard].handle_link_up();
+        sim.link_output(shard);
+    }
+    let (a, a_id) = sim.slip_accepted(0, &[]);
+    sim.link_output(0);
+    let good = control_token("ControlEvent", SECRET);
+    let commands = json!({"events":[
+        {"type":"TEXT","connectionId":"777700.3","data":"elsewhere"},
+        {"type":"CLOSE_CHANNEL","channelId":"room"},
+        {"type":"TEXT","connectionId":a_id,"data":"here"},
+    ]});
+    assert_eq!(sim.control(1, Some(&good), &commands.to_string()).0, 200);
+    assert_eq!(sim.slip_got(a), [Got::Text("here".into())]);
+    let forwarded: Vec<LinkMessage> = sim
+        .link_output(1)
+        .into_iter()
+        .filter(|m| matches!(m, LinkMessage::SlipCommands { .. }))
+        .collect();
+    let [LinkMessage::SlipCommands { app_id, commands }] = &forwarded[..] else {
+        panic!("{forwarded:?}")
+    };
+    assert_eq!(app_id, "app-id");
+    let sent: Value = serde_json::from_slice(commands).unwrap();
+    assert_eq!(
+        sent["events"],
+        json!([
+            {"type":"TEXT","connectionId":"777700.3","data":"elsewhere"},
+            {"type":"CLOSE_CHANNEL","channelId":"room"},
+        ]),
+        "the unknown connection's and the channel's, not the local one's"
+    );
+    // From another node: every shard gets it, the connection's own shard runs it.
+    let incoming = json!({"events":[{"type":"TEXT","connectionId":a_id,"data":"from afar"}]});
+    for shard in 0..2 {
+        let message = LinkMessage::SlipCommands {
+            app_id: "app-id".into(),
+            commands: Bytes::from(incoming.to_string()),
+        };
+        sim.link_in(shard, message);
+    }
+    assert_eq!(sim.slip_got(a), [Got::Text("from afar".into())], "once");
+}
