@@ -957,4 +957,25 @@ describe('slip: two nodes on one Redis, with their own SLIP secret', () => {
     assert.equal(near.count('app secret'), 0);
     assert.equal(seen.filter((e) => e.event === 'message' && e.data === 'from control 1').length, 1, 'once');
   });
+
+  it('runs node 1\'s control commands for a connection held by node 0, and CLOSE_CHANNEL on every node', async () => {
+    // Behind a load balancer the control API is reached on any node: a command for a
+    // connection elsewhere goes there through Redis.
+    const token = controlToken(SLIP_SECRET);
+    const tag = newTag('x-far');
+    backend.expect(tag, app({ open: (id) => [text(id, 'joined')] }));
+    const far = await SlipClient.connect(nodes[0].port, { tag });
+    open.push(far);
+    far.id = await backend.idOf(tag);
+    await far.got('joined');
+    const res = await control(nodes[1].port, [text(far.id, 'via node 1'), subscribe(far.id, 'x-far-room')],
+      { token });
+    assert.equal(res.status, 200);
+    await far.got('via node 1');
+    await untilSubscribed(nodes[1].port, [far], 'x-far-room', { token });
+    const closing = await control(nodes[1].port, [closeChannel('x-far-room')], { token });
+    assert.equal(closing.status, 200);
+    assert.equal((await far.closed()).code, 1000, 'closed by a CLOSE_CHANNEL made on the other node');
+    assert.equal(far.count('via node 1'), 1, 'once');
+  });
 });
