@@ -24,6 +24,7 @@
 //! - [`origin`]: an app's allow-list of web origins and how an upgrade's `Origin` matches it.
 //! - [`pusher`]: the stateless pieces of the Pusher Channels protocol v7: close codes, channel
 //!   names, auth signatures, client and server messages, presence users, REST signing and bodies.
+//! - [`relay`]: the relay (the PHP connection layer's client / server rooms): its messages.
 //! - [`shard`]: one shard's whole state machine (connections, channel registry, owned presence
 //!   and cache state, messages to other shards and to the bridge), driven by the shell.
 //! - [`slip`]: WebSocket-over-HTTP (SLIP Sockets): the event requests to an app's backend, the
@@ -47,6 +48,7 @@ pub mod limits;
 pub mod link;
 pub mod origin;
 pub mod pusher;
+pub mod relay;
 pub mod shard;
 pub mod slip;
 pub mod socketio;

@@ -315,6 +315,24 @@ pub const SLIP_METADATA_BYTES_MAX: usize = 16 * 1024;
 /// the work one request makes a shard do at once.
 pub const SLIP_COMMANDS_PER_REQUEST_MAX: usize = 1_000;
 
+// ---- The relay ----
+
+/// Bytes of a relay room's name (`?room=`): 200.
+pub const RELAY_ROOM_NAME_BYTES_MAX: usize = 200;
+/// Relay rooms an owner shard holds (a room exists while it has a server or a client):
+/// 100 000; past it a connect is refused (the connection closed with 1013). Bounds what
+/// connections naming ever new rooms make a shard keep.
+pub const RELAY_ROOMS_PER_SHARD_MAX: usize = 100_000;
+/// Clients of one relay room: 10 000; past it a `connect` is refused as above. Each server
+/// broadcast is one frame per client.
+pub const RELAY_CLIENTS_PER_ROOM_MAX: usize = 10_000;
+/// Bytes (JSON text) of one client's merged data: 16 KiB; a `data` that would make it larger
+/// is ignored (counted). The server gets it whole on every change.
+pub const RELAY_CLIENT_DATA_BYTES_MAX: usize = 16 * 1024;
+/// Bytes of the server's merged data: 64 KiB; as above. Every client gets it whole on every
+/// change.
+pub const RELAY_SERVER_DATA_BYTES_MAX: usize = 64 * 1024;
+
 // ---- Shared with the bridge ----
 
 /// How long a last leave (`member_removed`, `channel_vacated` webhooks) waits for a rejoin
@@ -433,6 +451,8 @@ const _: () = assert!(SLIP_CALL_TIMEOUT_MS < HANDSHAKE_TIMEOUT_S_DEFAULT * 1_000
 const _: () = assert!(SLIP_CALL_TIMEOUT_MS < SLIP_CALL_DEADLINE_MS);
 const _: () = assert!(SLIP_CALL_DEADLINE_MS < SLIP_CALL_WAIT_MS_MAX);
 const _: () = assert!(SLIP_METADATA_BYTES_MAX < LINK_FRAME_BYTES_MAX);
+const _: () = assert!(RELAY_CLIENT_DATA_BYTES_MAX <= RELAY_SERVER_DATA_BYTES_MAX);
+const _: () = assert!(RELAY_ROOM_NAME_BYTES_MAX <= LINK_NAME_BYTES_MAX);
 // A pipeline's every call timing out still ends (and is answered by the bridge) before the
 // shard gives up on it: the order of a channel's messages holds even then.
 const _: () =

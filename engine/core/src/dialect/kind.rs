@@ -13,17 +13,21 @@ pub enum Dialect {
     ChannelsJson,
     /// WebSocket-over-HTTP, as SLIP Sockets spoke it (`/slip/{key}`): raw text messages.
     Slip,
+    /// The relay of the PHP connection layer (`/relay/{key}`): rooms of their own, outside the
+    /// channel space, so no published message has a framing in it.
+    Relay,
 }
 
 impl Dialect {
     /// How many dialects there are (the length of per-dialect tables).
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     /// Every dialect, in [`Dialect::index`] order.
     pub const ALL: [Dialect; Dialect::COUNT] = [
         Dialect::Pusher,
         Dialect::SocketIo,
         Dialect::ChannelsJson,
         Dialect::Slip,
+        Dialect::Relay,
     ];
 
     /// Position in per-dialect tables.
@@ -33,6 +37,7 @@ impl Dialect {
             Dialect::SocketIo => 1,
             Dialect::ChannelsJson => 2,
             Dialect::Slip => 3,
+            Dialect::Relay => 4,
         }
     }
 
@@ -43,6 +48,7 @@ impl Dialect {
             Dialect::SocketIo => "socketio",
             Dialect::ChannelsJson => "channels",
             Dialect::Slip => "slip",
+            Dialect::Relay => "relay",
         }
     }
 }

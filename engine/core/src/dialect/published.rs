@@ -210,6 +210,8 @@ impl Published {
     /// The JSON text of the message in `dialect`'s framing.
     fn encode(&self, dialect: Dialect, app_id: &str, channel: &str) -> Option<String> {
         match (dialect, &self.content) {
+            // Relay rooms are not channels.
+            (Dialect::Relay, _) => None,
             (Dialect::Pusher, Content::PusherOnly)
             | (Dialect::Pusher, Content::PusherFrame)
             | (Dialect::Pusher, Content::Event { .. }) => {

@@ -27,6 +27,8 @@ pub enum Phase {
     /// An upgraded WebSocket on the WebSocket-over-HTTP mount (`/slip/{key}`), accepted by
     /// the app's backend.
     Slip,
+    /// An upgraded WebSocket on the relay mount (`/relay/{key}`).
+    Relay,
     /// An upgraded WebSocket on the echo path (Autobahn).
     Echo,
     /// The server sent a close frame and waits for the client's close until the deadline.
@@ -38,6 +40,21 @@ pub enum Phase {
     Finished,
     /// Drop the socket now, without flushing (slow consumer past its deadline).
     Abort,
+}
+
+impl Phase {
+    /// An upgraded WebSocket the server has not started to close (any dialect, or the echo).
+    pub fn is_open_websocket(self) -> bool {
+        matches!(
+            self,
+            Phase::Pusher
+                | Phase::SocketIo
+                | Phase::ChannelsJson
+                | Phase::Slip
+                | Phase::Relay
+                | Phase::Echo
+        )
+    }
 }
 
 /// Where one subscription is in the subscribe protocol (see `shard` module docs).
@@ -123,6 +140,8 @@ pub struct Conn {
     pub channels_json: Option<Box<super::channels_json_state::ChannelsJsonSession>>,
     /// The session of a connection on the WebSocket-over-HTTP mount (from its upgrade on).
     pub slip: Option<Box<super::slip_state::SlipSession>>,
+    /// The session of a connection on the relay mount: its room.
+    pub relay: Option<Box<super::relay_state::RelaySession>>,
     /// Signed in or holding a private/presence subscription (authorised-connection timeout).
     pub authorized: bool,
     /// Second of the current client-event rate window.
@@ -156,6 +175,7 @@ impl Conn {
             socketio: None,
             channels_json: None,
             slip: None,
+            relay: None,
             authorized: false,
             client_event_window_s: 0,
             client_events_in_window: 0,
@@ -164,16 +184,7 @@ impl Conn {
 
     /// Whether the connection takes new frames (not closing or closed).
     pub fn is_open(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Http
-                | Phase::HttpWaiting
-                | Phase::Pusher
-                | Phase::SocketIo
-                | Phase::ChannelsJson
-                | Phase::Slip
-                | Phase::Echo
-        )
+        matches!(self.phase, Phase::Http | Phase::HttpWaiting) || self.phase.is_open_websocket()
     }
 
     /// The wire protocol the connection speaks (fixed at the upgrade).
@@ -184,6 +195,8 @@ impl Conn {
             Dialect::ChannelsJson
         } else if self.slip.is_some() {
             Dialect::Slip
+        } else if self.phase == Phase::Relay || self.relay.is_some() {
+            Dialect::Relay
         } else {
             Dialect::Pusher
         }

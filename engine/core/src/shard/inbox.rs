@@ -94,6 +94,14 @@ impl Shard {
                 serial,
                 command,
             } => self.slip_command_here(app, serial, *command),
+            ShardMessage::RelayIn {
+                app,
+                room,
+                conn,
+                input,
+            } => self.relay_in(app, &room, conn, input),
+            ShardMessage::RelayOut { conn, frame } => self.relay_out(conn, frame),
+            ShardMessage::RelayRefused { conn } => self.relay_refused(conn),
             ShardMessage::SlipCloseChannel { app, channel } => {
                 self.slip_close_channel_here(app, &channel)
             }

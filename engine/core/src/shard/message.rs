@@ -10,14 +10,26 @@ use bytes::Bytes;
 
 use crate::dialect::Published;
 use crate::functions::{Associations, Pipeline, Publication};
+use crate::relay::message::{Data, Role, Target};
 use crate::slip::event::Command;
+
+/// What a relay connection sent its room.
+#[derive(Debug, Clone)]
+pub enum RelayInput {
+    /// `{"connect": role}`.
+    Connect(Role),
+    /// `{"data": {…}}`, with the server's `client_id`.
+    Data(Data, Target),
+    /// The connection is gone.
+    Leave,
+}
 
 /// Index of an application in the process-wide app table.
 pub type AppIndex = u32;
 
 /// A connection on some shard: slab key plus the connection's serial (unique per shard), so a
 /// late reply for a connection that has gone (and whose key was reused) is recognised and dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnRef {
     /// Shard that owns the connection.
     pub shard: u16,
@@ -268,6 +280,29 @@ pub enum ShardMessage {
         serial: u64,
         /// What to do.
         command: Box<Command>,
+    },
+    /// A relay connection's message (or its leaving), to its room's owner shard.
+    RelayIn {
+        /// Application.
+        app: AppIndex,
+        /// The room.
+        room: Arc<str>,
+        /// The connection.
+        conn: ConnRef,
+        /// What it sent.
+        input: RelayInput,
+    },
+    /// From a relay room's owner: a frame for one of the room's connections.
+    RelayOut {
+        /// Target connection.
+        conn: ConnRef,
+        /// The encoded WebSocket frame.
+        frame: Bytes,
+    },
+    /// From a relay room's owner: the room (or the owner) is full; close the connection.
+    RelayRefused {
+        /// Target connection.
+        conn: ConnRef,
     },
     /// A WebSocket-over-HTTP backend's `CLOSE_CHANNEL`: close the shard's connections of
     /// the dialect in the channel.

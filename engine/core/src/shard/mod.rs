@@ -44,6 +44,8 @@
 //! - `channels_json_state.rs`: a channels JSON connection's session: its channel, sender id.
 //! - `slip_state.rs`: a WebSocket-over-HTTP connection's session: its id, metadata, channels
 //!   and calls to the backend in flight.
+//! - `relay_state.rs`: a relay connection's session: its room.
+//! - `relay_rooms.rs`: the relay rooms an owner shard holds: server, clients, data.
 //!
 //! Features (`impl Shard`):
 //! - `mod.rs`: the struct, the shell's inputs and outputs, the tick, HTTP and WebSocket framing,
@@ -71,6 +73,7 @@
 //! - `slip.rs`: WebSocket-over-HTTP: the upgrade held until the backend accepts, socket events
 //!   to the backend through the bridge, its commands (from answers and the control API) run
 //!   in order.
+//! - `relay.rs`: the relay: its upgrade, messages to the room's owner, the owner's frames back.
 //! - `channel_functions.rs`: publishes through their channel's functions (held by the owner,
 //!   run by the bridge), `PUT /associations`.
 //! - `socketio.rs`: the Socket.IO dialect: the Engine.IO session, its heartbeat on the sweep,
@@ -94,6 +97,8 @@ mod pending;
 pub mod prometheus;
 mod query_state;
 pub mod registry;
+mod relay_rooms;
+mod relay_state;
 mod slip_state;
 mod socketio_state;
 pub mod stats;
@@ -112,6 +117,7 @@ mod http_routes;
 mod inbox;
 mod owner_join;
 mod query;
+mod relay;
 mod rest_api;
 mod session;
 mod signin;
@@ -276,6 +282,8 @@ pub struct Shard {
     waits: BridgeWaits,
     /// Every app's channel-function associations (replaced whole by `PUT /associations`).
     associations: Arc<crate::functions::Associations>,
+    /// The relay rooms this shard owns.
+    relay_rooms: relay_rooms::RelayRooms,
     /// The WebSocket-over-HTTP connections by serial (their connection ids name serials):
     /// at most one entry per connection.
     slip_keys: ahash::AHashMap<u64, u32>,
@@ -313,6 +321,7 @@ impl Shard {
             waits: BridgeWaits::new(),
             associations,
             slip_keys: ahash::AHashMap::new(),
+            relay_rooms: relay_rooms::RelayRooms::default(),
         }
     }
 
@@ -562,9 +571,11 @@ impl Shard {
                 Phase::Pusher => {
                     self.close_pusher(key, close::RECONNECT, "Server is shutting down")
                 }
-                Phase::Echo | Phase::SocketIo | Phase::ChannelsJson | Phase::Slip => {
-                    self.close_ws(key, 1001, "Server is shutting down")
-                }
+                Phase::Echo
+                | Phase::SocketIo
+                | Phase::ChannelsJson
+                | Phase::Slip
+                | Phase::Relay => self.close_ws(key, 1001, "Server is shutting down"),
                 // HTTP connections stay to answer what they are asked (`/ready` says 503), and
                 // close after that response.
                 _ => {}
@@ -686,6 +697,7 @@ impl Shard {
                     | Phase::SocketIo
                     | Phase::ChannelsJson
                     | Phase::Slip
+                    | Phase::Relay
                     | Phase::Echo
             );
             if takes_input && conn.outbound_bytes > pause_bytes && !conn.read_buf.is_empty() {
@@ -709,6 +721,7 @@ impl Shard {
                 | Phase::SocketIo
                 | Phase::ChannelsJson
                 | Phase::Slip
+                | Phase::Relay
                 | Phase::Echo
                 | Phase::Closing { .. } => {
                     let result = conn.decoder.poll_message(&mut conn.read_buf);
@@ -854,6 +867,11 @@ impl Shard {
             self.handle_slip_upgrade(key, &app_key, head);
             return;
         }
+        if let Some(app_key) = crate::relay::app_key_of(&head.path).filter(|_| !is_echo) {
+            let app_key = app_key.to_owned();
+            self.handle_relay_upgrade(key, &app_key, head);
+            return;
+        }
         let app_key = head
             .path
             .strip_prefix("/app/")
@@ -862,7 +880,7 @@ impl Shard {
             let err = request::HttpError {
                 status: 404,
                 reason: "not found: WebSocket connections go to /app/{app_key}, /socket.io/, \
-                         /channels/{app_key} or /slip/{app_key}",
+                         /channels/{app_key}, /slip/{app_key} or /relay/{app_key}",
             };
             self.refuse_request(key, &err);
             return;
@@ -926,27 +944,13 @@ impl Shard {
         let phase = self.conns[key as usize].phase;
         match message {
             frame::Message::Ping(payload) => {
-                if matches!(
-                    phase,
-                    Phase::Pusher
-                        | Phase::SocketIo
-                        | Phase::ChannelsJson
-                        | Phase::Slip
-                        | Phase::Echo
-                ) {
+                if phase.is_open_websocket() {
                     self.push_control(key, frame::encode_pong(&payload));
                 }
             }
             frame::Message::Pong(_) => {}
             frame::Message::Close { code, .. } => {
-                if matches!(
-                    phase,
-                    Phase::Pusher
-                        | Phase::SocketIo
-                        | Phase::ChannelsJson
-                        | Phase::Slip
-                        | Phase::Echo
-                ) {
+                if phase.is_open_websocket() {
                     // Client-initiated close: echo the code, then close the socket.
                     let reply = match code {
                         Some(code) => frame::encode_close(code, ""),
@@ -962,6 +966,7 @@ impl Shard {
                 Phase::SocketIo => self.handle_socketio_text(key, &payload),
                 Phase::ChannelsJson => self.handle_channels_json_text(key, &payload),
                 Phase::Slip => self.handle_slip_text(key, &payload),
+                Phase::Relay => self.handle_relay_text(key, &payload),
                 _ => {}
             },
             frame::Message::Binary(payload) => match phase {
@@ -973,6 +978,7 @@ impl Shard {
                 ),
                 Phase::SocketIo => self.handle_socketio_binary(key),
                 Phase::ChannelsJson => self.handle_channels_json_binary(key),
+                Phase::Relay => self.handle_relay_binary(),
                 Phase::Slip => self.close_ws(
                     key,
                     frame::CLOSE_UNSUPPORTED_DATA,

@@ -12,7 +12,7 @@ use super::stats::{ShardStats, StatsSnapshot, FRAMES_PER_WRITE_BUCKETS, HANDSHAK
 type Counter = (&'static str, &'static str, fn(&ShardStats) -> u64);
 
 /// Every per-shard counter, in the order `/metrics` lists them.
-const COUNTERS: [Counter; 37] = [
+const COUNTERS: [Counter; 39] = [
     (
         "ringcast_connections_opened_total",
         "Sockets accepted.",
@@ -169,6 +169,16 @@ const COUNTERS: [Counter; 37] = [
         "ringcast_associations_updates_total",
         "Channel-function associations documents applied (PUT /associations here or on another node).",
         |s| s.associations_updates,
+    ),
+    (
+        "ringcast_relay_messages_ignored_total",
+        "Relay messages that did nothing: not JSON, unusable, past a bound or the rate, without a role, to a client not there.",
+        |s| s.relay_messages_ignored,
+    ),
+    (
+        "ringcast_relay_connects_refused_total",
+        "Relay connects refused because the room or the shard holds its most (the connection closed with 1013).",
+        |s| s.relay_connects_refused,
     ),
     (
         "ringcast_slip_calls_total",
@@ -600,7 +610,7 @@ mod tests {
             shard: 1,
             stats,
             connections_by_app: vec![7],
-            connections_by_dialect: [5, 2, 1, 3],
+            connections_by_dialect: [5, 2, 1, 3, 4],
             sockets: 9,
             channels: 2,
             bridge_linked: None,
@@ -649,7 +659,7 @@ mod tests {
             shard,
             stats: ShardStats::default(),
             connections_by_app: vec![0],
-            connections_by_dialect: [0, 0, 0, 0],
+            connections_by_dialect: [0, 0, 0, 0, 0],
             sockets: 0,
             channels: 0,
             bridge_linked: linked,

@@ -181,6 +181,7 @@ impl Shard {
         self.socketio_detach(key);
         self.channels_json_detach(key);
         self.slip_detach(key);
+        self.relay_detach(key);
         let Some(conn) = self.conns.get_mut(key as usize) else {
             return;
         };

@@ -98,6 +98,11 @@ pub struct ShardStats {
     pub associations_updates: u64,
     /// Associations documents refused (bad token or document).
     pub associations_refused: u64,
+    /// Relay messages that did nothing (not JSON, unusable, past a bound or the rate, from a
+    /// connection without a role, to a client not there), counted where they were dropped.
+    pub relay_messages_ignored: u64,
+    /// Relay connects refused (the room's or the owner shard's bound): the connection closed.
+    pub relay_connects_refused: u64,
     /// WebSocket-over-HTTP events sent to the backends (open, text, close).
     pub slip_calls: u64,
     /// Of those, without a usable answer (none in time, non-2xx, not a list of events).
@@ -152,6 +157,8 @@ impl Default for ShardStats {
             function_pipelines_failed: 0,
             associations_updates: 0,
             associations_refused: 0,
+            relay_messages_ignored: 0,
+            relay_connects_refused: 0,
             slip_calls: 0,
             slip_calls_failed: 0,
             slip_upgrades_refused: 0,

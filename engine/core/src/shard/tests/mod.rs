@@ -12,8 +12,8 @@
 //! - `cluster.rs`: several nodes through the bridge link.
 //! - `socketio.rs`: Socket.IO clients in the one channel space with Pusher.
 //! - `webhooks.rs`: webhook events for the bridge and subscription counts.
-//! - `channels_json.rs`, `functions.rs`, `slip.rs`: the channels JSON dialect, channel
-//!   functions, WebSocket-over-HTTP.
+//! - `channels_json.rs`, `functions.rs`, `slip.rs`, `relay.rs`: the channels JSON dialect,
+//!   channel functions, WebSocket-over-HTTP, the relay.
 #![allow(clippy::unwrap_used)]
 
 mod channels_json;
@@ -21,6 +21,7 @@ mod cluster;
 mod connections;
 mod functions;
 mod presence;
+mod relay;
 mod rest;
 mod slip;
 mod socketio;
