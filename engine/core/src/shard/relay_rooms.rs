@@ -103,11 +103,13 @@ fn text(json: &str) -> Bytes {
 
 impl RelayRooms {
     /// Rooms held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.rooms.len()
     }
 
     /// Whether no room is held.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }
