@@ -4,9 +4,9 @@
 //!
 //! The fuzzer picks a sequence of steps: accept a connection; queue client bytes on it (HTTP
 //! requests: health, readiness, metrics, signed REST publishes, batches, channel queries,
-//! terminations, junk; WebSocket upgrades to `/app/<key>` and `/echo`; masked frames carrying
-//! Pusher messages built from the input, with valid auth signatures for the socket id the
-//! server gave, fragmented or not; raw bytes); deliver some of those bytes (any split) when
+//! terminations, junk; WebSocket upgrades to `/app/<key>`, `/echo` and the other dialects'
+//! mounts; masked frames carrying Pusher messages built from the input, with valid auth
+//! signatures for the socket id the server gave, fragmented or not; raw bytes); deliver some of those bytes (any split) when
 //! `input_state` says `Read` (`Held`: `handle_bytes` with no bytes, as the shell does;
 //! `Paused`: nothing); deliver ring messages; advance the clock and tick; take output with
 //! random sizes, leave the socket blocked after a take or unblock it; close; drain a shard.
@@ -776,11 +776,17 @@ fn percent(s: &str) -> String {
 }
 
 fn build_upgrade(up: &Upgrade) -> (Vec<u8>, bool) {
-    let (path, pusher) = match up.path % 6 {
+    let (path, pusher) = match up.path % 10 {
         0 | 1 => (format!("/app/{KEY}"), true),
         2 => ("/app/other-key".to_owned(), true),
         3 => ("/app/unknown".to_owned(), true),
         4 => ("/echo".to_owned(), false),
+        // The other dialects' mounts: their frames are checked for framing only (the
+        // messages the fuzzer sends are Pusher JSON, which they answer or ignore).
+        5 => (format!("/channels/{KEY}"), false),
+        6 => (format!("/relay/{KEY}?room=r"), false),
+        7 => (format!("/slip/{KEY}"), false),
+        8 => ("/socket.io/?EIO=4&transport=websocket".to_owned(), false),
         _ => ("/nowhere".to_owned(), false),
     };
     let query = match up.protocol % 4 {
