@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use ringcast_core::app::{AppConfig, AppTable};
 use ringcast_core::dialect::Published;
+use ringcast_core::link::{self, LinkMessage, SlipOutcome};
 use ringcast_core::shard::{OutputState, Shard, ShardSettings};
 use ringcast_core::ws::frame;
 
@@ -128,6 +129,22 @@ pub enum Speaks {
     SocketIo,
     /// A plain WebSocket speaking the channels JSON protocol.
     ChannelsJson,
+    /// A WebSocket-over-HTTP client, accepted and subscribed by its backend (whose answers the
+    /// fixture plays through the shard's link).
+    Slip,
+}
+
+/// The target URL of the fixture app's WebSocket-over-HTTP backend (never called: the fixture
+/// answers the shard's calls itself).
+const SLIP_TARGET: &str = "http://127.0.0.1:9/bench";
+
+/// A WebSocket-over-HTTP client's upgrade request (`/slip/{key}`).
+fn slip_upgrade_request() -> String {
+    format!(
+        "GET /slip/{APP_KEY} HTTP/1.1\r\nHost: localhost:6001\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
 }
 
 /// The upgrade request pusher-js's browser transport sends (reduced to the headers that
@@ -167,7 +184,11 @@ impl Fanout {
 
     /// Like [`new`](Self::new), every subscriber speaking `speaks`.
     pub fn speaking(subscribers: usize, speaks: Speaks) -> Result<Self, String> {
-        let app = AppConfig::with_credentials(APP_ID, APP_KEY, APP_SECRET);
+        let mut app = AppConfig::with_credentials(APP_ID, APP_KEY, APP_SECRET);
+        let slip = speaks == Speaks::Slip;
+        if slip {
+            app.slip_target_url = Some(SLIP_TARGET.to_owned());
+        }
         let apps = Arc::new(AppTable::new(vec![app]));
         let shard = Shard::new(
             ShardSettings {
@@ -181,7 +202,8 @@ impl Fanout {
                 handshake_timeout_s: 10,
                 echo_path: None,
                 metrics_port_separate: false,
-                bridge_enabled: false,
+                // WebSocket-over-HTTP asks its backend through the bridge link.
+                bridge_enabled: slip,
                 cluster_enabled: false,
                 socketio: Default::default(),
                 functions: Default::default(),
@@ -215,12 +237,20 @@ impl Fanout {
                 let frame = masked_client_frame(frame::opcode::TEXT, join.as_bytes());
                 (channels_json_upgrade_request(), vec![frame])
             }
+            Speaks::Slip => (slip_upgrade_request(), Vec::new()),
         };
+        if slip {
+            fanout.shard.handle_link_up();
+            fanout.link_calls()?;
+        }
         for i in 0..subscribers {
             let key = fanout.shard.handle_accept(fanout.now_ms);
             fanout
                 .shard
                 .handle_bytes(key, upgrade.as_bytes(), fanout.now_ms);
+            if slip {
+                fanout.accept_slip_calls()?;
+            }
             for frame in &join {
                 fanout.shard.handle_bytes(key, frame, fanout.now_ms);
             }
@@ -239,6 +269,45 @@ impl Fanout {
             ));
         }
         Ok(fanout)
+    }
+
+    /// What the shard sent its bridge, decoded.
+    fn link_calls(&mut self) -> Result<Vec<LinkMessage>, String> {
+        let mut bytes = BytesMut::new();
+        self.shard.take_link_output(&mut bytes);
+        let mut messages = Vec::new();
+        while let Some(message) =
+            link::decode(&mut bytes).map_err(|e| format!("the shard's link output: {e}"))?
+        {
+            messages.push(message);
+        }
+        Ok(messages)
+    }
+
+    /// Plays the backend: every open event is answered with an ACCEPT and a SUBSCRIBE to
+    /// [`Fanout::CHANNEL`].
+    fn accept_slip_calls(&mut self) -> Result<(), String> {
+        for message in self.link_calls()? {
+            let LinkMessage::SlipCall(call) = message else {
+                continue;
+            };
+            let id = &call.connection_id;
+            let events = serde_json::json!({"events": [
+                {"type": "ACCEPT", "connectionId": id},
+                {"type": "SUBSCRIBE", "connectionId": id, "channel": Self::CHANNEL},
+            ]});
+            let answer = LinkMessage::SlipAnswer {
+                call_id: call.call_id,
+                outcome: SlipOutcome::Answered {
+                    status: 200,
+                    body: Bytes::from(events.to_string()),
+                },
+            };
+            self.shard
+                .handle_link_message(answer, self.now_ms)
+                .map_err(|e| format!("answering the open event: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Number of subscribers of [`Fanout::CHANNEL`].
@@ -276,6 +345,11 @@ impl Fanout {
         let message = r#"{"sym":"ABC","px":101.25}"#;
         let args = format!(r#"{{"channel":"{}","message":{message}}}"#, Self::CHANNEL);
         Published::socketio_event("message", args, Some(message.to_owned()))
+    }
+
+    /// A WebSocket-over-HTTP `PUBLISH_TEXT` of the same message.
+    pub fn slip_publish() -> Published {
+        Published::slip_text(r#"{"sym":"ABC","px":101.25}"#)
     }
 
     /// A channels JSON `publish` of the same message.
@@ -318,6 +392,113 @@ impl Fanout {
     }
 }
 
+/// One shard with a relay room of `clients` clients and its server, set up through the real
+/// handshake and `connect` frames: what a server's broadcast costs per client.
+#[derive(Debug)]
+pub struct RelayRoom {
+    shard: Shard,
+    server: u32,
+    clients: usize,
+    now_ms: u64,
+    wake: Vec<u32>,
+    out: BytesMut,
+    broadcast: Vec<u8>,
+}
+
+impl RelayRoom {
+    /// Builds the shard, the clients and the server.
+    pub fn new(clients: usize) -> Result<Self, String> {
+        let app = AppConfig::with_credentials(APP_ID, APP_KEY, APP_SECRET);
+        let apps = Arc::new(AppTable::new(vec![app]));
+        let shard = Shard::new(
+            ShardSettings {
+                shard_index: 0,
+                shard_count: 1,
+                socket_id_base: 4242,
+                max_message_size: 65_536,
+                outbound_bytes_max: 1 << 20,
+                handshake_timeout_s: 10,
+                echo_path: None,
+                metrics_port_separate: false,
+                bridge_enabled: false,
+                cluster_enabled: false,
+                socketio: Default::default(),
+                functions: Default::default(),
+                channels_json: Default::default(),
+                fault_trigger: false,
+            },
+            apps,
+        );
+        let mut room = RelayRoom {
+            shard,
+            server: 0,
+            clients: 0,
+            now_ms: 1_000,
+            wake: Vec::with_capacity(clients + 1),
+            out: BytesMut::with_capacity(Fanout::TAKE_MAX_BYTES),
+            broadcast: masked_client_frame(
+                frame::opcode::TEXT,
+                br#"{"data":{"tick":1,"map":{"sym":"ABC","px":101.25}}}"#,
+            ),
+        };
+        let upgrade = format!(
+            "GET /relay/{APP_KEY}?room=bench HTTP/1.1\r\nHost: localhost:6001\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        let connect = |role: &str| {
+            let text = format!(r#"{{"connect":"{role}"}}"#);
+            masked_client_frame(frame::opcode::TEXT, text.as_bytes())
+        };
+        for role in std::iter::once("server").chain(std::iter::repeat_n("client", clients)) {
+            let key = room.shard.handle_accept(room.now_ms);
+            room.shard.handle_bytes(key, upgrade.as_bytes(), room.now_ms);
+            room.shard.handle_bytes(key, &connect(role), room.now_ms);
+            if role == "server" {
+                room.server = key;
+            }
+        }
+        room.drain();
+        room.clients = clients;
+        let reached = room.broadcast_and_drain();
+        if reached != clients {
+            return Err(format!("a broadcast reached {reached} of {clients} clients"));
+        }
+        Ok(room)
+    }
+
+    /// The server sends `{"data":{…}}`: merged, then its `server_data` frame (encoded once) is
+    /// queued on every client and drained as the shell would. Returns the clients reached.
+    pub fn broadcast_and_drain(&mut self) -> usize {
+        self.shard
+            .handle_bytes(self.server, &self.broadcast, self.now_ms);
+        self.drain()
+    }
+
+    fn drain(&mut self) -> usize {
+        self.shard.take_wakeups(&mut self.wake);
+        let mut reached = 0;
+        for key in self.wake.drain(..) {
+            if key == self.server {
+                continue;
+            }
+            reached += 1;
+            loop {
+                self.out.clear();
+                let state = self
+                    .shard
+                    .take_output(key, &mut self.out, Fanout::TAKE_MAX_BYTES);
+                if state != OutputState::Open || !self.shard.has_output(key) {
+                    break;
+                }
+            }
+        }
+        let mut outbox = Vec::new();
+        self.shard.take_outbox(&mut outbox);
+        reached
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -328,7 +509,12 @@ mod tests {
 
     #[test]
     fn every_dialect_fixture_reaches_every_subscriber() {
-        for speaks in [Speaks::Pusher, Speaks::SocketIo, Speaks::ChannelsJson] {
+        for speaks in [
+            Speaks::Pusher,
+            Speaks::SocketIo,
+            Speaks::ChannelsJson,
+            Speaks::Slip,
+        ] {
             let mut fixture = Fanout::speaking(50, speaks).unwrap();
             assert_eq!(
                 fixture.publish_event_and_drain(Fanout::event()),
@@ -338,6 +524,12 @@ mod tests {
             let publish = Fanout::socketio_publish();
             assert_eq!(fixture.publish_event_and_drain(publish), 50, "{speaks:?}");
         }
+    }
+
+    #[test]
+    fn a_relay_broadcast_reaches_every_client() {
+        let mut room = RelayRoom::new(50).unwrap();
+        assert_eq!(room.broadcast_and_drain(), 50);
     }
 
     #[test]
