@@ -298,6 +298,10 @@ pub const PENDING_SLIP_CALLS_PER_APP_MAX: usize = 4_096;
 /// kernel's window) until an answer comes: a client that sends faster than the backend
 /// answers is slowed down, not buffered.
 pub const SLIP_CALLS_PER_CONNECTION_MAX: usize = 16;
+/// Bytes of those calls' request bodies on a shard: 64 MiB (a text event carries a message
+/// of up to the engine's message size, JSON-escaped, and the connection's metadata); past it
+/// as above. Without it 16 384 calls of large messages could hold a gigabyte.
+pub const PENDING_SLIP_CALL_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Longest a shard waits for a backend call's answer: 30 000 ms (the bridge answers a call
 /// within `SLIP_CALL_TIMEOUT_MS` of starting it, and gives up on one queued behind its
 /// connection's earlier calls at `SLIP_CALL_DEADLINE_MS`); then the call counts as failed.
@@ -443,6 +447,10 @@ const _: () = assert!(PENDING_CHANNELS_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_PIPELINES_MAX <= LINK_QUEUE_MAX);
 const _: () = assert!(PENDING_PIPELINES_PER_APP_MAX < PENDING_PIPELINES_MAX);
 const _: () = assert!(PENDING_SLIP_CALLS_MAX <= LINK_QUEUE_MAX);
+// A text event of the largest default message, every byte escaped (6x), fits many times.
+const _: () = assert!(
+    (WS_MESSAGE_BYTES_DEFAULT * 6 + SLIP_METADATA_BYTES_MAX) * 16 < PENDING_SLIP_CALL_BYTES_MAX
+);
 const _: () = assert!(PENDING_SLIP_CALLS_PER_APP_MAX < PENDING_SLIP_CALLS_MAX);
 const _: () = assert!(SLIP_CALLS_PER_CONNECTION_MAX < PENDING_SLIP_CALLS_PER_APP_MAX);
 // An open event's answer comes before the handshake timeout ends the waiting upgrade, and the

@@ -550,7 +550,7 @@ describe('relay: rooms of one server and many clients on /relay/{app_key}', () =
 
     const hostFrom = host.messages.length;
     host.ws._socket.pause();
-    const pad = 'p'.repeat(1024);
+    const pad = 'p'.repeat(8 * 1024);
     for (let i = 0; i < 2000; i += 1) flooder.send({ data: { i, pad } });
     await new Promise((resolve) => {
       const check = () => (flooder.ws.bufferedAmount === 0 || flooder.closed ? resolve() : setTimeout(check, 20));
@@ -574,6 +574,7 @@ describe('relay: rooms of one server and many clients on /relay/{app_key}', () =
     assert.ok(got.length > 0 || host.closed !== null,
       `the server got client data (${got.length}) or was closed as a slow consumer (${JSON.stringify(host.closed)})`);
     for (const m of got) assert.equal(m.client_data.pad, pad);
+    console.error('FLOODDBG', got.length, JSON.stringify(host.closed));
 
     assert.equal(server.exitStatus, null, 'ringcast is still running');
     assert.equal((await httpGet(server.port, '/metrics')).status, 200);

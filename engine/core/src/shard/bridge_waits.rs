@@ -128,6 +128,8 @@ pub struct PendingSlipCall {
     pub conn: ConnRef,
     /// What the call is for.
     pub kind: SlipCallKind,
+    /// Bytes of its request body (bounded in all by `PENDING_SLIP_CALL_BYTES_MAX`).
+    pub bytes: usize,
 }
 
 /// The shard's WebSocket-over-HTTP calls in flight, by call id.
@@ -181,6 +183,8 @@ pub struct BridgeWaits {
     pub slip_calls: PendingSlipCalls,
     /// Calls per app (bounded by `PENDING_SLIP_CALLS_PER_APP_MAX`).
     pub slip_calls_by_app: AppCounts,
+    /// Bytes of the calls' request bodies (bounded by `PENDING_SLIP_CALL_BYTES_MAX`).
+    pub slip_call_bytes: usize,
 }
 
 /// Why requests were taken out unanswered.
@@ -224,6 +228,7 @@ impl BridgeWaits {
             pipelines_by_app: AppCounts::default(),
             slip_calls: Pending::new(PENDING_SLIP_CALLS_MAX, SLIP_CALL_WAIT_MS_MAX),
             slip_calls_by_app: AppCounts::default(),
+            slip_call_bytes: 0,
         }
     }
 

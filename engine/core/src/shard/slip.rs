@@ -20,7 +20,8 @@ use crate::dialect::{slip_data_json, Dialect, Published};
 use crate::functions::Publication;
 use crate::http::request::{HttpError, RequestHead};
 use crate::limits::{
-    PENDING_SLIP_CALLS_PER_APP_MAX, SLIP_METADATA_BYTES_MAX, SUBSCRIPTIONS_PER_CONNECTION_MAX,
+    PENDING_SLIP_CALLS_PER_APP_MAX, PENDING_SLIP_CALL_BYTES_MAX, SLIP_METADATA_BYTES_MAX,
+    SUBSCRIPTIONS_PER_CONNECTION_MAX,
 };
 use crate::link::{LinkMessage, SlipCall, SlipOutcome};
 use crate::slip::event::{self, Command, SocketEvent};
@@ -94,7 +95,15 @@ impl Shard {
         let kind = SlipCallKind::Open {
             accept: accept.into_boxed_str(),
         };
-        self.slip_call(key, app, kind, SocketEvent::Open);
+        if !self.slip_call(key, app, kind, SocketEvent::Open) {
+            self.stats.slip_upgrades_refused += 1;
+            if let Some(conn) = self.conns.get_mut(key as usize) {
+                conn.slip = None;
+            }
+            self.slip_keys.remove(&serial);
+            let err = HttpError::new(503, "the backend cannot be asked now; try again later");
+            self.refuse_request(key, &err);
+        }
     }
 
     /// Whether a call for `app` can go to the backend now: the link is up and neither the
@@ -107,25 +116,30 @@ impl Shard {
 
     /// Sends one socket event of the connection to its app's backend (the caller checked
     /// [`Self::slip_can_call`]); an open or text event counts against the connection's bound.
+    /// False when it was not sent: the shard's calls hold their most bytes.
     fn slip_call(
         &mut self,
         key: u32,
         app: AppIndex,
         kind: SlipCallKind,
         socket_event: SocketEvent,
-    ) {
+    ) -> bool {
         let Some(conn) = self.conns.get_mut(key as usize) else {
-            return;
+            return false;
         };
         let serial = conn.serial;
         let Some(session) = conn.slip.as_deref_mut() else {
-            return;
+            return false;
         };
         let body = event::request_body(
             &session.connection_id,
             session.metadata_json.as_deref(),
             socket_event,
         );
+        let bytes = body.len();
+        if self.waits.slip_call_bytes + bytes > PENDING_SLIP_CALL_BYTES_MAX {
+            return false;
+        }
         let connection_id = session.connection_id.to_string();
         let counts_in_flight = !matches!(kind, SlipCallKind::Close);
         let pending = PendingSlipCall {
@@ -136,14 +150,16 @@ impl Shard {
                 serial,
             },
             kind,
+            bytes,
         };
         let Ok(call_id) = self.waits.slip_calls.insert(self.now_ms, pending) else {
-            return; // checked by the caller
+            return false; // checked by the caller
         };
         if counts_in_flight {
             session.calls_in_flight += 1;
         }
         self.waits.slip_calls_by_app.add(app);
+        self.waits.slip_call_bytes += bytes;
         self.stats.slip_calls += 1;
         let config = self.apps.get(app);
         let call = SlipCall {
@@ -155,6 +171,13 @@ impl Shard {
             body: Bytes::from(body),
         };
         self.link.send(LinkMessage::SlipCall(call));
+        true
+    }
+
+    /// A call is answered or given up: its share of the bounds comes back.
+    fn slip_release(&mut self, pending: &PendingSlipCall) {
+        self.waits.slip_calls_by_app.remove(pending.app);
+        self.waits.slip_call_bytes = self.waits.slip_call_bytes.saturating_sub(pending.bytes);
     }
 
     /// A text message from an accepted connection: to the backend. When the backend cannot be
@@ -172,12 +195,12 @@ impl Shard {
             self.close_ws(key, frame::CLOSE_INTERNAL_ERROR, "Backend unavailable");
             return;
         }
-        if !self.slip_can_call(app) {
+        if !self.slip_can_call(app)
+            || !self.slip_call(key, app, SlipCallKind::Text, SocketEvent::Text(text))
+        {
             self.stats.slip_calls_failed += 1;
             self.close_ws(key, frame::CLOSE_TRY_AGAIN_LATER, "Backend overloaded");
-            return;
         }
-        self.slip_call(key, app, SlipCallKind::Text, SocketEvent::Text(text));
     }
 
     /// The bridge's answer to a call.
@@ -185,7 +208,7 @@ impl Shard {
         let Some(pending) = self.waits.slip_calls.take(call_id) else {
             return; // answered already (timeout or link down)
         };
-        self.waits.slip_calls_by_app.remove(pending.app);
+        self.slip_release(&pending);
         let answer = match outcome {
             SlipOutcome::Answered { status, body } if (200..300).contains(&status) => {
                 event::parse_answer(&body).map_err(|_| SlipFailure::BadBody)
@@ -198,7 +221,7 @@ impl Shard {
 
     /// A call nobody will answer (its wait passed, or the link went down).
     pub(super) fn slip_unanswered(&mut self, pending: PendingSlipCall, timed_out: bool) {
-        self.waits.slip_calls_by_app.remove(pending.app);
+        self.slip_release(&pending);
         let failure = if timed_out {
             SlipFailure::Timeout
         } else {
@@ -576,9 +599,9 @@ impl Shard {
             self.slip_leave(key, app, left);
         }
         if accepted {
-            if self.slip_can_call(app) {
-                self.slip_call(key, app, SlipCallKind::Close, SocketEvent::Close);
-            } else {
+            let sent = self.slip_can_call(app)
+                && self.slip_call(key, app, SlipCallKind::Close, SocketEvent::Close);
+            if !sent {
                 self.stats.slip_calls_failed += 1;
             }
         }

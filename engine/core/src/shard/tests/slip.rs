@@ -465,3 +465,28 @@ fn commands_for_other_nodes_go_through_the_bridge_and_come_back_to_their_shard()
     }
     assert_eq!(sim.slip_got(a), [Got::Text("from afar".into())], "once");
 }
+
+#[test]
+fn large_messages_to_a_backend_that_never_answers_are_bounded_in_bytes() {
+    let mut sim = slip_sim(1);
+    // Every byte a control character: JSON escapes each as six.
+    let message = "\u{1}".repeat(60 * 1024);
+    let mut sent_bytes = 0usize;
+    let mut closed_busy = 0;
+    // 16 calls of about 370 KiB per connection: the bound is reached on the 12th connection.
+    for _ in 0..16 {
+        let (client, _) = sim.slip_accepted(0, &[]);
+        for _ in 0..crate::limits::SLIP_CALLS_PER_CONNECTION_MAX {
+            sim.slip_send(client, &message);
+        }
+        sent_bytes += sim.slip_calls(0).iter().map(|c| c.body.len()).sum::<usize>();
+        if sim.slip_got(client).contains(&Got::Close(1013)) {
+            closed_busy += 1;
+        }
+    }
+    assert!(
+        sent_bytes <= crate::limits::PENDING_SLIP_CALL_BYTES_MAX,
+        "{sent_bytes} bytes held for the backend"
+    );
+    assert!(closed_busy > 0, "past the bound a message closes its connection (1013)");
+}
