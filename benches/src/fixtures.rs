@@ -452,7 +452,8 @@ impl RelayRoom {
         };
         for role in std::iter::once("server").chain(std::iter::repeat_n("client", clients)) {
             let key = room.shard.handle_accept(room.now_ms);
-            room.shard.handle_bytes(key, upgrade.as_bytes(), room.now_ms);
+            room.shard
+                .handle_bytes(key, upgrade.as_bytes(), room.now_ms);
             room.shard.handle_bytes(key, &connect(role), room.now_ms);
             if role == "server" {
                 room.server = key;
@@ -462,7 +463,9 @@ impl RelayRoom {
         room.clients = clients;
         let reached = room.broadcast_and_drain();
         if reached != clients {
-            return Err(format!("a broadcast reached {reached} of {clients} clients"));
+            return Err(format!(
+                "a broadcast reached {reached} of {clients} clients"
+            ));
         }
         Ok(room)
     }

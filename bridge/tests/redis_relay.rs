@@ -26,8 +26,7 @@ fn event(channel: &str, text: &str) -> ChannelEvent {
         channel: channel.into(),
         except_socket_id: "123.456".into(),
         frame: Bytes::from(frame),
-        socketio: None,
-        channels_json_sender: None,
+        part: None,
     }
 }
 

@@ -336,8 +336,7 @@ mod tests {
                 channel: channel.into(),
                 except_socket_id: String::new(),
                 frame: Bytes::from_static(b"\x81\x02hi"),
-                socketio: None,
-                channels_json_sender: None,
+                part: None,
             },
         )
         .expect("encodes")
@@ -437,8 +436,7 @@ mod tests {
                 channel: "ch".into(),
                 except_socket_id: String::new(),
                 frame: Bytes::new(),
-                socketio: None,
-                channels_json_sender: None,
+                part: None,
             },
         )
         .expect("encodes");
@@ -454,8 +452,7 @@ mod tests {
             channel: "ch".into(),
             except_socket_id: "9.9".into(),
             frame: Bytes::from_static(b"\x81\x01x"),
-            socketio: None,
-            channels_json_sender: None,
+            part: None,
         };
         let payload = encode_envelope(OTHER_NODE, &event).expect("encodes");
         assert_eq!(

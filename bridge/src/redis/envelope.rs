@@ -247,8 +247,7 @@ mod tests {
             channel: "private-room".into(),
             except_socket_id: "1.2".into(),
             frame: Bytes::from_static(b"\x81\x05hello"),
-            socketio: None,
-            channels_json_sender: None,
+            part: None,
         }
     }
 

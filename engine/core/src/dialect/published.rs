@@ -128,6 +128,18 @@ impl Published {
         Self::with_pusher_frame(content, frame)
     }
 
+    /// A WebSocket-over-HTTP `PUBLISH_TEXT` from another node: its Pusher frame; its data is
+    /// the frame's (an unreadable frame is delivered as a Pusher frame alone).
+    pub fn from_remote_slip(frame: Bytes) -> Self {
+        let content = match event_parts_of_frame(&frame) {
+            Some((_, data_json)) => Content::Slip {
+                data_json: Bytes::from(data_json),
+            },
+            None => Content::PusherFrame,
+        };
+        Self::with_pusher_frame(content, frame)
+    }
+
     /// A Socket.IO event to a room; each framing is encoded when first needed.
     pub fn socketio_event(
         event: &'static str,
@@ -639,5 +651,19 @@ mod tests {
         assert!(Published::pusher_only(member)
             .frame(Dialect::Slip, "1", "c")
             .is_none());
+    }
+
+    #[test]
+    fn a_slip_publish_from_another_node_frames_as_it_did_on_its_own() {
+        let local = Published::slip_text("far \"away\"");
+        let frame = local.pusher_frame("1", "news");
+        let remote = Published::from_remote_slip(frame);
+        for dialect in Dialect::ALL {
+            assert_eq!(
+                remote.frame(dialect, "1", "news"),
+                local.frame(dialect, "1", "news"),
+                "{dialect:?}"
+            );
+        }
     }
 }

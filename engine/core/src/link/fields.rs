@@ -7,7 +7,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::LinkError;
-use super::message::{ChannelEvent, Member, PresenceChannel, SocketIoEvent};
+use super::message::{ChannelEvent, DialectPart, Member, PresenceChannel, SocketIoEvent};
 use crate::limits::{LINK_FRAME_BYTES_MAX, LINK_MEMBERS_MAX, LINK_NAME_BYTES_MAX};
 
 // ---- Integers ----
@@ -150,13 +150,18 @@ pub fn put_event(out: &mut BytesMut, event: &ChannelEvent) -> Result<(), LinkErr
     put_name(out, &event.channel)?;
     put_name(out, &event.except_socket_id)?;
     put_blob(out, &event.frame)?;
-    if let Some(socketio) = &event.socketio {
-        out.put_u8(SOCKETIO_EVENT_TAG);
-        put_name(out, &socketio.event)?;
-        put_blob(out, &socketio.args_json)?;
-    } else if let Some(sender) = &event.channels_json_sender {
-        out.put_u8(CHANNELS_JSON_SENDER_TAG);
-        put_name(out, sender)?;
+    match &event.part {
+        None => {}
+        Some(DialectPart::SocketIo(socketio)) => {
+            out.put_u8(SOCKETIO_EVENT_TAG);
+            put_name(out, &socketio.event)?;
+            put_blob(out, &socketio.args_json)?;
+        }
+        Some(DialectPart::ChannelsJson(sender)) => {
+            out.put_u8(CHANNELS_JSON_SENDER_TAG);
+            put_name(out, sender)?;
+        }
+        Some(DialectPart::SlipText) => out.put_u8(SLIP_TEXT_TAG),
     }
     Ok(())
 }
@@ -165,37 +170,41 @@ pub fn put_event(out: &mut BytesMut, event: &ChannelEvent) -> Result<(), LinkErr
 const SOCKETIO_EVENT_TAG: u8 = 1;
 /// The byte before an event's channels JSON sender id.
 const CHANNELS_JSON_SENDER_TAG: u8 = 2;
+/// The byte that marks a WebSocket-over-HTTP `PUBLISH_TEXT` (nothing follows it).
+const SLIP_TEXT_TAG: u8 = 3;
 
 /// Decodes an event's fields (the inverse of [`put_event`]); the frame shares `body`'s memory.
-/// An event ends after its frame or, when the next byte is the Socket.IO (channels JSON) tag,
-/// after its Socket.IO part (sender id); anything else after the frame is left for the caller (whose own framing
-/// says whether it is allowed).
+/// An event ends after its frame or, when the next byte is a dialect part's tag, after that
+/// part; anything else after the frame is left for the caller (whose own framing says whether
+/// it is allowed).
 pub fn take_event(body: &mut Bytes) -> Result<ChannelEvent, LinkError> {
     let app_id = take_name(body)?;
     let channel = take_name(body)?;
     let except_socket_id = take_name(body)?;
     let frame = take_blob(body)?;
-    let (mut socketio, mut channels_json_sender) = (None, None);
-    match body.first() {
+    let part = match body.first() {
         Some(&SOCKETIO_EVENT_TAG) => {
             body.advance(1);
-            socketio = Some(SocketIoEvent {
+            Some(DialectPart::SocketIo(SocketIoEvent {
                 event: take_name(body)?,
                 args_json: take_blob(body)?,
-            });
+            }))
         }
         Some(&CHANNELS_JSON_SENDER_TAG) => {
             body.advance(1);
-            channels_json_sender = Some(take_name(body)?);
+            Some(DialectPart::ChannelsJson(take_name(body)?))
         }
-        _ => {}
-    }
+        Some(&SLIP_TEXT_TAG) => {
+            body.advance(1);
+            Some(DialectPart::SlipText)
+        }
+        _ => None,
+    };
     Ok(ChannelEvent {
         app_id,
         channel,
         except_socket_id,
         frame,
-        socketio,
-        channels_json_sender,
+        part,
     })
 }

@@ -29,14 +29,21 @@ pub struct ChannelEvent {
     pub except_socket_id: String,
     /// The complete server-to-client WebSocket frame (unmasked text frame).
     pub frame: Bytes,
-    /// The Socket.IO event, for events published in the Socket.IO dialect. On the wire it
-    /// follows the frame and is absent otherwise, so a Pusher event's bytes are those of
-    /// version 3.
-    pub socketio: Option<SocketIoEvent>,
-    /// The publisher's sender id, for events published in the channels JSON dialect (the
-    /// data is the frame's). On the wire it follows the frame, like the Socket.IO part (an
-    /// event has at most one of the two).
-    pub channels_json_sender: Option<String>,
+    /// For an event published in another dialect, what the other nodes need to frame it as
+    /// this one does. On the wire it follows the frame and is absent otherwise, so a Pusher
+    /// event's bytes are those of version 3.
+    pub part: Option<DialectPart>,
+}
+
+/// What an event published in a dialect other than Pusher carries besides its Pusher frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialectPart {
+    /// Published in the Socket.IO dialect: what a Socket.IO subscriber receives.
+    SocketIo(SocketIoEvent),
+    /// A channels JSON `publish`: the publisher's sender id (the data is the frame's).
+    ChannelsJson(String),
+    /// A WebSocket-over-HTTP `PUBLISH_TEXT` (the text is the frame's data).
+    SlipText,
 }
 
 /// A Socket.IO event `[event, args]` as a Socket.IO subscriber receives it.

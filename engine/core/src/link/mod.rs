@@ -47,7 +47,7 @@ pub use codec::{decode, encode};
 pub use error::LinkError;
 pub use fields::{put_event, take_event};
 pub use message::{
-    AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelEvent, ChannelFilter,
+    AuthOutcome, AuthRequest, BridgeStats, ChannelCount, ChannelEvent, ChannelFilter, DialectPart,
     FunctionOutcome, FunctionRequest, HookEvent, LinkMessage, Member, PresenceChannel, SlipCall,
     SlipOutcome, SocketIoEvent, UserAction, VERSION,
 };

@@ -12,8 +12,7 @@ fn event(frame: &'static [u8]) -> ChannelEvent {
         channel: "presence-room".into(),
         except_socket_id: "123.456".into(),
         frame: Bytes::from_static(frame),
-        socketio: None,
-        channels_json_sender: None,
+        part: None,
     }
 }
 
@@ -63,14 +62,18 @@ fn all_messages() -> Vec<LinkMessage> {
             ..event(b"")
         }),
         LinkMessage::Publish(ChannelEvent {
-            socketio: Some(SocketIoEvent {
+            part: Some(DialectPart::SocketIo(SocketIoEvent {
                 event: "message".into(),
                 args_json: Bytes::from_static(br#"{"channel":"c","message":1}"#),
-            }),
+            })),
             ..event(b"\x81\x02{}")
         }),
         LinkMessage::Publish(ChannelEvent {
-            channels_json_sender: Some("V1StGXR8_Z5jdHi6B-myT".into()),
+            part: Some(DialectPart::ChannelsJson("V1StGXR8_Z5jdHi6B-myT".into())),
+            ..event(b"\x81\x02{}")
+        }),
+        LinkMessage::Deliver(ChannelEvent {
+            part: Some(DialectPart::SlipText),
             ..event(b"\x81\x02{}")
         }),
         LinkMessage::MemberJoin(room(), member("u1", b"{\"name\":\"A\"}")),

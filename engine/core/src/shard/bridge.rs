@@ -20,7 +20,9 @@ use super::link_state::Relay;
 use super::message::AppIndex;
 use super::Shard;
 use crate::dialect::{Content, Published};
-use crate::link::{self, BridgeStats, ChannelEvent, LinkError, LinkMessage, SocketIoEvent};
+use crate::link::{
+    self, BridgeStats, ChannelEvent, DialectPart, LinkError, LinkMessage, SocketIoEvent,
+};
 
 pub use super::link_state::LinkState;
 
@@ -209,13 +211,18 @@ impl Shard {
     fn deliver_from_link(&mut self, app: AppIndex, event: &ChannelEvent) {
         self.stats.link_events_in += 1;
         let except = self.parse_socket_id(&event.except_socket_id);
-        let socketio = event.socketio.as_ref().and_then(|s| {
-            let name = crate::socketio::rooms::server_event_name(&s.event)?;
-            Some((name, s.args_json.clone()))
-        });
-        let message = match &event.channels_json_sender {
-            Some(sender) => Published::from_remote_channels_json(event.frame.clone(), sender),
-            None => Published::from_remote(event.frame.clone(), socketio),
+        let frame = event.frame.clone();
+        let message = match &event.part {
+            None => Published::from_remote(frame, None),
+            Some(DialectPart::SocketIo(s)) => {
+                let socketio = crate::socketio::rooms::server_event_name(&s.event)
+                    .map(|name| (name, s.args_json.clone()));
+                Published::from_remote(frame, socketio)
+            }
+            Some(DialectPart::ChannelsJson(sender)) => {
+                Published::from_remote_channels_json(frame, sender)
+            }
+            Some(DialectPart::SlipText) => Published::from_remote_slip(frame),
         };
         let message = Arc::new(message);
         self.deliver_channel(app, &event.channel, &message, except, false);
@@ -274,26 +281,25 @@ impl Shard {
     ) {
         let app_id = &self.apps.get(app).id;
         let relay = self.link.relay(|| {
-            let (socketio, channels_json_sender) = match message.content() {
+            let part = match message.content() {
                 Content::SocketIo {
                     event, args_json, ..
-                } => {
-                    let event = SocketIoEvent {
-                        event: (*event).to_owned(),
-                        args_json: args_json.clone(),
-                    };
-                    (Some(event), None)
+                } => Some(DialectPart::SocketIo(SocketIoEvent {
+                    event: (*event).to_owned(),
+                    args_json: args_json.clone(),
+                })),
+                Content::ChannelsJson { sender_id, .. } => {
+                    Some(DialectPart::ChannelsJson(sender_id.to_string()))
                 }
-                Content::ChannelsJson { sender_id, .. } => (None, Some(sender_id.to_string())),
-                _ => (None, None),
+                Content::Slip { .. } => Some(DialectPart::SlipText),
+                Content::PusherOnly | Content::PusherFrame | Content::Event { .. } => None,
             };
             LinkMessage::Publish(ChannelEvent {
                 app_id: app_id.clone(),
                 channel: channel.to_string(),
                 except_socket_id: except_socket_id.to_string(),
                 frame: message.pusher_frame(app_id, channel),
-                socketio,
-                channels_json_sender,
+                part,
             })
         });
         self.count_relay(relay);

@@ -184,16 +184,20 @@ fn across_nodes_a_publish_keeps_its_sender_id() {
     let [LinkMessage::Publish(event)] = &up[..] else {
         panic!("{up:?}")
     };
-    assert_eq!(event.channels_json_sender.as_deref(), Some(sender.as_str()));
+    assert_eq!(
+        event.part,
+        Some(crate::link::DialectPart::ChannelsJson(sender.clone()))
+    );
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&event.frame[2..]).unwrap(),
         json!({"event":"message","channel":"news","data":{"x":1}})
     );
     // Down: another node's publish reaches the member with its publisher's sender id.
     let remote = ChannelEvent {
-        channels_json_sender: Some("REMOTEsender000000000".into()),
+        part: Some(crate::link::DialectPart::ChannelsJson(
+            "REMOTEsender000000000".into(),
+        )),
         except_socket_id: String::new(),
-        socketio: None,
         ..event.clone()
     };
     sim.link_in(0, LinkMessage::Deliver(remote));

@@ -136,8 +136,7 @@ fn local_publishes_go_up_and_remote_events_come_down_with_exclusion() {
                 channel: "news".into(),
                 except_socket_id: a_id.clone(),
                 frame: frame.clone(),
-                socketio: None,
-                channels_json_sender: None,
+                part: None,
             }),
         );
     }

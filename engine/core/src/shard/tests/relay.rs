@@ -50,8 +50,14 @@ fn a_room_spans_the_shards_as_the_seed_walks_through_it() {
     // Not stored: a new client sees the merged server data only.
     let alice = sim.connect_relay(1, None);
     sim.relay_send(alice, r#"{"connect":"client"}"#);
-    assert_eq!(sim.events(alice), [json!({"client_id":2,"server_data":{"map_id":"1"}})]);
-    assert_eq!(sim.events(server), [json!({"client_id":2,"client_data":{}})]);
+    assert_eq!(
+        sim.events(alice),
+        [json!({"client_id":2,"server_data":{"map_id":"1"}})]
+    );
+    assert_eq!(
+        sim.events(server),
+        [json!({"client_id":2,"client_data":{}})]
+    );
     // To a client that is not there: nobody gets it (the original broadcast it).
     sim.relay_send(server, r#"{"client_id": 7, "data": {"x": 1}}"#);
     sim.relay_send(server, r#"{"client_id": "seven", "data": {"x": 1}}"#);
@@ -63,7 +69,11 @@ fn a_room_spans_the_shards_as_the_seed_walks_through_it() {
     sim.shards[1].handle_closed(server.key);
     sim.settle();
     assert_eq!(sim.events(alice), [json!({"server_disconnect":true})]);
-    let ignored: u64 = sim.shards.iter().map(|s| s.stats().relay_messages_ignored).sum();
+    let ignored: u64 = sim
+        .shards
+        .iter()
+        .map(|s| s.stats().relay_messages_ignored)
+        .sum();
     assert_eq!(ignored, 2, "the absent and the non-numeric client id");
 }
 
@@ -76,9 +86,22 @@ fn rooms_are_apart_and_garbage_is_ignored() {
     sim.relay_send(server, r#"{"connect":"server"}"#);
     sim.relay_send(a, r#"{"connect":"client"}"#);
     sim.relay_send(b, r#"{"connect":"client"}"#);
-    assert_eq!(sim.events(b), [json!({"client_id":1,"server_data":{}})], "its own room");
-    assert_eq!(sim.events(server), [json!({"client_id":1,"client_data":{}})]);
-    for garbage in ["nope", "[]", r#"{"data":[1]}"#, r#"{"connect":"robot"}"#, r#"{"x":1}"#] {
+    assert_eq!(
+        sim.events(b),
+        [json!({"client_id":1,"server_data":{}})],
+        "its own room"
+    );
+    assert_eq!(
+        sim.events(server),
+        [json!({"client_id":1,"client_data":{}})]
+    );
+    for garbage in [
+        "nope",
+        "[]",
+        r#"{"data":[1]}"#,
+        r#"{"connect":"robot"}"#,
+        r#"{"x":1}"#,
+    ] {
         sim.relay_send(a, garbage);
     }
     let bytes = masked_frame(frame::opcode::BINARY, b"\x01");
@@ -88,7 +111,10 @@ fn rooms_are_apart_and_garbage_is_ignored() {
     assert_eq!(sim.shards[0].stats().relay_messages_ignored, 6);
     // The connection stays and still works.
     sim.relay_send(a, r#"{"data":{"ok":true}}"#);
-    assert_eq!(sim.events(server), [json!({"client_id":1,"client_data":{"ok":true}})]);
+    assert_eq!(
+        sim.events(server),
+        [json!({"client_id":1,"client_data":{"ok":true}})]
+    );
     // A room name past its bound is refused before the upgrade.
     let key = sim.shards[0].handle_accept(sim.now_ms);
     let long = "r".repeat(crate::limits::RELAY_ROOM_NAME_BYTES_MAX + 1);

@@ -464,6 +464,17 @@ fn commands_for_other_nodes_go_through_the_bridge_and_come_back_to_their_shard()
         sim.link_in(shard, message);
     }
     assert_eq!(sim.slip_got(a), [Got::Text("from afar".into())], "once");
+    // A PUBLISH_TEXT goes to the other nodes marked as one, so they frame it as this node does.
+    let publish = json!({"events":[{"type":"PUBLISH_TEXT","channelId":"news","data":"d"}]});
+    let (p, _) = sim.connect(1);
+    sim.subscribe(p, "news", None, None);
+    sim.link_output(1);
+    assert_eq!(sim.control(1, Some(&good), &publish.to_string()).0, 200);
+    let published: Vec<LinkMessage> = (0..2).flat_map(|shard| sim.link_output(shard)).collect();
+    let [LinkMessage::Publish(event)] = &published[..] else {
+        panic!("{published:?}")
+    };
+    assert_eq!(event.part, Some(crate::link::DialectPart::SlipText));
 }
 
 #[test]
@@ -479,7 +490,11 @@ fn large_messages_to_a_backend_that_never_answers_are_bounded_in_bytes() {
         for _ in 0..crate::limits::SLIP_CALLS_PER_CONNECTION_MAX {
             sim.slip_send(client, &message);
         }
-        sent_bytes += sim.slip_calls(0).iter().map(|c| c.body.len()).sum::<usize>();
+        sent_bytes += sim
+            .slip_calls(0)
+            .iter()
+            .map(|c| c.body.len())
+            .sum::<usize>();
         if sim.slip_got(client).contains(&Got::Close(1013)) {
             closed_busy += 1;
         }
@@ -488,5 +503,8 @@ fn large_messages_to_a_backend_that_never_answers_are_bounded_in_bytes() {
         sent_bytes <= crate::limits::PENDING_SLIP_CALL_BYTES_MAX,
         "{sent_bytes} bytes held for the backend"
     );
-    assert!(closed_busy > 0, "past the bound a message closes its connection (1013)");
+    assert!(
+        closed_busy > 0,
+        "past the bound a message closes its connection (1013)"
+    );
 }

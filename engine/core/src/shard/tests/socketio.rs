@@ -398,7 +398,9 @@ fn socketio_events_cross_nodes_with_their_socketio_part_and_pusher_events_get_on
     let [LinkMessage::Publish(event)] = &up[..] else {
         panic!("{up:?}")
     };
-    let socketio = event.socketio.as_ref().unwrap();
+    let Some(crate::link::DialectPart::SocketIo(socketio)) = &event.part else {
+        panic!("{event:?}")
+    };
     assert_eq!(socketio.event, "message");
     let args: Value = serde_json::from_slice(&socketio.args_json).unwrap();
     assert_eq!(args, payload);
@@ -418,11 +420,10 @@ fn socketio_events_cross_nodes_with_their_socketio_part_and_pusher_events_get_on
             channel: "news".into(),
             except_socket_id: String::new(),
             frame: frame::encode_text(br#"{"event":"message","channel":"news","data":"from B"}"#),
-            socketio: Some(SocketIoEvent {
+            part: Some(crate::link::DialectPart::SocketIo(SocketIoEvent {
                 event: "message".into(),
                 args_json: Bytes::from_static(remote_args),
-            }),
-            channels_json_sender: None,
+            })),
         }),
     );
     sim.link_in(
@@ -434,8 +435,7 @@ fn socketio_events_cross_nodes_with_their_socketio_part_and_pusher_events_get_on
             frame: frame::encode_text(
                 br#"{"event":"price","channel":"news","data":"{\"usd\":3}"}"#,
             ),
-            socketio: None,
-            channels_json_sender: None,
+            part: None,
         }),
     );
     assert_eq!(
