@@ -305,12 +305,12 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, port: Port) {
                         spawn_connection(&ctx, stream, key, Plain::default());
                     }
                     Port::Client(None) => {
-                        let key = ctx.core.borrow_mut().handle_accept(now_ms);
+                        let key = accept_client(&ctx, &stream, now_ms);
                         spawn_connection(&ctx, stream, key, Plain::default());
                     }
                     Port::Client(Some(config)) => match TlsTransport::new(config) {
                         Ok(tls) => {
-                            let key = ctx.core.borrow_mut().handle_accept(now_ms);
+                            let key = accept_client(&ctx, &stream, now_ms);
                             spawn_connection(&ctx, stream, key, tls);
                         }
                         // Only a configuration rustls refuses gets here, and it was built
@@ -326,6 +326,17 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, port: Port) {
             }
         }
     }
+}
+
+/// A client socket accepted: the core gets its key and, when the socket can say, the peer's
+/// address (an app's WebSocket-over-HTTP backend is told it).
+fn accept_client(ctx: &ShardCtx, stream: &glommio::net::TcpStream, now_ms: u64) -> u32 {
+    let mut core = ctx.core.borrow_mut();
+    let key = core.handle_accept(now_ms);
+    if let Ok(peer) = stream.peer_addr() {
+        core.set_peer_ip(key, peer.ip().to_canonical());
+    }
+    key
 }
 
 /// Starts the task that serves one accepted connection through `transport`.

@@ -436,7 +436,7 @@ describe('slip: one node (two shards) and its backend', () => {
     assert.equal(req.body.connectionId, client.id);
     const { metadata } = req.body;
     assert.deepEqual(Object.keys(metadata).sort(), ['headers', 'ip']);
-    assert.equal(metadata.ip, null);
+    assert.equal(metadata.ip, '127.0.0.1', 'the address the socket came from');
     const { headers } = metadata;
     for (const name of Object.keys(headers)) assert.equal(name, name.toLowerCase(), `header ${name} lower-cased`);
     assert.equal(headers['x-custom-thing'], 'Some Value');

@@ -282,6 +282,10 @@ pub struct Shard {
     waits: BridgeWaits,
     /// Every app's channel-function associations (replaced whole by `PUT /associations`).
     associations: Arc<crate::functions::Associations>,
+    /// The address each connection still speaking HTTP was accepted from (`set_peer_ip`):
+    /// taken by an upgrade that tells its backend (WebSocket-over-HTTP), dropped when the
+    /// connection leaves HTTP, so established connections keep none.
+    peer_ips: ahash::AHashMap<u32, std::net::IpAddr>,
     /// The relay rooms this shard owns.
     relay_rooms: relay_rooms::RelayRooms,
     /// The WebSocket-over-HTTP connections by serial (their connection ids name serials):
@@ -322,6 +326,7 @@ impl Shard {
             associations,
             slip_keys: ahash::AHashMap::new(),
             relay_rooms: relay_rooms::RelayRooms::default(),
+            peer_ips: ahash::AHashMap::new(),
         }
     }
 
@@ -433,6 +438,14 @@ impl Shard {
         self.run_detach_queue();
     }
 
+    /// The address the socket of `key` was accepted from (told right after the accept): an
+    /// app's WebSocket-over-HTTP backend gets it with the open event.
+    pub fn set_peer_ip(&mut self, key: u32, ip: std::net::IpAddr) {
+        if self.conns.contains(key as usize) {
+            self.peer_ips.insert(key, ip);
+        }
+    }
+
     /// The shell dropped a TLS connection for a protocol failure: before its handshake ended
     /// (`during_handshake`: not TLS, a bad record, an alert, the handshake deadline) or after
     /// it (a bad record, an alert). Counted for `/metrics`; the shell then reports the socket
@@ -450,6 +463,7 @@ impl Shard {
         if self.conns.contains(key as usize) {
             self.detach(key);
             self.conns.remove(key as usize);
+            self.peer_ips.remove(&key);
             self.stats.connections_closed += 1;
         }
         self.run_detach_queue();
@@ -996,6 +1010,9 @@ impl Shard {
             return;
         };
         conn.phase = phase;
+        if !matches!(phase, Phase::Http | Phase::HttpWaiting) {
+            self.peer_ips.remove(&key);
+        }
         if !conn.is_open() {
             self.detach_queue.push(key);
         }

@@ -82,7 +82,8 @@ impl Shard {
             self.refuse_request(key, &err);
             return;
         }
-        let metadata = event::open_metadata(head, None);
+        let ip = self.peer_ips.get(&key).map(ToString::to_string);
+        let metadata = event::open_metadata(head, ip.as_deref());
         let metadata = (metadata.len() <= SLIP_METADATA_BYTES_MAX).then_some(metadata);
         let serial = self.conns[key as usize].serial;
         let connection_id = self.format_socket_id(self.settings.shard_index, serial);

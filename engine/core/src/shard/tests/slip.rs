@@ -54,6 +54,8 @@ impl Sim {
     fn slip_open(&mut self, shard: usize) -> (Client, SlipCall) {
         let key = self.shards[shard].handle_accept(self.now_ms);
         let client = Client { shard, key };
+        let peer = std::net::IpAddr::from([10, 1, 2, 3]);
+        self.shards[shard].set_peer_ip(key, peer);
         self.shards[shard].handle_bytes(key, slip_upgrade().as_bytes(), self.now_ms);
         self.settle();
         assert!(
@@ -172,6 +174,7 @@ fn the_upgrade_waits_for_the_backend_and_the_answer_runs_in_order() {
     assert_eq!(body["connectionId"], json!(id));
     assert_eq!(body["events"], json!([{"type":"OPEN","connectionId":id}]));
     assert_eq!(body["metadata"]["headers"]["x-device"], "d1");
+    assert_eq!(body["metadata"]["ip"], "10.1.2.3", "the address the socket came from");
     let answer = json!({"events":[
         {"type":"SUBSCRIBE","connectionId":id,"channel":"room"},
         accept(&id),
