@@ -482,10 +482,10 @@ impl RelayRoom {
         self.shard.take_wakeups(&mut self.wake);
         let mut reached = 0;
         for key in self.wake.drain(..) {
-            if key == self.server {
-                continue;
+            // The server's own output is taken too (else its input would wait for it to read).
+            if key != self.server {
+                reached += 1;
             }
-            reached += 1;
             loop {
                 self.out.clear();
                 let state = self

@@ -263,7 +263,14 @@ fn drive<T: Transport>(
                 }
                 _ => {}
             }
-            if !transport.has_pending() && ctx.core.borrow().has_output(key) {
+            if transport.has_pending() {
+                // A partial write registered no waker: flushing the tail either writes more
+                // or returns Pending with the task's waker registered for the socket. Without
+                // this a client that stopped reading and then read again, with nothing new
+                // queued for it, was never written to again (found by compat 24).
+                continue;
+            }
+            if ctx.core.borrow().has_output(key) {
                 continue; // more than one chunk queued
             }
         }

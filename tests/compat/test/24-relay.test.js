@@ -548,38 +548,64 @@ describe('relay: rooms of one server and many clients on /relay/{app_key}', () =
     await flooder.asClient();
     await host.expect({ client_id: flooder.id, client_data: {} }, 'the flooder on the server', 0);
 
+    // 2000 updates of 8 KiB each (16 MB of client_data for the server), which does not read.
     const hostFrom = host.messages.length;
     host.ws._socket.pause();
     const pad = 'p'.repeat(8 * 1024);
     for (let i = 0; i < 2000; i += 1) flooder.send({ data: { i, pad } });
-    await new Promise((resolve) => {
-      const check = () => (flooder.ws.bufferedAmount === 0 || flooder.closed ? resolve() : setTimeout(check, 20));
-      check();
-    });
+    const sentBy = Date.now() + 20000;
+    while (flooder.ws.bufferedAmount > 0 && flooder.closed === null && Date.now() < sentBy) {
+      // eslint-disable-next-line no-await-in-loop
+      await delay(20);
+    }
 
     // Meanwhile the node serves other rooms.
     const other = await make({ room: 'flood-bystander' });
     assert.deepEqual(await other.asClient(), { client_id: 1, server_data: {} });
-    const metrics = await httpGet(server.port, '/metrics');
-    assert.equal(metrics.status, 200);
+    assert.equal((await httpGet(server.port, '/metrics')).status, 200);
 
+    // The server reads again: wait until it has everything, is closed, or gets no more for 2 s.
     host.ws._socket.resume();
-    const deadline = Date.now() + 10000;
-    while (host.closed === null && !host.since(hostFrom).some((m) => m.client_data && m.client_data.i === 1999)) {
-      if (Date.now() > deadline) break;
+    const complete = () => host.since(hostFrom).some((m) => m.client_data && m.client_data.i === 1999);
+    const deadline = Date.now() + 20000;
+    let count = -1;
+    let quietSince = Date.now();
+    while (host.closed === null && !complete() && Date.now() < deadline && Date.now() - quietSince < 2000) {
+      if (host.messages.length !== count) {
+        count = host.messages.length;
+        quietSince = Date.now();
+      }
       // eslint-disable-next-line no-await-in-loop
       await delay(50);
     }
     const got = host.since(hostFrom).filter((m) => m.client_id === flooder.id && m.client_data);
     assert.ok(got.length > 0 || host.closed !== null,
       `the server got client data (${got.length}) or was closed as a slow consumer (${JSON.stringify(host.closed)})`);
-    for (const m of got) assert.equal(m.client_data.pad, pad);
-    console.error('FLOODDBG', got.length, JSON.stringify(host.closed));
+    for (const m of got) assert.equal(m.client_data.pad, pad, 'no update arrives mangled');
+    // Once it reads again it gets everything queued for it, or the close of a slow consumer:
+    // never silence (a partial write used to leave the socket with no waker: it stalled).
+    assert.ok(host.closed !== null || complete(),
+      `the paused-then-resumed server connection stalled: ${got.length} of 2000 updates, ` +
+      'no more for 2 s and no close');
+
+    // The room still serves: a new client is welcomed, and the server hears of it or is cut.
+    const probe = await make({ room });
+    const probeWelcome = await probe.asClient();
+    assert.ok(probeWelcome.client_id > flooder.id, `a fresh id: ${probeWelcome.client_id}`);
+    await host.next((m) => m.client_id === probe.id && isDeepEqual(m.client_data, {}) || host.closed !== null,
+      'the new client on the server, or the server closed', hostFrom).catch((e) => {
+      if (host.closed === null) throw e;
+    });
+    if (host.closed !== null) {
+      assert.equal(host.closed.code, 1008, `closed as a slow consumer: ${JSON.stringify(host.closed)}`);
+      // The server left: its clients hear of it.
+      await flooder.expect({ server_disconnect: true }, 'the slow server\'s leave on the flooder', 0);
+    }
 
     assert.equal(server.exitStatus, null, 'ringcast is still running');
     assert.equal((await httpGet(server.port, '/metrics')).status, 200);
     const late = await make({ room: 'flood-after' });
     assert.deepEqual(await late.asClient(), { client_id: 1, server_data: {} });
-    for (const c of [host, flooder, other, late]) c.terminate();
+    for (const c of [host, flooder, other, probe, late]) c.terminate();
   });
 });

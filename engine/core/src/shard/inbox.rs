@@ -100,7 +100,7 @@ impl Shard {
                 conn,
                 input,
             } => self.relay_in(app, &room, conn, input),
-            ShardMessage::RelayOut { conn, frame } => self.relay_out(conn, frame),
+            ShardMessage::RelayOut(sends) => self.relay_out_batch(sends),
             ShardMessage::RelayRefused { conn } => self.relay_refused(conn),
             ShardMessage::SlipCloseChannel { app, channel } => {
                 self.slip_close_channel_here(app, &channel)

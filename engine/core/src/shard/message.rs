@@ -292,13 +292,9 @@ pub enum ShardMessage {
         /// What it sent.
         input: RelayInput,
     },
-    /// From a relay room's owner: a frame for one of the room's connections.
-    RelayOut {
-        /// Target connection.
-        conn: ConnRef,
-        /// The encoded WebSocket frame.
-        frame: Bytes,
-    },
+    /// From a relay room's owner: frames for the room's connections on the target shard, in
+    /// order.
+    RelayOut(Vec<(ConnRef, Bytes)>),
     /// From a relay room's owner: the room (or the owner) is full; close the connection.
     RelayRefused {
         /// Target connection.

@@ -161,10 +161,8 @@ impl Shard {
             if let (Some(app), true) = (conn.app, conn.counted) {
                 connections_by_app[app as usize] += 1;
             }
-            if matches!(
-                conn.phase,
-                Phase::Pusher | Phase::SocketIo | Phase::ChannelsJson
-            ) {
+            // Open sockets of a dialect (the echo path is none).
+            if conn.phase.is_open_websocket() && conn.phase != Phase::Echo {
                 connections_by_dialect[conn.dialect().index()] += 1;
             }
         }

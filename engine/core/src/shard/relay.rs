@@ -147,16 +147,36 @@ impl Shard {
         }
     }
 
-    /// The room's frames, each to its connection's shard (this one's through the loopback, in
-    /// the same order).
+    /// The room's frames: this shard's connections get theirs at once, each other shard one
+    /// message with its connections' frames, in order (a server broadcast is one ring message
+    /// per shard, not one per client).
     fn relay_send(&mut self, sends: Sends) {
+        let me = self.settings.shard_index;
+        let mut others: Vec<(u16, Sends)> = Vec::new();
         for (conn, frame) in sends {
-            self.route(conn.shard, ShardMessage::RelayOut { conn, frame });
+            if conn.shard == me {
+                self.relay_out(conn, frame);
+                continue;
+            }
+            match others.iter_mut().find(|(shard, _)| *shard == conn.shard) {
+                Some((_, batch)) => batch.push((conn, frame)),
+                None => others.push((conn.shard, vec![(conn, frame)])),
+            }
+        }
+        for (shard, sends) in others {
+            self.route(shard, ShardMessage::RelayOut(sends));
+        }
+    }
+
+    /// The room owner's frames for connections of this shard, in order.
+    pub(super) fn relay_out_batch(&mut self, sends: Sends) {
+        for (conn, frame) in sends {
+            self.relay_out(conn, frame);
         }
     }
 
     /// A frame from the room's owner for a connection of this shard (gone: dropped).
-    pub(super) fn relay_out(&mut self, conn: ConnRef, frame: Bytes) {
+    fn relay_out(&mut self, conn: ConnRef, frame: Bytes) {
         if self.is_relay_conn(conn) {
             self.push_data(conn.key, frame);
         }

@@ -75,6 +75,16 @@ fn a_room_spans_the_shards_as_the_seed_walks_through_it() {
         .map(|s| s.stats().relay_messages_ignored)
         .sum();
     assert_eq!(ignored, 2, "the absent and the non-numeric client id");
+    // The open relay connection counts in its dialect's gauge.
+    let key = sim.shards[0].handle_accept(sim.now_ms);
+    let request = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    sim.shards[0].handle_bytes(key, request.as_bytes(), sim.now_ms);
+    sim.settle();
+    let text = String::from_utf8(sim.raw_output(Client { shard: 0, key })).unwrap();
+    assert!(
+        text.contains("ringcast_dialect_connections{shard=\"1\",dialect=\"relay\"} 1"),
+        "{text}"
+    );
 }
 
 #[test]

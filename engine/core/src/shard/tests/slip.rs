@@ -174,7 +174,10 @@ fn the_upgrade_waits_for_the_backend_and_the_answer_runs_in_order() {
     assert_eq!(body["connectionId"], json!(id));
     assert_eq!(body["events"], json!([{"type":"OPEN","connectionId":id}]));
     assert_eq!(body["metadata"]["headers"]["x-device"], "d1");
-    assert_eq!(body["metadata"]["ip"], "10.1.2.3", "the address the socket came from");
+    assert_eq!(
+        body["metadata"]["ip"], "10.1.2.3",
+        "the address the socket came from"
+    );
     let answer = json!({"events":[
         {"type":"SUBSCRIBE","connectionId":id,"channel":"room"},
         accept(&id),
