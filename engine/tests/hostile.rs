@@ -2,7 +2,8 @@
 //! not grow the server's memory (RSS read from `/proc`) past a bound, whatever it sends (pipelined
 //! HTTP requests, WebSocket pings, echo frames, subscribe churn); the server keeps serving
 //! everyone else. HTTP framing that a proxy could read differently (RFC 9112 §6) gets one answer
-//! and a close, and a closed socket's lingering read ends even when the peer trickles bytes.
+//! and a close, and a closed socket's lingering read ends even when the peer trickles bytes; a
+//! client that stops reading and reads again gets everything it asked for.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +13,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{http_get, read_http_response, tcp_connect, Server, WsClient};
+use common::{http_get, read_http_response, tcp_connect, ReadOutcome, Server, WsClient};
 use serde_json::json;
 
 /// How much a flood may grow the server's RSS: far above what its bounded queues hold (an
@@ -358,4 +359,53 @@ fn auth_offload_forwarding_cookies_without_an_allow_list_does_not_start() {
     let status = child.wait().unwrap();
     assert!(!status.success(), "it must not start: {stderr}");
     assert!(stderr.contains("needs --app-allowed-origins"), "{stderr}");
+}
+
+/// A client that stops reading until the server stops taking its input (its output to the
+/// client is stuck), then reads again, gets every answer it asked for: the server's input and
+/// output both resume by themselves, with nothing new queued for the connection. (The partial
+/// write that once left such a socket without a waker showed in compat 24's relay flood; here
+/// the stuck write is usually a whole one, so this guards the resume, not that race.)
+#[test]
+fn a_client_that_stops_reading_then_reads_again_gets_every_answer() {
+    let server = Server::start(&["--echo-path", "/echo"]);
+    // Each round a new connection, as the kernel's buffers differ from one to the next.
+    for round in 0..4 {
+        let mut client = WsClient::connect(server.addr, "/echo");
+        let payload = vec![b'a' + round as u8; 16 * 1024];
+        let frame = client.frame_bytes(true, 0x1, &payload);
+        client
+            .stream
+            .set_write_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        // Send until the server stops reading us (its output to us is stuck).
+        let mut sent = 0usize;
+        while sent < 4096 && client.send_raw(&frame).is_ok() {
+            sent += 1;
+        }
+        assert!(
+            sent < 4096,
+            "round {round}: the server never stopped taking input"
+        );
+        // Read again: every complete frame sent comes back, then nothing is left waiting.
+        let mut echoed = 0usize;
+        while echoed < sent {
+            match client.read_frame_within(Duration::from_secs(5)) {
+                ReadOutcome::Frame(frame) if frame.opcode == 0x1 => {
+                    assert_eq!(frame.payload.len(), payload.len());
+                    echoed += 1;
+                }
+                ReadOutcome::Frame(frame) => {
+                    panic!(
+                        "round {round}: opcode {} after {echoed} echoes",
+                        frame.opcode
+                    )
+                }
+                other => panic!(
+                    "round {round}: {echoed} of {sent} echoes, then {other:?}: the server \
+                     stopped writing to a socket that reads again"
+                ),
+            }
+        }
+    }
 }
