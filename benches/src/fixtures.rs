@@ -189,29 +189,8 @@ impl Fanout {
         if slip {
             app.slip_target_url = Some(SLIP_TARGET.to_owned());
         }
-        let apps = Arc::new(AppTable::new(vec![app]));
-        let shard = Shard::new(
-            ShardSettings {
-                shard_index: 0,
-                shard_count: 1,
-                socket_id_base: 4242,
-                max_message_size: 65_536,
-                // Generous: the bench drains every queue after each publish, as a shell whose
-                // sockets keep up would, so no subscriber is ever a slow consumer.
-                outbound_bytes_max: 1 << 20,
-                handshake_timeout_s: 10,
-                echo_path: None,
-                metrics_port_separate: false,
-                // WebSocket-over-HTTP asks its backend through the bridge link.
-                bridge_enabled: slip,
-                cluster_enabled: false,
-                socketio: Default::default(),
-                functions: Default::default(),
-                channels_json: Default::default(),
-                fault_trigger: false,
-            },
-            apps,
-        );
+        // WebSocket-over-HTTP asks its backend through the bridge link.
+        let shard = bench_shard(app, slip);
         let mut fanout = Fanout {
             shard,
             subscribers: 0,
@@ -374,21 +353,49 @@ impl Fanout {
         self.shard.take_wakeups(&mut self.wake);
         let woken = self.wake.len();
         for key in self.wake.drain(..) {
-            loop {
-                self.out.clear();
-                let state = self
-                    .shard
-                    .take_output(key, &mut self.out, Self::TAKE_MAX_BYTES);
-                if state != OutputState::Open || !self.shard.has_output(key) {
-                    break;
-                }
-            }
+            take_all_output(&mut self.shard, key, &mut self.out);
         }
         // Nothing in a one-shard process goes to another shard, but keep the outbox empty in
         // case a core change starts using it, so the fixture cannot grow without bound.
         let mut outbox = Vec::new();
         self.shard.take_outbox(&mut outbox);
         woken
+    }
+}
+
+/// The one shard of a fixture, serving `app` (with a bridge link when `bridge_enabled`).
+fn bench_shard(app: AppConfig, bridge_enabled: bool) -> Shard {
+    Shard::new(
+        ShardSettings {
+            shard_index: 0,
+            shard_count: 1,
+            socket_id_base: 4242,
+            max_message_size: 65_536,
+            // Generous: the benches drain every queue after each step, as a shell whose
+            // sockets keep up would, so no connection is ever a slow consumer.
+            outbound_bytes_max: 1 << 20,
+            handshake_timeout_s: 10,
+            echo_path: None,
+            metrics_port_separate: false,
+            bridge_enabled,
+            cluster_enabled: false,
+            socketio: Default::default(),
+            functions: Default::default(),
+            channels_json: Default::default(),
+            fault_trigger: false,
+        },
+        Arc::new(AppTable::new(vec![app])),
+    )
+}
+
+/// Takes everything queued for `key`, in the shell's write-sized chunks, and throws it away.
+fn take_all_output(shard: &mut Shard, key: u32, out: &mut BytesMut) {
+    loop {
+        out.clear();
+        let state = shard.take_output(key, out, Fanout::TAKE_MAX_BYTES);
+        if state != OutputState::Open || !shard.has_output(key) {
+            break;
+        }
     }
 }
 
@@ -409,26 +416,7 @@ impl RelayRoom {
     /// Builds the shard, the clients and the server.
     pub fn new(clients: usize) -> Result<Self, String> {
         let app = AppConfig::with_credentials(APP_ID, APP_KEY, APP_SECRET);
-        let apps = Arc::new(AppTable::new(vec![app]));
-        let shard = Shard::new(
-            ShardSettings {
-                shard_index: 0,
-                shard_count: 1,
-                socket_id_base: 4242,
-                max_message_size: 65_536,
-                outbound_bytes_max: 1 << 20,
-                handshake_timeout_s: 10,
-                echo_path: None,
-                metrics_port_separate: false,
-                bridge_enabled: false,
-                cluster_enabled: false,
-                socketio: Default::default(),
-                functions: Default::default(),
-                channels_json: Default::default(),
-                fault_trigger: false,
-            },
-            apps,
-        );
+        let shard = bench_shard(app, false);
         let mut room = RelayRoom {
             shard,
             server: 0,
@@ -486,15 +474,7 @@ impl RelayRoom {
             if key != self.server {
                 reached += 1;
             }
-            loop {
-                self.out.clear();
-                let state = self
-                    .shard
-                    .take_output(key, &mut self.out, Fanout::TAKE_MAX_BYTES);
-                if state != OutputState::Open || !self.shard.has_output(key) {
-                    break;
-                }
-            }
+            take_all_output(&mut self.shard, key, &mut self.out);
         }
         let mut outbox = Vec::new();
         self.shard.take_outbox(&mut outbox);

@@ -17,7 +17,7 @@ use crate::functions::Publication;
 use crate::http::request::{HttpError, RequestHead};
 use crate::limits::CHANNELS_JSON_ERRORS_PER_CONNECTION_MAX;
 use crate::socketio::rooms;
-use crate::ws::{frame, handshake};
+use crate::ws::frame;
 
 impl Shard {
     /// An upgrade on `/channels/{app_key}`: refused with an HTTP error for an unknown or
@@ -32,42 +32,24 @@ impl Shard {
         let refusal = match app {
             None => Some(HttpError::new(404, "no app has this key")),
             Some(app) if !self.apps.get(app).enabled => Some(HttpError::new(403, "app disabled")),
-            Some(app)
-                if !self
-                    .apps
-                    .get(app)
-                    .allowed_origins
-                    .allows(head.header("origin")) =>
-            {
-                self.stats.origin_refusals += 1;
-                Some(HttpError::new(403, "origin not allowed for this app"))
-            }
-            Some(_) if self.draining => Some(HttpError::new(503, "server is shutting down")),
-            Some(_) => None,
+            Some(app) => self.origin_refusal(app, head).or_else(|| {
+                self.draining
+                    .then(|| HttpError::new(503, "server is shutting down"))
+            }),
         };
         if let Some(err) = refusal {
             self.refuse_request(key, &err);
             return;
         }
-        let Some(accept) = self.checked_upgrade(key, head) else {
-            return;
-        };
         let Some(app) = app else {
             return; // refused above
         };
-        if !self.apps.try_admit(app) {
-            let err = HttpError::new(429, "app is over its connection quota");
-            self.refuse_request(key, &err);
+        let Some(accept) = self.admit_upgrade(key, app, head) else {
             return;
-        }
-        self.push_control(key, handshake::accept_response(&accept));
-        let now_ms = self.now_ms;
+        };
+        self.send_accept(key, &accept);
         let conn = &mut self.conns[key as usize];
-        self.stats
-            .record_handshake(now_ms.saturating_sub(conn.opened_ms));
-        conn.app = Some(app);
-        conn.counted = true;
-        conn.opened_ms = now_ms;
+        conn.opened_ms = self.now_ms;
         conn.channels_json = Some(Box::default());
         self.set_phase(key, Phase::ChannelsJson);
     }

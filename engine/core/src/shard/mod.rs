@@ -910,10 +910,7 @@ impl Shard {
             self.refuse_request(key, &err);
             return;
         }
-        self.push_control(key, handshake::accept_response(&accept));
-        let opened_ms = self.conns[key as usize].opened_ms;
-        self.stats
-            .record_handshake(self.now_ms.saturating_sub(opened_ms));
+        self.send_accept(key, &accept);
         if is_echo {
             self.set_phase(key, Phase::Echo);
             return;
@@ -940,6 +937,57 @@ impl Shard {
                 None
             }
         }
+    }
+
+    /// The refusal of an upgrade whose `Origin` may not open a socket to `app` (counted), if
+    /// it may not.
+    fn origin_refusal(
+        &mut self,
+        app: AppIndex,
+        head: &request::RequestHead,
+    ) -> Option<request::HttpError> {
+        if self
+            .apps
+            .get(app)
+            .allowed_origins
+            .allows(head.header("origin"))
+        {
+            return None;
+        }
+        self.stats.origin_refusals += 1;
+        Some(request::HttpError::new(
+            403,
+            "origin not allowed for this app",
+        ))
+    }
+
+    /// After a dialect's own refusals: the handshake's checks (its HTTP error) and the app's
+    /// connection quota (429). The `Sec-WebSocket-Accept` value once the connection counts for
+    /// `app`; None when it was refused (answered, the connection finishing).
+    fn admit_upgrade(
+        &mut self,
+        key: u32,
+        app: AppIndex,
+        head: &request::RequestHead,
+    ) -> Option<String> {
+        let accept = self.checked_upgrade(key, head)?;
+        if !self.apps.try_admit(app) {
+            let err = request::HttpError::new(429, "app is over its connection quota");
+            self.refuse_request(key, &err);
+            return None;
+        }
+        let conn = &mut self.conns[key as usize];
+        conn.app = Some(app);
+        conn.counted = true;
+        Some(accept)
+    }
+
+    /// The 101 of an upgrade, and the handshake's time (from the accept) in the metrics.
+    fn send_accept(&mut self, key: u32, accept: &str) {
+        self.push_control(key, handshake::accept_response(accept));
+        let opened_ms = self.conns[key as usize].opened_ms;
+        self.stats
+            .record_handshake(self.now_ms.saturating_sub(opened_ms));
     }
 
     /// Whether the upgrade's `Origin` may open a socket to the app of `app_key` (an unknown

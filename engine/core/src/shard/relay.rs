@@ -14,7 +14,7 @@ use super::relay_state::RelaySession;
 use super::Shard;
 use crate::http::request::{HttpError, RequestHead};
 use crate::relay::message::{self, Role};
-use crate::ws::{frame, handshake};
+use crate::ws::frame;
 
 impl Shard {
     /// An upgrade on `/relay/{app_key}`: refused with an HTTP error for an unknown or disabled
@@ -28,43 +28,25 @@ impl Shard {
             (Some(app), _) if !self.apps.get(app).enabled => {
                 Some(HttpError::new(403, "app disabled"))
             }
-            (Some(app), _)
-                if !self
-                    .apps
-                    .get(app)
-                    .allowed_origins
-                    .allows(head.header("origin")) =>
-            {
-                self.stats.origin_refusals += 1;
-                Some(HttpError::new(403, "origin not allowed for this app"))
-            }
-            (_, Err(why)) => Some(HttpError::new(400, why)),
-            (Some(_), _) if self.draining => Some(HttpError::new(503, "server is shutting down")),
-            (Some(_), Ok(_)) => None,
+            (Some(app), room) => self.origin_refusal(app, head).or_else(|| match room {
+                Err(why) => Some(HttpError::new(400, why)),
+                Ok(_) if self.draining => Some(HttpError::new(503, "server is shutting down")),
+                Ok(_) => None,
+            }),
         };
         if let Some(err) = refusal {
             self.refuse_request(key, &err);
             return;
         }
-        let Some(accept) = self.checked_upgrade(key, head) else {
-            return;
-        };
         let (Some(app), Ok(room)) = (app, room) else {
             return; // refused above
         };
-        if !self.apps.try_admit(app) {
-            let err = HttpError::new(429, "app is over its connection quota");
-            self.refuse_request(key, &err);
+        let Some(accept) = self.admit_upgrade(key, app, head) else {
             return;
-        }
-        self.push_control(key, handshake::accept_response(&accept));
-        let now_ms = self.now_ms;
+        };
+        self.send_accept(key, &accept);
         let conn = &mut self.conns[key as usize];
-        self.stats
-            .record_handshake(now_ms.saturating_sub(conn.opened_ms));
-        conn.app = Some(app);
-        conn.counted = true;
-        conn.opened_ms = now_ms;
+        conn.opened_ms = self.now_ms;
         conn.relay = Some(Box::new(RelaySession {
             room: Arc::from(room),
         }));

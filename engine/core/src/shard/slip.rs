@@ -27,7 +27,10 @@ use crate::link::{LinkMessage, SlipCall, SlipOutcome};
 use crate::slip::event::{self, Command, SocketEvent};
 use crate::slip::token;
 use crate::socketio::rooms;
-use crate::ws::{frame, handshake};
+use crate::ws::frame;
+
+/// The refusal of an upgrade whose backend cannot be asked (no bridge, calls at their bound).
+const BACKEND_UNREACHABLE: &str = "the backend cannot be asked now; try again later";
 
 /// The control API's answers, byte for byte as the original's.
 const CONTROL_FORBIDDEN: &str = "Invalid token";
@@ -47,49 +50,33 @@ impl Shard {
                 404,
                 "this app has no WebSocket-over-HTTP backend (app_slip_target_url)",
             )),
-            Some(app)
-                if !self
-                    .apps
-                    .get(app)
-                    .allowed_origins
-                    .allows(head.header("origin")) =>
-            {
-                self.stats.origin_refusals += 1;
-                Some(HttpError::new(403, "origin not allowed for this app"))
-            }
-            Some(_) if self.draining => Some(HttpError::new(503, "server is shutting down")),
-            Some(app) if !self.slip_can_call(app) => {
-                self.stats.slip_upgrades_refused += 1;
-                Some(HttpError::new(
-                    503,
-                    "the backend cannot be asked now; try again later",
-                ))
-            }
-            Some(_) => None,
+            Some(app) => self.origin_refusal(app, head).or_else(|| {
+                if self.draining {
+                    Some(HttpError::new(503, "server is shutting down"))
+                } else if !self.slip_can_call(app) {
+                    self.stats.slip_upgrades_refused += 1;
+                    Some(HttpError::new(503, BACKEND_UNREACHABLE))
+                } else {
+                    None
+                }
+            }),
         };
         if let Some(err) = refusal {
             self.refuse_request(key, &err);
             return;
         }
-        let Some(accept) = self.checked_upgrade(key, head) else {
-            return;
-        };
         let Some(app) = app else {
             return; // refused above
         };
-        if !self.apps.try_admit(app) {
-            let err = HttpError::new(429, "app is over its connection quota");
-            self.refuse_request(key, &err);
+        let Some(accept) = self.admit_upgrade(key, app, head) else {
             return;
-        }
+        };
         let ip = self.peer_ips.get(&key).map(ToString::to_string);
         let metadata = event::open_metadata(head, ip.as_deref());
         let metadata = (metadata.len() <= SLIP_METADATA_BYTES_MAX).then_some(metadata);
         let serial = self.conns[key as usize].serial;
         let connection_id = self.format_socket_id(self.settings.shard_index, serial);
         let conn = &mut self.conns[key as usize];
-        conn.app = Some(app);
-        conn.counted = true;
         conn.slip = Some(Box::new(SlipSession::new(connection_id, metadata)));
         conn.phase = Phase::HttpWaiting;
         self.slip_keys.insert(serial, key);
@@ -102,8 +89,7 @@ impl Shard {
                 conn.slip = None;
             }
             self.slip_keys.remove(&serial);
-            let err = HttpError::new(503, "the backend cannot be asked now; try again later");
-            self.refuse_request(key, &err);
+            self.refuse_request(key, &HttpError::new(503, BACKEND_UNREACHABLE));
         }
     }
 
@@ -343,11 +329,9 @@ impl Shard {
 
     /// The backend accepted: the 101 goes out and the connection is open.
     fn slip_accept(&mut self, key: u32, accept: &str) {
-        self.push_control(key, handshake::accept_response(accept));
+        self.send_accept(key, accept);
         let now_ms = self.now_ms;
         let conn = &mut self.conns[key as usize];
-        self.stats
-            .record_handshake(now_ms.saturating_sub(conn.opened_ms));
         conn.opened_ms = now_ms;
         conn.last_seen_ms = now_ms;
         if let Some(session) = conn.slip.as_deref_mut() {

@@ -15,7 +15,6 @@ use crate::socketio::rooms::StatusEvent;
 use crate::socketio::token;
 use crate::socketio::HandshakeRefusal;
 use crate::ws::frame;
-use crate::ws::handshake;
 use simd_json::prelude::*;
 
 /// The message every refused CONNECT gets, as Ekko's server sent it: the client learns
@@ -36,10 +35,7 @@ impl Shard {
         let Some(accept) = self.checked_upgrade(key, head) else {
             return;
         };
-        self.push_control(key, handshake::accept_response(&accept));
-        let opened_ms = self.conns[key as usize].opened_ms;
-        self.stats
-            .record_handshake(self.now_ms.saturating_sub(opened_ms));
+        self.send_accept(key, &accept);
         self.set_phase(key, Phase::SocketIo);
         self.open_socketio(key, head);
     }
