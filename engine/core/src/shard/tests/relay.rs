@@ -137,3 +137,64 @@ fn rooms_are_apart_and_garbage_is_ignored() {
     let raw = sim.raw_output(Client { shard: 0, key });
     assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 400"));
 }
+
+fn relay_upgrade_from(origin: &str) -> String {
+    format!(
+        "GET /relay/{KEY}?room=o HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+    )
+}
+
+#[test]
+fn hostile_peers_are_refused_or_bounded() {
+    let mut sim = Sim::new(2, |app| {
+        app.allowed_origins =
+            crate::origin::AllowedOrigins::parse(["https://game.example.com"]).unwrap();
+    });
+    // A page of another site gets no socket.
+    for (origin, status) in [
+        ("https://evil.example", "HTTP/1.1 403"),
+        ("https://game.example.com", "HTTP/1.1 101"),
+    ] {
+        let key = sim.shards[0].handle_accept(sim.now_ms);
+        let request = relay_upgrade_from(origin);
+        sim.shards[0].handle_bytes(key, request.as_bytes(), sim.now_ms);
+        let raw = sim.raw_output(Client { shard: 0, key });
+        assert!(
+            String::from_utf8_lossy(&raw).starts_with(status),
+            "{origin}"
+        );
+    }
+    assert_eq!(sim.shards[0].stats().origin_refusals, 1);
+    // A message split into single bytes is one message.
+    let server = sim.connect_relay(1, Some("o"));
+    sim.relay_send(server, r#"{"connect":"server"}"#);
+    let client = sim.connect_relay(0, Some("o"));
+    let connect = masked_frame(frame::opcode::TEXT, br#"{"connect":"client"}"#);
+    for byte in &connect {
+        sim.shards[0].handle_bytes(client.key, std::slice::from_ref(byte), sim.now_ms);
+    }
+    sim.settle();
+    assert_eq!(
+        sim.events(client),
+        [json!({"client_id":1,"server_data":{}})]
+    );
+    sim.events(server);
+    // A server that never reads while a client floods: what is queued for it stays under the
+    // outbound cap (it is cut as a slow consumer), and the client is told it left.
+    sim.shards[1].set_write_blocked(server.key, true);
+    let update = format!(r#"{{"data":{{"pad":"{}"}}}}"#, "x".repeat(8 * 1024));
+    for _ in 0..200 {
+        sim.relay_send(client, &update);
+    }
+    let raw = sim.raw_output(server);
+    assert!(raw.len() <= 64 * 1024 + 16, "{} bytes queued", raw.len());
+    assert!(
+        parse_frames(&raw).contains(&Out::Close(1008)),
+        "cut as a slow consumer"
+    );
+    sim.shards[1].handle_closed(server.key);
+    sim.settle();
+    assert_eq!(sim.events(client), [json!({"server_disconnect":true})]);
+}

@@ -514,3 +514,30 @@ fn large_messages_to_a_backend_that_never_answers_are_bounded_in_bytes() {
         "past the bound a message closes its connection (1013)"
     );
 }
+
+#[test]
+fn another_origin_gets_no_socket_and_a_split_message_is_one_event() {
+    let mut sim = Sim::new_mode(1, true, false, |app| {
+        app.slip_target_url = Some(TARGET.to_owned());
+        app.allowed_origins =
+            crate::origin::AllowedOrigins::parse(["https://app.example.com"]).unwrap();
+    });
+    sim.shards[0].handle_link_up();
+    sim.link_output(0);
+    // Refused before the backend hears of it.
+    let key = sim.shards[0].handle_accept(sim.now_ms);
+    let request = slip_upgrade().replace("\r\n\r\n", "\r\nOrigin: https://evil.example\r\n\r\n");
+    sim.shards[0].handle_bytes(key, request.as_bytes(), sim.now_ms);
+    assert_eq!(sim.upgrade_status(Client { shard: 0, key }), 403);
+    assert!(sim.slip_calls(0).is_empty(), "the backend is not asked");
+    // Without an Origin (a device, an SDK) the upgrade goes on; a text message split into
+    // single bytes reaches the backend as one event.
+    let (client, _) = sim.slip_accepted(0, &[]);
+    let bytes = masked_frame(frame::opcode::TEXT, b"one message");
+    for byte in &bytes {
+        sim.shards[0].handle_bytes(client.key, std::slice::from_ref(byte), sim.now_ms);
+    }
+    let calls = sim.slip_calls(0);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(body_of(&calls[0])["events"][0]["data"], "one message");
+}
