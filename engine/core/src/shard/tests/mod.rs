@@ -338,6 +338,29 @@ impl Sim {
         ))
     }
 
+    /// The upgrade `request_from(origin)` on shard 0: refused with 403 from another site,
+    /// accepted from `allowed`, the refusal counted once.
+    fn assert_only_allowed_origin_upgrades(
+        &mut self,
+        allowed: &str,
+        request_from: impl Fn(&str) -> String,
+    ) {
+        for (origin, status) in [
+            ("https://evil.example", "HTTP/1.1 403"),
+            (allowed, "HTTP/1.1 101"),
+        ] {
+            let key = self.shards[0].handle_accept(self.now_ms);
+            let request = request_from(origin);
+            self.shards[0].handle_bytes(key, request.as_bytes(), self.now_ms);
+            let raw = self.raw_output(Client { shard: 0, key });
+            assert!(
+                String::from_utf8_lossy(&raw).starts_with(status),
+                "{origin}"
+            );
+        }
+        assert_eq!(self.shards[0].stats().origin_refusals, 1);
+    }
+
     fn raw_http(&mut self, shard: usize, request: &str) -> (u16, Value) {
         let key = self.shards[shard].handle_accept(self.now_ms);
         self.shards[shard].handle_bytes(key, request.as_bytes(), self.now_ms);
