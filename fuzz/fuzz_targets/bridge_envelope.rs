@@ -56,7 +56,9 @@ fn check(payload: &[u8]) {
         assert!(payload.starts_with(USER_COMMAND_MAGIC));
         assert!(matches!(
             message,
-            LinkMessage::UserCommand { .. } | LinkMessage::Associations(_)
+            LinkMessage::UserCommand { .. }
+                | LinkMessage::Associations(_)
+                | LinkMessage::SlipCommands { .. }
         ));
         let encoded = encode_user_command(*node_id, message).expect("a decoded command encodes");
         assert_eq!(
